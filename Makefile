@@ -1,0 +1,40 @@
+# Layanan 112 Kabupaten Blitar: the two commands a newcomer needs are `make run`
+# and `make test`; `make help` lists the rest (built from the ## comments).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the locked dependencies
+
+run: $(STAMP) ## start PostgreSQL, the broker and the four services (Ctrl-C stops all)
+	$(PY) -m devstack run
+
+test: $(STAMP) ## run unit, integration and end-to-end tests (starts what they need)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff over the code
+	$(PY) -m ruff check schemas services devstack tests
+
+schemas: $(STAMP) ## regenerate the JSON Schema and AsyncAPI documents in schemas/
+	$(PY) -m schemas.generate
+
+lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
+	$(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+clean: ## remove the virtual environment and local data
+	rm -rf $(VENV) .data
+
+.PHONY: help install run test lint schemas lock clean
