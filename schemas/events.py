@@ -1,0 +1,156 @@
+"""The data of every Kafka event, each model bound to its CloudEvents type.
+
+Event models read leniently (unknown fields are ignored) so that a producer can add a
+field without breaking older consumers; a breaking change gets a new `.vN` type.
+"""
+
+from datetime import datetime
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.catalog import Agency, Category, Channel, ContactKind, Role
+
+TYPE_PREFIX = "id.go.blitarkab.e112."
+
+
+class EventLocation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    kecamatan: str | None = None
+    desa: str | None = None
+    address: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+class EventCaller(BaseModel):
+    """Personal data: carried to the agencies that need it, never logged."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = None
+    phone: str | None = Field(None, description="E.164, so the agency can call back")
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    ce_type: ClassVar[str]
+
+
+class ReportReceived(Event):
+    """Intake accepted and stored a contact (any kind). Topic e112.reports, key report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.received.v1"
+    report_id: UUID
+    kind: ContactKind
+    category: Category | None
+    subtype: str | None
+    description: str | None
+    location: EventLocation | None
+    caller: EventCaller | None
+    channel: Channel
+    casualties: int | None = None
+    received_at: datetime
+
+
+class RoutedDispatch(BaseModel):
+    dispatch_id: UUID
+    agency: Agency
+    role: Role
+
+
+class ReportRouted(Event):
+    """The router decided which agencies get the report. Topic e112.reports."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.routed.v1"
+    report_id: UUID
+    category: Category
+    rule_version: int
+    dispatches: list[RoutedDispatch]
+    routed_at: datetime
+
+
+class ReportUnrouted(Event):
+    """No rule routes the report: it waits for the on-duty operators. Topic e112.reports."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.unrouted.v1"
+    report_id: UUID
+    category: str | None
+    reason: str
+    at: datetime
+
+
+class DispatchRequested(Event):
+    """One agency is asked to act on a report. Topic e112.dispatch.<agency>, key report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.requested.v1"
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    role: Role
+    category: Category
+    subtype: str | None
+    description: str | None
+    location: EventLocation | None
+    caller: EventCaller | None
+    channel: Channel
+    casualties: int | None = None
+    received_at: datetime
+    requested_at: datetime
+
+
+class DispatchDelivered(Event):
+    """The dispatch reached the agency's endpoint. Topic e112.dispatch-status."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.delivered.v1"
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    channel: str = Field(description="how it was delivered, e.g. webhook")
+    attempts: int
+    delivered_at: datetime
+
+
+class DispatchFailed(Event):
+    """Delivery gave up on every channel. Topic e112.dispatch-status."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.failed.v1"
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    reason: str
+    attempts: int
+    failed_at: datetime
+
+
+class OperatorCheckedIn(Event):
+    """An operator started work. Topic e112.shifts, key operator id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "operator.checked_in.v1"
+    operator_id: UUID
+    shift: str | None
+    at: datetime
+
+
+class OperatorCheckedOut(Event):
+    """An operator stopped work. Topic e112.shifts, key operator id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "operator.checked_out.v1"
+    operator_id: UUID
+    shift: str | None
+    at: datetime
+
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    model.ce_type: model
+    for model in (
+        ReportReceived,
+        ReportRouted,
+        ReportUnrouted,
+        DispatchRequested,
+        DispatchDelivered,
+        DispatchFailed,
+        OperatorCheckedIn,
+        OperatorCheckedOut,
+    )
+}

@@ -1,0 +1,154 @@
+"""Intake's REST models: what an app posts, and what it reads back.
+
+Request models are strict (no `false` where a number belongs, no string where a
+number belongs) and forbid unknown fields, so a typo in a client is a 422 that names
+the field rather than data silently dropped.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from schemas.catalog import REGENCY_BOUNDS, Category, Channel, ContactKind, canonical_kecamatan
+from schemas.phone import InvalidPhone, to_e164
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+def _kecamatan(value: str) -> str:
+    canonical = canonical_kecamatan(value)
+    if canonical is None:
+        raise ValueError("not a kecamatan of Kabupaten Blitar")
+    return canonical
+
+
+def _phone(value: str) -> str:
+    try:
+        return to_e164(value)
+    except InvalidPhone as exc:
+        raise ValueError(str(exc)) from None
+
+
+Kecamatan = Annotated[Text, StringConstraints(max_length=40), AfterValidator(_kecamatan)]
+Phone = Annotated[Text, StringConstraints(max_length=32), AfterValidator(_phone)]
+
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class Location(BaseModel):
+    model_config = _STRICT
+
+    kecamatan: Kecamatan | None = Field(
+        None, description="One of the 22 kecamatan, any case; stored in canonical spelling."
+    )
+    desa: Annotated[Text, StringConstraints(max_length=100)] | None = None
+    address: Annotated[Text, StringConstraints(max_length=300)] | None = None
+    lat: float | None = Field(None, ge=REGENCY_BOUNDS["lat_min"], le=REGENCY_BOUNDS["lat_max"])
+    lon: float | None = Field(None, ge=REGENCY_BOUNDS["lon_min"], le=REGENCY_BOUNDS["lon_max"])
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> "Location":
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together: give both or neither")
+        return self
+
+
+class Caller(BaseModel):
+    model_config = _STRICT
+
+    name: Annotated[Text, StringConstraints(max_length=100)] | None = None
+    phone: Phone | None = Field(
+        None, description="0812…, +62812…, 62812… or (0342) 801234; stored in E.164."
+    )
+
+
+# What an emergency must carry; other kinds of contact carry what was learnt.
+EMERGENCY_REQUIRED = ("category", "description", "location.kecamatan", "caller.phone")
+
+
+class ReportCreate(BaseModel):
+    """A contact with the 112 centre, as an app posts it to `POST /v1/reports`."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "description": "For kind `emergency` (the default), category, description, "
+            "location.kecamatan and caller.phone are required.",
+            "if": {"properties": {"kind": {"const": "emergency"}}},
+            "then": {
+                "required": ["category", "description", "location", "caller"],
+                "properties": {
+                    "location": {"required": ["kecamatan"]},
+                    "caller": {"required": ["phone"]},
+                },
+            },
+        },
+    )
+
+    kind: ContactKind = "emergency"
+    category: Category | None = None
+    subtype: Annotated[Text, StringConstraints(max_length=60)] | None = Field(
+        None, description="Free subtype, e.g. `rumah`, `pohon_tumbang_kabel`."
+    )
+    description: Annotated[Text, StringConstraints(max_length=2000)] | None = None
+    location: Location | None = None
+    caller: Caller | None = None
+    channel: Channel = "call"
+    casualties: int | None = Field(None, ge=0, le=100_000, description="Known casualties, if any.")
+
+    def missing_for_emergency(self) -> list[str]:
+        """The required fields an emergency lacks, as dotted paths (empty if complete)."""
+        if self.kind != "emergency":
+            return []
+        present = {
+            "category": self.category,
+            "description": self.description,
+            "location.kecamatan": self.location and self.location.kecamatan,
+            "caller.phone": self.caller and self.caller.phone,
+        }
+        return [path for path in EMERGENCY_REQUIRED if not present[path]]
+
+
+class ReportAccepted(BaseModel):
+    id: UUID
+    status: str
+    kind: ContactKind
+    received_at: datetime
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    event: str = Field(description="received, routed, unrouted, delivered, failed, …")
+    agency: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class DispatchState(BaseModel):
+    dispatch_id: UUID
+    agency: str
+    role: str
+    state: str = Field(description="requested, delivered or failed")
+    updated_at: datetime
+
+
+class ReportPublic(BaseModel):
+    id: UUID
+    status: str = Field(
+        description="received (not yet routed), routed, delivered (every agency reached), "
+        "delivery_failed (some agency not reached), unrouted (waiting for an operator), "
+        "recorded (not an emergency: kept for statistics, not routed)"
+    )
+    kind: ContactKind
+    category: Category | None
+    subtype: str | None
+    description: str | None
+    location: Location | None
+    caller: Caller | None
+    channel: Channel
+    casualties: int | None
+    received_at: datetime
+    dispatches: list[DispatchState]
+    timeline: list[TimelineEntry]
