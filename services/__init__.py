@@ -1,0 +1,1 @@
+"""The four services of the design card, and the plumbing they share (`common`)."""

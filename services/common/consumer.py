@@ -1,0 +1,250 @@
+"""The consumer loop every service uses: decode, deduplicate, act, then commit.
+
+Policy, chosen on purpose (at-least-once with idempotent effects):
+- Each event is handled in one PostgreSQL transaction that also records its ce_id in
+  the inbox; a redelivered event finds its ce_id there and does nothing.
+- Offsets are committed only after every event of the batch is handled.
+- A database or network failure is transient: the same event is retried with backoff,
+  holding its partition (order kept, nothing skipped).
+- An event that can never be handled (not a CloudEvent, data that breaks its schema,
+  a handler error that is not transient) is dead-lettered to `e112.deadletter` through
+  the outbox with the error, so one poison message cannot stall a partition.
+- Events of a type this code does not know are skipped (the contract lets producers
+  add types).
+- On a rebalance, partitions being taken away wait for the batch in hand to finish
+  and commit (the lock), so no other member redoes it.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from schemas import topics
+from schemas.envelope import Envelope, InvalidEvent, KafkaRecord, decode
+from services.common.kafka import broker_reachable, ensure_topics, new_consumer
+from services.common.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+
+TRANSIENT_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+class ConsumerMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.events = Counter(
+            "e112_consumer_events_total",
+            "Events a consumer finished, by outcome (handled, duplicate, skipped, deadlettered)",
+            ["consumer", "outcome"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "e112_consumer_retries_total", "Transient failures retried", ["consumer"], registry=registry
+        )
+        self.lag_seconds = Histogram(
+            "e112_consumer_event_age_seconds",
+            "Time from an event's ce_time to the end of its handling",
+            ["consumer"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
+
+
+class _FinishBatchOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, batch_lock: asyncio.Lock):
+        self.batch_lock = batch_lock
+
+    async def on_partitions_revoked(self, revoked):
+        async with self.batch_lock:  # the batch in hand finishes and commits first
+            pass
+
+    async def on_partitions_assigned(self, assigned):
+        pass
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        pool: asyncpg.Pool,
+        handler: Handler,
+        bootstrap: str,
+        fetch_max_wait_ms: int,
+        metrics: ConsumerMetrics,
+        source: str,
+        topics_: list[str] | None = None,
+        pattern: str | None = None,
+        create_topics: list[str] | None = None,
+        partitions: int = 3,
+        max_records: int = 200,
+    ):
+        if (topics_ is None) == (pattern is None):
+            raise ValueError("give topics or a pattern")
+        self.name = name
+        self.pool = pool
+        self.handler = handler
+        self.bootstrap = bootstrap
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.metrics = metrics
+        self.source = source
+        self.topics = topics_
+        self.pattern = pattern
+        self.create_topics = create_topics or topics_ or []
+        self.partitions = partitions
+        self.max_records = max_records
+        self._consumer = None
+        self._batch_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+
+    async def ready(self) -> bool:
+        return await broker_reachable(self._consumer)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            consumer = new_consumer(self.bootstrap, f"e112-{self.name}", f"e112-{self.name}", self.fetch_max_wait_ms)
+            try:
+                await ensure_topics(self.bootstrap, self.create_topics, self.partitions)
+                listener = _FinishBatchOnRevoke(self._batch_lock)
+                if self.pattern:
+                    consumer.subscribe(pattern=self.pattern, listener=listener)
+                else:
+                    consumer.subscribe(self.topics, listener=listener)
+                await consumer.start()
+                self._consumer = consumer
+                log.info("consumer started", extra={"fields": {"consumer": self.name}})
+                backoff = 0.5
+                while not self._stopping.is_set():
+                    batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+                    if batch:
+                        await self._process_batch(consumer, batch)
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError) as exc:
+                log.warning(
+                    "consumer lost the broker; restarting",
+                    extra={"fields": {"consumer": self.name, "error": f"{type(exc).__name__}: {exc}"}},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+            finally:
+                self._consumer = None
+                try:
+                    await consumer.stop()
+                except Exception:  # noqa: BLE001 - stopping a broken client must not mask the cause
+                    pass
+
+    async def _process_batch(self, consumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        async with self._batch_lock:
+            for tp, records in batch.items():
+                done = None
+                for record in records:
+                    if not await self._process_with_retry(record):
+                        break  # stopping: leave the rest uncommitted for the next owner
+                    done = record
+                if done is not None:
+                    await consumer.commit({tp: done.offset + 1})
+
+    async def _process_with_retry(self, record: ConsumerRecord) -> bool:
+        delay = 0.2
+        while True:
+            try:
+                outcome = await self._process(record)
+                self.metrics.events.labels(self.name, outcome).inc()
+                return True
+            except TRANSIENT_ERRORS as exc:
+                self.metrics.retries.labels(self.name).inc()
+                log.warning(
+                    "transient failure; retrying the same event",
+                    extra={"fields": {"consumer": self.name, "topic": record.topic,
+                                      "offset": record.offset, "error": f"{type(exc).__name__}: {exc}"}},
+                )
+                if self._stopping.is_set():
+                    return False
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 10)
+
+    async def _process(self, record: ConsumerRecord) -> str:
+        try:
+            envelope = decode(record.headers, record.value, record.key)
+        except InvalidEvent as exc:
+            dedup_key = dict(record.headers).get("ce_id", b"").decode(errors="replace") or (
+                f"{record.topic}/{record.partition}/{record.offset}"
+            )
+            return await self._deadletter(record, dedup_key, str(exc))
+        if envelope.data is None:
+            return "skipped"
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if not await claim(conn, self.name, envelope.id):
+                    return "duplicate"
+                await self.handler(conn, envelope)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a non-transient failure is dead-lettered, not lost
+            log.exception("event could not be handled; dead-lettering",
+                          extra={"fields": {"consumer": self.name, "ce_id": envelope.id, "ce_type": envelope.type}})
+            return await self._deadletter(record, envelope.id, f"{type(exc).__name__}: {exc}")
+        if envelope.time is not None:
+            self.metrics.lag_seconds.labels(self.name).observe(
+                max(0.0, (datetime.now(UTC) - envelope.time).total_seconds())
+            )
+        return "handled"
+
+    async def _deadletter(self, record: ConsumerRecord, dedup_key: str, error: str) -> str:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await claim(conn, self.name, dedup_key):
+                return "duplicate"
+            await enqueue(conn, [deadletter_record(record, consumer=self.name, error=error)])
+        log.warning("event dead-lettered", extra={"fields": {"consumer": self.name, "topic": record.topic,
+                                                             "offset": record.offset, "error": error[:500]}})
+        return "deadlettered"
+
+
+async def claim(conn: asyncpg.Connection, consumer: str, event_id: str) -> bool:
+    """Record the event as processed by this consumer; False if it already was."""
+    inserted = await conn.fetchval(
+        "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+        consumer,
+        event_id,
+    )
+    return bool(inserted)
+
+
+def deadletter_record(record: ConsumerRecord, *, consumer: str, error: str) -> KafkaRecord:
+    """The original message, unchanged, with headers saying where it came from and why
+    it failed, on e112.deadletter under its original key."""
+    headers = [(n, bytes(v)) for n, v in (record.headers or ())]
+    headers += [
+        ("e112_error", error[:2000].encode()),
+        ("e112_consumer", consumer.encode()),
+        ("e112_original_topic", record.topic.encode()),
+        ("e112_original_partition", str(record.partition).encode()),
+        ("e112_original_offset", str(record.offset).encode()),
+    ]
+    return KafkaRecord(topic=topics.DEADLETTER, key=record.key or b"", headers=headers, value=record.value or b"")

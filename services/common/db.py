@@ -1,0 +1,67 @@
+"""PostgreSQL: the pool, and each service's migrations.
+
+Each service owns one PostgreSQL schema (intake, router, notifier, shifts) and its
+migrations are plain numbered `.sql` files in `services/<name>/migrations/`. They are
+applied at start under an advisory lock, so replicas starting together apply each
+file once. A migration tool (alembic, yoyo) would add a dependency and a model layer
+for what is here twenty lines of ordered, transactional SQL.
+"""
+
+import logging
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+COMMON_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def create_pool(dsn: str, *, schema: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f"{schema},public", "application_name": f"e112-{schema}"},
+        command_timeout=30,
+    )
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list[str]:
+    """Apply the not-yet-applied migrations in file-name order; return those applied."""
+    # The shared outbox/inbox tables first, then the service's own files.
+    files = sorted(COMMON_MIGRATIONS.glob("*.sql")) + sorted(migrations_dir.glob("*.sql"))
+    applied_now: list[str] = []
+    async with pool.acquire() as conn:
+        # One lock id per schema: replicas of one service wait for each other.
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"e112-migrate-{schema}")
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
+                "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+            for path in files:
+                if path.name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                    await conn.execute(path.read_text())
+                    await conn.execute(
+                        f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', path.name
+                    )
+                applied_now.append(path.name)
+                log.info("migration applied", extra={"fields": {"schema": schema, "file": path.name}})
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"e112-migrate-{schema}")
+    return applied_now
+
+
+async def database_ok(pool: asyncpg.Pool, timeout: float = 2.0) -> bool:
+    try:
+        async with pool.acquire(timeout=timeout) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout)
+        return True
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return False

@@ -1,0 +1,74 @@
+"""aiokafka clients configured one way for every service.
+
+Idempotent producers and transactions are not used: the test broker lacks them and
+correctness must not depend on them (the contract). Instead every event carries a
+stable ce_id and every consumer deduplicates.
+"""
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=10_000,
+        retry_backoff_ms=200,
+    )
+
+
+def new_consumer(bootstrap: str, group_id: str, client_id: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,  # commit only after the work is done
+        auto_offset_reset="earliest",  # a new group must not skip reports already waiting
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        metadata_max_age_ms=5_000,  # see new agency topics soon (pattern subscription)
+        max_poll_interval_ms=300_000,
+        session_timeout_ms=15_000,
+        heartbeat_interval_ms=3_000,
+    )
+
+
+async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, replication: int = 1) -> None:
+    """Create the topics that are missing; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(
+            [NewTopic(name=t, num_partitions=partitions, replication_factor=replication) for t in missing]
+        )
+        for topic, code, message in getattr(response, "topic_errors", []):
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise KafkaError(f"creating topic {topic}: error {code} {message}")
+        log.info("topics created", extra={"fields": {"topics": missing}})
+    finally:
+        await admin.close()
+
+
+async def broker_reachable(consumer: AIOKafkaConsumer | None, timeout: float = 3.0) -> bool:
+    """True when the broker answers a metadata request now."""
+    if consumer is None:
+        return False
+    try:
+        await asyncio.wait_for(consumer.topics(), timeout)
+        return True
+    except (KafkaError, TimeoutError, OSError):
+        return False

@@ -1,0 +1,49 @@
+"""Settings shared by every service, read from the environment (pydantic-settings).
+
+Each service subclasses `ServiceSettings` with its own prefix-free fields. In
+`E112_ENV=production` the development defaults are refused, so a forgotten variable
+stops the service at start instead of running it with a guessable key.
+"""
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEV_BOOTSTRAP = "127.0.0.1:9092"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    e112_env: Literal["development", "test", "production"] = "development"
+    database_url: str = DEV_DATABASE_URL
+    kafka_bootstrap_servers: str = DEV_BOOTSTRAP
+    # Tansu answers a waiting fetch only at the wait's end: a shorter wait lowers the
+    # latency of each hop at some broker CPU (../shared/ENVIRONMENT.md).
+    kafka_fetch_max_wait_ms: int = Field(100, ge=10, le=5000)
+    kafka_topic_partitions: int = Field(3, ge=1, le=64)
+    # The key apps and admins present as `Authorization: Bearer …`.
+    e112_api_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+
+    @model_validator(mode="after")
+    def _no_dev_defaults_in_production(self) -> "ServiceSettings":
+        if self.e112_env != "production":
+            return self
+        problems = []
+        if self.database_url == DEV_DATABASE_URL:
+            problems.append("DATABASE_URL must be set")
+        if self.kafka_bootstrap_servers == DEV_BOOTSTRAP:
+            problems.append("KAFKA_BOOTSTRAP_SERVERS must be set")
+        key = self.e112_api_key.get_secret_value() if self.e112_api_key else ""
+        if len(key) < 32:
+            problems.append("E112_API_KEY must be set to a random key of 32+ characters")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self

@@ -1,0 +1,177 @@
+"""What every service's HTTP side shares: the app skeleton, problem+json errors,
+health, metrics, request ids and the bearer-key check."""
+
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class Problem(Exception):
+    """An RFC 9457 problem: raise it from a route to answer with problem+json."""
+
+    def __init__(self, status: int, title: str, detail: str, *, headers: dict | None = None, **extra: Any):
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(status: int, title: str, detail: str, *, headers: dict | None = None, **extra) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def field_errors(errors) -> list[dict[str, str]]:
+    """pydantic errors as [{field: 'location.kecamatan', message: ...}], without echoing
+    the input (it may be a caller's phone number)."""
+    out = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        message = error.get("msg", "invalid")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        out.append({"field": ".".join(loc) or "(body)", "message": message})
+    return out
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for status, text in {
+        400: "Malformed request (e.g. not JSON)",
+        401: "Missing or wrong API key",
+        422: "Validation failed: `errors` names every wrong field",
+    }.items()
+}
+
+
+def new_app(
+    *,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    registry: CollectorRegistry,
+    readiness: Readiness,
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    requests = Histogram(
+        "e112_http_request_duration_seconds",
+        "HTTP requests by route template, method and status",
+        ["route", "method", "status"],
+        registry=registry,
+    )
+
+    @app.middleware("http")
+    async def request_id_and_timing(request: Request, call_next):
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        requests.labels(template, request.method, str(response.status_code)).observe(time.perf_counter() - started)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, exc: Problem):
+        return problem_response(exc.status, exc.title, exc.detail, headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem_response(400, "Malformed JSON", "The request body is not valid JSON.")
+        fields = field_errors(errors)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in fields)
+        return problem_response(422, "Invalid report" if request.url.path.endswith("reports") else "Invalid request",
+                                detail, errors=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException):
+        return problem_response(exc.status_code, _reason(exc.status_code), str(exc.detail), headers=exc.headers)
+
+    @app.get("/healthz", tags=["ops"], summary="Alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Able to do its job (503 otherwise)",
+             responses={503: {"description": "Not ready; the body says which check failed"}})
+    async def readyz() -> Response:
+        checks = await readiness()
+        ok = all(checks.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    _add_problem_schema(app)
+    return app
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = {
+            "type": "object",
+            "description": "RFC 9457 problem details",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+                },
+            },
+            "required": ["title", "status", "detail"],
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+
+
+_bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorization: Bearer <key>`")
+
+
+def require_api_key(expected: Callable[[], str | None]):
+    """A dependency that admits requests bearing the expected key (constant-time compare)."""
+
+    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        key = expected()
+        if credentials is None or key is None or not hmac.compare_digest(credentials.credentials.encode(), key.encode()):
+            raise Problem(401, "Unauthorized", "Send the API key as `Authorization: Bearer <key>`.",
+                          headers={"WWW-Authenticate": "Bearer"})
+
+    return check
