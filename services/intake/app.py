@@ -1,0 +1,89 @@
+"""Builds the intake service. Nothing connects at import time: the lifespan owns the
+pool, the outbox relay and the timeline consumer, and closes them."""
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI, Request
+from prometheus_client import CollectorRegistry
+
+from schemas import topics
+from services.common import db
+from services.common.consumer import TRANSIENT_ERRORS, ConsumerMetrics, EventConsumer
+from services.common.lifecycle import stop_tasks
+from services.common.outbox import OutboxMetrics, OutboxRelay
+from services.common.web import new_app, problem_response, require_api_key
+from services.intake import timeline
+from services.intake.api import IntakeMetrics, build_router
+from services.intake.settings import IntakeSettings
+
+log = logging.getLogger(__name__)
+SCHEMA = "intake"
+
+
+def create_app(settings: IntakeSettings) -> FastAPI:
+    registry = CollectorRegistry()
+    outbox_metrics = OutboxMetrics(registry)
+    consumer_metrics = ConsumerMetrics(registry)
+    state: dict = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        pool = await db.create_pool(settings.database_url, schema=SCHEMA,
+                                    min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
+        app.state.pool = pool
+        relay = OutboxRelay(
+            dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
+            topics=[topics.REPORTS, topics.DEADLETTER], partitions=settings.kafka_topic_partitions,
+            metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
+        )  # fmt: skip
+        consumer = EventConsumer(
+            name="intake-timeline", pool=pool, handler=timeline.record,
+            bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            metrics=consumer_metrics, source="e112/intake", topics_=timeline.TOPICS,
+            partitions=settings.kafka_topic_partitions,
+        )  # fmt: skip
+        state["consumer"] = consumer
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        consumer_task = asyncio.create_task(consumer.run(), name="timeline-consumer")
+        try:
+            yield
+        finally:
+            consumer.stop()
+            await stop_tasks([consumer_task], [relay_task])
+            await pool.close()
+
+    async def readiness() -> dict[str, bool]:
+        # Intake stays ready through a broker outage: the outbox keeps accepting.
+        pool = getattr(app.state, "pool", None)
+        return {"database": pool is not None and await db.database_ok(pool)}
+
+    app = new_app(
+        title="e112 intake",
+        description="Files emergency reports for Layanan 112 Kabupaten Blitar and shows their progress.",
+        lifespan=lifespan, registry=registry, readiness=readiness,
+    )  # fmt: skip
+    auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
+    app.include_router(build_router(auth, IntakeMetrics(registry)))
+
+    @app.exception_handler(asyncpg.PostgresError)
+    async def on_database_error(request: Request, exc: Exception):
+        return _unavailable(settings, exc)
+
+    for transient in TRANSIENT_ERRORS:
+        app.add_exception_handler(transient, lambda request, exc: _unavailable(settings, exc))
+    return app
+
+
+def _unavailable(settings: IntakeSettings, exc: Exception):
+    log.error("storage unavailable; answering 503", extra={"fields": {"error": type(exc).__name__}})
+    return problem_response(
+        503, "Service unavailable",
+        "Reports cannot be stored right now; nothing was saved. Retry after the given seconds.",
+        headers={"Retry-After": str(settings.retry_after_seconds)},
+    )  # fmt: skip
+

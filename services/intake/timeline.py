@@ -1,0 +1,50 @@
+"""Turns the other services' events into entries of each report's timeline.
+
+Consumes `e112.reports` (routed, unrouted) and `e112.dispatch-status` (delivered,
+failed). Runs inside the consumer's transaction, next to the inbox row, so each event
+adds its entry exactly once."""
+
+import logging
+
+import asyncpg
+
+from schemas import topics
+from schemas.envelope import Envelope
+from schemas.events import DispatchDelivered, DispatchFailed, ReportReceived, ReportRouted, ReportUnrouted
+from services.intake.store import add_timeline_entry
+
+log = logging.getLogger(__name__)
+
+TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
+
+
+async def record(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    data = envelope.data
+    match data:
+        case ReportReceived():
+            return  # written by intake itself at POST time
+        case ReportRouted():
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.routed_at, event="routed",
+                detail={"rule_version": data.rule_version,
+                        "dispatches": [d.model_dump(mode="json") for d in data.dispatches]},
+            )  # fmt: skip
+        case ReportUnrouted():
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.at, event="unrouted", detail={"reason": data.reason}
+            )
+        case DispatchDelivered():
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.delivered_at, event="delivered", agency=data.agency,
+                dispatch_id=data.dispatch_id, detail={"channel": data.channel, "attempts": data.attempts},
+            )  # fmt: skip
+        case DispatchFailed():
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.failed_at, event="failed", agency=data.agency,
+                dispatch_id=data.dispatch_id, detail={"reason": data.reason, "attempts": data.attempts},
+            )  # fmt: skip
+        case _:
+            return
+    if not known:
+        log.warning("event for a report intake does not hold; ignored",
+                    extra={"fields": {"ce_id": envelope.id, "ce_type": envelope.type}})
