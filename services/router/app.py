@@ -1,0 +1,74 @@
+"""Builds the router service; the lifespan owns the pool, consumer and outbox relay."""
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from schemas import topics
+from services.common import db
+from services.common.consumer import ConsumerMetrics, EventConsumer
+from services.common.lifecycle import stop_tasks
+from services.common.outbox import OutboxMetrics, OutboxRelay
+from services.common.web import new_app, require_api_key
+from services.router import store
+from services.router.api import build_router
+from services.router.handler import SOURCE, RouterMetrics, build_handler
+from services.router.settings import RouterSettings
+
+SCHEMA = "router"
+
+
+def create_app(settings: RouterSettings) -> FastAPI:
+    registry = CollectorRegistry()
+    handler = build_handler(RouterMetrics(registry))
+    outbox_metrics = OutboxMetrics(registry)
+    consumer_metrics = ConsumerMetrics(registry)
+    holder: dict = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        pool = await db.create_pool(settings.database_url, schema=SCHEMA,
+                                    min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
+        async with pool.acquire() as conn:
+            await store.seed_default_table(conn)
+        app.state.pool = pool
+        relay = OutboxRelay(
+            dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
+            topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
+            metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
+        )  # fmt: skip
+        consumer = EventConsumer(
+            name="router", pool=pool, handler=handler, bootstrap=settings.kafka_bootstrap_servers,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, metrics=consumer_metrics, source=SOURCE,
+            topics_=[topics.REPORTS], create_topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
+        )  # fmt: skip
+        holder["consumer"] = consumer
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        consumer_task = asyncio.create_task(consumer.run(), name="router-consumer")
+        try:
+            yield
+        finally:
+            consumer.stop()
+            await stop_tasks([consumer_task], [relay_task])
+            await pool.close()
+
+    async def readiness() -> dict[str, bool]:
+        pool = getattr(app.state, "pool", None)
+        consumer = holder.get("consumer")
+        return {
+            "database": pool is not None and await db.database_ok(pool),
+            "broker": consumer is not None and await consumer.ready(),
+        }
+
+    app = new_app(
+        title="e112 router",
+        description="Decides which agencies get each report, from a versioned routing table.",
+        lifespan=lifespan, registry=registry, readiness=readiness,
+    )  # fmt: skip
+    auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
+    app.include_router(build_router(auth))
+    return app
