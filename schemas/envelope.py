@@ -97,8 +97,14 @@ def encode(
 
 def decode(headers: Headers | tuple, value: bytes | None, key: bytes | None = None) -> Envelope:
     """Parse a Kafka message; raise InvalidEvent for anything not a valid known event."""
+    header_map = {name: bytes(raw) for name, raw in headers}
+    # The SDK fills in a missing id (a random one: fatal for deduplication) and a
+    # missing or older specversion; the contract requires both, so check them first.
+    if header_map.get("ce_specversion") != b"1.0":
+        raise InvalidEvent("ce_specversion must be 1.0")
+    if not header_map.get("ce_id"):
+        raise InvalidEvent("ce_id is missing: it is the deduplication key")
     try:
-        header_map = {name: bytes(raw) for name, raw in headers}
         event = ce_kafka.from_binary(
             ce_kafka.KafkaMessage(headers=header_map, key=None, value=value or b""),
             _RawData(),

@@ -89,6 +89,7 @@ class EventConsumer:
         handler: Handler,
         bootstrap: str,
         fetch_max_wait_ms: int,
+        session_timeout_ms: int,
         metrics: ConsumerMetrics,
         source: str,
         topics_: list[str] | None = None,
@@ -104,6 +105,7 @@ class EventConsumer:
         self.handler = handler
         self.bootstrap = bootstrap
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.session_timeout_ms = session_timeout_ms
         self.metrics = metrics
         self.source = source
         self.topics = topics_
@@ -118,13 +120,26 @@ class EventConsumer:
     async def ready(self) -> bool:
         return await broker_reachable(self._consumer)
 
-    def stop(self) -> None:
+    async def shutdown(self, task: asyncio.Task, grace: float = 10.0) -> None:
+        """Stop `task` (running `run()`): a batch in hand may finish and commit within
+        `grace` seconds; a consumer that is only waiting (for the broker, a group join
+        or new messages) is cancelled at once, since it holds no unfinished work."""
         self._stopping.set()
+        if not self._batch_lock.locked():
+            task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
+            task.cancel()
+        except asyncio.CancelledError:
+            pass
+        await asyncio.gather(task, return_exceptions=True)
 
     async def run(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
-            consumer = new_consumer(self.bootstrap, f"e112-{self.name}", f"e112-{self.name}", self.fetch_max_wait_ms)
+            consumer = new_consumer(self.bootstrap, f"e112-{self.name}", f"e112-{self.name}",
+                                    self.fetch_max_wait_ms, self.session_timeout_ms)
             try:
                 await ensure_topics(self.bootstrap, self.create_topics, self.partitions)
                 listener = _FinishBatchOnRevoke(self._batch_lock)

@@ -28,7 +28,9 @@ def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     )
 
 
-def new_consumer(bootstrap: str, group_id: str, client_id: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
+def new_consumer(
+    bootstrap: str, group_id: str, client_id: str, fetch_max_wait_ms: int, session_timeout_ms: int = 6000
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,
@@ -38,8 +40,8 @@ def new_consumer(bootstrap: str, group_id: str, client_id: str, fetch_max_wait_m
         fetch_max_wait_ms=fetch_max_wait_ms,
         metadata_max_age_ms=5_000,  # see new agency topics soon (pattern subscription)
         max_poll_interval_ms=300_000,
-        session_timeout_ms=15_000,
-        heartbeat_interval_ms=3_000,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(300, session_timeout_ms // 4),
     )
 
 

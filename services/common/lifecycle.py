@@ -3,14 +3,9 @@
 import asyncio
 
 
-async def stop_tasks(graceful: list[asyncio.Task], immediate: list[asyncio.Task], grace: float = 10.0) -> None:
-    """Cancel `immediate` tasks now (safe to interrupt: e.g. an outbox relay whose
-    rows stay until published); give `graceful` ones, already told to stop, `grace`
-    seconds to finish their step, then cancel what is left."""
-    for task in immediate:
+async def cancel_tasks(*tasks: asyncio.Task) -> None:
+    """Cancel loops that are safe to interrupt anywhere (an outbox relay: its rows stay
+    until published; a deliverer: its leased rows come due again) and wait for them."""
+    for task in tasks:
         task.cancel()
-    if graceful:
-        _, pending = await asyncio.wait(graceful, timeout=grace)
-        for task in pending:
-            task.cancel()
-    await asyncio.gather(*graceful, *immediate, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)

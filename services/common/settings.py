@@ -15,7 +15,8 @@ DEV_BOOTSTRAP = "127.0.0.1:9092"
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused setting must not print the key or password it was given.
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     e112_env: Literal["development", "test", "production"] = "development"
     database_url: str = DEV_DATABASE_URL
@@ -24,6 +25,9 @@ class ServiceSettings(BaseSettings):
     # latency of each hop at some broker CPU (../shared/ENVIRONMENT.md).
     kafka_fetch_max_wait_ms: int = Field(100, ge=10, le=5000)
     kafka_topic_partitions: int = Field(3, ge=1, le=64)
+    # How fast a dead consumer's partitions move to a live one. Apache Kafka's brokers
+    # accept 6 s and up by default; Tansu also makes a group join wait half of it.
+    kafka_session_timeout_ms: int = Field(6000, ge=1000, le=300_000)
     # The key apps and admins present as `Authorization: Bearer …`.
     e112_api_key: SecretStr | None = None
     host: str = "127.0.0.1"

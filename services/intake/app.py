@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from schemas import topics
 from services.common import db
 from services.common.consumer import TRANSIENT_ERRORS, ConsumerMetrics, EventConsumer
-from services.common.lifecycle import stop_tasks
+from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, problem_response, require_api_key
 from services.intake import timeline
@@ -44,6 +44,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         consumer = EventConsumer(
             name="intake-timeline", pool=pool, handler=timeline.record,
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
             metrics=consumer_metrics, source="e112/intake", topics_=timeline.TOPICS,
             partitions=settings.kafka_topic_partitions,
         )  # fmt: skip
@@ -53,8 +54,8 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         try:
             yield
         finally:
-            consumer.stop()
-            await stop_tasks([consumer_task], [relay_task])
+            await consumer.shutdown(consumer_task)
+            await cancel_tasks(relay_task)
             await pool.close()
 
     async def readiness() -> dict[str, bool]:

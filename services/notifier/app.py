@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from schemas import topics
 from services.common import db
 from services.common.consumer import ConsumerMetrics, EventConsumer
-from services.common.lifecycle import stop_tasks
+from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, require_api_key
 from services.notifier.api import build_router
@@ -52,7 +52,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         )  # fmt: skip
         consumer = EventConsumer(
             name="notifier", pool=pool, handler=queue_dispatch, bootstrap=settings.kafka_bootstrap_servers,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, metrics=consumer_metrics, source=SOURCE,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source=SOURCE,
             pattern=topics.DISPATCH_PATTERN, create_topics=topics.all_topics(),
             partitions=settings.kafka_topic_partitions,
         )  # fmt: skip
@@ -63,10 +64,10 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         try:
             yield
         finally:
-            consumer.stop()
-            deliverer_task.cancel()
+            await consumer.shutdown(consumer_task)
+            await cancel_tasks(deliverer_task)
             await deliverer.drain()
-            await stop_tasks([consumer_task], [relay_task, deliverer_task])
+            await cancel_tasks(relay_task)
             await client.aclose()
             await pool.close()
 

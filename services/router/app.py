@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from schemas import topics
 from services.common import db
 from services.common.consumer import ConsumerMetrics, EventConsumer
-from services.common.lifecycle import stop_tasks
+from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, require_api_key
 from services.router import store
@@ -43,7 +43,8 @@ def create_app(settings: RouterSettings) -> FastAPI:
         )  # fmt: skip
         consumer = EventConsumer(
             name="router", pool=pool, handler=handler, bootstrap=settings.kafka_bootstrap_servers,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, metrics=consumer_metrics, source=SOURCE,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source=SOURCE,
             topics_=[topics.REPORTS], create_topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
         )  # fmt: skip
         holder["consumer"] = consumer
@@ -52,8 +53,8 @@ def create_app(settings: RouterSettings) -> FastAPI:
         try:
             yield
         finally:
-            consumer.stop()
-            await stop_tasks([consumer_task], [relay_task])
+            await consumer.shutdown(consumer_task)
+            await cancel_tasks(relay_task)
             await pool.close()
 
     async def readiness() -> dict[str, bool]:

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas import topics
 from services.common import db
-from services.common.lifecycle import stop_tasks
+from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, require_api_key
 from services.shifts.api import ShiftMetrics, build_router, refresh_gauges
@@ -41,7 +41,7 @@ def create_app(settings: ShiftsSettings) -> FastAPI:
         try:
             yield
         finally:
-            await stop_tasks([], [relay_task])
+            await cancel_tasks(relay_task)
             await pool.close()
 
     async def readiness() -> dict[str, bool]:

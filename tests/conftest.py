@@ -1,0 +1,45 @@
+"""Fixtures shared by the integration and end-to-end tests: a real PostgreSQL and a real
+Kafka-protocol broker, started here. Every test gets its own database and its own
+broker, so nothing leaks from one test into the next. Unit tests use neither."""
+
+import uuid
+
+import asyncpg
+import pytest
+
+from devstack.broker import TansuBroker
+from devstack.postgres import EmbeddedPostgres, create_database
+from devstack.processes import free_port
+
+API_KEY = "test-key-" + "x" * 32
+
+
+@pytest.fixture(scope="session")
+def pg_admin_uri(tmp_path_factory):
+    """One PostgreSQL server for the session (starting one costs about a second);
+    isolation comes from a fresh database per test."""
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+    uri = server.start()
+    yield uri
+    server.stop()
+
+
+@pytest.fixture
+async def database_url(pg_admin_uri):
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = await create_database(pg_admin_uri, name)
+    yield url
+    conn = await asyncpg.connect(pg_admin_uri)
+    try:
+        await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A fresh Tansu broker (memory only) on a free port."""
+    instance = TansuBroker(free_port(), log_file=tmp_path / "broker.log")
+    instance.start()
+    yield instance
+    instance.stop()

@@ -1,0 +1,112 @@
+"""services/common/settings.py: development defaults are refused in production."""
+
+import pytest
+from pydantic import ValidationError
+
+from services.common.settings import ServiceSettings
+
+GOOD_KEY = "k" * 40
+VARS = ("E112_ENV", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "E112_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def production_env(monkeypatch, **overrides):
+    values = {
+        "E112_ENV": "production",
+        "DATABASE_URL": "postgresql://e112@db.internal:5432/e112",
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka-0.kafka:9092,kafka-1.kafka:9092",
+        "E112_API_KEY": GOOD_KEY,
+    } | overrides
+    for name, value in values.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+def test_development_accepts_the_defaults():
+    settings = ServiceSettings()
+    assert settings.e112_env == "development"
+    assert settings.e112_api_key is None
+
+
+def test_production_with_everything_set_is_accepted(monkeypatch):
+    production_env(monkeypatch)
+    settings = ServiceSettings()
+    assert settings.e112_env == "production"
+    assert settings.database_url == "postgresql://e112@db.internal:5432/e112"
+    assert settings.kafka_bootstrap_servers == "kafka-0.kafka:9092,kafka-1.kafka:9092"
+    assert settings.e112_api_key.get_secret_value() == GOOD_KEY
+
+
+def test_production_with_kwargs_is_accepted():
+    settings = ServiceSettings(
+        e112_env="production",
+        database_url="postgresql://e112@db:5432/e112",
+        kafka_bootstrap_servers="kafka:9092",
+        e112_api_key=GOOD_KEY,
+    )
+    assert settings.e112_env == "production"
+
+
+@pytest.mark.parametrize("missing", ["DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "E112_API_KEY"])
+def test_production_refuses_a_missing_setting(monkeypatch, missing):
+    production_env(monkeypatch, **{missing: None})
+    with pytest.raises(ValidationError) as exc:
+        ServiceSettings()
+    assert missing in str(exc.value)
+
+
+def test_production_refuses_the_dev_database_url_given_explicitly(monkeypatch):
+    production_env(monkeypatch, DATABASE_URL="postgresql://postgres@127.0.0.1:5432/postgres")
+    with pytest.raises(ValidationError):
+        ServiceSettings()
+
+
+def test_production_refuses_the_dev_bootstrap_given_explicitly(monkeypatch):
+    production_env(monkeypatch, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092")
+    with pytest.raises(ValidationError):
+        ServiceSettings()
+
+
+@pytest.mark.parametrize("key", ["", "short", "x" * 31])
+def test_production_refuses_a_short_api_key(monkeypatch, key):
+    production_env(monkeypatch, E112_API_KEY=key)
+    with pytest.raises(ValidationError) as exc:
+        ServiceSettings()
+    assert "E112_API_KEY" in str(exc.value)
+
+
+def test_production_accepts_a_32_character_key(monkeypatch):
+    production_env(monkeypatch, E112_API_KEY="x" * 32)
+    assert ServiceSettings().e112_api_key.get_secret_value() == "x" * 32
+
+
+def test_production_error_does_not_echo_the_api_key(monkeypatch):
+    production_env(monkeypatch, E112_API_KEY="secret-but-too-short")
+    with pytest.raises(ValidationError) as exc:
+        ServiceSettings()
+    assert "secret-but-too-short" not in str(exc.value)
+
+
+def test_production_refuses_all_defaults_at_once():
+    with pytest.raises(ValidationError) as exc:
+        ServiceSettings(e112_env="production")
+    text = str(exc.value)
+    assert "DATABASE_URL" in text and "KAFKA_BOOTSTRAP_SERVERS" in text and "E112_API_KEY" in text
+
+
+def test_unknown_environment_name_is_rejected(monkeypatch):
+    monkeypatch.setenv("E112_ENV", "prod")
+    with pytest.raises(ValidationError):
+        ServiceSettings()
+
+
+def test_api_key_is_hidden_in_repr(monkeypatch):
+    production_env(monkeypatch)
+    assert GOOD_KEY not in repr(ServiceSettings())

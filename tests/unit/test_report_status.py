@@ -1,0 +1,133 @@
+"""services/intake/status.py: a report's status derived from its timeline."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from services.intake.status import Entry, summarise
+
+T0 = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
+DAMKAR = uuid.UUID("11111111-1111-4111-8111-111111111111")
+PLN = uuid.UUID("22222222-2222-4222-8222-222222222222")
+POLRES = uuid.UUID("33333333-3333-4333-8333-333333333333")
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def received() -> Entry:
+    return Entry(at(0), "received", None, None, {})
+
+
+def routed(*dispatches: tuple[uuid.UUID, str, str], minute: int = 1) -> Entry:
+    # As read back from the database: JSON detail, ids as strings.
+    items = [{"dispatch_id": str(d), "agency": a, "role": r} for d, a, r in dispatches]
+    return Entry(at(minute), "routed", None, None, {"dispatches": items})
+
+
+def outcome(event: str, dispatch: uuid.UUID, agency: str, minute: int) -> Entry:
+    return Entry(at(minute), event, agency, dispatch, {})
+
+
+FIRE = routed((DAMKAR, "damkar", "primary"), (PLN, "pln", "supporting"), (POLRES, "polres", "supporting"))
+ANIMAL = routed((DAMKAR, "damkar", "primary"))
+
+
+def test_only_received_is_received():
+    status, dispatches = summarise("emergency", [received()])
+    assert status == "received"
+    assert dispatches == []
+
+
+def test_routed_and_nothing_delivered_is_routed():
+    status, dispatches = summarise("emergency", [received(), FIRE])
+    assert status == "routed"
+    assert {d.agency: d.state for d in dispatches} == {"damkar": "requested", "pln": "requested", "polres": "requested"}
+
+
+def test_some_delivered_some_pending_is_routed():
+    entries = [received(), FIRE, outcome("delivered", DAMKAR, "damkar", 2)]
+    assert summarise("emergency", entries)[0] == "routed"
+
+
+def test_every_agency_delivered_is_delivered():
+    entries = [received(), FIRE] + [
+        outcome("delivered", d, a, 2 + i)
+        for i, (d, a) in enumerate([(DAMKAR, "damkar"), (PLN, "pln"), (POLRES, "polres")])
+    ]
+    status, dispatches = summarise("emergency", entries)
+    assert status == "delivered"
+    assert all(d.state == "delivered" for d in dispatches)
+
+
+def test_one_failed_and_the_rest_delivered_is_delivery_failed():
+    entries = [
+        received(),
+        FIRE,
+        outcome("delivered", DAMKAR, "damkar", 2),
+        outcome("delivered", POLRES, "polres", 2),
+        outcome("failed", PLN, "pln", 9),
+    ]
+    status, dispatches = summarise("emergency", entries)
+    assert status == "delivery_failed"
+    assert {d.agency: d.state for d in dispatches}["pln"] == "failed"
+
+
+def test_failed_while_others_pending_is_still_routed():
+    entries = [received(), FIRE, outcome("failed", PLN, "pln", 9)]
+    assert summarise("emergency", entries)[0] == "routed"
+
+
+def test_unrouted_is_unrouted():
+    entries = [received(), Entry(at(1), "unrouted", None, None, {"reason": "no rule"})]
+    assert summarise("emergency", entries) == ("unrouted", [])
+
+
+def test_late_failed_does_not_undo_delivered():
+    entries = [received(), ANIMAL, outcome("delivered", DAMKAR, "damkar", 2), outcome("failed", DAMKAR, "damkar", 5)]
+    status, dispatches = summarise("emergency", entries)
+    assert status == "delivered"
+    assert dispatches[0].state == "delivered"
+    assert dispatches[0].updated_at == at(2)
+
+
+def test_delivered_after_failed_wins():
+    entries = [received(), ANIMAL, outcome("failed", DAMKAR, "damkar", 2), outcome("delivered", DAMKAR, "damkar", 5)]
+    status, dispatches = summarise("emergency", entries)
+    assert status == "delivered"
+    assert dispatches[0].updated_at == at(5)
+
+
+def test_outcome_for_unknown_dispatch_is_ignored():
+    stray = uuid.UUID("99999999-9999-4999-8999-999999999999")
+    entries = [received(), ANIMAL, outcome("delivered", stray, "pmi", 2)]
+    status, dispatches = summarise("emergency", entries)
+    assert status == "routed"
+    assert [d.agency for d in dispatches] == ["damkar"]
+
+
+def test_routed_twice_keeps_one_dispatch_per_agency():
+    entries = [
+        received(),
+        ANIMAL,
+        outcome("delivered", DAMKAR, "damkar", 2),
+        routed((DAMKAR, "damkar", "primary"), minute=3),
+    ]
+    status, dispatches = summarise("emergency", entries)
+    assert len(dispatches) == 1
+    assert status == "delivered"
+
+
+def test_dispatches_list_primary_first():
+    entries = [
+        received(),
+        routed((PLN, "pln", "supporting"), (POLRES, "polres", "supporting"), (DAMKAR, "damkar", "primary")),
+    ]
+    _, dispatches = summarise("emergency", entries)
+    assert dispatches[0].agency == "damkar" and dispatches[0].role == "primary"
+    assert {d.role for d in dispatches[1:]} == {"supporting"}
+
+
+def test_non_emergency_is_recorded():
+    for kind in ("prank", "ghost", "information"):
+        assert summarise(kind, [received()]) == ("recorded", [])
