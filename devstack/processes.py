@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from devstack.broker import TansuBroker
+from devstack.children import child_options
 from devstack.postgres import EmbeddedPostgres, ensure_database
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class ServiceProcess:
         out = open(self.log_file, "ab")  # noqa: SIM115 - the child holds it
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"], cwd=REPO, env=env,
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **child_options(),
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 60.0) -> None:

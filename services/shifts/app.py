@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from services.shifts.settings import ShiftsSettings
 SCHEMA = "shifts"
 
 
-def create_app(settings: ShiftsSettings) -> FastAPI:
+def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
+    """`clock` is injectable so that shift boundaries are tested without waiting."""
     registry = CollectorRegistry()
     outbox_metrics = OutboxMetrics(registry)
     metrics = ShiftMetrics(registry)
@@ -30,7 +32,7 @@ def create_app(settings: ShiftsSettings) -> FastAPI:
                                     min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
         async with pool.acquire() as conn:
-            await refresh_gauges(conn, metrics, datetime.now(UTC))
+            await refresh_gauges(conn, metrics, clock())
         app.state.pool = pool
         relay = OutboxRelay(
             dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
@@ -55,5 +57,5 @@ def create_app(settings: ShiftsSettings) -> FastAPI:
         lifespan=lifespan, registry=registry, readiness=readiness,
     )  # fmt: skip
     auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
-    app.include_router(build_router(auth, metrics))
+    app.include_router(build_router(auth, metrics, clock))
     return app
