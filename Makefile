@@ -21,11 +21,12 @@ install: $(STAMP) ## create .venv and install the locked dependencies
 run: $(STAMP) ## start PostgreSQL, the broker and the four services (Ctrl-C stops all)
 	$(PY) -m devstack run
 
-test: $(STAMP) ## run unit, integration and end-to-end tests (starts what they need)
+test: $(STAMP) lint ## lint, then unit, integration and end-to-end tests (they start what they need)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff over the code
-	$(PY) -m ruff check schemas services devstack tests
+lint: $(STAMP) ## ruff: lint rules and formatting (fails on either)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 schemas: $(STAMP) ## regenerate the JSON Schema and AsyncAPI documents in schemas/
 	$(PY) -m schemas.generate

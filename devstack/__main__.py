@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
         while True:
             for service in stack.services.values():
                 if service.process and service.process.poll() is not None:
-                    print(f"{service.name} stopped (exit {service.process.returncode}); see {service.log_file}",
-                          file=sys.stderr)
+                    print(
+                        f"{service.name} stopped (exit {service.process.returncode}); see {service.log_file}",
+                        file=sys.stderr,
+                    )
                     return 1
             time.sleep(1)
     except KeyboardInterrupt:
@@ -74,8 +76,10 @@ def print_welcome(stack: Stack, api_key: str, generated: bool) -> None:
         "",
         "Layanan 112 Kabupaten Blitar is running.",
         "",
-        *(f"  {name:<9} {svc.url}   (docs {svc.url}/docs, metrics {svc.url}/metrics)"
-          for name, svc in stack.services.items()),
+        *(
+            f"  {name:<9} {svc.url}   (docs {svc.url}/docs, metrics {svc.url}/metrics)"
+            for name, svc in stack.services.items()
+        ),
         f"  postgres  {stack.database_url}",
         f"  kafka     {stack.bootstrap}",
         f"  logs      {stack.log_dir}",
@@ -100,15 +104,25 @@ def print_welcome(stack: Stack, api_key: str, generated: bool) -> None:
 async def tail(topics: list[str], bootstrap: str) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=100
+    )
     await consumer.start()
     try:
         async for message in consumer:
             headers = {name: value.decode(errors="replace") for name, value in message.headers}
-            print(json.dumps({"topic": message.topic, "key": (message.key or b"").decode(),
-                              "headers": headers, "data": json.loads(message.value or b"null")},
-                             ensure_ascii=False), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "topic": message.topic,
+                        "key": (message.key or b"").decode(),
+                        "headers": headers,
+                        "data": json.loads(message.value or b"null"),
+                    },
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
     finally:
         await consumer.stop()
 
@@ -118,8 +132,12 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="start everything; Ctrl-C stops it")
     run_parser.add_argument("--data-dir", default=str(REPO / ".data"))
-    run_parser.add_argument("--port-offset", type=int, default=0,
-                            help="add this to every port (8001-8004, 9092), to run a second stack beside the first")
+    run_parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="add this to every port (8001-8004, 9092), to run a second stack beside the first",
+    )
     tail_parser = sub.add_parser("tail", help="print the events of topics")
     tail_parser.add_argument("topics", nargs="+")
     tail_parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))

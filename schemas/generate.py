@@ -48,7 +48,9 @@ def json_schema(model, schema_id: str) -> dict:
 
 
 def documents() -> dict[str, dict]:
-    docs = {f"json/{name}.schema.json": json_schema(model, f"{name}.schema.json") for name, model in REST_MODELS.items()}
+    docs = {
+        f"json/{name}.schema.json": json_schema(model, f"{name}.schema.json") for name, model in REST_MODELS.items()
+    }
     for models in EVENTS_BY_TOPIC.values():
         for model in models:
             name = event_file_name(model)
@@ -83,9 +85,14 @@ def asyncapi() -> dict:
                 "title": model.__name__,
                 "summary": (model.__doc__ or "").strip(),
                 "contentType": "application/json",
-                "headers": {**ce_headers, "properties": {**ce_headers["properties"], "ce_type": {"const": model.ce_type}}},
+                "headers": {
+                    **ce_headers,
+                    "properties": {**ce_headers["properties"], "ce_type": {"const": model.ce_type}},
+                },
                 "payload": {"$ref": f"json/{event_file_name(model)}"},
-                "bindings": {"kafka": {"key": {"type": "string", "description": "report id (operator id on e112.shifts)"}}},
+                "bindings": {
+                    "kafka": {"key": {"type": "string", "description": "report id (operator id on e112.shifts)"}}
+                },
             }
             channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
         channels[channel_id] = channel
@@ -111,8 +118,11 @@ def render(doc: dict) -> str:
 
 
 def stale_files() -> list[str]:
-    return [path for path, doc in documents().items()
-            if not (HERE / path).exists() or (HERE / path).read_text() != render(doc)]
+    return [
+        path
+        for path, doc in documents().items()
+        if not (HERE / path).exists() or (HERE / path).read_text() != render(doc)
+    ]
 
 
 def main() -> int:

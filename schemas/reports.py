@@ -59,9 +59,7 @@ class Caller(BaseModel):
     model_config = _STRICT
 
     name: Annotated[Text, StringConstraints(max_length=100)] | None = None
-    phone: Phone | None = Field(
-        None, description="0812…, +62812…, 62812… or (0342) 801234; stored in E.164."
-    )
+    phone: Phone | None = Field(None, description="0812…, +62812…, 62812… or (0342) 801234; stored in E.164.")
 
 
 # What an emergency must carry; other kinds of contact carry what was learnt.

@@ -25,13 +25,20 @@ class Message:
     seen_at: float
 
 
-async def read_topics(bootstrap: str, topics: list[str], *, until, timeout: float = 20.0,
-                      settle: float = 0.0) -> list[Message]:
+async def read_topics(
+    bootstrap: str, topics: list[str], *, until, timeout: float = 20.0, settle: float = 0.0
+) -> list[Message]:
     """Read `topics` from the beginning, as an agency system would with a plain client
     (no group), until `until(messages)` holds, then `settle` seconds more to catch any
     extra (duplicate) message. Raises TimeoutError with what it saw otherwise."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=50, metadata_max_age_ms=1000)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+        metadata_max_age_ms=1000,
+    )
     await consumer.start()
     messages: list[Message] = []
     deadline = time.monotonic() + timeout
@@ -44,8 +51,10 @@ async def read_topics(bootstrap: str, topics: list[str], *, until, timeout: floa
             if settled_at is not None and now >= settled_at:
                 return messages
             if now > deadline:
-                raise TimeoutError(f"condition not met after {timeout}s; saw {len(messages)} messages: "
-                                   f"{[(m.topic, m.headers.get('ce_type')) for m in messages][:30]}")
+                raise TimeoutError(
+                    f"condition not met after {timeout}s; saw {len(messages)} messages: "
+                    f"{[(m.topic, m.headers.get('ce_type')) for m in messages][:30]}"
+                )
             batch = await consumer.getmany(timeout_ms=100)
             for records in batch.values():
                 for r in records:
@@ -54,9 +63,16 @@ async def read_topics(bootstrap: str, topics: list[str], *, until, timeout: floa
                         data = json.loads(raw)
                     except ValueError:
                         data = None
-                    messages.append(Message(r.topic, (r.key or b"").decode(errors="replace"),
-                                            {k: v.decode(errors="replace") for k, v in r.headers},
-                                            data, raw, time.monotonic()))
+                    messages.append(
+                        Message(
+                            r.topic,
+                            (r.key or b"").decode(errors="replace"),
+                            {k: v.decode(errors="replace") for k, v in r.headers},
+                            data,
+                            raw,
+                            time.monotonic(),
+                        )
+                    )
     finally:
         await consumer.stop()
 
@@ -98,8 +114,11 @@ class WebhookReceiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with receiver._lock:
-                    receiver.requests.append(ReceivedRequest(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                             body, time.monotonic()))
+                    receiver.requests.append(
+                        ReceivedRequest(
+                            self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
+                        )
+                    )
                     index = min(len(receiver.requests), len(receiver.responses)) - 1
                     status = receiver.responses[index]
                 self.send_response(status)
@@ -128,8 +147,9 @@ async def running(app, api_key: str):
     """Run an app's lifespan (pool, consumers, relay) and give a client to it."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                     headers={"Authorization": f"Bearer {api_key}"}) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers={"Authorization": f"Bearer {api_key}"}
+        ) as client:
             yield client
 
 

@@ -138,8 +138,13 @@ class EventConsumer:
     async def run(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
-            consumer = new_consumer(self.bootstrap, f"e112-{self.name}", f"e112-{self.name}",
-                                    self.fetch_max_wait_ms, self.session_timeout_ms)
+            consumer = new_consumer(
+                self.bootstrap,
+                f"e112-{self.name}",
+                f"e112-{self.name}",
+                self.fetch_max_wait_ms,
+                self.session_timeout_ms,
+            )
             try:
                 await ensure_topics(self.bootstrap, self.create_topics, self.partitions)
                 listener = _FinishBatchOnRevoke(self._batch_lock)
@@ -193,8 +198,14 @@ class EventConsumer:
                 self.metrics.retries.labels(self.name).inc()
                 log.warning(
                     "transient failure; retrying the same event",
-                    extra={"fields": {"consumer": self.name, "topic": record.topic,
-                                      "offset": record.offset, "error": f"{type(exc).__name__}: {exc}"}},
+                    extra={
+                        "fields": {
+                            "consumer": self.name,
+                            "topic": record.topic,
+                            "offset": record.offset,
+                            "error": f"{type(exc).__name__}: {exc}",
+                        }
+                    },
                 )
                 if self._stopping.is_set():
                     return False
@@ -222,8 +233,10 @@ class EventConsumer:
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - a non-transient failure is dead-lettered, not lost
-            log.exception("event could not be handled; dead-lettering",
-                          extra={"fields": {"consumer": self.name, "ce_id": envelope.id, "ce_type": envelope.type}})
+            log.exception(
+                "event could not be handled; dead-lettering",
+                extra={"fields": {"consumer": self.name, "ce_id": envelope.id, "ce_type": envelope.type}},
+            )
             return await self._deadletter(record, envelope.id, f"{type(exc).__name__}: {exc}")
         if envelope.time is not None:
             self.metrics.lag_seconds.labels(self.name).observe(
@@ -236,8 +249,12 @@ class EventConsumer:
             if not await claim(conn, self.name, dedup_key):
                 return "duplicate"
             await enqueue(conn, [deadletter_record(record, consumer=self.name, error=error)])
-        log.warning("event dead-lettered", extra={"fields": {"consumer": self.name, "topic": record.topic,
-                                                             "offset": record.offset, "error": error[:500]}})
+        log.warning(
+            "event dead-lettered",
+            extra={
+                "fields": {"consumer": self.name, "topic": record.topic, "offset": record.offset, "error": error[:500]}
+            },
+        )
         return "deadlettered"
 
 

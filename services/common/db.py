@@ -48,9 +48,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list
                 async with conn.transaction():
                     await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
                     await conn.execute(path.read_text())
-                    await conn.execute(
-                        f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', path.name
-                    )
+                    await conn.execute(f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', path.name)
                 applied_now.append(path.name)
                 log.info("migration applied", extra={"fields": {"schema": schema, "file": path.name}})
         finally:

@@ -32,9 +32,7 @@ async def enqueue(conn: asyncpg.Connection, records: Iterable[KafkaRecord]) -> N
         for r in records
     ]
     if rows:
-        await conn.executemany(
-            "INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)", rows
-        )
+        await conn.executemany("INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)", rows)
 
 
 class OutboxMetrics:
@@ -135,9 +133,7 @@ class OutboxRelay:
         futures = []
         for row in rows:
             headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
-            futures.append(
-                await producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers)
-            )
+            futures.append(await producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers))
         await asyncio.gather(*futures)
         await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         for row in rows:

@@ -101,8 +101,9 @@ def new_app(
             return problem_response(400, "Malformed JSON", "The request body is not valid JSON.")
         fields = field_errors(errors)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in fields)
-        return problem_response(422, "Invalid report" if request.url.path.endswith("reports") else "Invalid request",
-                                detail, errors=fields)
+        return problem_response(
+            422, "Invalid report" if request.url.path.endswith("reports") else "Invalid request", detail, errors=fields
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException):
@@ -112,12 +113,18 @@ def new_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="Able to do its job (503 otherwise)",
-             responses={503: {"description": "Not ready; the body says which check failed"}})
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Able to do its job (503 otherwise)",
+        responses={503: {"description": "Not ready; the body says which check failed"}},
+    )
     async def readyz() -> Response:
         checks = await readiness()
         ok = all(checks.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+        )
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
@@ -151,7 +158,10 @@ def _add_problem_schema(app: FastAPI) -> None:
                 "detail": {"type": "string"},
                 "errors": {
                     "type": "array",
-                    "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+                    "items": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
                 },
             },
             "required": ["title", "status", "detail"],
@@ -170,8 +180,16 @@ def require_api_key(expected: Callable[[], str | None]):
 
     async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
         key = expected()
-        if credentials is None or key is None or not hmac.compare_digest(credentials.credentials.encode(), key.encode()):
-            raise Problem(401, "Unauthorized", "Send the API key as `Authorization: Bearer <key>`.",
-                          headers={"WWW-Authenticate": "Bearer"})
+        if (
+            credentials is None
+            or key is None
+            or not hmac.compare_digest(credentials.credentials.encode(), key.encode())
+        ):
+            raise Problem(
+                401,
+                "Unauthorized",
+                "Send the API key as `Authorization: Bearer <key>`.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     return check

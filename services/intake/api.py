@@ -45,8 +45,12 @@ def build_router(auth, metrics: IntakeMetrics) -> APIRouter:
         report: ReportCreate,
         request: Request,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(max_length=200, description=(
-            "The same key and body again returns the first report, never a second one"))] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                max_length=200, description=("The same key and body again returns the first report, never a second one")
+            ),
+        ] = None,
     ) -> ReportAccepted:
         missing = report.missing_for_emergency()
         if missing:
@@ -60,8 +64,11 @@ def build_router(auth, metrics: IntakeMetrics) -> APIRouter:
             stored = await store.store_report(conn, uuid.uuid4(), report, datetime.now(UTC), idempotency_key)
         if not stored.created and stored.request_hash != store.request_hash(report):
             metrics.rejected.labels("idempotency_conflict").inc()
-            raise Problem(409, "Idempotency-Key reused",
-                          "This Idempotency-Key was used for a different report; use a new key for a new report.")
+            raise Problem(
+                409,
+                "Idempotency-Key reused",
+                "This Idempotency-Key was used for a different report; use a new key for a new report.",
+            )
         if stored.created:
             metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
         response.headers["Location"] = f"/v1/reports/{stored.id}"
@@ -95,9 +102,14 @@ def build_router(auth, metrics: IntakeMetrics) -> APIRouter:
             casualties=row["casualties"],
             received_at=row["received_at"],
             dispatches=[DispatchState(**vars(d)) for d in dispatches],
-            timeline=[TimelineEntry(at=e.at, event=e.event, agency=e.agency,
-                                    detail={**e.detail, **({"dispatch_id": str(e.dispatch_id)} if e.dispatch_id else {})})
-                      for e in timeline],
+            timeline=[_timeline_entry(e) for e in timeline],
         )  # fmt: skip
 
     return router
+
+
+def _timeline_entry(entry) -> TimelineEntry:
+    detail = dict(entry.detail)
+    if entry.dispatch_id:
+        detail["dispatch_id"] = str(entry.dispatch_id)
+    return TimelineEntry(at=entry.at, event=entry.event, agency=entry.agency, detail=detail)

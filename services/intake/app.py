@@ -32,8 +32,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = await db.create_pool(settings.database_url, schema=SCHEMA,
-                                    min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = await db.create_pool(
+            settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
         await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
         app.state.pool = pool
         relay = OutboxRelay(
@@ -87,4 +88,3 @@ def _unavailable(settings: IntakeSettings, exc: Exception):
         "Reports cannot be stored right now; nothing was saved. Retry after the given seconds.",
         headers={"Retry-After": str(settings.retry_after_seconds)},
     )  # fmt: skip
-

@@ -34,7 +34,10 @@ class Stored:
 
 
 async def store_report(
-    conn: asyncpg.Connection, report_id: UUID, report: ReportCreate, received_at: datetime,
+    conn: asyncpg.Connection,
+    report_id: UUID,
+    report: ReportCreate,
+    received_at: datetime,
     idempotency_key: str | None,
 ) -> Stored:
     """Insert the report, its `received` timeline entry and its report.received event,
@@ -97,8 +100,14 @@ async def fetch_timeline(conn: asyncpg.Connection, report_id: UUID) -> list[Entr
 
 
 async def add_timeline_entry(
-    conn: asyncpg.Connection, *, report_id: UUID, at: datetime, event: str,
-    agency: str | None = None, dispatch_id: UUID | None = None, detail: dict | None = None,
+    conn: asyncpg.Connection,
+    *,
+    report_id: UUID,
+    at: datetime,
+    event: str,
+    agency: str | None = None,
+    dispatch_id: UUID | None = None,
+    detail: dict | None = None,
 ) -> bool:
     """Append an entry for a report intake knows; False (nothing written) otherwise."""
     written = await conn.fetchval(

@@ -46,5 +46,7 @@ async def record(conn: asyncpg.Connection, envelope: Envelope) -> None:
         case _:
             return
     if not known:
-        log.warning("event for a report intake does not hold; ignored",
-                    extra={"fields": {"ce_id": envelope.id, "ce_type": envelope.type}})
+        log.warning(
+            "event for a report intake does not hold; ignored",
+            extra={"fields": {"ce_id": envelope.id, "ce_type": envelope.type}},
+        )

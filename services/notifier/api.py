@@ -55,9 +55,14 @@ def build_router(auth) -> APIRouter:
 
     async def _agency(conn, agency: str) -> AgencyPublic:
         row = await conn.fetchrow("SELECT url, updated_by, updated_at FROM agency_webhooks WHERE agency = $1", agency)
-        return AgencyPublic(agency=agency, name=AGENCY_NAMES[agency], topic=f"e112.dispatch.{agency}",
-                            webhook_url=row and row["url"], updated_by=row and row["updated_by"],
-                            updated_at=row and row["updated_at"])
+        return AgencyPublic(
+            agency=agency,
+            name=AGENCY_NAMES[agency],
+            topic=f"e112.dispatch.{agency}",
+            webhook_url=row and row["url"],
+            updated_by=row and row["updated_by"],
+            updated_at=row and row["updated_at"],
+        )
 
     @router.get("/agencies", tags=["agencies"], summary="Every agency and its webhook")
     async def list_agencies(request: Request) -> list[AgencyPublic]:
@@ -77,14 +82,19 @@ def build_router(auth) -> APIRouter:
             )  # fmt: skip
             return await _agency(conn, agency)
 
-    @router.delete("/agencies/{agency}/webhook", tags=["agencies"], summary="Remove an agency's webhook",
-                   status_code=204)
+    @router.delete(
+        "/agencies/{agency}/webhook", tags=["agencies"], summary="Remove an agency's webhook", status_code=204
+    )
     async def delete_webhook(agency: Agency, request: Request) -> None:
         async with request.app.state.pool.acquire() as conn:
             await conn.execute("DELETE FROM agency_webhooks WHERE agency = $1", agency)
 
-    @router.get("/dispatches/{dispatch_id}", tags=["dispatches"], summary="A dispatch and every delivery attempt",
-                responses=NOT_FOUND)
+    @router.get(
+        "/dispatches/{dispatch_id}",
+        tags=["dispatches"],
+        summary="A dispatch and every delivery attempt",
+        responses=NOT_FOUND,
+    )
     async def get_dispatch(dispatch_id: UUID, request: Request) -> DispatchPublic:
         async with request.app.state.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM dispatches WHERE dispatch_id = $1", dispatch_id)

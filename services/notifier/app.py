@@ -33,8 +33,9 @@ def create_app(settings: NotifierSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = await db.create_pool(settings.database_url, schema=SCHEMA,
-                                    min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = await db.create_pool(
+            settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
         await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
         app.state.pool = pool
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)

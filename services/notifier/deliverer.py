@@ -51,9 +51,19 @@ class DeliveryMetrics:
 
 
 class Deliverer:
-    def __init__(self, *, pool: asyncpg.Pool, dsn: str, schema: str, client: httpx.AsyncClient,
-                 policy: RetryPolicy, metrics: DeliveryMetrics, concurrency: int = 16,
-                 lease_seconds: float = 30.0, poll_interval: float = 1.0):
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        dsn: str,
+        schema: str,
+        client: httpx.AsyncClient,
+        policy: RetryPolicy,
+        metrics: DeliveryMetrics,
+        concurrency: int = 16,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+    ):
         self.pool = pool
         self.dsn = dsn
         self.schema = schema
@@ -119,8 +129,10 @@ class Deliverer:
             await self.deliver(dispatch)
         except TRANSIENT_ERRORS as exc:
             # The lease expires and the dispatch comes due again: nothing lost.
-            log.warning("could not record a delivery; it will be retried",
-                        extra={"fields": {"dispatch_id": str(dispatch.dispatch_id), "error": type(exc).__name__}})
+            log.warning(
+                "could not record a delivery; it will be retried",
+                extra={"fields": {"dispatch_id": str(dispatch.dispatch_id), "error": type(exc).__name__}},
+            )
 
     async def deliver(self, dispatch: store.DueDispatch) -> None:
         async with self.pool.acquire() as conn:
@@ -137,7 +149,9 @@ class Deliverer:
         if verdict is Verdict.RETRYABLE and self.policy.gives_up(dispatch.attempts):
             outcome, error = "gave_up", f"{error} (after {dispatch.attempts} attempts)"
         else:
-            outcome = {Verdict.DELIVERED: "delivered", Verdict.RETRYABLE: "retry", Verdict.PERMANENT: "permanent"}[verdict]
+            outcome = {Verdict.DELIVERED: "delivered", Verdict.RETRYABLE: "retry", Verdict.PERMANENT: "permanent"}[
+                verdict
+            ]
         self.metrics.attempts.labels(dispatch.agency, outcome).inc()
 
         async with self.pool.acquire() as conn, conn.transaction():
@@ -192,14 +206,30 @@ class Deliverer:
     def _status_record(dispatch: store.DueDispatch, state: str, error: str | None):
         now = datetime.now(UTC)
         if state == "delivered":
-            event = DispatchDelivered(dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id,
-                                      agency=dispatch.agency, channel=CHANNEL, attempts=dispatch.attempts,
-                                      delivered_at=now)
+            event = DispatchDelivered(
+                dispatch_id=dispatch.dispatch_id,
+                report_id=dispatch.report_id,
+                agency=dispatch.agency,
+                channel=CHANNEL,
+                attempts=dispatch.attempts,
+                delivered_at=now,
+            )
         else:
-            event = DispatchFailed(dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id,
-                                   agency=dispatch.agency, reason=error or "unknown", attempts=dispatch.attempts,
-                                   failed_at=now)
+            event = DispatchFailed(
+                dispatch_id=dispatch.dispatch_id,
+                report_id=dispatch.report_id,
+                agency=dispatch.agency,
+                reason=error or "unknown",
+                attempts=dispatch.attempts,
+                failed_at=now,
+            )
         # One status event per dispatch: its ce_id derives from the dispatch, so a
         # replay can never announce a second outcome under a new id.
-        return encode(event, topic=topics.DISPATCH_STATUS, key=str(dispatch.report_id), source=SOURCE,
-                      event_id=derived_event_id(str(dispatch.dispatch_id), "outcome"), time=now)
+        return encode(
+            event,
+            topic=topics.DISPATCH_STATUS,
+            key=str(dispatch.report_id),
+            source=SOURCE,
+            event_id=derived_event_id(str(dispatch.dispatch_id), "outcome"),
+            time=now,
+        )

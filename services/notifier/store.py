@@ -21,9 +21,19 @@ class DueDispatch:
     attempts: int  # including the one being made now
 
 
-async def enqueue_dispatch(conn: asyncpg.Connection, *, dispatch_id: UUID, report_id: UUID, agency: str,
-                           event_id: str, event_type: str, event_source: str, event_time: datetime | None, body: bytes,
-                           received_at: datetime) -> bool:
+async def enqueue_dispatch(
+    conn: asyncpg.Connection,
+    *,
+    dispatch_id: UUID,
+    report_id: UUID,
+    agency: str,
+    event_id: str,
+    event_type: str,
+    event_source: str,
+    event_time: datetime | None,
+    body: bytes,
+    received_at: datetime,
+) -> bool:
     inserted = await conn.fetchval(
         """
         INSERT INTO dispatches (dispatch_id, report_id, agency, event_id, event_type, event_source, event_time,
@@ -67,9 +77,19 @@ async def webhook_url(conn: asyncpg.Connection, agency: str) -> str | None:
     return await conn.fetchval("SELECT url FROM agency_webhooks WHERE agency = $1", agency)
 
 
-async def record_attempt(conn: asyncpg.Connection, *, dispatch_id: UUID, attempt: int, channel: str,
-                         target: str | None, started_at: datetime, duration_ms: int, outcome: str,
-                         status_code: int | None, error: str | None) -> None:
+async def record_attempt(
+    conn: asyncpg.Connection,
+    *,
+    dispatch_id: UUID,
+    attempt: int,
+    channel: str,
+    target: str | None,
+    started_at: datetime,
+    duration_ms: int,
+    outcome: str,
+    status_code: int | None,
+    error: str | None,
+) -> None:
     await conn.execute(
         """
         INSERT INTO delivery_attempts (dispatch_id, attempt, channel, target, started_at, duration_ms,

@@ -53,8 +53,11 @@ def build_router(auth) -> APIRouter:
             version = await store.save_table(conn, change.table, change.changed_by, change.reason)
         return RoutingTablePublic(version=version, table=change.table)
 
-    @router.get("/decisions/{report_id}", summary="Why a report went where it went",
-                responses={404: {**PROBLEM_RESPONSES[422], "description": "Not decided (yet)"}})
+    @router.get(
+        "/decisions/{report_id}",
+        summary="Why a report went where it went",
+        responses={404: {**PROBLEM_RESPONSES[422], "description": "Not decided (yet)"}},
+    )
     async def get_decision(report_id: UUID, request: Request) -> DecisionPublic:
         async with request.app.state.pool.acquire() as conn:
             row = await store.fetch_decision(conn, report_id)

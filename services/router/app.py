@@ -30,8 +30,9 @@ def create_app(settings: RouterSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = await db.create_pool(settings.database_url, schema=SCHEMA,
-                                    min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = await db.create_pool(
+            settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
         await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
         async with pool.acquire() as conn:
             await store.seed_default_table(conn)

@@ -42,8 +42,16 @@ async def route_report(conn: asyncpg.Connection, event_id: str, report: ReportRe
     now = datetime.now(UTC)
     if report.kind != "emergency":
         # Pranks, ghost calls and information requests are kept by intake, never dispatched.
-        await store.record_decision(conn, report_id=report.report_id, event_id=event_id, category=report.category,
-                                    rule_version=None, assignments=[], outcome="not_emergency", decided_at=now)
+        await store.record_decision(
+            conn,
+            report_id=report.report_id,
+            event_id=event_id,
+            category=report.category,
+            rule_version=None,
+            assignments=[],
+            outcome="not_emergency",
+            decided_at=now,
+        )
         metrics.decisions.labels(report.category or "none", "not_emergency").inc()
         return
     version, table = await store.current_table(conn)
@@ -64,8 +72,16 @@ async def route_report(conn: asyncpg.Connection, event_id: str, report: ReportRe
             location=report.location, caller=report.caller, channel=report.channel,
             casualties=report.casualties, received_at=report.received_at, requested_at=now,
         )  # fmt: skip
-        records.append(encode(dispatch, topic=topics.dispatch_topic(a.agency), key=key, source=SOURCE,
-                              event_id=derived_event_id(event_id, f"dispatch:{a.agency}"), time=now))
+        records.append(
+            encode(
+                dispatch,
+                topic=topics.dispatch_topic(a.agency),
+                key=key,
+                source=SOURCE,
+                event_id=derived_event_id(event_id, f"dispatch:{a.agency}"),
+                time=now,
+            )
+        )
         metrics.dispatches.labels(a.agency, a.role).inc()
     if assignments:
         follow_up = ReportRouted(
@@ -74,12 +90,29 @@ async def route_report(conn: asyncpg.Connection, event_id: str, report: ReportRe
         )  # fmt: skip
     else:
         # Never vanish: the on-duty operators pick it up (shifts consumes this event).
-        follow_up = ReportUnrouted(report_id=report.report_id, category=report.category,
-                                   reason="no routing rule for this category", at=now)
-    records.append(encode(follow_up, topic=topics.REPORTS, key=key, source=SOURCE,
-                          event_id=derived_event_id(event_id, "routing"), time=now))
+        follow_up = ReportUnrouted(
+            report_id=report.report_id, category=report.category, reason="no routing rule for this category", at=now
+        )
+    records.append(
+        encode(
+            follow_up,
+            topic=topics.REPORTS,
+            key=key,
+            source=SOURCE,
+            event_id=derived_event_id(event_id, "routing"),
+            time=now,
+        )
+    )
     await enqueue(conn, records)
     metrics.decisions.labels(report.category or "none", outcome).inc()
-    log.info("report routed", extra={"fields": {"report_id": key, "outcome": outcome,
-                                                "agencies": [a.agency for a in assignments],
-                                                "rule_version": version}})
+    log.info(
+        "report routed",
+        extra={
+            "fields": {
+                "report_id": key,
+                "outcome": outcome,
+                "agencies": [a.agency for a in assignments],
+                "rule_version": version,
+            }
+        },
+    )

@@ -39,8 +39,15 @@ async def save_table(conn: asyncpg.Connection, table: RoutingTable, changed_by: 
 
 
 async def record_decision(
-    conn: asyncpg.Connection, *, report_id: UUID, event_id: str, category: str | None,
-    rule_version: int | None, assignments: list[Assignment], outcome: str, decided_at: datetime,
+    conn: asyncpg.Connection,
+    *,
+    report_id: UUID,
+    event_id: str,
+    category: str | None,
+    rule_version: int | None,
+    assignments: list[Assignment],
+    outcome: str,
+    decided_at: datetime,
 ) -> bool:
     """False when the report was already decided (a second copy of the same report)."""
     inserted = await conn.fetchval(

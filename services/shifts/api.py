@@ -110,8 +110,18 @@ def build_router(auth, metrics: ShiftMetrics, clock=lambda: datetime.now(UTC)) -
             )  # fmt: skip
             if not opened:
                 raise Problem(409, "Already checked in", "This operator is already on duty.")
-            await enqueue(conn, [encode(OperatorCheckedIn(operator_id=operator_id, shift=shift.code, at=now),
-                                        topic=topics.SHIFTS, key=str(operator_id), source=SOURCE, time=now)])
+            await enqueue(
+                conn,
+                [
+                    encode(
+                        OperatorCheckedIn(operator_id=operator_id, shift=shift.code, at=now),
+                        topic=topics.SHIFTS,
+                        key=str(operator_id),
+                        source=SOURCE,
+                        time=now,
+                    )
+                ],
+            )
             await refresh_gauges(conn, metrics, now)
             metrics.presence_changes.labels("check_in").inc()
             return await _operator(conn, operator_id)
@@ -128,8 +138,18 @@ def build_router(auth, metrics: ShiftMetrics, clock=lambda: datetime.now(UTC)) -
             )  # fmt: skip
             if shift is None:
                 raise Problem(409, "Not checked in", "This operator is not on duty.")
-            await enqueue(conn, [encode(OperatorCheckedOut(operator_id=operator_id, shift=shift, at=now),
-                                        topic=topics.SHIFTS, key=str(operator_id), source=SOURCE, time=now)])
+            await enqueue(
+                conn,
+                [
+                    encode(
+                        OperatorCheckedOut(operator_id=operator_id, shift=shift, at=now),
+                        topic=topics.SHIFTS,
+                        key=str(operator_id),
+                        source=SOURCE,
+                        time=now,
+                    )
+                ],
+            )
             await refresh_gauges(conn, metrics, now)
             metrics.presence_changes.labels("check_out").inc()
             return await _operator(conn, operator_id)

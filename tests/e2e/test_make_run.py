@@ -37,8 +37,9 @@ def free_offset() -> int:
 
 class Launcher:
     def __init__(self, data_dir: Path, offset: int):
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "E112_API_KEY")}
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "E112_API_KEY")
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "run", "--data-dir", str(data_dir), "--port-offset", str(offset)],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -94,8 +95,12 @@ async def test_make_run_files_the_printed_report_and_stops_cleanly(tmp_path):
         report_id = re.search(r'"id":"([0-9a-f-]{36})"', result.stdout).group(1)
 
         fire = ["e112.dispatch.damkar", "e112.dispatch.pln", "e112.dispatch.polres"]
-        messages = await read_topics(f"127.0.0.1:{9092 + offset}", fire, timeout=20,
-                                     until=lambda ms: {m.topic for m in ms if m.key == report_id} == set(fire))
+        messages = await read_topics(
+            f"127.0.0.1:{9092 + offset}",
+            fire,
+            timeout=20,
+            until=lambda ms: {m.topic for m in ms if m.key == report_id} == set(fire),
+        )
         print(f"\nprinted curl -> all three fire topics: {(max(m.seen_at for m in messages) - posted) * 1000:.0f} ms")
         postmaster_pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
     finally:
@@ -112,8 +117,9 @@ async def test_make_run_files_the_printed_report_and_stops_cleanly(tmp_path):
     try:
         output = second.read_until("Ctrl-C stops everything.")
         api_key = re.search(r"API key \(E112_API_KEY\)[^\n]*\n\s+(\S+)", output).group(1)
-        response = httpx.get(f"http://127.0.0.1:{8001 + offset}/v1/reports/{report_id}",
-                             headers={"Authorization": f"Bearer {api_key}"})
+        response = httpx.get(
+            f"http://127.0.0.1:{8001 + offset}/v1/reports/{report_id}", headers={"Authorization": f"Bearer {api_key}"}
+        )
         assert response.status_code == 200 and response.json()["category"] == "kebakaran"
     finally:
         assert second.interrupt() == 0

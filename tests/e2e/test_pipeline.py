@@ -2,6 +2,7 @@
 as separate processes; reports filed over HTTP; every agency topic read with a plain
 Kafka client, as an agency system would; webhooks caught by a local receiver."""
 
+import signal
 import statistics
 import time
 from datetime import datetime
@@ -27,8 +28,14 @@ CONTRACT_AGENCIES = {
     "penyakit": ("dinkes", {"pmi"}),
     "binatang_buas": ("damkar", set()),
 }
-KECAMATAN_FOR = {"kebakaran": "Wlingi", "bencana_alam": "Nglegok", "kerusuhan": "srengat", "kecelakaan": "KANIGORO",
-                 "penyakit": "Sutojayan", "binatang_buas": "Wonotirto"}
+KECAMATAN_FOR = {
+    "kebakaran": "Wlingi",
+    "bencana_alam": "Nglegok",
+    "kerusuhan": "srengat",
+    "kecelakaan": "KANIGORO",
+    "penyakit": "Sutojayan",
+    "binatang_buas": "Wonotirto",
+}
 PHONES = ["081234567890", "+6285645678901", "6281345678902", "(0342) 801234", "0813-3456-7890", "082145678905"]
 E164 = ["+6281234567890", "+6285645678901", "+6281345678902", "+62342801234", "+6281334567890", "+6282145678905"]
 PROBLEM = "application/problem+json"
@@ -53,8 +60,11 @@ def stack(tmp_path_factory, receiver):
         instance.start_services()
         notifier = instance.services["notifier"].url
         for agency in AGENCIES:
-            response = httpx.put(f"{notifier}/v1/agencies/{agency}/webhook", headers=auth(),
-                                 json={"url": f"{receiver.url}/hooks/{agency}", "updated_by": "e2e"})
+            response = httpx.put(
+                f"{notifier}/v1/agencies/{agency}/webhook",
+                headers=auth(),
+                json={"url": f"{receiver.url}/hooks/{agency}", "updated_by": "e2e"},
+            )
             assert response.status_code == 200, response.text
         yield instance
     finally:
@@ -135,11 +145,15 @@ async def test_each_category_reaches_exactly_the_contract_agencies(stack, receiv
             assert events[0] == "received" and events[1] == "routed"
             primary, supporting = CONTRACT_AGENCIES[sent["category"]]
             assert sorted(e["agency"] for e in report["timeline"] if e["event"] == "delivered") == sorted(
-                [primary, *supporting])
+                [primary, *supporting]
+            )
             assert {d["agency"]: d["state"] for d in report["dispatches"]} == {
-                a: "delivered" for a in [primary, *supporting]}
-    print(f"\nPOST -> agency topic: median {statistics.median(latencies) * 1000:.0f} ms, "
-          f"max {max(latencies) * 1000:.0f} ms over {len(latencies)} dispatches")
+                a: "delivered" for a in [primary, *supporting]
+            }
+    print(
+        f"\nPOST -> agency topic: median {statistics.median(latencies) * 1000:.0f} ms, "
+        f"max {max(latencies) * 1000:.0f} ms over {len(latencies)} dispatches"
+    )
 
 
 async def _delivered(client: httpx.AsyncClient, intake: str, report_id: str):
@@ -189,3 +203,15 @@ async def test_no_personal_data_in_the_logs(stack):
     for name, text in logs.items():  # ...but never of who called
         for secret in ("Rahasia Sekali", "085712349876", "+6285712349876", "0857-1234-9876"):
             assert secret not in text, f"{secret} in {name}"
+
+
+def test_services_stop_cleanly_on_sigterm(stack):
+    # Last in this module: it stops the stack's services.
+    for name, service in stack.services.items():
+        code = service.stop(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught, so a clean
+        # stop ends "killed by SIGTERM" after the lifespan's exit has run.
+        assert code in (0, -signal.SIGTERM), f"{name} exited with {code}; see {service.log_file}"
+        log = service.log_file.read_text()
+        assert "Application shutdown complete" in log and "Finished server process" in log
+        assert "Traceback" not in log, f"{name} logged a traceback"

@@ -19,8 +19,13 @@ PROBLEM = "application/problem+json"
 
 
 def intake(database_url: str, bootstrap: str) -> IntakeSettings:
-    return IntakeSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-                          outbox_poll_interval=0.2, kafka_session_timeout_ms=2000)
+    return IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 async def outbox_size(database_url: str) -> int:
@@ -46,8 +51,9 @@ async def test_reports_accepted_while_the_broker_is_down_are_published_when_it_i
         broker = TansuBroker(port, log_file=tmp_path / "broker.log")
         broker.start()
         try:
-            messages = await read_topics(broker.bootstrap, [topics.REPORTS], timeout=40,
-                                         until=lambda ms: len(ms) >= 3, settle=0.5)
+            messages = await read_topics(
+                broker.bootstrap, [topics.REPORTS], timeout=40, until=lambda ms: len(ms) >= 3, settle=0.5
+            )
         finally:
             broker.stop()
     received = [m for m in messages if m.headers["ce_type"] == "id.go.blitarkab.e112.report.received.v1"]
@@ -63,8 +69,9 @@ async def test_same_idempotency_key_and_body_returns_the_first_report(database_u
         # The same report, phone written another way: the same request.
         same = {**FIRE_REPORT, "caller": {"name": "Budi", "phone": "+6281234567890"}}
         again = await client.post("/v1/reports", json=same, headers={"Idempotency-Key": "call-77"})
-        other = await client.post("/v1/reports", json={**FIRE_REPORT, "description": "Lain"},
-                                  headers={"Idempotency-Key": "call-77"})
+        other = await client.post(
+            "/v1/reports", json={**FIRE_REPORT, "description": "Lain"}, headers={"Idempotency-Key": "call-77"}
+        )
     assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["location"] == first.headers["location"]
@@ -73,8 +80,11 @@ async def test_same_idempotency_key_and_body_returns_the_first_report(database_u
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM intake.reports") == 1
-        assert await conn.fetchval("SELECT count(*) FROM intake.outbox") + await conn.fetchval(
-            "SELECT count(*) FROM intake.report_timeline WHERE event = 'received'") >= 1
+        assert (
+            await conn.fetchval("SELECT count(*) FROM intake.outbox")
+            + await conn.fetchval("SELECT count(*) FROM intake.report_timeline WHERE event = 'received'")
+            >= 1
+        )
     finally:
         await conn.close()
 
@@ -82,9 +92,9 @@ async def test_same_idempotency_key_and_body_returns_the_first_report(database_u
 async def test_one_report_when_the_same_request_races_twenty_times(database_url, broker):
     app = create_app(intake(database_url, broker.bootstrap))
     async with running(app, API_KEY) as client:
-        responses = await asyncio.gather(*[
-            client.post("/v1/reports", json=FIRE_REPORT, headers={"Idempotency-Key": "race-1"}) for _ in range(20)
-        ])
+        responses = await asyncio.gather(
+            *[client.post("/v1/reports", json=FIRE_REPORT, headers={"Idempotency-Key": "race-1"}) for _ in range(20)]
+        )
     assert {r.status_code for r in responses} == {202}
     assert len({r.json()["id"] for r in responses}) == 1
     conn = await asyncpg.connect(database_url)
@@ -123,7 +133,9 @@ async def test_bad_input_is_a_4xx_problem_naming_the_field(database_url, broker,
 async def test_malformed_json_and_missing_key_are_problems(database_url, broker):
     app = create_app(intake(database_url, broker.bootstrap))
     async with running(app, API_KEY) as client:
-        malformed = await client.post("/v1/reports", content=b'{"category": ', headers={"content-type": "application/json"})
+        malformed = await client.post(
+            "/v1/reports", content=b'{"category": ', headers={"content-type": "application/json"}
+        )
         no_key = await client.post("/v1/reports", json=FIRE_REPORT, headers={"Authorization": ""})
         wrong_key = await client.post("/v1/reports", json=FIRE_REPORT, headers={"Authorization": "Bearer nope"})
         unknown = await client.get("/v1/reports/00000000-0000-0000-0000-000000000000")
@@ -138,8 +150,9 @@ async def test_malformed_json_and_missing_key_are_problems(database_url, broker)
 async def test_a_prank_is_recorded_but_not_an_emergency(database_url, broker):
     app = create_app(intake(database_url, broker.bootstrap))
     async with running(app, API_KEY) as client:
-        response = await client.post("/v1/reports", json={"kind": "prank", "caller": {"phone": "0812 3456 7890"},
-                                                          "channel": "call"})
+        response = await client.post(
+            "/v1/reports", json={"kind": "prank", "caller": {"phone": "0812 3456 7890"}, "channel": "call"}
+        )
         assert response.status_code == 202, response.text
         report = (await client.get(response.headers["location"])).json()
     assert report["kind"] == "prank"

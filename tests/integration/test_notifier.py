@@ -34,8 +34,13 @@ def dispatch(agency: str = "damkar") -> DispatchRequested:
 
 
 def record_of(event: DispatchRequested, event_id: str | None = None) -> KafkaRecord:
-    return encode(event, topic=topics.dispatch_topic(event.agency), key=str(event.report_id), source="e112/router",
-                  event_id=event_id)
+    return encode(
+        event,
+        topic=topics.dispatch_topic(event.agency),
+        key=str(event.report_id),
+        source="e112/router",
+        event_id=event_id,
+    )
 
 
 @pytest.fixture
@@ -124,5 +129,6 @@ async def test_webhook_api_validates_agency_and_url(database_url, broker):
         missing = await client.get(f"/v1/dispatches/{uuid.uuid4()}")
     assert unknown.status_code == 422 and bad_url.status_code == 422
     assert sorted(a["agency"] for a in listed) == sorted(
-        ["damkar", "bpbd", "polres", "dinkes", "pmi", "pln", "telkom", "satpolpp"])
+        ["damkar", "bpbd", "polres", "dinkes", "pmi", "pln", "telkom", "satpolpp"]
+    )
     assert missing.status_code == 404

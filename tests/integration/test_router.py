@@ -20,8 +20,13 @@ DISPATCH = "id.go.blitarkab.e112.dispatch.requested.v1"
 
 
 def router(database_url: str, bootstrap: str) -> RouterSettings:
-    return RouterSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-                          outbox_poll_interval=0.2, kafka_session_timeout_ms=2000)
+    return RouterSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 def received(category: str, report_id: uuid.UUID | None = None) -> ReportReceived:
@@ -86,8 +91,10 @@ async def test_a_rule_change_routes_the_next_report_without_a_restart(database_u
         assert table["version"] == 1
         rules = table["table"]["rules"]
         rules["binatang_buas"]["supporting"] = ["satpolpp"]
-        change = await client.put("/v1/routing-table", json={"table": {"rules": rules}, "changed_by": "supervisor Ani",
-                                                              "reason": "Satpol PP handles stray dogs"})
+        change = await client.put(
+            "/v1/routing-table",
+            json={"table": {"rules": rules}, "changed_by": "supervisor Ani", "reason": "Satpol PP handles stray dogs"},
+        )
         assert change.status_code == 200, change.text
         assert change.json()["version"] == 2
         report = received("binatang_buas")
@@ -105,10 +112,10 @@ async def test_a_table_missing_a_category_is_refused(database_url, broker):
     async with running(create_app(router(database_url, broker.bootstrap)), API_KEY) as client:
         rules = (await client.get("/v1/routing-table")).json()["table"]["rules"]
         del rules["penyakit"]
-        response = await client.put("/v1/routing-table",
-                                    json={"table": {"rules": rules}, "changed_by": "x", "reason": "y"})
+        response = await client.put(
+            "/v1/routing-table", json={"table": {"rules": rules}, "changed_by": "x", "reason": "y"}
+        )
         unchanged = (await client.get("/v1/routing-table")).json()["version"]
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert unchanged == 1
-

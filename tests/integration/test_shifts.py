@@ -25,8 +25,12 @@ class Clock:
 
 async def test_check_in_and_out_and_who_is_on_duty_across_midnight(database_url, broker):
     clock = Clock(datetime(2026, 11, 30, 23, 30, tzinfo=WIB))
-    settings = ShiftsSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap,
-                              e112_api_key=API_KEY, outbox_poll_interval=0.2)
+    settings = ShiftsSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+    )
     async with running(create_app(settings, clock), API_KEY) as client:
         sari = (await client.post("/v1/operators", json={"name": "Sari"})).json()
         dewi = (await client.post("/v1/operators", json={"name": "Dewi"})).json()
