@@ -141,6 +141,82 @@ class OperatorCheckedOut(Event):
     at: datetime
 
 
+class ReportLinked(Event):
+    """A new report was found to be another caller for an open incident and linked to
+    it instead of being dispatched again. Topic e112.reports, key: the new report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.linked.v1"
+    report_id: UUID
+    incident_report_id: UUID = Field(description="the open report it was linked to")
+    reason: str = Field(description="same_desa or within_distance")
+    distance_m: float | None = None
+    linked_at: datetime
+
+
+class ReportUnlinked(Event):
+    """An operator undid a link: the report is then routed on its own. Topic e112.reports."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.unlinked.v1"
+    report_id: UUID
+    incident_report_id: UUID
+    unlinked_by: str
+    unlinked_at: datetime
+
+
+class DispatchCallerAdded(Event):
+    """Another caller reported an incident already dispatched to this agency.
+    Topic e112.dispatch.<agency>, key: the incident's report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.caller_added.v1"
+    dispatch_id: UUID = Field(description="the agency's existing dispatch for the incident")
+    report_id: UUID = Field(description="the incident's report id")
+    agency: Agency
+    new_report_id: UUID
+    description: str | None
+    location: EventLocation | None
+    caller: EventCaller | None
+    channel: Channel
+    casualties: int | None = None
+    received_at: datetime
+
+
+class DispatchAcknowledged(Event):
+    """The agency confirmed it has the dispatch: every further notice stops.
+    Topic e112.dispatch-status."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.acknowledged.v1"
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    via: str = Field(description="api or email_link")
+    acknowledged_at: datetime
+
+
+class DispatchFieldStatus(Event):
+    """The agency's field status: on_the_way, on_scene, done. Topic e112.dispatch-status."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.field_status.v1"
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    status: str = Field(description="on_the_way, on_scene or done")
+    note: str | None = None
+    at: datetime
+
+
+class DispatchEscalated(Event):
+    """A dispatch was not acknowledged in time: re-sent, then escalated to the agency's
+    escalation contacts, and the on-duty operators alerted. Topic e112.dispatch-status."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.escalated.v1"
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    step: str = Field(description="resent or escalated")
+    reason: str
+    escalated_at: datetime
+
+
 EVENT_MODELS: dict[str, type[Event]] = {
     model.ce_type: model
     for model in (
@@ -150,6 +226,12 @@ EVENT_MODELS: dict[str, type[Event]] = {
         DispatchRequested,
         DispatchDelivered,
         DispatchFailed,
+        ReportLinked,
+        ReportUnlinked,
+        DispatchCallerAdded,
+        DispatchAcknowledged,
+        DispatchFieldStatus,
+        DispatchEscalated,
         OperatorCheckedIn,
         OperatorCheckedOut,
     )

@@ -14,13 +14,19 @@ from pathlib import Path
 from schemas import topics
 from schemas.catalog import AGENCIES
 from schemas.events import (
+    DispatchAcknowledged,
+    DispatchCallerAdded,
     DispatchDelivered,
+    DispatchEscalated,
     DispatchFailed,
+    DispatchFieldStatus,
     DispatchRequested,
     OperatorCheckedIn,
     OperatorCheckedOut,
+    ReportLinked,
     ReportReceived,
     ReportRouted,
+    ReportUnlinked,
     ReportUnrouted,
 )
 from schemas.reports import ReportAccepted, ReportCreate, ReportPublic
@@ -28,9 +34,15 @@ from schemas.reports import ReportAccepted, ReportCreate, ReportPublic
 HERE = Path(__file__).parent
 REST_MODELS = {"report-create": ReportCreate, "report-accepted": ReportAccepted, "report": ReportPublic}
 EVENTS_BY_TOPIC = {
-    topics.REPORTS: [ReportReceived, ReportRouted, ReportUnrouted],
-    "e112.dispatch.{agency}": [DispatchRequested],
-    topics.DISPATCH_STATUS: [DispatchDelivered, DispatchFailed],
+    topics.REPORTS: [ReportReceived, ReportRouted, ReportUnrouted, ReportLinked, ReportUnlinked],
+    "e112.dispatch.{agency}": [DispatchRequested, DispatchCallerAdded],
+    topics.DISPATCH_STATUS: [
+        DispatchDelivered,
+        DispatchFailed,
+        DispatchAcknowledged,
+        DispatchFieldStatus,
+        DispatchEscalated,
+    ],
     topics.SHIFTS: [OperatorCheckedIn, OperatorCheckedOut],
 }
 
