@@ -51,6 +51,9 @@ class ReportReceived(Event):
     channel: Channel
     casualties: int | None = None
     received_at: datetime
+    linked_to: UUID | None = Field(
+        None, description="Another caller for this open incident (its first report): not to be dispatched again"
+    )
 
 
 class RoutedDispatch(BaseModel):
@@ -80,6 +83,14 @@ class ReportUnrouted(Event):
     at: datetime
 
 
+class DispatchUnit(BaseModel):
+    """The agency's local unit chosen for the report's kecamatan (a Polsek, a puskesmas,
+    a fire post), from the router's units table."""
+
+    code: str
+    name: str
+
+
 class DispatchRequested(Event):
     """One agency is asked to act on a report. Topic e112.dispatch.<agency>, key report id."""
 
@@ -97,6 +108,7 @@ class DispatchRequested(Event):
     casualties: int | None = None
     received_at: datetime
     requested_at: datetime
+    unit: DispatchUnit | None = Field(None, description="The local unit that acts; null: the agency decides")
 
 
 class DispatchDelivered(Event):

@@ -5,7 +5,7 @@ number belongs) and forbid unknown fields, so a typo in a client is a 422 that n
 the field rather than data silently dropped.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -112,9 +112,18 @@ class ReportCreate(BaseModel):
 
 class ReportAccepted(BaseModel):
     id: UUID
-    status: str
+    status: str = Field(description="received, linked (another caller for an open incident) or recorded")
     kind: ContactKind
     received_at: datetime
+    linked_to: UUID | None = Field(None, description="The open incident's first report, when linked")
+    caller_flagged: bool = Field(False, description="The caller has pranked repeatedly: tell the operator")
+
+
+class CallerHistory(BaseModel):
+    contacts: int = Field(description="Contacts from this number within the period")
+    pranks: int
+    period_days: int
+    flagged: bool = Field(description="Repeated pranks: the operator is warned; nothing is blocked")
 
 
 class TimelineEntry(BaseModel):
@@ -128,7 +137,10 @@ class DispatchState(BaseModel):
     dispatch_id: UUID
     agency: str
     role: str
-    state: str = Field(description="requested, delivered or failed")
+    state: str = Field(
+        description="requested, failed, delivered, acknowledged, on_the_way, on_scene or done (only moves forward)"
+    )
+    escalated: bool = False
     updated_at: datetime
 
 
@@ -136,8 +148,9 @@ class ReportPublic(BaseModel):
     id: UUID
     status: str = Field(
         description="received (not yet routed), routed, delivered (every agency reached), "
-        "delivery_failed (some agency not reached), unrouted (waiting for an operator), "
-        "recorded (not an emergency: kept for statistics, not routed)"
+        "delivery_failed (some agency not reached), acknowledged (every agency confirmed), "
+        "responding (an agency on the way or on scene), done, unrouted (waiting for an operator), "
+        "linked (another caller for an open incident), recorded (not an emergency: kept, not routed)"
     )
     kind: ContactKind
     category: Category | None
@@ -148,5 +161,44 @@ class ReportPublic(BaseModel):
     channel: Channel
     casualties: int | None
     received_at: datetime
+    via: str | None = Field(None, description="The app that filed it")
+    linked_to: UUID | None = None
+    linked_reports: list[UUID] = Field(default_factory=list, description="Other callers' reports linked to this one")
+    caller_history: CallerHistory | None = None
     dispatches: list[DispatchState]
     timeline: list[TimelineEntry]
+
+
+class ReportSummary(BaseModel):
+    id: UUID
+    kind: ContactKind
+    status: str
+    category: Category | None
+    subtype: str | None
+    kecamatan: str | None
+    desa: str | None
+    channel: Channel
+    received_at: datetime
+    linked_to: UUID | None
+
+
+class ReportPage(BaseModel):
+    items: list[ReportSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
+
+
+class ContactCount(BaseModel):
+    day: date = Field(description="Local date, Asia/Jakarta")
+    kind: ContactKind
+    channel: Channel
+    contacts: int
+
+
+class ContactStats(BaseModel):
+    since: datetime
+    until: datetime
+    total: int
+    by_kind: dict[str, int]
+    share_by_kind: dict[str, float]
+    by_channel: dict[str, int]
+    by_day: list[ContactCount]

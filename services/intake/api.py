@@ -1,17 +1,56 @@
-"""Intake's REST API: `POST /v1/reports`, `GET /v1/reports/{id}`."""
+"""Intake's reports API: file, read back, list, and the contact statistics."""
 
+import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel
 
-from schemas.reports import Caller, DispatchState, Location, ReportAccepted, ReportCreate, ReportPublic, TimelineEntry
+from schemas.catalog import Category, Channel, ContactKind, canonical_kecamatan
+from schemas.reports import (
+    Caller,
+    CallerHistory,
+    ContactCount,
+    ContactStats,
+    DispatchState,
+    Location,
+    ReportAccepted,
+    ReportCreate,
+    ReportPage,
+    ReportPublic,
+    ReportSummary,
+    TimelineEntry,
+)
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.intake import store
+from services.intake.clients import CurrentClient
+from services.intake.linking import Place, find_incident
+from services.intake.settings import IntakeSettings
 from services.intake.status import summarise
+
+REPORT_STATUSES = ("received", "unrouted", "routed", "delivered", "delivery_failed", "acknowledged", "responding",
+                   "done", "linked", "recorded")  # fmt: skip
+
+
+def _problem(description: str) -> dict:
+    return {**PROBLEM_RESPONSES[422], "description": description}
+
+
+COMMON_PROBLEMS = {
+    **PROBLEM_RESPONSES,
+    429: _problem("Over this app's rate limit; retry after `Retry-After` seconds"),
+    503: _problem("Storage unavailable; nothing was changed; retry after `Retry-After` seconds"),
+}
+
+
+class FlaggedCaller(BaseModel):
+    phone: str
+    pranks: int
+    last_prank_at: datetime
 
 
 class IntakeMetrics:
@@ -20,38 +59,45 @@ class IntakeMetrics:
             "e112_reports_received_total", "Contacts accepted, by kind, category and channel",
             ["kind", "category", "channel"], registry=registry,
         )  # fmt: skip
+        self.linked = Counter(
+            "e112_reports_linked_total", "Emergencies linked to an open incident, by category", ["category"],
+            registry=registry,
+        )  # fmt: skip
         self.rejected = Counter(
             "e112_reports_rejected_total", "Reports refused, by reason", ["reason"], registry=registry
         )
 
 
-def build_router(auth, metrics: IntakeMetrics) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["reports"], dependencies=[Depends(auth)])
+def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["reports"], responses=COMMON_PROBLEMS)
+    idempotency_ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    link_window = timedelta(minutes=settings.link_window_minutes)
+    prank_period = timedelta(days=settings.prank_flag_days)
 
     @router.post(
         "/reports",
         status_code=202,
-        response_model=ReportAccepted,
         summary="File a report",
         responses={
-            202: {"description": "Accepted: stored, and on its way to the router",
+            202: {"description": "Accepted: stored, and on its way to the agencies",
                   "headers": {"Location": {"description": "/v1/reports/{id}", "schema": {"type": "string"}}}},
-            **PROBLEM_RESPONSES,
-            409: {**PROBLEM_RESPONSES[422], "description": "Idempotency-Key reused with a different body"},
-            503: {**PROBLEM_RESPONSES[422], "description": "Storage unavailable; retry after `Retry-After` seconds"},
+            409: _problem("Idempotency-Key reused with a different body"),
         },
     )  # fmt: skip
     async def create_report(
         report: ReportCreate,
+        client: CurrentClient,
         request: Request,
         response: Response,
         idempotency_key: Annotated[
             str | None,
             Header(
-                max_length=200, description=("The same key and body again returns the first report, never a second one")
+                min_length=1, max_length=200,
+                description=f"The same key and body again within {settings.idempotency_ttl_hours:g} h returns the "
+                "first report, never a second one; with a different body it is a 409.",
             ),
         ] = None,
-    ) -> ReportAccepted:
+    ) -> ReportAccepted:  # fmt: skip
         missing = report.missing_for_emergency()
         if missing:
             metrics.rejected.labels("incomplete_emergency").inc()
@@ -59,53 +105,163 @@ def build_router(auth, metrics: IntakeMetrics) -> APIRouter:
                 422, "Invalid report", "An emergency needs: " + ", ".join(missing) + ".",
                 errors=[{"field": f, "message": "required for an emergency"} for f in missing],
             )  # fmt: skip
-        pool = request.app.state.pool
-        async with pool.acquire() as conn, conn.transaction():
-            stored = await store.store_report(conn, uuid.uuid4(), report, datetime.now(UTC), idempotency_key)
-        if not stored.created and stored.request_hash != store.request_hash(report):
-            metrics.rejected.labels("idempotency_conflict").inc()
-            raise Problem(
-                409,
-                "Idempotency-Key reused",
-                "This Idempotency-Key was used for a different report; use a new key for a new report.",
-            )
-        if stored.created:
-            metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
-        response.headers["Location"] = f"/v1/reports/{stored.id}"
-        return ReportAccepted(id=stored.id, status="received", kind=stored.kind, received_at=stored.received_at)
+        report_id, received_at = uuid.uuid4(), datetime.now(UTC)
+        digest = store.request_hash(report)
+        link = None
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            if idempotency_key:
+                first = await store.claim_idempotency_key(
+                    conn, client=client.id, key=idempotency_key, report_id=report_id, digest=digest, ttl=idempotency_ttl
+                )  # fmt: skip
+                if first is not None:
+                    if first.request_hash != digest:
+                        metrics.rejected.labels("idempotency_conflict").inc()
+                        raise Problem(409, "Idempotency-Key reused",
+                                      "This Idempotency-Key was used for a different report; use a new key for a "
+                                      "new report.")  # fmt: skip
+                    return await _accepted_again(conn, first.report_id, response)
+            if settings.link_related_reports and report.kind == "emergency":
+                # One new emergency per category at a time looks for its incident, so two
+                # callers of one fire a moment apart cannot both miss each other.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"intake-link:{report.category}")
+                loc = report.location
+                candidates = await store.open_incidents(conn, report.category, received_at - link_window,
+                                                        exclude=report_id)  # fmt: skip
+                link = find_incident(Place(loc.kecamatan, loc.desa, loc.lat, loc.lon), received_at, candidates,
+                                     window=link_window, max_distance_m=settings.link_distance_m)  # fmt: skip
+            await store.store_report(conn, report_id, report, received_at, client.name, link)
+            flagged = await _caller_flagged(conn, report, received_at)
+        metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
+        if link:
+            metrics.linked.labels(report.category).inc()
+        response.headers["Location"] = f"/v1/reports/{report_id}"
+        status = "recorded" if report.kind != "emergency" else ("linked" if link else "received")
+        return ReportAccepted(id=report_id, status=status, kind=report.kind, received_at=received_at,
+                              linked_to=link and link.incident_report_id, caller_flagged=flagged)  # fmt: skip
+
+    async def _accepted_again(conn, report_id: UUID, response: Response) -> ReportAccepted:
+        row = await store.fetch_report(conn, report_id)
+        response.headers["Location"] = f"/v1/reports/{report_id}"
+        return ReportAccepted(id=row["id"], status=row["status"], kind=row["kind"], received_at=row["received_at"],
+                              linked_to=row["linked_to"])  # fmt: skip
+
+    async def _caller_flagged(conn, report: ReportCreate, now: datetime) -> bool:
+        phone = report.caller and report.caller.phone
+        if not phone:
+            return False
+        history = await store.caller_history(conn, phone, now - prank_period)
+        return history["pranks"] >= settings.prank_flag_threshold
 
     @router.get(
-        "/reports/{report_id}",
-        response_model=ReportPublic,
-        summary="A report, its status and its timeline",
-        responses={**PROBLEM_RESPONSES, 404: {**PROBLEM_RESPONSES[422], "description": "No such report"}},
-    )
-    async def get_report(report_id: UUID, request: Request) -> ReportPublic:
+        "/reports/{report_id}", summary="A report, its status and its timeline",
+        responses={404: _problem("No such report")},
+    )  # fmt: skip
+    async def get_report(report_id: UUID, client: CurrentClient, request: Request) -> ReportPublic:
         async with request.app.state.pool.acquire() as conn:
             row = await store.fetch_report(conn, report_id)
             if row is None:
                 raise Problem(404, "Not found", f"No report {report_id}.")
             timeline = await store.fetch_timeline(conn, report_id)
-        status, dispatches = summarise(row["kind"], timeline)
+            linked = await conn.fetch("SELECT id FROM reports WHERE linked_to = $1 ORDER BY received_at", report_id)
+            history = None
+            if row["caller_phone"]:
+                counts = await store.caller_history(conn, row["caller_phone"], datetime.now(UTC) - prank_period)
+                history = CallerHistory(contacts=counts["contacts"], pranks=counts["pranks"],
+                                        period_days=settings.prank_flag_days,
+                                        flagged=counts["pranks"] >= settings.prank_flag_threshold)  # fmt: skip
+        status, dispatches = summarise(row["kind"], timeline, linked=row["linked_to"] is not None)
         return ReportPublic(
-            id=row["id"],
-            status=status,
-            kind=row["kind"],
-            category=row["category"],
-            subtype=row["subtype"],
+            id=row["id"], status=status, kind=row["kind"], category=row["category"], subtype=row["subtype"],
             description=row["description"],
-            location=Location.model_construct(
-                kecamatan=row["kecamatan"], desa=row["desa"], address=row["address"], lat=row["lat"], lon=row["lon"]
-            ),
+            location=Location.model_construct(kecamatan=row["kecamatan"], desa=row["desa"], address=row["address"],
+                                              lat=row["lat"], lon=row["lon"]),
             caller=Caller.model_construct(name=row["caller_name"], phone=row["caller_phone"]),
-            channel=row["channel"],
-            casualties=row["casualties"],
-            received_at=row["received_at"],
+            channel=row["channel"], casualties=row["casualties"], received_at=row["received_at"],
+            via=row["client_name"], linked_to=row["linked_to"], linked_reports=[r["id"] for r in linked],
+            caller_history=history,
             dispatches=[DispatchState(**vars(d)) for d in dispatches],
             timeline=[_timeline_entry(e) for e in timeline],
         )  # fmt: skip
 
+    @router.get("/reports", summary="List and filter reports, newest first")
+    async def list_reports(
+        client: CurrentClient,
+        request: Request,
+        status: Annotated[str | None, Query(description=f"One of: {', '.join(REPORT_STATUSES)}")] = None,
+        category: Category | None = None,
+        kecamatan: Annotated[str | None, Query(max_length=40, description="Any case")] = None,
+        kind: ContactKind | None = None,
+        channel: Channel | None = None,
+        since: Annotated[datetime | None, Query(description="Received at or after (RFC 3339)")] = None,
+        until: Annotated[datetime | None, Query(description="Received before (RFC 3339)")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
+    ) -> ReportPage:
+        if status is not None and status not in REPORT_STATUSES:
+            raise _query_problem("status", f"must be one of: {', '.join(REPORT_STATUSES)}")
+        canonical = None
+        if kecamatan is not None and (canonical := canonical_kecamatan(kecamatan)) is None:
+            raise _query_problem("kecamatan", "not a kecamatan of Kabupaten Blitar")
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise _query_problem(name, "give a time zone, e.g. 2026-11-28T07:00:00+07:00")
+        where = store.ReportFilter(status, category, canonical, kind, channel, since, until)
+        async with request.app.state.pool.acquire() as conn:
+            rows = await store.list_reports(conn, where, after=_decode_cursor(cursor), limit=limit + 1)
+        items = [ReportSummary(**dict(r)) for r in rows[:limit]]
+        more = len(rows) > limit
+        return ReportPage(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
+
+    @router.get("/stats/contacts", tags=["statistics"], summary="Contacts per day, kind and channel")
+    async def contact_stats(
+        client: CurrentClient,
+        request: Request,
+        since: Annotated[datetime, Query(description="From (RFC 3339, with time zone)")],
+        until: Annotated[datetime | None, Query(description="To, exclusive (default: now)")] = None,
+    ) -> ContactStats:
+        until = until or datetime.now(UTC)
+        if since.tzinfo is None or until.tzinfo is None:
+            raise _query_problem("since", "give a time zone, e.g. 2026-11-01T00:00:00+07:00")
+        if until <= since:
+            raise _query_problem("until", "must be after since")
+        async with request.app.state.pool.acquire() as conn:
+            rows = await store.contact_counts(conn, since, until)
+        by_day = [ContactCount(**dict(r)) for r in rows]
+        by_kind: dict[str, int] = {}
+        by_channel: dict[str, int] = {}
+        for row in by_day:
+            by_kind[row.kind] = by_kind.get(row.kind, 0) + row.contacts
+            by_channel[row.channel] = by_channel.get(row.channel, 0) + row.contacts
+        total = sum(by_kind.values())
+        share = {kind: round(n / total, 4) for kind, n in by_kind.items()} if total else {}
+        return ContactStats(since=since, until=until, total=total, by_kind=by_kind, share_by_kind=share,
+                            by_channel=by_channel, by_day=by_day)  # fmt: skip
+
+    @router.get("/callers/flagged", tags=["statistics"], summary="Callers who pranked repeatedly (never blocked)")
+    async def flagged(client: CurrentClient, request: Request) -> list[FlaggedCaller]:
+        async with request.app.state.pool.acquire() as conn:
+            rows = await store.flagged_callers(conn, datetime.now(UTC) - prank_period, settings.prank_flag_threshold)
+        return [FlaggedCaller(**dict(r)) for r in rows]
+
     return router
+
+
+def _query_problem(field: str, message: str) -> Problem:
+    return Problem(422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def _encode_cursor(item: ReportSummary) -> str:
+    return base64.urlsafe_b64encode(f"{item.received_at.isoformat()}|{item.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    if cursor is None:
+        return None
+    try:
+        at, _, report_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), UUID(report_id)
+    except (ValueError, UnicodeDecodeError):
+        raise _query_problem("cursor", "not a cursor this API gave out") from None
 
 
 def _timeline_entry(entry) -> TimelineEntry:

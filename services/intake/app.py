@@ -4,6 +4,7 @@ pool, the outbox relay and the timeline consumer, and closes them."""
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -15,9 +16,10 @@ from services.common import db
 from services.common.consumer import TRANSIENT_ERRORS, ConsumerMetrics, EventConsumer
 from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
-from services.common.web import new_app, problem_response, require_api_key
-from services.intake import timeline
+from services.common.web import new_app, problem_response
+from services.intake import admin, store, timeline
 from services.intake.api import IntakeMetrics, build_router
+from services.intake.clients import Authenticator
 from services.intake.settings import IntakeSettings
 
 log = logging.getLogger(__name__)
@@ -52,11 +54,12 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         state["consumer"] = consumer
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         consumer_task = asyncio.create_task(consumer.run(), name="timeline-consumer")
+        housekeeping_task = asyncio.create_task(_housekeeping(pool, settings), name="housekeeping")
         try:
             yield
         finally:
             await consumer.shutdown(consumer_task)
-            await cancel_tasks(relay_task)
+            await cancel_tasks(relay_task, housekeeping_task)
             await pool.close()
 
     async def readiness() -> dict[str, bool]:
@@ -69,8 +72,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         description="Files emergency reports for Layanan 112 Kabupaten Blitar and shows their progress.",
         lifespan=lifespan, registry=registry, readiness=readiness,
     )  # fmt: skip
-    auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
-    app.include_router(build_router(auth, IntakeMetrics(registry)))
+    app.state.authenticator = Authenticator(settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
+    app.include_router(build_router(settings, IntakeMetrics(registry)))
+    app.include_router(admin.build_router())
 
     @app.exception_handler(asyncpg.PostgresError)
     async def on_database_error(request: Request, exc: Exception):
@@ -88,3 +92,15 @@ def _unavailable(settings: IntakeSettings, exc: Exception):
         "Reports cannot be stored right now; nothing was saved. Retry after the given seconds.",
         headers={"Retry-After": str(settings.retry_after_seconds)},
     )  # fmt: skip
+
+
+async def _housekeeping(pool, settings: IntakeSettings, every_seconds: float = 600) -> None:
+    """Forget expired Idempotency-Keys, so the table holds a day's keys, not all of them."""
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            async with pool.acquire() as conn:
+                await store.forget_expired_idempotency_keys(conn, ttl)
+        except TRANSIENT_ERRORS:
+            log.warning("housekeeping skipped: database unavailable")

@@ -8,3 +8,12 @@ class IntakeSettings(ServiceSettings):
     # How long a client waits before retrying when PostgreSQL is unavailable.
     retry_after_seconds: int = Field(5, ge=1, le=300)
     outbox_poll_interval: float = Field(1.0, gt=0, le=60)
+    # An Idempotency-Key is remembered this long; after that the same key starts a new report.
+    idempotency_ttl_hours: float = Field(24, gt=0, le=24 * 30)
+    # Related reports: same category, within this window, same desa or within this distance.
+    link_related_reports: bool = False  # on once the router handles linked reports (see ReportReceived.linked_to)
+    link_window_minutes: float = Field(30, gt=0, le=24 * 60)
+    link_distance_m: float = Field(500, gt=0, le=50_000)
+    # A caller with this many pranks within the period is flagged for the operators (never blocked).
+    prank_flag_threshold: int = Field(3, ge=1)
+    prank_flag_days: int = Field(30, ge=1, le=365)

@@ -24,17 +24,25 @@ class Dispatch:
     role: str
     state: str
     updated_at: datetime
+    escalated: bool = False
 
 
-# Later events win over earlier ones, but never move a dispatch backwards: a late
-# `failed` (a retry that gave up after an earlier success elsewhere) does not undo
-# `delivered`.
-_DISPATCH_RANK = {"requested": 0, "failed": 1, "delivered": 2}
+# A dispatch only moves forward: a late `failed` (a channel that gave up after the
+# agency had already acknowledged through another) does not undo what came after it.
+DISPATCH_STATES = ("requested", "failed", "delivered", "acknowledged", "on_the_way", "on_scene", "done")
+_DISPATCH_RANK = {state: rank for rank, state in enumerate(DISPATCH_STATES)}
+_FIELD_STATES = {"on_the_way", "on_scene", "done"}
 
 
-def summarise(kind: str, entries: list[Entry]) -> tuple[str, list[Dispatch]]:
+def summarise(kind: str, entries: list[Entry], linked: bool = False) -> tuple[str, list[Dispatch]]:
+    """The report's status and its dispatches' states.
+
+    Statuses: recorded (not an emergency), linked (another caller for an open
+    incident), received, unrouted, routed, delivered, delivery_failed, acknowledged,
+    responding (an agency on the way or on scene), done (every agency done)."""
     dispatches: dict[str, Dispatch] = {}
-    unrouted = False
+    # Events come from several topics and may be stored out of order: the routing
+    # entry that creates the dispatches is read first, whatever its place.
     for entry in entries:
         if entry.event == "routed":
             for item in entry.detail.get("dispatches", []):
@@ -42,21 +50,35 @@ def summarise(kind: str, entries: list[Entry]) -> tuple[str, list[Dispatch]]:
                     str(item["dispatch_id"]),
                     Dispatch(item["dispatch_id"], item["agency"], item["role"], "requested", entry.at),
                 )
-        elif entry.event == "unrouted":
-            unrouted = True
-        elif entry.event in ("delivered", "failed") and entry.dispatch_id is not None:
-            current = dispatches.get(str(entry.dispatch_id))
-            if current and _DISPATCH_RANK[entry.event] >= _DISPATCH_RANK[current.state]:
-                current.state = entry.event
+    unrouted = any(entry.event == "unrouted" for entry in entries)
+    for entry in entries:
+        if entry.dispatch_id is not None and (current := dispatches.get(str(entry.dispatch_id))):
+            state = entry.detail.get("status") if entry.event == "field_status" else entry.event
+            if entry.event == "escalated":
+                current.escalated = True
+            elif state in _DISPATCH_RANK and _DISPATCH_RANK[state] >= _DISPATCH_RANK[current.state]:
+                current.state = state
                 current.updated_at = entry.at
     listed = sorted(dispatches.values(), key=lambda d: (d.role != "primary", d.agency))
     if kind != "emergency":
         return "recorded", listed
+    if linked:
+        return "linked", listed
     if not listed:
         return ("unrouted" if unrouted else "received"), listed
-    states = {d.state for d in listed}
-    if states == {"delivered"}:
-        return "delivered", listed
-    if "failed" in states and "requested" not in states:
-        return "delivery_failed", listed
-    return "routed", listed
+    return _report_status([d.state for d in listed]), listed
+
+
+def _report_status(states: list[str]) -> str:
+    lowest = min(_DISPATCH_RANK[s] for s in states)
+    if all(s == "done" for s in states):
+        return "done"
+    if any(s in _FIELD_STATES for s in states):
+        return "responding"
+    if lowest >= _DISPATCH_RANK["acknowledged"]:
+        return "acknowledged"
+    if lowest >= _DISPATCH_RANK["delivered"]:
+        return "delivered"
+    if "requested" not in states and "failed" in states:
+        return "delivery_failed"
+    return "routed"

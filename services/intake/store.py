@@ -4,7 +4,7 @@ transaction."""
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -14,7 +14,8 @@ from schemas.envelope import encode
 from schemas.events import EventCaller, EventLocation, ReportReceived
 from schemas.reports import ReportCreate
 from services.common.outbox import enqueue
-from services.intake.status import Entry
+from services.intake.linking import Candidate, Link, Place
+from services.intake.status import Entry, summarise
 
 SOURCE = "e112/intake"
 
@@ -25,12 +26,57 @@ def request_hash(report: ReportCreate) -> str:
 
 
 @dataclass(frozen=True)
-class Stored:
-    id: UUID
-    received_at: datetime
-    kind: str
-    created: bool  # False: an earlier request with the same Idempotency-Key
+class FirstRequest:
+    report_id: UUID
     request_hash: str
+
+
+async def claim_idempotency_key(
+    conn: asyncpg.Connection, *, client: str, key: str, report_id: UUID, digest: str, ttl: timedelta
+) -> FirstRequest | None:
+    """Reserve `key` for this request (None), or return the unexpired first request that
+    used it. Concurrent requests with one key wait on its row, so exactly one wins."""
+    if await conn.fetchval(
+        """
+        INSERT INTO idempotency_keys (client, key, report_id, request_hash) VALUES ($1, $2, $3, $4)
+        ON CONFLICT DO NOTHING RETURNING true
+        """,
+        client, key, report_id, digest,
+    ):  # fmt: skip
+        return None
+    first = await conn.fetchrow(
+        "SELECT report_id, request_hash, created_at > now() - $3::interval AS live "
+        "FROM idempotency_keys WHERE client = $1 AND key = $2 FOR UPDATE",
+        client, key, ttl,
+    )  # fmt: skip
+    if first["live"]:
+        return FirstRequest(first["report_id"], first["request_hash"])
+    # Expired: the key starts a new request.
+    await conn.execute(
+        "UPDATE idempotency_keys SET report_id = $3, request_hash = $4, created_at = now() "
+        "WHERE client = $1 AND key = $2",
+        client, key, report_id, digest,
+    )  # fmt: skip
+    return None
+
+
+async def forget_expired_idempotency_keys(conn: asyncpg.Connection, ttl: timedelta) -> int:
+    result = await conn.execute("DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval", ttl)
+    return int(result.split()[-1])
+
+
+async def open_incidents(conn: asyncpg.Connection, category: str, since: datetime, *, exclude: UUID) -> list[Candidate]:
+    """Emergencies of `category` since `since` that are incidents of their own (not
+    linked) and not finished."""
+    rows = await conn.fetch(
+        """
+        SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
+        WHERE kind = 'emergency' AND linked_to IS NULL AND category = $1 AND received_at >= $2
+              AND id <> $3 AND status NOT IN ('done', 'recorded')
+        """,
+        category, since, exclude,
+    )  # fmt: skip
+    return [Candidate(r["id"], r["received_at"], Place(r["kecamatan"], r["desa"], r["lat"], r["lon"])) for r in rows]
 
 
 async def store_report(
@@ -38,39 +84,38 @@ async def store_report(
     report_id: UUID,
     report: ReportCreate,
     received_at: datetime,
-    idempotency_key: str | None,
-) -> Stored:
-    """Insert the report, its `received` timeline entry and its report.received event,
-    in the caller's transaction. With an Idempotency-Key already used, insert nothing
-    and return the first report."""
-    digest = request_hash(report)
+    client_name: str,
+    link: Link | None = None,
+) -> None:
+    """Insert the report, its timeline entries and its report.received event, in the
+    caller's transaction."""
     loc = report.location
     caller = report.caller
-    inserted = await conn.fetchval(
+    status = "recorded" if report.kind != "emergency" else ("linked" if link else "received")
+    await conn.execute(
         """
         INSERT INTO reports (id, kind, category, subtype, description, kecamatan, desa, address,
                              lat, lon, caller_name, caller_phone, channel, casualties, received_at,
-                             idempotency_key, request_hash)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-        RETURNING true
+                             client_name, status, linked_to)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
         """,
         report_id, report.kind, report.category, report.subtype, report.description,
         loc and loc.kecamatan, loc and loc.desa, loc and loc.address, loc and loc.lat, loc and loc.lon,
         caller and caller.name, caller and caller.phone, report.channel, report.casualties,
-        received_at, idempotency_key, digest,
+        received_at, client_name, status, link and link.incident_report_id,
     )  # fmt: skip
-    if not inserted:
-        first = await conn.fetchrow(
-            "SELECT id, received_at, kind, request_hash FROM reports WHERE idempotency_key = $1",
-            idempotency_key,
-        )
-        return Stored(first["id"], first["received_at"], first["kind"], False, first["request_hash"])
-
-    await conn.execute(
-        "INSERT INTO report_timeline (report_id, at, event, detail) VALUES ($1, $2, 'received', $3::jsonb)",
-        report_id, received_at, json.dumps({"channel": report.channel, "kind": report.kind}),
-    )  # fmt: skip
+    entries = [(received_at, "received", {"channel": report.channel, "kind": report.kind, "via": client_name})]
+    if link:
+        entries.append((received_at, "linked", {"incident_report_id": str(link.incident_report_id),
+                                                "reason": link.reason, "distance_m": link.distance_m}))  # fmt: skip
+    await conn.executemany(
+        "INSERT INTO report_timeline (report_id, at, event, detail) VALUES ($1, $2, $3, $4::jsonb)",
+        [(report_id, at, event, json.dumps(detail)) for at, event, detail in entries],
+    )
+    if link:
+        # The incident's timeline shows the extra caller too.
+        await add_timeline_entry(conn, report_id=link.incident_report_id, at=received_at, event="caller_added",
+                                 detail={"report_id": str(report_id), "reason": link.reason})  # fmt: skip
     event = ReportReceived(
         report_id=report_id,
         kind=report.kind,
@@ -82,9 +127,9 @@ async def store_report(
         channel=report.channel,
         casualties=report.casualties,
         received_at=received_at,
+        linked_to=link and link.incident_report_id,
     )
     await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=received_at)])
-    return Stored(report_id, received_at, report.kind, True, digest)
 
 
 async def fetch_report(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
@@ -109,13 +154,83 @@ async def add_timeline_entry(
     dispatch_id: UUID | None = None,
     detail: dict | None = None,
 ) -> bool:
-    """Append an entry for a report intake knows; False (nothing written) otherwise."""
-    written = await conn.fetchval(
+    """Append an entry for a report intake knows and bring its status up to date;
+    False (nothing written) for a report intake does not hold."""
+    row = await conn.fetchrow("SELECT kind, linked_to FROM reports WHERE id = $1 FOR UPDATE", report_id)
+    if row is None:
+        return False
+    await conn.execute(
         """
         INSERT INTO report_timeline (report_id, at, event, agency, dispatch_id, detail)
-        SELECT id, $2, $3, $4, $5, $6::jsonb FROM reports WHERE id = $1
-        RETURNING true
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb)
         """,
         report_id, at, event, agency, dispatch_id, json.dumps(detail or {}, default=str),
     )  # fmt: skip
-    return bool(written)
+    status, _ = summarise(row["kind"], await fetch_timeline(conn, report_id), linked=row["linked_to"] is not None)
+    await conn.execute("UPDATE reports SET status = $2 WHERE id = $1", report_id, status)
+    return True
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    status: str | None = None
+    category: str | None = None
+    kecamatan: str | None = None
+    kind: str | None = None
+    channel: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def list_reports(
+    conn: asyncpg.Connection, where: ReportFilter, *, after: tuple[datetime, UUID] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Newest first, keyset-paginated on (received_at, id): stable while reports arrive."""
+    return await conn.fetch(
+        """
+        SELECT id, kind, status, category, subtype, kecamatan, desa, channel, received_at, linked_to
+        FROM reports
+        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR category = $2)
+          AND ($3::text IS NULL OR kecamatan = $3) AND ($4::text IS NULL OR kind = $4)
+          AND ($5::text IS NULL OR channel = $5)
+          AND ($6::timestamptz IS NULL OR received_at >= $6) AND ($7::timestamptz IS NULL OR received_at < $7)
+          AND ($8::timestamptz IS NULL OR (received_at, id) < ($8, $9::uuid))
+        ORDER BY received_at DESC, id DESC
+        LIMIT $10
+        """,
+        where.status, where.category, where.kecamatan, where.kind, where.channel, where.since, where.until,
+        after and after[0], after and after[1], limit,
+    )  # fmt: skip
+
+
+async def contact_counts(conn: asyncpg.Connection, since: datetime, until: datetime) -> list[asyncpg.Record]:
+    """Contacts per local (Asia/Jakarta) day, kind and channel."""
+    return await conn.fetch(
+        """
+        SELECT (received_at AT TIME ZONE 'Asia/Jakarta')::date AS day, kind, channel, count(*) AS contacts
+        FROM reports WHERE received_at >= $1 AND received_at < $2
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """,
+        since, until,
+    )  # fmt: skip
+
+
+async def caller_history(conn: asyncpg.Connection, phone: str, since: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(
+        """
+        SELECT count(*) AS contacts, count(*) FILTER (WHERE kind = 'prank') AS pranks
+        FROM reports WHERE caller_phone = $1 AND received_at >= $2
+        """,
+        phone, since,
+    )  # fmt: skip
+
+
+async def flagged_callers(conn: asyncpg.Connection, since: datetime, threshold: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT caller_phone AS phone, count(*) AS pranks, max(received_at) AS last_prank_at
+        FROM reports WHERE kind = 'prank' AND caller_phone IS NOT NULL AND received_at >= $1
+        GROUP BY caller_phone HAVING count(*) >= $2 ORDER BY count(*) DESC, max(received_at) DESC
+        """,
+        since, threshold,
+    )  # fmt: skip

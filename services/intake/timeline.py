@@ -1,8 +1,8 @@
 """Turns the other services' events into entries of each report's timeline.
 
 Consumes `e112.reports` (routed, unrouted) and `e112.dispatch-status` (delivered,
-failed). Runs inside the consumer's transaction, next to the inbox row, so each event
-adds its entry exactly once."""
+failed, acknowledged, field status, escalated). Runs inside the consumer's
+transaction, next to the inbox row, so each event adds its entry exactly once."""
 
 import logging
 
@@ -10,7 +10,16 @@ import asyncpg
 
 from schemas import topics
 from schemas.envelope import Envelope
-from schemas.events import DispatchDelivered, DispatchFailed, ReportReceived, ReportRouted, ReportUnrouted
+from schemas.events import (
+    DispatchAcknowledged,
+    DispatchDelivered,
+    DispatchEscalated,
+    DispatchFailed,
+    DispatchFieldStatus,
+    ReportReceived,
+    ReportRouted,
+    ReportUnrouted,
+)
 from services.intake.store import add_timeline_entry
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,21 @@ async def record(conn: asyncpg.Connection, envelope: Envelope) -> None:
             known = await add_timeline_entry(
                 conn, report_id=data.report_id, at=data.failed_at, event="failed", agency=data.agency,
                 dispatch_id=data.dispatch_id, detail={"reason": data.reason, "attempts": data.attempts},
+            )  # fmt: skip
+        case DispatchAcknowledged():
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.acknowledged_at, event="acknowledged", agency=data.agency,
+                dispatch_id=data.dispatch_id, detail={"via": data.via},
+            )  # fmt: skip
+        case DispatchFieldStatus():
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.at, event="field_status", agency=data.agency,
+                dispatch_id=data.dispatch_id, detail={"status": data.status, "note": data.note},
+            )  # fmt: skip
+        case DispatchEscalated():
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.escalated_at, event="escalated", agency=data.agency,
+                dispatch_id=data.dispatch_id, detail={"step": data.step, "reason": data.reason},
             )  # fmt: skip
         case _:
             return

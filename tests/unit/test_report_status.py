@@ -131,3 +131,20 @@ def test_dispatches_list_primary_first():
 def test_non_emergency_is_recorded():
     for kind in ("prank", "ghost", "information"):
         assert summarise(kind, [received()]) == ("recorded", [])
+
+
+def test_events_stored_before_their_routing_entry_still_count():
+    # Dispatch-status events and the routing event come from different topics: a
+    # delivery can be stored before the routing entry that names its dispatch.
+    from datetime import UTC, datetime
+
+    from services.intake.status import Entry, summarise
+
+    at = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+    routed = Entry(at, "routed", None, None, {"dispatches": [{"dispatch_id": "d1", "agency": "damkar",
+                                                                "role": "primary"}]})  # fmt: skip
+    delivered = Entry(at, "delivered", "damkar", "d1", {})
+    escalated = Entry(at, "escalated", "damkar", "d1", {"step": "resent"})
+    status, dispatches = summarise("emergency", [delivered, escalated, routed])
+    assert status == "delivered"
+    assert dispatches[0].state == "delivered" and dispatches[0].escalated is True

@@ -1,0 +1,150 @@
+"""The apps that post reports: keys, authentication and rate limits.
+
+Keys are random 256-bit tokens shown once at creation; only their SHA-256 is stored.
+A fast hash is enough here (unlike passwords, the keys have full entropy, so there is
+nothing to brute-force). The key in `E112_API_KEY` is the bootstrap admin key (what
+`make run` prints): it can manage the other keys and is not rate-limited.
+"""
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.common.web import Problem
+from services.intake.ratelimit import TokenBucket, retry_after_header
+
+KEY_PREFIX = "e112_"
+BOOTSTRAP = "bootstrap"
+
+
+@dataclass(frozen=True)
+class Client:
+    id: str  # api_clients.id, or "bootstrap"
+    name: str
+    is_admin: bool
+    rate_per_minute: int | None  # None: not limited
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: UUID
+    name: str
+    key: str  # shown once
+    key_prefix: str
+    rate_per_minute: int
+    is_admin: bool
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+async def create_key(
+    conn: asyncpg.Connection, *, name: str, rate_per_minute: int, is_admin: bool, created_by: str
+) -> NewKey:
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    client_id = uuid.uuid4()
+    await conn.execute(
+        """
+        INSERT INTO api_clients (id, name, key_hash, key_prefix, rate_per_minute, is_admin, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        client_id, name, hash_key(key), key[:12], rate_per_minute, is_admin, created_by,
+    )  # fmt: skip
+    return NewKey(client_id, name, key, key[:12], rate_per_minute, is_admin)
+
+
+async def revoke_key(conn: asyncpg.Connection, client_id: UUID) -> bool:
+    return bool(
+        await conn.fetchval(
+            "UPDATE api_clients SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING true", client_id
+        )
+    )
+
+
+async def list_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, name, key_prefix, rate_per_minute, is_admin, created_by, created_at, revoked_at "
+        "FROM api_clients ORDER BY created_at"
+    )
+
+
+@dataclass
+class Authenticator:
+    """Resolves a bearer key to a client and applies its rate limit."""
+
+    bootstrap_key: str | None
+    clock: Callable[[], float] = time.monotonic
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    async def resolve(self, pool: asyncpg.Pool, key: str) -> Client | None:
+        if self.bootstrap_key and hmac.compare_digest(key.encode(), self.bootstrap_key.encode()):
+            return Client(BOOTSTRAP, BOOTSTRAP, True, None)
+        if not key.startswith(KEY_PREFIX):
+            return None
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, name, is_admin, rate_per_minute FROM api_clients "
+                "WHERE key_hash = $1 AND revoked_at IS NULL",
+                hash_key(key),
+            )
+        return Client(str(row["id"]), row["name"], row["is_admin"], row["rate_per_minute"]) if row else None
+
+    def throttle(self, client: Client) -> None:
+        if client.rate_per_minute is None:
+            return
+        now = self.clock()
+        bucket = self.buckets.get(client.id)
+        if bucket is None or bucket.rate_per_second * 60 != client.rate_per_minute:
+            bucket = self.buckets[client.id] = TokenBucket.per_minute(client.rate_per_minute, now)
+        wait = bucket.take(now)
+        if wait > 0:
+            raise Problem(
+                429, "Too many requests",
+                f"This app ({client.name}) may send {client.rate_per_minute} requests a minute; retry later.",
+                headers={"Retry-After": retry_after_header(wait)},
+            )  # fmt: skip
+
+
+_bearer = HTTPBearer(auto_error=False, description="The app's API key, as `Authorization: Bearer <key>`")
+
+
+def unauthorized() -> Problem:
+    return Problem(
+        401, "Unauthorized", "Send a valid API key as `Authorization: Bearer <key>`.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )  # fmt: skip
+
+
+async def current_client(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Client:
+    authenticator: Authenticator = request.app.state.authenticator
+    if credentials is None:
+        raise unauthorized()
+    client = await authenticator.resolve(request.app.state.pool, credentials.credentials)
+    if client is None:
+        raise unauthorized()
+    authenticator.throttle(client)
+    request.state.client = client
+    return client
+
+
+async def admin_client(client: Annotated[Client, Depends(current_client)]) -> Client:
+    if not client.is_admin:
+        raise Problem(403, "Forbidden", "Managing API keys needs an admin key.")
+    return client
+
+
+CurrentClient = Annotated[Client, Depends(current_client)]
+AdminClient = Annotated[Client, Depends(admin_client)]

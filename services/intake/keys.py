@@ -1,0 +1,68 @@
+"""Manage the apps' API keys from a shell, where the database is reachable:
+
+    python -m services.intake.keys create --name sms-gateway [--rate 600] [--admin]
+    python -m services.intake.keys list
+    python -m services.intake.keys revoke <id>
+
+Reads DATABASE_URL like the service. The same is available over HTTP under
+/v1/admin/api-keys with an admin key.
+"""
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+from uuid import UUID
+
+from services.common import db
+from services.intake import clients
+from services.intake.settings import IntakeSettings
+
+SCHEMA = "intake"
+
+
+async def main(args: argparse.Namespace) -> int:
+    settings = IntakeSettings()
+    pool = await db.create_pool(settings.database_url, schema=SCHEMA, min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
+        async with pool.acquire() as conn:
+            if args.command == "create":
+                new = await clients.create_key(
+                    conn, name=args.name, rate_per_minute=args.rate, is_admin=args.admin,
+                    created_by=f"cli:{getpass.getuser()}",
+                )  # fmt: skip
+                print(f"id   {new.id}\nname {new.name}\nkey  {new.key}\n(the key is shown only now)")
+            elif args.command == "list":
+                for row in await clients.list_keys(conn):
+                    state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
+                    role = "admin" if row["is_admin"] else "app"
+                    print(f"{row['id']}  {row['key_prefix']}…  {row['name']:<20} {row['rate_per_minute']:>6}/min  "
+                          f"{role:<5} {state}")  # fmt: skip
+            elif not await clients.revoke_key(conn, UUID(args.id)):
+                print(f"no active key {args.id}", file=sys.stderr)
+                return 1
+            else:
+                print(f"revoked {args.id}")
+    finally:
+        await pool.close()
+    return 0
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m services.intake.keys", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True, help="which app uses it")
+    create.add_argument("--rate", type=int, default=600, help="requests per minute (default 600)")
+    create.add_argument("--admin", action="store_true", help="may manage keys")
+    sub.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = sub.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("id")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse())))

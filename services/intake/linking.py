@@ -1,0 +1,75 @@
+"""Which open incident a new emergency belongs to, as pure functions.
+
+In a disaster many people call about the same thing. A new emergency of the same
+category, received within the window of an open report, in the same desa (same
+kecamatan) or — when both have coordinates — within the distance, is another caller
+for that incident: it is linked to the incident's first report instead of being
+dispatched again."""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+EARTH_RADIUS_M = 6_371_008.8
+
+
+@dataclass(frozen=True)
+class Place:
+    kecamatan: str | None
+    desa: str | None
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    report_id: UUID
+    received_at: datetime
+    place: Place
+
+
+@dataclass(frozen=True)
+class Link:
+    incident_report_id: UUID
+    reason: str  # same_desa | within_distance
+    distance_m: float | None
+
+
+def distance_m(a: Place, b: Place) -> float | None:
+    """Great-circle (haversine) distance; None unless both places have coordinates."""
+    if None in (a.lat, a.lon, b.lat, b.lon):
+        return None
+    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
+    dlat, dlon = lat2 - lat1, math.radians(b.lon - a.lon)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
+
+
+def _same_desa(a: Place, b: Place) -> bool:
+    return bool(
+        a.desa and b.desa and a.kecamatan and b.kecamatan
+        and a.kecamatan.casefold() == b.kecamatan.casefold()
+        and " ".join(a.desa.split()).casefold() == " ".join(b.desa.split()).casefold()
+    )  # fmt: skip
+
+
+def find_incident(
+    place: Place, received_at: datetime, candidates: list[Candidate], *, window: timedelta, max_distance_m: float
+) -> Link | None:
+    """The earliest open candidate the new report belongs to, or None.
+
+    Distance, when both sides have coordinates, decides on its own: two callers in the
+    same desa a few kilometres apart are reporting two fires. Without coordinates, the
+    same desa links."""
+    for candidate in sorted(candidates, key=lambda c: c.received_at):
+        if candidate.received_at < received_at - window:
+            continue
+        metres = distance_m(place, candidate.place)
+        if metres is not None:
+            if metres <= max_distance_m:
+                return Link(candidate.report_id, "within_distance", round(metres, 1))
+            continue
+        if _same_desa(place, candidate.place):
+            return Link(candidate.report_id, "same_desa", None)
+    return None
