@@ -1,0 +1,63 @@
+"""Which open incident a new emergency belongs to."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.intake.linking import Candidate, Place, distance_m, find_incident
+
+NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+WINDOW = timedelta(minutes=30)
+
+
+def candidate(minutes_ago: float, place: Place) -> Candidate:
+    return Candidate(uuid.uuid4(), NOW - timedelta(minutes=minutes_ago), place)
+
+
+def link(place: Place, candidates: list[Candidate], max_distance_m: float = 500):
+    return find_incident(place, NOW, candidates, window=WINDOW, max_distance_m=max_distance_m)
+
+
+def test_distance_is_the_great_circle_distance():
+    # One hundredth of a degree of latitude is about 1.11 km anywhere.
+    a, b = Place(None, None, -8.10, 112.30), Place(None, None, -8.11, 112.30)
+    assert distance_m(a, b) == pytest.approx(1112, rel=0.01)
+    assert distance_m(a, Place(None, None, None, None)) is None
+
+
+def test_same_desa_links_any_case_and_spacing():
+    first = candidate(10, Place("Wlingi", "Beru", None, None))
+    found = link(Place("wlingi", "  beru ", None, None), [first])
+    assert found.incident_report_id == first.report_id and found.reason == "same_desa"
+
+
+def test_same_desa_name_in_another_kecamatan_does_not_link():
+    assert link(Place("Talun", "Beru", None, None), [candidate(5, Place("Wlingi", "Beru", None, None))]) is None
+
+
+def test_within_distance_links_and_farther_does_not():
+    near = candidate(5, Place("Wlingi", None, -8.0780, 112.3180))
+    assert link(Place("Wlingi", None, -8.0790, 112.3185), [near]).reason == "within_distance"
+    assert link(Place("Wlingi", None, -8.0960, 112.3180), [near]) is None  # about 2 km
+
+
+def test_coordinates_decide_over_a_shared_desa():
+    # Same desa on paper, 2 km apart: two fires, not one.
+    far = candidate(5, Place("Wlingi", "Beru", -8.0780, 112.3180))
+    assert link(Place("Wlingi", "Beru", -8.0960, 112.3180), [far]) is None
+
+
+def test_outside_the_window_does_not_link():
+    old = candidate(31, Place("Wlingi", "Beru", None, None))
+    assert link(Place("Wlingi", "Beru", None, None), [old]) is None
+
+
+def test_the_earliest_matching_incident_wins():
+    later = candidate(2, Place("Wlingi", "Beru", None, None))
+    earlier = candidate(20, Place("Wlingi", "Beru", None, None))
+    assert link(Place("Wlingi", "Beru", None, None), [later, earlier]).incident_report_id == earlier.report_id
+
+
+def test_no_place_in_common_does_not_link():
+    assert link(Place("Wlingi", None, None, None), [candidate(1, Place("Wlingi", None, None, None))]) is None
