@@ -126,9 +126,13 @@ class Stack:
         for name in names:
             self.services[name].wait_ready()
 
-    def restart_broker(self) -> None:
+    def stop_broker(self) -> None:
+        """Stop the broker the stack owns (Tansu keeps nothing: topics and messages go)."""
         assert self._broker is not None, "the stack does not own the broker"
         self._broker.stop()
+
+    def start_broker(self) -> None:
+        assert self._broker is not None, "the stack does not own the broker"
         self._broker.start()
 
     def stop(self) -> None:
