@@ -9,12 +9,28 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import client as aiokafka_client
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+
+
+class _NoAutoCreateMetadataRequest(aiokafka_client.MetadataRequest):
+    """aiokafka asks the broker to auto-create every topic it looks up, and offers no
+    setting to stop it. A client holding old metadata (after a broker restart, say)
+    then creates topics with the broker's default partition count, racing the
+    services' own creation; Tansu ends up with topics whose partitions disagree and
+    messages no reader finds. Topics here are created only on purpose (ensure_topics,
+    or KafkaTopic resources in production), so every metadata request says no."""
+
+    def __init__(self, topics=None, allow_auto_topic_creation=False):
+        super().__init__(topics, allow_auto_topic_creation)
+
+
+aiokafka_client.MetadataRequest = _NoAutoCreateMetadataRequest
 
 
 def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:

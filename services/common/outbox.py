@@ -130,6 +130,7 @@ class OutboxRelay:
         )
         if not rows:
             return 0
+        await self._ensure_topics_exist({row["topic"] for row in rows}, producer)
         futures = []
         for row in rows:
             headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
@@ -139,6 +140,15 @@ class OutboxRelay:
         for row in rows:
             self.metrics.published.labels(row["topic"]).inc()
         return len(rows)
+
+    async def _ensure_topics_exist(self, wanted: set[str], producer) -> None:
+        """Ask the broker (not the producer's cache) whether the topics exist, and create
+        the missing ones before sending. A broker that restarted empty (Tansu keeps
+        nothing) would otherwise take the producer's writes for topics it no longer
+        has, on its old metadata, and lose them. One metadata round trip per batch."""
+        known = (await producer.client.fetch_all_metadata()).topics()
+        if not wanted <= known:
+            await ensure_topics(self.bootstrap, sorted(wanted | set(self.topics)), self.partitions)
 
     async def _refresh_backlog(self, conn: asyncpg.Connection) -> None:
         row = await conn.fetchrow(
