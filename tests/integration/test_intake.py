@@ -189,3 +189,19 @@ async def test_database_outage_is_a_503_with_retry_after_and_nothing_half_writte
 async def _accepted(client):
     response = await client.post("/v1/reports", json=FIRE_REPORT)
     return response if response.status_code == 202 else None
+
+
+async def test_two_intake_replicas_publish_each_report_once(database_url, broker):
+    first = create_app(intake(database_url, broker.bootstrap))
+    second = create_app(intake(database_url, broker.bootstrap))
+    async with running(first, API_KEY) as one, running(second, API_KEY) as two:
+        ids = []
+        for index in range(30):
+            client = one if index % 2 else two
+            response = await client.post("/v1/reports", json=FIRE_REPORT)
+            assert response.status_code == 202
+            ids.append(response.json()["id"])
+        messages = await read_topics(broker.bootstrap, [topics.REPORTS], timeout=30, settle=2.0,
+                                     until=lambda ms: len(ms) >= len(ids))  # fmt: skip
+    published = [m.data["report_id"] for m in messages if m.headers["ce_type"].endswith("report.received.v1")]
+    assert sorted(published) == sorted(ids)  # each once: one relay publishes at a time
