@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StringConstraints
 
 from schemas.catalog import Category, Channel, ContactKind, canonical_kecamatan
 from schemas.reports import (
@@ -45,6 +45,13 @@ COMMON_PROBLEMS = {
     429: _problem("Over this app's rate limit; retry after `Retry-After` seconds"),
     503: _problem("Storage unavailable; nothing was changed; retry after `Retry-After` seconds"),
 }
+
+
+class Unlink(BaseModel):
+    operator: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = Field(
+        description="Who undoes the link"
+    )
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class FlaggedCaller(BaseModel):
@@ -242,6 +249,24 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         async with request.app.state.pool.acquire() as conn:
             rows = await store.flagged_callers(conn, datetime.now(UTC) - prank_period, settings.prank_flag_threshold)
         return [FlaggedCaller(**dict(r)) for r in rows]
+
+    @router.post(
+        "/reports/{report_id}/unlink", summary="Undo a link: the report is then dispatched on its own",
+        responses={404: _problem("No such report"), 409: _problem("The report is not linked")},
+    )  # fmt: skip
+    async def unlink(report_id: UUID, body: Unlink, client: CurrentClient, request: Request) -> ReportAccepted:
+        now = datetime.now(UTC)
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT linked_to FROM reports WHERE id = $1 FOR UPDATE", report_id)
+            if row is None:
+                raise Problem(404, "Not found", f"No report {report_id}.")
+            if row["linked_to"] is None:
+                raise Problem(409, "Not linked", "This report is not linked to another; nothing to undo.")
+            await store.unlink_report(conn, report_id, row["linked_to"], operator=body.operator,
+                                      reason=body.reason, at=now)  # fmt: skip
+            report = await store.fetch_report(conn, report_id)
+        return ReportAccepted(id=report_id, status=report["status"], kind=report["kind"],
+                              received_at=report["received_at"])  # fmt: skip
 
     return router
 

@@ -11,7 +11,7 @@ import asyncpg
 
 from schemas import topics
 from schemas.envelope import encode
-from schemas.events import EventCaller, EventLocation, ReportReceived
+from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked
 from schemas.reports import ReportCreate
 from services.common.outbox import enqueue
 from services.intake.linking import Candidate, Link, Place
@@ -130,6 +130,25 @@ async def store_report(
         linked_to=link and link.incident_report_id,
     )
     await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=received_at)])
+
+
+async def unlink_report(
+    conn: asyncpg.Connection, report_id: UUID, incident_id: UUID, *, operator: str, reason: str, at: datetime
+) -> None:
+    """Undo a link in the caller's transaction: the router then routes the report on
+    its own (report.unlinked, after report.received on the same key, so in order)."""
+    await conn.execute("UPDATE reports SET linked_to = NULL WHERE id = $1", report_id)
+    await add_timeline_entry(
+        conn,
+        report_id=report_id,
+        at=at,
+        event="unlinked",
+        detail={"incident_report_id": str(incident_id), "by": operator, "reason": reason},
+    )
+    await add_timeline_entry(conn, report_id=incident_id, at=at, event="caller_removed",
+                             detail={"report_id": str(report_id), "by": operator})  # fmt: skip
+    event = ReportUnlinked(report_id=report_id, incident_report_id=incident_id, unlinked_by=operator, unlinked_at=at)
+    await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=at)])
 
 
 async def fetch_report(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:

@@ -1,11 +1,14 @@
 """Another caller for an open incident is linked to it, visible in both timelines."""
 
+import uuid
+
 import pytest
 
+from schemas import topics
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from tests.conftest import API_KEY
-from tests.support import FIRE_REPORT, running
+from tests.support import FIRE_REPORT, read_topics, running
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +39,32 @@ async def test_a_second_caller_for_the_same_fire_is_linked(database_url, broker)
     assert linked["status"] == "linked"
     assert [e["event"] for e in linked["timeline"]] == ["received", "linked"]
     assert linked["timeline"][1]["detail"]["reason"] == "within_distance"
+
+
+async def test_an_operator_can_undo_a_link(database_url, broker):
+    settings = IntakeSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap,
+                              e112_api_key=API_KEY, link_related_reports=True)  # fmt: skip
+    async with running(create_app(settings), API_KEY) as client:
+        first = (await client.post("/v1/reports", json=fire("Beru"))).json()
+        second = (await client.post("/v1/reports", json=fire("Beru"))).json()
+        undo = await client.post(
+            f"/v1/reports/{second['id']}/unlink",
+            json={"operator": "Sari", "reason": "a different house, across the river"},
+        )
+        again = await client.post(f"/v1/reports/{second['id']}/unlink", json={"operator": "Sari", "reason": "x"})
+        unknown = await client.post(f"/v1/reports/{uuid.uuid4()}/unlink", json={"operator": "Sari", "reason": "x"})
+        report = (await client.get(f"/v1/reports/{second['id']}")).json()
+        incident = (await client.get(f"/v1/reports/{first['id']}")).json()
+        events = await read_topics(
+            broker.bootstrap,
+            [topics.REPORTS],
+            until=lambda ms: any(m.headers["ce_type"].endswith("report.unlinked.v1") for m in ms),
+        )
+    assert second["linked_to"] == first["id"]
+    assert undo.status_code == 200 and undo.json()["status"] == "received"
+    assert again.status_code == 409 and unknown.status_code == 404
+    assert report["linked_to"] is None and report["status"] == "received"
+    assert [e["event"] for e in report["timeline"]] == ["received", "linked", "unlinked"]
+    assert incident["linked_reports"] == []
+    unlinked = next(m for m in events if m.headers["ce_type"].endswith("report.unlinked.v1"))
+    assert unlinked.key == second["id"] and unlinked.data["unlinked_by"] == "Sari"
