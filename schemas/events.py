@@ -4,7 +4,7 @@ Event models read leniently (unknown fields are ignored) so that a producer can 
 field without breaking older consumers; a breaking change gets a new `.vN` type.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar
 from uuid import UUID
 
@@ -153,6 +153,86 @@ class OperatorCheckedOut(Event):
     at: datetime
 
 
+class OperatorStatusChanged(Event):
+    """An operator at work changed status: available, handling_report or break
+    (check-in makes one available, check-out offline). Topic e112.shifts, key operator id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "operator.status_changed.v1"
+    operator_id: UUID
+    shift: str | None
+    status: str = Field(description="available, handling_report or break")
+    previous: str
+    report_id: UUID | None = Field(None, description="the report handled, with handling_report")
+    at: datetime
+
+
+class OperatorStillCheckedIn(Event):
+    """An operator's shift ended (some minutes ago) and they have not checked out: they
+    do not count for the shift now. Once per check-in. Topic e112.shifts, key operator id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "operator.still_checked_in.v1"
+    operator_id: UUID
+    shift: str
+    shift_ended_at: datetime
+    status: str
+    at: datetime
+
+
+class ShiftCoverageAlert(Event):
+    """Fewer operators are checked in for the shift than it needs, after its first
+    minutes (nobody at all, or too few). Once per shortage, until shift.coverage_restored.
+    Topic e112.shifts, key `coverage`."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "shift.coverage_alert.v1"
+    shift: str
+    shift_starts_at: datetime
+    shift_ends_at: datetime
+    needed: int
+    checked_in: int
+    reason: str = Field(description="nobody or short")
+    missing_operator_ids: list[UUID] = Field(description="rostered for this shift and not checked in")
+    at: datetime
+
+
+class ShiftCoverageRestored(Event):
+    """The shortage of the last shift.coverage_alert ended: the shift is staffed, or it
+    ended. Topic e112.shifts, key `coverage`."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "shift.coverage_restored.v1"
+    shift: str
+    shift_starts_at: datetime
+    needed: int
+    checked_in: int
+    how: str = Field(description="staffed or shift_ended")
+    alert_at: datetime
+    at: datetime
+
+
+class RosterEntryChange(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    entry_id: int
+    day: date = Field(description="the local date the shift starts")
+    shift: str
+    from_operator_id: UUID | None = Field(description="None for a generated entry")
+    to_operator_id: UUID
+
+
+class RosterChanged(Event):
+    """A month's roster was generated, or a supervisor swapped shifts or had one taken
+    over; who and why. Topic e112.shifts, key `roster`."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "roster.changed.v1"
+    change_id: int
+    kind: str = Field(description="generated, swap or take_over")
+    month: str = Field(description="YYYY-MM")
+    entries: list[RosterEntryChange]
+    changed_by: str
+    reason: str
+    override: bool = Field(description="accepted although it breaks the rest rule")
+    violations: int = Field(description="rest-rule violations accepted with the override")
+    at: datetime
+
+
 class ReportLinked(Event):
     """A new report was found to be another caller for an open incident and linked to
     it instead of being dispatched again. Topic e112.reports, key: the new report id."""
@@ -246,5 +326,10 @@ EVENT_MODELS: dict[str, type[Event]] = {
         DispatchEscalated,
         OperatorCheckedIn,
         OperatorCheckedOut,
+        OperatorStatusChanged,
+        OperatorStillCheckedIn,
+        ShiftCoverageAlert,
+        ShiftCoverageRestored,
+        RosterChanged,
     )
 }

@@ -23,11 +23,16 @@ from schemas.events import (
     DispatchRequested,
     OperatorCheckedIn,
     OperatorCheckedOut,
+    OperatorStatusChanged,
+    OperatorStillCheckedIn,
     ReportLinked,
     ReportReceived,
     ReportRouted,
     ReportUnlinked,
     ReportUnrouted,
+    RosterChanged,
+    ShiftCoverageAlert,
+    ShiftCoverageRestored,
 )
 from schemas.reports import ReportAccepted, ReportCreate, ReportPublic
 
@@ -43,7 +48,15 @@ EVENTS_BY_TOPIC = {
         DispatchFieldStatus,
         DispatchEscalated,
     ],
-    topics.SHIFTS: [OperatorCheckedIn, OperatorCheckedOut],
+    topics.SHIFTS: [
+        OperatorCheckedIn,
+        OperatorCheckedOut,
+        OperatorStatusChanged,
+        OperatorStillCheckedIn,
+        ShiftCoverageAlert,
+        ShiftCoverageRestored,
+        RosterChanged,
+    ],
 }
 
 

@@ -1,2 +1,2 @@
-"""Shifts: the operators (call takers), the three daily shifts, check-in and
-check-out, and who is on duty now."""
+"""Shifts: the operators (call takers), the three daily shifts and the monthly roster,
+check-in, status and who is free now, coverage alerts, and handover notes."""

@@ -1,34 +1,24 @@
-"""Shifts API: operators, check-in and check-out, who is on duty now."""
+"""Shifts API: operators, check-in and check-out, status, who is on duty and free now."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Depends, Request
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from schemas import topics
-from schemas.envelope import encode
-from schemas.events import OperatorCheckedIn, OperatorCheckedOut
+from schemas.events import OperatorCheckedIn, OperatorCheckedOut, OperatorStatusChanged
 from services.common.outbox import enqueue
 from services.common.web import PROBLEM_RESPONSES, Problem
-from services.shifts.roster import ShiftTemplate, shift_at
+from services.shifts import store
+from services.shifts.coverage import shift_for_check_in
+from services.shifts.metrics import ShiftMetrics, refresh_gauges
+from services.shifts.presence import InvalidTransition, Status, check_transition
+from services.shifts.roster import ShiftOccurrence, shift_at
 
-SOURCE = "e112/shifts"
 NOT_FOUND = {404: {**PROBLEM_RESPONSES[422], "description": "No such operator"}}
-CONFLICT = {409: {**PROBLEM_RESPONSES[422], "description": "Already checked in / not checked in"}}
-
-
-class ShiftMetrics:
-    def __init__(self, registry: CollectorRegistry):
-        self.on_duty = Gauge("e112_operators_on_duty", "Operators checked in now", registry=registry)
-        self.needed = Gauge("e112_operators_needed", "Operators the current shift needs", registry=registry)
-        self.presence_changes = Counter(
-            "e112_operator_presence_changes_total", "Check-ins and check-outs", ["change"], registry=registry
-        )
+CONFLICT = {409: {**PROBLEM_RESPONSES[422], "description": "Not allowed in the operator's present state"}}
 
 
 class OperatorCreate(BaseModel):
@@ -41,6 +31,23 @@ class OperatorPublic(BaseModel):
     active: bool
     on_duty: bool
     checked_in_at: datetime | None
+    status: Status
+    status_since: datetime | None
+    report_id: UUID | None = Field(description="the report being handled, with status handling_report")
+    shift: str | None = Field(description="the shift checked in for")
+    shift_starts_at: datetime | None
+    shift_ends_at: datetime | None
+
+
+class StatusChange(BaseModel):
+    status: Status
+    report_id: UUID | None = Field(None, description="with handling_report: the report taken")
+
+    @model_validator(mode="after")
+    def _report_only_when_handling(self) -> "StatusChange":
+        if self.report_id is not None and self.status is not Status.HANDLING_REPORT:
+            raise ValueError("report_id goes with status handling_report only")
+        return self
 
 
 class ShiftPublic(BaseModel):
@@ -49,124 +56,165 @@ class ShiftPublic(BaseModel):
     ends_at: datetime
     operators_needed: int
 
+    @classmethod
+    def of(cls, shift: ShiftOccurrence) -> "ShiftPublic":
+        return cls(
+            code=shift.code, starts_at=shift.starts_at, ends_at=shift.ends_at,
+            operators_needed=shift.template.operators_needed,
+        )  # fmt: skip
+
+
+class RosteredPublic(BaseModel):
+    operator_id: UUID
+    name: str
+    checked_in: bool
+
+
+class CoverageAlertPublic(BaseModel):
+    since: datetime
+    reason: str = Field(description="nobody or short")
+
 
 class OnDutyPublic(BaseModel):
     now: datetime
     shift: ShiftPublic
-    operators: list[OperatorPublic]
-    understaffed: bool
+    operators: list[OperatorPublic] = Field(description="everyone checked in, leaving ones included")
+    free: list[OperatorPublic] = Field(description="checked in for this shift and available")
+    leaving: list[OperatorPublic] = Field(description="still checked in although their shift has ended")
+    rostered: list[RosteredPublic] = Field(description="the roster's operators for this shift")
+    missing: list[RosteredPublic] = Field(description="rostered for this shift and not checked in for it")
+    checked_in_for_shift: int
+    understaffed: bool = Field(description="fewer checked in for this shift than it needs")
+    coverage_alert: CoverageAlertPublic | None = Field(description="the open shortage alert, if any")
 
 
-async def load_templates(conn: asyncpg.Connection) -> list[ShiftTemplate]:
-    rows = await conn.fetch("SELECT code, starts, ends, operators_needed FROM shift_templates ORDER BY starts")
-    return [ShiftTemplate(r["code"], r["starts"], r["ends"], r["operators_needed"]) for r in rows]
+def operator_public(row) -> OperatorPublic:
+    return OperatorPublic(**dict(row))
 
 
-OPERATOR_SELECT = """
-    SELECT o.id, o.name, o.active, p.checked_in_at, p.checked_in_at IS NOT NULL AS on_duty
-    FROM operators o LEFT JOIN presence p ON p.operator_id = o.id AND p.checked_out_at IS NULL
-"""
+async def existing_operator(conn, operator_id: UUID):
+    row = await store.operator(conn, operator_id)
+    if row is None:
+        raise Problem(404, "Not found", f"No operator {operator_id}.")
+    return row
 
 
-async def refresh_gauges(conn: asyncpg.Connection, metrics: ShiftMetrics, now: datetime) -> None:
-    metrics.on_duty.set(await conn.fetchval("SELECT count(*) FROM presence WHERE checked_out_at IS NULL"))
-    metrics.needed.set(shift_at(now, await load_templates(conn)).template.operators_needed)
-
-
-def build_router(auth, metrics: ShiftMetrics, clock=lambda: datetime.now(UTC)) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["shifts"], dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
-
-    async def _operator(conn, operator_id: UUID) -> OperatorPublic:
-        row = await conn.fetchrow(OPERATOR_SELECT + " WHERE o.id = $1", operator_id)
-        if row is None:
-            raise Problem(404, "Not found", f"No operator {operator_id}.")
-        return OperatorPublic(**dict(row))
+def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["operators"], dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
 
     @router.post("/operators", status_code=201, summary="Add an operator")
     async def create_operator(body: OperatorCreate, request: Request) -> OperatorPublic:
         async with request.app.state.pool.acquire() as conn:
             operator_id = uuid.uuid4()
             await conn.execute("INSERT INTO operators (id, name) VALUES ($1, $2)", operator_id, body.name)
-            return await _operator(conn, operator_id)
+            return operator_public(await store.operator(conn, operator_id))
 
-    @router.get("/operators", summary="Every operator and whether on duty")
+    @router.get("/operators", summary="Every operator, status and the shift checked in for")
     async def list_operators(request: Request) -> list[OperatorPublic]:
         async with request.app.state.pool.acquire() as conn:
-            rows = await conn.fetch(OPERATOR_SELECT + " ORDER BY o.name")
-        return [OperatorPublic(**dict(r)) for r in rows]
+            return [operator_public(r) for r in await store.operators(conn)]
 
-    @router.post("/operators/{operator_id}/check-in", summary="Start work", responses={**NOT_FOUND, **CONFLICT})
+    @router.get("/operators/{operator_id}", summary="One operator", responses=NOT_FOUND)
+    async def get_operator(operator_id: UUID, request: Request) -> OperatorPublic:
+        async with request.app.state.pool.acquire() as conn:
+            return operator_public(await existing_operator(conn, operator_id))
+
+    @router.post(
+        "/operators/{operator_id}/check-in",
+        summary="Start work (status available); up to 30 minutes early counts for the next shift",
+        responses={**NOT_FOUND, **CONFLICT},
+    )
     async def check_in(operator_id: UUID, request: Request) -> OperatorPublic:
-        now = clock()
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            await _operator(conn, operator_id)
-            shift = shift_at(now, await load_templates(conn))
-            opened = await conn.fetchval(
-                """
-                INSERT INTO presence (operator_id, shift, checked_in_at) VALUES ($1, $2, $3)
-                ON CONFLICT (operator_id) WHERE checked_out_at IS NULL DO NOTHING RETURNING true
-                """,
-                operator_id, shift.code, now,
-            )  # fmt: skip
-            if not opened:
-                raise Problem(409, "Already checked in", "This operator is already on duty.")
-            await enqueue(
-                conn,
-                [
-                    encode(
-                        OperatorCheckedIn(operator_id=operator_id, shift=shift.code, at=now),
-                        topic=topics.SHIFTS,
-                        key=str(operator_id),
-                        source=SOURCE,
-                        time=now,
-                    )
-                ],
-            )
-            await refresh_gauges(conn, metrics, now)
+        now, monitor = clock(), request.app.state.coverage
+        async with request.app.state.pool.acquire() as conn:
+            async with conn.transaction():
+                await existing_operator(conn, operator_id)
+                shift = shift_for_check_in(now, await store.load_templates(conn), check_in_early)
+                if not await store.open_presence(conn, operator_id, now, shift):
+                    raise Problem(409, "Already checked in", "This operator is already on duty.")
+                event = OperatorCheckedIn(operator_id=operator_id, shift=shift.code, at=now)
+                await enqueue(conn, [store.record(event, key=operator_id, now=now)])
+                outcome = await monitor.evaluate(conn, now)
             metrics.presence_changes.labels("check_in").inc()
-            return await _operator(conn, operator_id)
+            await monitor.settle(conn, outcome, now)
+            return operator_public(await store.operator(conn, operator_id))
 
-    @router.post("/operators/{operator_id}/check-out", summary="Stop work", responses={**NOT_FOUND, **CONFLICT})
+    @router.post(
+        "/operators/{operator_id}/check-out", summary="Stop work (offline)", responses={**NOT_FOUND, **CONFLICT}
+    )
     async def check_out(operator_id: UUID, request: Request) -> OperatorPublic:
-        now = clock()
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            await _operator(conn, operator_id)
-            shift = await conn.fetchval(
-                "UPDATE presence SET checked_out_at = $2 WHERE operator_id = $1 AND checked_out_at IS NULL "
-                "RETURNING shift",
-                operator_id, now,
-            )  # fmt: skip
-            if shift is None:
-                raise Problem(409, "Not checked in", "This operator is not on duty.")
-            await enqueue(
-                conn,
-                [
-                    encode(
-                        OperatorCheckedOut(operator_id=operator_id, shift=shift, at=now),
-                        topic=topics.SHIFTS,
-                        key=str(operator_id),
-                        source=SOURCE,
-                        time=now,
-                    )
-                ],
-            )
-            await refresh_gauges(conn, metrics, now)
+        now, monitor = clock(), request.app.state.coverage
+        async with request.app.state.pool.acquire() as conn:
+            async with conn.transaction():
+                await existing_operator(conn, operator_id)
+                closed = await store.close_presence(conn, operator_id, now)
+                if closed is None:
+                    raise Problem(409, "Not checked in", "This operator is not on duty.")
+                event = OperatorCheckedOut(operator_id=operator_id, shift=closed["shift"], at=now)
+                await enqueue(conn, [store.record(event, key=operator_id, now=now)])
+                outcome = await monitor.evaluate(conn, now)
             metrics.presence_changes.labels("check_out").inc()
-            return await _operator(conn, operator_id)
+            await monitor.settle(conn, outcome, now)
+            return operator_public(await store.operator(conn, operator_id))
 
-    @router.get("/on-duty", summary="The shift now and the operators checked in")
+    @router.put(
+        "/operators/{operator_id}/status",
+        summary="Set the status of an operator at work: available, handling_report or break",
+        description="From available to break or handling_report and back; a report is finished before a break "
+        "and a break ended before a report. Offline is check-out. Setting the present status again changes nothing.",
+        responses={**NOT_FOUND, **CONFLICT},
+    )
+    async def set_status(operator_id: UUID, body: StatusChange, request: Request) -> OperatorPublic:
+        now = clock()
+        async with request.app.state.pool.acquire() as conn:
+            async with conn.transaction():
+                await existing_operator(conn, operator_id)
+                presence = await store.lock_presence(conn, operator_id)
+                current = Status(presence["status"]) if presence else Status.OFFLINE
+                current_report = presence["report_id"] if presence else None
+                try:
+                    changed = check_transition(current, body.status, current_report, body.report_id)
+                except InvalidTransition as exc:
+                    raise Problem(409, "Status change not allowed", str(exc), current_status=current.value) from None
+                if changed:
+                    await store.set_status(conn, presence["id"], body.status.value, body.report_id, now)
+                    event = OperatorStatusChanged(
+                        operator_id=operator_id, shift=presence["shift"], status=body.status.value,
+                        previous=current.value, report_id=body.report_id, at=now,
+                    )  # fmt: skip
+                    await enqueue(conn, [store.record(event, key=operator_id, now=now)])
+            if changed:
+                metrics.status_changes.labels(body.status.value).inc()
+                await refresh_gauges(conn, metrics, now)
+            return operator_public(await store.operator(conn, operator_id))
+
+    @router.get("/on-duty", summary="The shift now: who is checked in, who is free, who is missing, who is leaving")
     async def on_duty(request: Request) -> OnDutyPublic:
         now = clock()
         async with request.app.state.pool.acquire() as conn:
-            shift = shift_at(now, await load_templates(conn))
-            rows = await conn.fetch(OPERATOR_SELECT + " WHERE p.checked_in_at IS NOT NULL ORDER BY p.checked_in_at")
-        operators = [OperatorPublic(**dict(r)) for r in rows]
+            shift = shift_at(now, await store.load_templates(conn))
+            operators = [operator_public(r) for r in await store.checked_in(conn)]
+            day = shift.starts_at.date()
+            rostered_entries = await store.roster_entries(conn, day, day, starts_at=shift.starts_at)
+            episode = await store.open_episode(conn)
+        for_shift = [o for o in operators if o.shift_starts_at == shift.starts_at]
+        here = {o.id for o in for_shift}
+        rostered = [RosteredPublic(operator_id=e.operator_id, name=e.operator_name, checked_in=e.operator_id in here)
+                    for e in rostered_entries]  # fmt: skip
+        current_alert = episode is not None and episode["shift_starts_at"] == shift.starts_at
         return OnDutyPublic(
             now=now,
-            shift=ShiftPublic(code=shift.code, starts_at=shift.starts_at, ends_at=shift.ends_at,
-                              operators_needed=shift.template.operators_needed),
+            shift=ShiftPublic.of(shift),
             operators=operators,
-            understaffed=len(operators) < shift.template.operators_needed,
-        )  # fmt: skip
+            free=[o for o in for_shift if o.status is Status.AVAILABLE],
+            leaving=[o for o in operators if o.shift_ends_at is not None and o.shift_ends_at <= now],
+            rostered=rostered,
+            missing=[r for r in rostered if not r.checked_in],
+            checked_in_for_shift=len(for_shift),
+            understaffed=len(for_shift) < shift.template.operators_needed,
+            coverage_alert=CoverageAlertPublic(since=episode["started_at"], reason=episode["reason"])
+            if current_alert
+            else None,
+        )
 
     return router

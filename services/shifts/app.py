@@ -1,9 +1,10 @@
-"""Builds the shifts service; the lifespan owns the pool and the outbox relay."""
+"""Builds the shifts service; the lifespan owns the pool, the outbox relay and the
+coverage check loop."""
 
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -14,14 +15,20 @@ from services.common import db
 from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, require_api_key
-from services.shifts.api import ShiftMetrics, build_router, refresh_gauges
+from services.shifts.api import build_router
+from services.shifts.handover_api import build_handover_router
+from services.shifts.metrics import ShiftMetrics
+from services.shifts.monitor import CoverageMonitor
+from services.shifts.roster_api import build_roster_router
+from services.shifts.rotation import RestRule
 from services.shifts.settings import ShiftsSettings
 
 SCHEMA = "shifts"
 
 
 def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
-    """`clock` is injectable so that shift boundaries are tested without waiting."""
+    """`clock` is injectable so that shift boundaries are tested without waiting; tests
+    run the coverage check at a time of their choosing with `app.state.coverage.tick()`."""
     registry = CollectorRegistry()
     outbox_metrics = OutboxMetrics(registry)
     metrics = ShiftMetrics(registry)
@@ -32,19 +39,23 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
         await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
-        async with pool.acquire() as conn:
-            await refresh_gauges(conn, metrics, clock())
         app.state.pool = pool
+        app.state.coverage = coverage = CoverageMonitor(
+            pool=pool, clock=clock, metrics=metrics, grace=timedelta(minutes=settings.coverage_grace_minutes),
+            interval=settings.coverage_check_interval,
+        )  # fmt: skip
+        await coverage.tick()  # gauges and any shortage right from the start
         relay = OutboxRelay(
             dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
             topics=[topics.SHIFTS], partitions=settings.kafka_topic_partitions,
             metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
         )  # fmt: skip
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        coverage_task = asyncio.create_task(coverage.run(), name="coverage-check")
         try:
             yield
         finally:
-            await cancel_tasks(relay_task)
+            await cancel_tasks(coverage_task, relay_task)
             await pool.close()
 
     async def readiness() -> dict[str, bool]:
@@ -54,9 +65,14 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
 
     app = new_app(
         title="e112 shifts",
-        description="Operators, the three daily shifts, check-in and check-out, who is on duty now.",
+        description="Operators, the three daily shifts and the monthly roster, check-in, status and coverage "
+        "alerts, handover notes.",
         lifespan=lifespan, registry=registry, readiness=readiness,
     )  # fmt: skip
     auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
-    app.include_router(build_router(auth, metrics, clock))
+    app.include_router(build_router(auth, metrics, clock, timedelta(minutes=settings.check_in_early_minutes)))
+    app.include_router(
+        build_roster_router(auth, metrics, clock, RestRule(timedelta(hours=settings.roster_min_rest_hours)))
+    )
+    app.include_router(build_handover_router(auth, clock))
     return app

@@ -6,3 +6,13 @@ from services.common.settings import ServiceSettings
 class ShiftsSettings(ServiceSettings):
     port: int = 8004
     outbox_poll_interval: float = Field(1.0, gt=0, le=60)
+    # The coverage check also runs with every check-in and check-out; the loop notices
+    # what only time changes (a shift starting with nobody there).
+    coverage_check_interval: float = Field(15.0, gt=0, le=3600)
+    # Minutes into a shift before a shortage is alerted: people are still arriving.
+    coverage_grace_minutes: float = Field(10.0, ge=0, le=120)
+    # A check-in this many minutes before a shift starts counts for that shift.
+    check_in_early_minutes: float = Field(30.0, ge=0, le=120)
+    # The rest rule's minimum between shifts; 16 cannot be met by six operators
+    # (services/shifts/rotation.py says why): generation then refuses.
+    roster_min_rest_hours: float = Field(8.0, ge=0, le=24)

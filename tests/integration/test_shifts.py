@@ -55,7 +55,7 @@ async def test_check_in_and_out_and_who_is_on_duty_across_midnight(database_url,
     assert datetime.fromisoformat(night["shift"]["ends_at"]) == datetime(2026, 12, 1, 7, 0, tzinfo=WIB)
     assert [o["name"] for o in night["operators"]] == ["Sari"] and night["understaffed"] is True
     assert staffed["understaffed"] is False
-    assert "e112_operators_on_duty 2.0" in metrics
+    assert 'e112_operators_on_duty{shift="malam"} 2.0' in metrics
     assert out.status_code == 200 and out.json()["on_duty"] is False
     assert not_in.status_code == 409
     assert morning["shift"]["code"] == "pagi" and [o["name"] for o in morning["operators"]] == ["Dewi"]

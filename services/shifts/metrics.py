@@ -1,0 +1,57 @@
+"""The shifts service's Prometheus metrics. Labels are shift codes (from the three
+templates), statuses and reasons: bounded, and never a person."""
+
+from datetime import datetime
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from services.shifts import store
+from services.shifts.roster import shift_at
+
+
+class ShiftMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.on_duty = Gauge(
+            "e112_operators_on_duty", "Operators checked in, by the shift they checked in for", ["shift"],
+            registry=registry,
+        )  # fmt: skip
+        self.free = Gauge(
+            "e112_operators_free", "Operators checked in and available, by the shift they checked in for", ["shift"],
+            registry=registry,
+        )  # fmt: skip
+        self.needed = Gauge("e112_operators_needed", "Operators the current shift needs", registry=registry)
+        self.short = Gauge(
+            "e112_shift_coverage_short", "1 while the current shift is short of operators (an alert is open)",
+            registry=registry,
+        )  # fmt: skip
+        self.coverage_alerts = Counter(
+            "e112_coverage_alerts_total", "Coverage alerts, by shift and reason (nobody, short)", ["shift", "reason"],
+            registry=registry,
+        )  # fmt: skip
+        self.presence_changes = Counter(
+            "e112_operator_presence_changes_total", "Check-ins and check-outs", ["change"], registry=registry
+        )
+        self.status_changes = Counter(
+            "e112_operator_status_changes_total", "Status changes, by the new status", ["status"], registry=registry
+        )
+        self.still_checked_in = Counter(
+            "e112_operators_still_checked_in_total", "Operators reported still checked in after their shift",
+            registry=registry,
+        )  # fmt: skip
+        self.roster_changes = Counter(
+            "e112_roster_changes_total", "Roster generations and edits, by kind and whether overridden",
+            ["kind", "override"], registry=registry,
+        )  # fmt: skip
+
+
+async def refresh_gauges(conn: asyncpg.Connection, metrics: ShiftMetrics, now: datetime) -> None:
+    """Set the gauges from the database, so every replica reports the same numbers."""
+    templates = await store.load_templates(conn)
+    counts = {r["shift"]: r for r in await store.presence_by_shift(conn)}
+    for template in templates:
+        row = counts.get(template.code)
+        metrics.on_duty.labels(template.code).set(row["on_duty"] if row else 0)
+        metrics.free.labels(template.code).set(row["free"] if row else 0)
+    metrics.needed.set(shift_at(now, templates).template.operators_needed)
+    metrics.short.set(1 if await store.open_episode(conn) else 0)
