@@ -9,12 +9,13 @@ from prometheus_client import CollectorRegistry
 
 from schemas import topics
 from services.common import db
-from services.common.consumer import ConsumerMetrics, EventConsumer
+from services.common.consumer import ConsumerMetrics
 from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, require_api_key
 from services.router import store
 from services.router.api import build_router
+from services.router.deadletters import RouterConsumer
 from services.router.handler import SOURCE, RouterMetrics, build_handler
 from services.router.settings import RouterSettings
 
@@ -23,7 +24,8 @@ SCHEMA = "router"
 
 def create_app(settings: RouterSettings) -> FastAPI:
     registry = CollectorRegistry()
-    handler = build_handler(RouterMetrics(registry))
+    router_metrics = RouterMetrics(registry)
+    handler = build_handler(router_metrics)
     outbox_metrics = OutboxMetrics(registry)
     consumer_metrics = ConsumerMetrics(registry)
     holder: dict = {}
@@ -42,19 +44,20 @@ def create_app(settings: RouterSettings) -> FastAPI:
             topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
             metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
         )  # fmt: skip
-        consumer = EventConsumer(
-            name="router", pool=pool, handler=handler, bootstrap=settings.kafka_bootstrap_servers,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        consumer = RouterConsumer(
+            router_metrics=router_metrics, name="router", pool=pool, handler=handler,
+            bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source=SOURCE,
             topics_=[topics.REPORTS], create_topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
         )  # fmt: skip
         holder["consumer"] = consumer
+        app.state.consumer = consumer
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         consumer_task = asyncio.create_task(consumer.run(), name="router-consumer")
         try:
             yield
         finally:
-            await consumer.shutdown(consumer_task)
+            await consumer.shutdown(consumer_task, grace=settings.shutdown_grace_seconds)
             await cancel_tasks(relay_task)
             await pool.close()
 

@@ -4,14 +4,21 @@ import logging
 from datetime import UTC, datetime
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas import topics
 from schemas.envelope import Envelope, derived_event_id, encode
-from schemas.events import DispatchRequested, ReportReceived, ReportRouted, ReportUnrouted, RoutedDispatch
+from schemas.events import (
+    DispatchRequested,
+    DispatchUnit,
+    ReportReceived,
+    ReportRouted,
+    ReportUnrouted,
+    RoutedDispatch,
+)
 from services.common.outbox import enqueue
 from services.router import store
-from services.router.routing import decide
+from services.router.routing import RoutingTable, decide
 
 log = logging.getLogger(__name__)
 SOURCE = "e112/router"
@@ -27,50 +34,66 @@ class RouterMetrics:
             "e112_dispatches_requested_total", "Dispatches requested, by agency and role",
             ["agency", "role"], registry=registry,
         )  # fmt: skip
+        self.table_version = Gauge(
+            "e112_routing_table_version", "The routing table version the last report was routed with",
+            registry=registry,
+        )  # fmt: skip
 
 
 def build_handler(metrics: RouterMetrics):
+    # The last table read, by version: a report costs one small query unless the table changed.
+    cache: dict[str, tuple[int, RoutingTable]] = {}
+
     async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
         if not isinstance(envelope.data, ReportReceived):
             return  # routed/unrouted events are the router's own; other types are not for it
-        await route_report(conn, envelope.id, envelope.data, metrics)
+        await route_report(conn, envelope.id, envelope.data, metrics, cache)
 
     return handle
 
 
-async def route_report(conn: asyncpg.Connection, event_id: str, report: ReportReceived, metrics: RouterMetrics) -> None:
+async def route_report(
+    conn: asyncpg.Connection,
+    event_id: str,
+    report: ReportReceived,
+    metrics: RouterMetrics,
+    cache: dict[str, tuple[int, RoutingTable]] | None = None,
+) -> None:
     now = datetime.now(UTC)
     if report.kind != "emergency":
         # Pranks, ghost calls and information requests are kept by intake, never dispatched.
         await store.record_decision(
-            conn,
-            report_id=report.report_id,
-            event_id=event_id,
-            category=report.category,
-            rule_version=None,
-            assignments=[],
-            outcome="not_emergency",
-            decided_at=now,
-        )
+            conn, report_id=report.report_id, event_id=event_id, category=report.category, rule_version=None,
+            decision=None, outcome="not_emergency", decided_at=now,
+        )  # fmt: skip
         metrics.decisions.labels(report.category or "none", "not_emergency").inc()
         return
-    version, table = await store.current_table(conn)
-    assignments = decide(table, report.report_id, report.category)
-    outcome = "routed" if assignments else "unrouted"
+    cache = {} if cache is None else cache
+    # TableUnreadable propagates: the consumer dead-letters the event and the operators
+    # are told (deadletters.py); a re-drive routes it once a valid table is saved.
+    version, table = await store.live_table(conn, cache.get("live"))
+    cache["live"] = (version, table)
+    metrics.table_version.set(version)
+    decision = decide(
+        table, report.report_id, report.category, subtype=report.subtype, casualties=report.casualties,
+        kecamatan=report.location.kecamatan if report.location else None,
+    )  # fmt: skip
+    outcome = "routed" if decision.routed else "unrouted"
     first_time = await store.record_decision(
         conn, report_id=report.report_id, event_id=event_id, category=report.category,
-        rule_version=version, assignments=assignments, outcome=outcome, decided_at=now,
+        rule_version=version, decision=decision, outcome=outcome, decided_at=now,
     )  # fmt: skip
     if not first_time:
         return
     key = str(report.report_id)
     records = []
-    for a in assignments:
+    for a in decision.assignments:
         dispatch = DispatchRequested(
             dispatch_id=a.dispatch_id, report_id=report.report_id, agency=a.agency, role=a.role,
             category=report.category, subtype=report.subtype, description=report.description,
             location=report.location, caller=report.caller, channel=report.channel,
             casualties=report.casualties, received_at=report.received_at, requested_at=now,
+            unit=DispatchUnit(code=a.unit.code, name=a.unit.name) if a.unit else None,
         )  # fmt: skip
         records.append(
             encode(
@@ -83,15 +106,17 @@ async def route_report(conn: asyncpg.Connection, event_id: str, report: ReportRe
             )
         )
         metrics.dispatches.labels(a.agency, a.role).inc()
-    if assignments:
+    if decision.routed:
         follow_up = ReportRouted(
             report_id=report.report_id, category=report.category, rule_version=version, routed_at=now,
-            dispatches=[RoutedDispatch(dispatch_id=a.dispatch_id, agency=a.agency, role=a.role) for a in assignments],
+            dispatches=[
+                RoutedDispatch(dispatch_id=a.dispatch_id, agency=a.agency, role=a.role) for a in decision.assignments
+            ],
         )  # fmt: skip
     else:
         # Never vanish: the on-duty operators pick it up (shifts consumes this event).
         follow_up = ReportUnrouted(
-            report_id=report.report_id, category=report.category, reason="no routing rule for this category", at=now
+            report_id=report.report_id, category=report.category, reason=decision.reason or "no rule routes it", at=now
         )
     records.append(
         encode(
@@ -111,7 +136,9 @@ async def route_report(conn: asyncpg.Connection, event_id: str, report: ReportRe
             "fields": {
                 "report_id": key,
                 "outcome": outcome,
-                "agencies": [a.agency for a in assignments],
+                "agencies": [a.agency for a in decision.assignments],
+                "units": [a.unit.code for a in decision.assignments if a.unit],
+                "rules": list(decision.matched_rules),
                 "rule_version": version,
             }
         },

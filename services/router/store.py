@@ -1,41 +1,137 @@
 """Router's SQL: the versioned routing table and the decisions."""
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+from pydantic import ValidationError
 
-from services.router.routing import DEFAULT_TABLE, Assignment, RoutingTable
+from services.router.routing import DEFAULT_TABLE, Decision, RoutingTable, upgraded_table
+
+
+class TableUnreadable(Exception):
+    """The live routing table does not validate (edited by hand, or written by a newer
+    router): no report can be routed until a valid version is saved."""
+
+
+class VersionConflict(Exception):
+    def __init__(self, expected: int, current: int):
+        super().__init__(f"the table changed: version {current} is live, the change was made on {expected}")
+        self.current = current
+
+
+def parse_table(version: int, rules: str) -> RoutingTable:
+    try:
+        return RoutingTable.model_validate_json(rules)
+    except ValidationError as exc:
+        first = str(exc).splitlines()[0]
+        raise TableUnreadable(f"routing table version {version} cannot be read: {first}") from exc
 
 
 async def seed_default_table(conn: asyncpg.Connection) -> None:
-    """Version 1 is the contract's table, written once on the first start."""
-    await conn.execute(
+    """Version 1 is the shipped default, written once on the first start. A live table
+    stored by the first router (per-category rules only) gains the shipped extra rules
+    and units as a new version, its rules kept."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE routing_table_versions IN SHARE ROW EXCLUSIVE MODE")
+        await conn.execute(
+            """
+            INSERT INTO routing_table_versions (version, rules, changed_by, reason)
+            VALUES (1, $1::jsonb, 'system', 'shipped default (contract table for Kabupaten Blitar, seed units)')
+            ON CONFLICT (version) DO NOTHING
+            """,
+            DEFAULT_TABLE.model_dump_json(),
+        )
+        row = await conn.fetchrow("SELECT version, rules FROM routing_table_versions ORDER BY version DESC LIMIT 1")
+        upgraded = upgraded_table(json.loads(row["rules"]))
+        if upgraded is not None:
+            await _insert(
+                conn, row["version"] + 1, upgraded, "system",
+                "router update: shipped extra rules (casualties, power and phone lines) and seed units added",
+            )  # fmt: skip
+
+
+async def live_table(
+    conn: asyncpg.Connection, cached: tuple[int, RoutingTable] | None = None
+) -> tuple[int, RoutingTable]:
+    """The highest version. The rules are fetched and parsed only when it is not the
+    cached version: one small query per report, and a change is seen by the next one."""
+    row = await conn.fetchrow(
         """
-        INSERT INTO routing_table_versions (version, rules, changed_by, reason)
-        VALUES (1, $1::jsonb, 'system', 'shipped default (contract table for Kabupaten Blitar)')
-        ON CONFLICT (version) DO NOTHING
+        SELECT version, CASE WHEN version = $1 THEN NULL ELSE rules END AS rules
+        FROM routing_table_versions ORDER BY version DESC LIMIT 1
         """,
-        DEFAULT_TABLE.model_dump_json(),
+        cached[0] if cached else None,
+    )
+    if cached and row["rules"] is None:
+        return cached
+    return row["version"], parse_table(row["version"], row["rules"])
+
+
+async def table_version(conn: asyncpg.Connection, version: int | None = None) -> asyncpg.Record | None:
+    """One version with who made it and why: the live one when `version` is None."""
+    return await conn.fetchrow(
+        """
+        SELECT version, rules, changed_by, reason, created_at FROM routing_table_versions
+        WHERE $1::int IS NULL OR version = $1 ORDER BY version DESC LIMIT 1
+        """,
+        version,
     )
 
 
-async def current_table(conn: asyncpg.Connection) -> tuple[int, RoutingTable]:
-    row = await conn.fetchrow("SELECT version, rules FROM routing_table_versions ORDER BY version DESC LIMIT 1")
-    return row["version"], RoutingTable.model_validate_json(row["rules"])
+async def list_versions(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT version, changed_by, reason, created_at FROM routing_table_versions ORDER BY version DESC LIMIT $1",
+        limit,
+    )
 
 
-async def save_table(conn: asyncpg.Connection, table: RoutingTable, changed_by: str, reason: str) -> int:
+async def change_table(
+    conn: asyncpg.Connection,
+    change: RoutingTable | Callable[[RoutingTable], RoutingTable],
+    changed_by: str,
+    reason: str,
+    expected_version: int | None = None,
+) -> tuple[int, RoutingTable]:
+    """Save `change` (a whole table, or a function of the live one) as the next version.
+    A whole table does not read the live one, so it also replaces an unreadable table."""
     async with conn.transaction():
-        # Serialise writers so two changes cannot take the same version number.
+        # Serialise writers: two changes can neither take one version number nor be
+        # made on the same base and lose one of them.
         await conn.execute("LOCK TABLE routing_table_versions IN SHARE ROW EXCLUSIVE MODE")
-        version = await conn.fetchval("SELECT coalesce(max(version), 0) + 1 FROM routing_table_versions")
-        await conn.execute(
-            "INSERT INTO routing_table_versions (version, rules, changed_by, reason) VALUES ($1, $2::jsonb, $3, $4)",
-            version, table.model_dump_json(), changed_by, reason,
-        )  # fmt: skip
-    return version
+        row = await conn.fetchrow("SELECT version, rules FROM routing_table_versions ORDER BY version DESC LIMIT 1")
+        if expected_version is not None and expected_version != row["version"]:
+            raise VersionConflict(expected_version, row["version"])
+        table = change if isinstance(change, RoutingTable) else change(parse_table(row["version"], row["rules"]))
+        version = row["version"] + 1
+        await _insert(conn, version, table, changed_by, reason)
+    return version, table
+
+
+async def _insert(conn: asyncpg.Connection, version: int, table: RoutingTable, changed_by: str, reason: str) -> None:
+    await conn.execute(
+        "INSERT INTO routing_table_versions (version, rules, changed_by, reason) VALUES ($1, $2::jsonb, $3, $4)",
+        version, table.model_dump_json(), changed_by, reason,
+    )  # fmt: skip
+
+
+def _dispatches_json(decision: Decision | None) -> str:
+    if decision is None:
+        return "[]"
+    return json.dumps(
+        [
+            {
+                "dispatch_id": str(a.dispatch_id),
+                "agency": a.agency,
+                "role": a.role,
+                "unit": a.unit.model_dump() if a.unit else None,
+                "because": list(a.because),
+            }
+            for a in decision.assignments
+        ]
+    )
 
 
 async def record_decision(
@@ -45,20 +141,46 @@ async def record_decision(
     event_id: str,
     category: str | None,
     rule_version: int | None,
-    assignments: list[Assignment],
+    decision: Decision | None,
     outcome: str,
     decided_at: datetime,
 ) -> bool:
-    """False when the report was already decided (a second copy of the same report)."""
+    """False when the report was already decided (a second copy of the same report). A
+    report that was dead-lettered is decided again when it is re-driven."""
     inserted = await conn.fetchval(
         """
-        INSERT INTO routing_decisions (report_id, event_id, category, rule_version, dispatches, outcome, decided_at)
-        VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
-        ON CONFLICT (report_id) DO NOTHING RETURNING true
+        INSERT INTO routing_decisions
+            (report_id, event_id, category, rule_version, dispatches, matched_rules, reason, outcome, decided_at)
+        VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9)
+        ON CONFLICT (report_id) DO UPDATE SET
+            event_id = EXCLUDED.event_id, category = EXCLUDED.category, rule_version = EXCLUDED.rule_version,
+            dispatches = EXCLUDED.dispatches, matched_rules = EXCLUDED.matched_rules, reason = EXCLUDED.reason,
+            outcome = EXCLUDED.outcome, decided_at = EXCLUDED.decided_at
+        WHERE routing_decisions.outcome = 'deadlettered'
+        RETURNING true
         """,
-        report_id, event_id, category, rule_version,
-        json.dumps([{"dispatch_id": str(a.dispatch_id), "agency": a.agency, "role": a.role} for a in assignments]),
-        outcome, decided_at,
+        report_id, event_id, category, rule_version, _dispatches_json(decision),
+        json.dumps(list(decision.matched_rules) if decision else []),
+        decision.reason if decision else None, outcome, decided_at,
+    )  # fmt: skip
+    return bool(inserted)
+
+
+async def record_deadlettered(
+    conn: asyncpg.Connection, *, report_id: UUID, event_id: str, category: str | None, reason: str, at: datetime
+) -> bool:
+    """Say why a report went nowhere; False (nothing written) when it was decided already
+    (a later copy of a routed report failing says nothing about the report)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO routing_decisions (report_id, event_id, category, dispatches, reason, outcome, decided_at)
+        VALUES ($1, $2, $3, '[]', $4, 'deadlettered', $5)
+        ON CONFLICT (report_id) DO UPDATE SET event_id = EXCLUDED.event_id, reason = EXCLUDED.reason,
+            decided_at = EXCLUDED.decided_at
+        WHERE routing_decisions.outcome = 'deadlettered'
+        RETURNING true
+        """,
+        report_id, event_id, category, reason, at,
     )  # fmt: skip
     return bool(inserted)
 

@@ -89,11 +89,11 @@ async def test_a_rule_change_routes_the_next_report_without_a_restart(database_u
     async with running(create_app(router(database_url, broker.bootstrap)), API_KEY) as client:
         table = (await client.get("/v1/routing-table")).json()
         assert table["version"] == 1
-        rules = table["table"]["rules"]
-        rules["binatang_buas"]["supporting"] = ["satpolpp"]
+        whole = table["table"]
+        whole["rules"]["binatang_buas"]["supporting"] = ["satpolpp"]
         change = await client.put(
             "/v1/routing-table",
-            json={"table": {"rules": rules}, "changed_by": "supervisor Ani", "reason": "Satpol PP handles stray dogs"},
+            json={"table": whole, "changed_by": "supervisor Ani", "reason": "Satpol PP handles stray dogs"},
         )
         assert change.status_code == 200, change.text
         assert change.json()["version"] == 2
@@ -110,12 +110,11 @@ async def test_a_rule_change_routes_the_next_report_without_a_restart(database_u
 
 async def test_a_table_missing_a_category_is_refused(database_url, broker):
     async with running(create_app(router(database_url, broker.bootstrap)), API_KEY) as client:
-        rules = (await client.get("/v1/routing-table")).json()["table"]["rules"]
-        del rules["penyakit"]
-        response = await client.put(
-            "/v1/routing-table", json={"table": {"rules": rules}, "changed_by": "x", "reason": "y"}
-        )
+        whole = (await client.get("/v1/routing-table")).json()["table"]
+        del whole["rules"]["penyakit"]
+        response = await client.put("/v1/routing-table", json={"table": whole, "changed_by": "x", "reason": "y"})
         unchanged = (await client.get("/v1/routing-table")).json()["version"]
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
+    assert "penyakit" in response.json()["detail"]
     assert unchanged == 1

@@ -1,4 +1,6 @@
-"""services/router/routing.py: the category-to-agency table and the routing decision."""
+"""services/router/routing.py: the category-to-agency table and the routing decision for a plain
+report (no subtype, no casualties): exactly the contract's table. Extra rules and units:
+test_routing_rules.py."""
 
 import uuid
 
@@ -36,34 +38,36 @@ def test_default_table_matches_the_contract(category, expected):
 @pytest.mark.parametrize(("category", "expected"), CONTRACT_TABLE.items())
 def test_decide_gives_primary_first_then_supporting(category, expected):
     primary, supporting = expected
-    assignments = decide(DEFAULT_TABLE, REPORT, category)
+    assignments = decide(DEFAULT_TABLE, REPORT, category).assignments
     assert [(a.agency, a.role) for a in assignments][0] == (primary, "primary")
     assert sorted((a.agency, a.role) for a in assignments[1:]) == sorted((s, "supporting") for s in supporting)
     assert len(assignments) == 1 + len(supporting)
 
 
 def test_fire_goes_to_damkar_pln_and_polres():
-    assignments = decide(DEFAULT_TABLE, REPORT, "kebakaran")
+    assignments = decide(DEFAULT_TABLE, REPORT, "kebakaran").assignments
     assert {a.agency: a.role for a in assignments} == {"damkar": "primary", "pln": "supporting", "polres": "supporting"}
 
 
 def test_dangerous_animal_goes_to_damkar_alone():
-    assert [(a.agency, a.role) for a in decide(DEFAULT_TABLE, REPORT, "binatang_buas")] == [("damkar", "primary")]
+    assert [(a.agency, a.role) for a in decide(DEFAULT_TABLE, REPORT, "binatang_buas").assignments] == [
+        ("damkar", "primary")
+    ]
 
 
 def test_dispatch_ids_are_deterministic():
-    first = decide(DEFAULT_TABLE, REPORT, "kebakaran")
-    again = decide(DEFAULT_TABLE, REPORT, "kebakaran")
+    first = decide(DEFAULT_TABLE, REPORT, "kebakaran").assignments
+    again = decide(DEFAULT_TABLE, REPORT, "kebakaran").assignments
     assert [a.dispatch_id for a in first] == [a.dispatch_id for a in again]
 
 
 def test_dispatch_id_matches_decide():
-    for a in decide(DEFAULT_TABLE, REPORT, "bencana_alam"):
+    for a in decide(DEFAULT_TABLE, REPORT, "bencana_alam").assignments:
         assert a.dispatch_id == dispatch_id(REPORT, a.agency)
 
 
 def test_dispatch_ids_differ_across_agencies():
-    ids = [a.dispatch_id for a in decide(DEFAULT_TABLE, REPORT, "kebakaran")]
+    ids = [a.dispatch_id for a in decide(DEFAULT_TABLE, REPORT, "kebakaran").assignments]
     assert len(set(ids)) == 3
 
 
@@ -73,14 +77,16 @@ def test_dispatch_ids_differ_across_reports():
 
 def test_dispatch_id_of_an_agency_does_not_depend_on_category():
     # polres is primary for kecelakaan and supporting for kebakaran: still one dispatch.
-    as_primary = {a.agency: a.dispatch_id for a in decide(DEFAULT_TABLE, REPORT, "kecelakaan")}
-    as_supporting = {a.agency: a.dispatch_id for a in decide(DEFAULT_TABLE, REPORT, "kebakaran")}
+    as_primary = {a.agency: a.dispatch_id for a in decide(DEFAULT_TABLE, REPORT, "kecelakaan").assignments}
+    as_supporting = {a.agency: a.dispatch_id for a in decide(DEFAULT_TABLE, REPORT, "kebakaran").assignments}
     assert as_primary["polres"] == as_supporting["polres"]
 
 
 @pytest.mark.parametrize("category", [None, "", "gempa", "KEBAKARAN"])
 def test_unknown_or_missing_category_routes_nowhere(category):
-    assert decide(DEFAULT_TABLE, REPORT, category) == []
+    decision = decide(DEFAULT_TABLE, REPORT, category)
+    assert decision.assignments == ()
+    assert decision.reason
 
 
 def full_rules(**overrides) -> dict:
@@ -91,7 +97,7 @@ def full_rules(**overrides) -> dict:
 
 def test_table_from_plain_data_is_accepted_and_routes():
     table = RoutingTable.model_validate({"rules": full_rules(binatang_buas={"primary": "bpbd", "supporting": []})})
-    assert [(a.agency, a.role) for a in decide(table, REPORT, "binatang_buas")] == [("bpbd", "primary")]
+    assert [(a.agency, a.role) for a in decide(table, REPORT, "binatang_buas").assignments] == [("bpbd", "primary")]
 
 
 def test_table_missing_a_category_is_rejected():
