@@ -17,6 +17,7 @@ Policy, chosen on purpose (at-least-once with idempotent effects):
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -233,10 +234,14 @@ class EventConsumer:
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - a non-transient failure is dead-lettered, not lost
-            log.exception(
+            # Where it failed, but not the message's later lines: a schema error quotes
+            # its input, which may be a caller's name or number.
+            log.warning(
                 "event could not be handled; dead-lettering",
-                extra={"fields": {"consumer": self.name, "ce_id": envelope.id, "ce_type": envelope.type}},
-            )
+                extra={"fields": {"consumer": self.name, "ce_id": envelope.id, "ce_type": envelope.type,
+                                  "error": first_line(exc),
+                                  "where": "".join(traceback.format_tb(exc.__traceback__, limit=-3))}},
+            )  # fmt: skip
             return await self._deadletter(record, envelope.id, f"{type(exc).__name__}: {exc}")
         if envelope.time is not None:
             self.metrics.lag_seconds.labels(self.name).observe(
@@ -246,16 +251,41 @@ class EventConsumer:
 
     async def _deadletter(self, record: ConsumerRecord, dedup_key: str, error: str) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await claim(conn, self.name, dedup_key):
+            # Claimed under its own key, never the ce_id itself: a re-drive after the
+            # fix (services/common/redrive.py) deletes this claim and the event is
+            # handled, once.
+            if not await claim(conn, self.name, deadletter_claim(dedup_key)):
                 return "duplicate"
-            await enqueue(conn, [deadletter_record(record, consumer=self.name, error=error)])
+            extra = await self.on_deadletter(conn, record, dedup_key, error)
+            await enqueue(conn, [deadletter_record(record, consumer=self.name, error=error), *extra])
         log.warning(
             "event dead-lettered",
-            extra={
-                "fields": {"consumer": self.name, "topic": record.topic, "offset": record.offset, "error": error[:500]}
-            },
-        )
+            extra={"fields": {"consumer": self.name, "topic": record.topic, "offset": record.offset,
+                              "error": first_line(error)}},
+        )  # fmt: skip
         return "deadlettered"
+
+    async def on_deadletter(
+        self, conn: asyncpg.Connection, record: ConsumerRecord, dedup_key: str, error: str
+    ) -> list[KafkaRecord]:
+        """Hook for a service: more effects of a dead letter, in its transaction (e.g.
+        telling the operators); returns more events to publish with it."""
+        return []
+
+
+DEADLETTER_CLAIM_PREFIX = "deadletter:"
+
+
+def deadletter_claim(dedup_key: str) -> str:
+    """The inbox key under which a consumer records that it dead-lettered an event."""
+    return DEADLETTER_CLAIM_PREFIX + dedup_key
+
+
+def first_line(error: object, limit: int = 300) -> str:
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else ""
+    prefix = f"{type(error).__name__}: " if isinstance(error, BaseException) else ""
+    return (prefix + line)[:limit]
 
 
 async def claim(conn: asyncpg.Connection, consumer: str, event_id: str) -> bool:

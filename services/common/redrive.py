@@ -41,15 +41,10 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas import topics
 from schemas.envelope import KafkaRecord
+from services.common.consumer import DEADLETTER_CLAIM_PREFIX, deadletter_claim  # noqa: F401 - re-exported
 from services.common.kafka import new_producer
 
-DEADLETTER_CLAIM_PREFIX = "deadletter:"
 ORIGIN_HEADER_PREFIX = "e112_"
-
-
-def deadletter_claim(dedup_key: str) -> str:
-    """The inbox key under which a consumer records that it dead-lettered an event."""
-    return DEADLETTER_CLAIM_PREFIX + dedup_key
 
 
 @dataclass(frozen=True)

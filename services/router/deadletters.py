@@ -17,14 +17,13 @@ import logging
 from datetime import UTC, datetime
 from uuid import UUID
 
+import asyncpg
 from aiokafka.structs import ConsumerRecord
 
 from schemas import topics
-from schemas.envelope import InvalidEvent, decode, derived_event_id, encode
+from schemas.envelope import InvalidEvent, KafkaRecord, decode, derived_event_id, encode
 from schemas.events import TYPE_PREFIX, ReportReceived, ReportUnrouted
-from services.common.consumer import EventConsumer, claim, deadletter_record
-from services.common.outbox import enqueue
-from services.common.redrive import deadletter_claim
+from services.common.consumer import EventConsumer
 from services.router import store
 from services.router.handler import SOURCE, RouterMetrics
 
@@ -73,44 +72,24 @@ class RouterConsumer(EventConsumer):
         """Shutdown has begun (a batch in hand may still be finishing)."""
         return self._stopping.is_set()
 
-    # Overrides EventConsumer._deadletter (same contract: returns the outcome label).
-    async def _deadletter(self, record: ConsumerRecord, dedup_key: str, error: str) -> str:
+    async def on_deadletter(
+        self, conn: asyncpg.Connection, record: ConsumerRecord, dedup_key: str, error: str
+    ) -> list[KafkaRecord]:
+        """A report that cannot be routed is also handed to the on-duty operators."""
         report = failed_report(record)
+        if report is None:
+            return []
+        report_id, category = report
         now = datetime.now(UTC)
-        told = False
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await claim(conn, self.name, deadletter_claim(dedup_key)):
-                return "duplicate"
-            records = [deadletter_record(record, consumer=self.name, error=error)]
-            if report is not None:
-                report_id, category = report
-                reason = operators_reason(error)
-                told = await store.record_deadlettered(
-                    conn, report_id=report_id, event_id=dedup_key, category=category, reason=reason, at=now
-                )
-                if told:
-                    notice = ReportUnrouted(report_id=report_id, category=category, reason=reason, at=now)
-                    records.append(
-                        encode(
-                            notice,
-                            topic=topics.REPORTS,
-                            key=str(report_id),
-                            source=SOURCE,
-                            event_id=derived_event_id(dedup_key, "deadletter-notice"),
-                            time=now,
-                        )  # fmt: skip
-                    )
-            await enqueue(conn, records)
-        if told:
-            self.router_metrics.decisions.labels(report[1] or "none", "deadlettered").inc()
-        log.warning(
-            "event dead-lettered",
-            extra={
-                "fields": {
-                    "consumer": self.name, "topic": record.topic, "offset": record.offset,
-                    "report_id": str(report[0]) if report else None, "operators_told": told,
-                    "error": error.strip().splitlines()[0][:300] if error.strip() else "",
-                }
-            },
-        )  # fmt: skip
-        return "deadlettered"
+        reason = operators_reason(error)
+        told = await store.record_deadlettered(
+            conn, report_id=report_id, event_id=dedup_key, category=category, reason=reason, at=now
+        )
+        if not told:
+            return []  # decided already: a later copy failing says nothing about that report
+        self.router_metrics.decisions.labels(category or "none", "deadlettered").inc()
+        notice = ReportUnrouted(report_id=report_id, category=category, reason=reason, at=now)
+        return [
+            encode(notice, topic=topics.REPORTS, key=str(report_id), source=SOURCE,
+                   event_id=derived_event_id(dedup_key, "deadletter-notice"), time=now)
+        ]  # fmt: skip
