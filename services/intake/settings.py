@@ -11,7 +11,7 @@ class IntakeSettings(ServiceSettings):
     # An Idempotency-Key is remembered this long; after that the same key starts a new report.
     idempotency_ttl_hours: float = Field(24, gt=0, le=24 * 30)
     # Related reports: same category, within this window, same desa or within this distance.
-    link_related_reports: bool = False  # on once the router handles linked reports (see ReportReceived.linked_to)
+    link_related_reports: bool = True
     link_window_minutes: float = Field(30, gt=0, le=24 * 60)
     link_distance_m: float = Field(500, gt=0, le=50_000)
     # A caller with this many pranks within the period is flagged for the operators (never blocked).

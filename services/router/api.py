@@ -71,7 +71,11 @@ class DecisionDispatch(BaseModel):
 
 class DecisionPublic(BaseModel):
     report_id: UUID
-    outcome: str = Field(description="routed, unrouted (to the operators), not_emergency or deadlettered")
+    outcome: str = Field(
+        description="routed, unrouted (to the operators), not_emergency, deadlettered, linked (another caller for "
+        "the incident `linked_to`: its agencies were told, nobody dispatched again) or awaiting_incident"
+    )
+    linked_to: UUID | None = None
     category: str | None
     rule_version: int | None
     rule_changed_by: str | None

@@ -13,10 +13,11 @@ from services.common.consumer import ConsumerMetrics
 from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, require_api_key
-from services.router import store
+from services.router import linked, store
 from services.router.api import build_router
 from services.router.deadletters import RouterConsumer
-from services.router.handler import SOURCE, RouterMetrics, build_handler
+from services.router.handler import build_handler
+from services.router.metrics import SOURCE, RouterMetrics
 from services.router.settings import RouterSettings
 
 SCHEMA = "router"
@@ -54,11 +55,12 @@ def create_app(settings: RouterSettings) -> FastAPI:
         app.state.consumer = consumer
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         consumer_task = asyncio.create_task(consumer.run(), name="router-consumer")
+        sweep_task = asyncio.create_task(linked.sweep_overdue(pool, handler.route_alone), name="linked-sweep")
         try:
             yield
         finally:
             await consumer.shutdown(consumer_task, grace=settings.shutdown_grace_seconds)
-            await cancel_tasks(relay_task)
+            await cancel_tasks(relay_task, sweep_task)
             await pool.close()
 
     async def readiness() -> dict[str, bool]:

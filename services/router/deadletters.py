@@ -25,7 +25,7 @@ from schemas.envelope import InvalidEvent, KafkaRecord, decode, derived_event_id
 from schemas.events import TYPE_PREFIX, ReportReceived, ReportUnrouted
 from services.common.consumer import EventConsumer
 from services.router import store
-from services.router.handler import SOURCE, RouterMetrics
+from services.router.metrics import SOURCE, RouterMetrics
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ import logging
 from datetime import UTC, datetime
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas import topics
 from schemas.envelope import Envelope, derived_event_id, encode
@@ -13,43 +12,42 @@ from schemas.events import (
     DispatchUnit,
     ReportReceived,
     ReportRouted,
+    ReportUnlinked,
     ReportUnrouted,
     RoutedDispatch,
 )
 from services.common.outbox import enqueue
-from services.router import store
+from services.router import linked, store
+from services.router.metrics import SOURCE, RouterMetrics
 from services.router.routing import RoutingTable, decide
 
 log = logging.getLogger(__name__)
-SOURCE = "e112/router"
 
 
-class RouterMetrics:
-    def __init__(self, registry: CollectorRegistry):
-        self.decisions = Counter(
-            "e112_routing_decisions_total", "Reports decided, by category and outcome",
-            ["category", "outcome"], registry=registry,
-        )  # fmt: skip
-        self.dispatches = Counter(
-            "e112_dispatches_requested_total", "Dispatches requested, by agency and role",
-            ["agency", "role"], registry=registry,
-        )  # fmt: skip
-        self.table_version = Gauge(
-            "e112_routing_table_version", "The routing table version the last report was routed with",
-            registry=registry,
-        )  # fmt: skip
+class ReportHandler:
+    """What the router does with each event on `e112.reports` (the consumer's handler)."""
+
+    def __init__(self, metrics: RouterMetrics):
+        self.metrics = metrics
+        # The last table read, by version: a report costs one small query unless the table changed.
+        self.cache: dict[str, tuple[int, RoutingTable]] = {}
+
+    async def __call__(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data = envelope.data
+        if isinstance(data, ReportReceived) and data.linked_to and data.kind == "emergency":
+            await linked.handle_linked(conn, envelope.id, data, self.metrics)
+        elif isinstance(data, ReportReceived):
+            await self.route_alone(conn, envelope.id, data)
+        elif isinstance(data, ReportUnlinked):
+            await linked.handle_unlinked(conn, data, self.route_alone)
+        # routed/unrouted events are the router's own; other types are not for it
+
+    async def route_alone(self, conn: asyncpg.Connection, event_id: str, report: ReportReceived) -> None:
+        await route_report(conn, event_id, report, self.metrics, self.cache)
 
 
-def build_handler(metrics: RouterMetrics):
-    # The last table read, by version: a report costs one small query unless the table changed.
-    cache: dict[str, tuple[int, RoutingTable]] = {}
-
-    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
-        if not isinstance(envelope.data, ReportReceived):
-            return  # routed/unrouted events are the router's own; other types are not for it
-        await route_report(conn, envelope.id, envelope.data, metrics, cache)
-
-    return handle
+def build_handler(metrics: RouterMetrics) -> ReportHandler:
+    return ReportHandler(metrics)
 
 
 async def route_report(
@@ -127,6 +125,10 @@ async def route_report(
             event_id=derived_event_id(event_id, "routing"),
             time=now,
         )
+    )
+    # Other callers' reports that arrived before this one was decided join it now.
+    records += await linked.release_waiting(
+        conn, report.report_id, [{"dispatch_id": str(a.dispatch_id), "agency": a.agency} for a in decision.assignments]
     )
     await enqueue(conn, records)
     metrics.decisions.labels(report.category or "none", outcome).inc()

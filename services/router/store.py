@@ -146,7 +146,8 @@ async def record_decision(
     decided_at: datetime,
 ) -> bool:
     """False when the report was already decided (a second copy of the same report). A
-    report that was dead-lettered is decided again when it is re-driven."""
+    report that was dead-lettered is decided again when it is re-driven, and a linked
+    one when an operator unlinks it."""
     inserted = await conn.fetchval(
         """
         INSERT INTO routing_decisions
@@ -155,8 +156,8 @@ async def record_decision(
         ON CONFLICT (report_id) DO UPDATE SET
             event_id = EXCLUDED.event_id, category = EXCLUDED.category, rule_version = EXCLUDED.rule_version,
             dispatches = EXCLUDED.dispatches, matched_rules = EXCLUDED.matched_rules, reason = EXCLUDED.reason,
-            outcome = EXCLUDED.outcome, decided_at = EXCLUDED.decided_at
-        WHERE routing_decisions.outcome = 'deadlettered'
+            outcome = EXCLUDED.outcome, decided_at = EXCLUDED.decided_at, linked_to = NULL
+        WHERE routing_decisions.outcome IN ('deadlettered', 'linked', 'awaiting_incident')
         RETURNING true
         """,
         report_id, event_id, category, rule_version, _dispatches_json(decision),

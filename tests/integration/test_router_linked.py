@@ -1,0 +1,125 @@
+"""Another caller for an open incident: the agencies hear of it, nobody is dispatched
+twice; an operator's unlink dispatches the report on its own."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from schemas import topics
+from schemas.envelope import encode
+from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked
+from services.router import linked
+from services.router.app import create_app
+from services.router.handler import build_handler
+from services.router.metrics import RouterMetrics
+from services.router.settings import RouterSettings
+from tests.conftest import API_KEY
+from tests.support import eventually, produce, read_topics, running
+
+pytestmark = pytest.mark.integration
+
+FIRE_TOPICS = [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")]
+
+
+def settings(database_url: str, bootstrap: str) -> RouterSettings:
+    return RouterSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
+                          outbox_poll_interval=0.2, kafka_session_timeout_ms=2000)  # fmt: skip
+
+
+def fire(linked_to: uuid.UUID | None = None, phone: str = "+6281234567890") -> ReportReceived:
+    return ReportReceived(
+        report_id=uuid.uuid4(), kind="emergency", category="kebakaran", subtype="rumah", description="api besar",
+        location=EventLocation(kecamatan="Wlingi", desa="Beru"), caller=EventCaller(phone=phone), channel="call",
+        received_at=datetime.now(UTC), linked_to=linked_to,
+    )  # fmt: skip
+
+
+def record(event) -> object:
+    return encode(event, topic=topics.REPORTS, key=str(event.report_id), source="e112/intake")
+
+
+def of_type(messages, suffix):
+    return [m for m in messages if m.headers["ce_type"].endswith(suffix)]
+
+
+async def outcome(database_url: str, report_id: uuid.UUID) -> str | None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT outcome FROM router.routing_decisions WHERE report_id = $1", report_id)
+    finally:
+        await conn.close()
+
+
+async def test_a_linked_report_tells_the_incidents_agencies_and_is_not_dispatched_again(database_url, broker):
+    incident = fire()
+    second = fire(linked_to=incident.report_id, phone="+6285600001111")
+    async with running(create_app(settings(database_url, broker.bootstrap)), API_KEY):
+        await produce(broker.bootstrap, [record(incident), record(second)])
+        messages = await read_topics(broker.bootstrap, FIRE_TOPICS, settle=1.5,
+                                     until=lambda ms: len(of_type(ms, "dispatch.caller_added.v1")) >= 3)  # fmt: skip
+        assert await outcome(database_url, second.report_id) == "linked"
+    requested = of_type(messages, "dispatch.requested.v1")
+    added = of_type(messages, "dispatch.caller_added.v1")
+    assert {m.data["report_id"] for m in requested} == {str(incident.report_id)}  # nobody dispatched twice
+    assert len(requested) == 3 and len(added) == 3
+    by_agency = {m.data["agency"]: m.data["dispatch_id"] for m in requested}
+    for message in added:
+        assert message.key == str(incident.report_id)  # ordered after the incident's dispatch
+        assert message.data["dispatch_id"] == by_agency[message.data["agency"]]
+        assert message.data["new_report_id"] == str(second.report_id)
+        assert message.data["caller"]["phone"] == "+6285600001111"  # so the agency can call back
+
+
+async def test_a_linked_report_waits_for_an_incident_decided_later(database_url, broker):
+    incident = fire()
+    second = fire(linked_to=incident.report_id)
+    async with running(create_app(settings(database_url, broker.bootstrap)), API_KEY):
+        await produce(broker.bootstrap, [record(second)])  # the link arrives first: parked, not blocking
+        await eventually(lambda: _is(database_url, second.report_id, "awaiting_incident"))
+        await produce(broker.bootstrap, [record(incident)])
+        messages = await read_topics(broker.bootstrap, FIRE_TOPICS,
+                                     until=lambda ms: len(of_type(ms, "dispatch.caller_added.v1")) >= 3)  # fmt: skip
+    assert {m.data["report_id"] for m in of_type(messages, "dispatch.requested.v1")} == {str(incident.report_id)}
+    assert await outcome(database_url, second.report_id) == "linked"
+
+
+async def test_a_link_whose_incident_never_comes_is_routed_on_its_own(database_url, broker):
+    orphan = fire(linked_to=uuid.uuid4())
+    app = create_app(settings(database_url, broker.bootstrap))
+    async with running(app, API_KEY):
+        await produce(broker.bootstrap, [record(orphan)])
+        await eventually(lambda: _is(database_url, orphan.report_id, "awaiting_incident"))
+        handler = build_handler(RouterMetrics(CollectorRegistry()))
+        assert await linked.route_overdue(app.state.pool, handler.route_alone, timedelta(0)) == 1
+        messages = await read_topics(broker.bootstrap, FIRE_TOPICS, until=lambda ms: len(ms) >= 3)
+    assert {m.data["report_id"] for m in messages} == {str(orphan.report_id)}
+    assert await outcome(database_url, orphan.report_id) == "routed"
+
+
+async def test_unlinking_dispatches_the_report_on_its_own(database_url, broker):
+    incident = fire()
+    second = fire(linked_to=incident.report_id)
+    unlinked = ReportUnlinked(report_id=second.report_id, incident_report_id=incident.report_id,
+                              unlinked_by="Sari", unlinked_at=datetime.now(UTC))  # fmt: skip
+    async with running(create_app(settings(database_url, broker.bootstrap)), API_KEY):
+        await produce(broker.bootstrap, [record(incident), record(second)])
+        await eventually(lambda: _is(database_url, second.report_id, "linked"))
+        await produce(broker.bootstrap, [record(unlinked), record(unlinked)])  # a duplicate changes nothing
+        messages = await read_topics(
+            broker.bootstrap,
+            FIRE_TOPICS,
+            settle=1.5,
+            until=lambda ms: (
+                len([m for m in of_type(ms, "dispatch.requested.v1") if m.key == str(second.report_id)]) >= 3
+            ),
+        )
+        assert await outcome(database_url, second.report_id) == "routed"
+    own = [m for m in of_type(messages, "dispatch.requested.v1") if m.key == str(second.report_id)]
+    assert sorted(m.data["agency"] for m in own) == ["damkar", "pln", "polres"]
+
+
+async def _is(database_url, report_id, expected):
+    return await outcome(database_url, report_id) == expected
