@@ -116,7 +116,12 @@ def asyncapi() -> dict:
                 },
                 "payload": {"$ref": f"json/{event_file_name(model)}"},
                 "bindings": {
-                    "kafka": {"key": {"type": "string", "description": "report id (operator id on e112.shifts)"}}
+                    "kafka": {
+                        "key": {
+                            "type": "string",
+                            "description": "report id; on e112.shifts: operator id, `coverage` or `roster`",
+                        }
+                    }
                 },
             }
             channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
