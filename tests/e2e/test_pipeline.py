@@ -205,6 +205,24 @@ async def test_no_personal_data_in_the_logs(stack):
             assert secret not in text, f"{secret} in {name}"
 
 
+async def test_a_second_caller_for_the_same_fire_reaches_the_agencies_as_an_update(stack):
+    intake = stack.services["intake"].url
+    fire = {**FIRE_REPORT, "location": {"kecamatan": "Garum", "desa": "Sumberdiren"}}
+    async with httpx.AsyncClient(headers=auth()) as client:
+        first = (await client.post(f"{intake}/v1/reports", json=fire)).json()
+        second = (await client.post(f"{intake}/v1/reports", json={**fire, "caller": {"phone": "085799998888"}})).json()
+    assert first["status"] == "received" and second["status"] == "linked" and second["linked_to"] == first["id"]
+    fire_topics = [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")]
+
+    def updates(messages):
+        return [m for m in messages if m.data.get("new_report_id") == second["id"]]
+
+    messages = await read_topics(stack.bootstrap, fire_topics, until=lambda ms: len(updates(ms)) >= 3, settle=1.0)
+    assert {m.topic for m in updates(messages)} == set(fire_topics)
+    assert all(m.key == first["id"] and m.data["caller"]["phone"] == "+6285799998888" for m in updates(messages))
+    assert not [m for m in messages if m.key == second["id"]]  # no second dispatch
+
+
 def test_services_stop_cleanly_on_sigterm(stack):
     # Last in this module: it stops the stack's services.
     for name, service in stack.services.items():
