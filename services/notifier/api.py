@@ -1,30 +1,97 @@
-"""Notifier's API: each agency's webhook, and each dispatch's delivery record."""
+"""Notifier's admin API (the Command Center's key): each agency's channels, webhook,
+signing secret, deadline, escalation contacts and API keys; each dispatch's record."""
 
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from schemas.catalog import AGENCIES, AGENCY_NAMES, Agency
 from services.common.web import PROBLEM_RESPONSES, Problem
+from services.notifier import escalation, signing, store
+from services.notifier.breaker import Breakers
+from services.notifier.clock import Clock
+from services.notifier.store import AgencyConfig
 
 NOT_FOUND = {404: {**PROBLEM_RESPONSES[422], "description": "Not found"}}
+Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ChannelName = Literal["webhook", "email"]
+SECRET_SHOWN_ONCE = "Only in the answer that made it: store it now, it is not shown again."
 
 
 class WebhookChange(BaseModel):
     url: AnyHttpUrl = Field(description="Where the agency takes dispatches (HTTPS in production)")
-    updated_by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    updated_by: Who
+
+
+class AgencyConfigChange(BaseModel):
+    """An agency's whole configuration (PUT replaces it; an omitted field takes its default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channels: list[ChannelName] = Field(
+        default_factory=lambda: ["webhook", "email"], min_length=1,
+        description="Tried in this order: the next one when the previous gives up",
+    )  # fmt: skip
+    webhook_url: AnyHttpUrl | None = Field(None, description="Where the agency takes dispatches (HTTPS in production)")
+    email: list[EmailStr] = Field(default_factory=list, max_length=20, description="The e-mail channel's addresses")
+    ack_deadline_seconds: int | None = Field(
+        None, ge=10, le=86_400,
+        description="Unacknowledged this long: re-sent; twice as long: escalated. Omitted: the service default",
+    )  # fmt: skip
+    escalation_contacts: list[EmailStr] = Field(default_factory=list, max_length=20)
+    updated_by: Who
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each channel at most once")
+        return value
 
 
 class AgencyPublic(BaseModel):
     agency: Agency
     name: str
     topic: str
+    channels: list[str]
     webhook_url: str | None
+    webhook_secret_set: bool
+    webhook_secret: str | None = Field(None, description=f"The webhook signing secret. {SECRET_SHOWN_ONCE}")
+    webhook_breaker: str = Field(description="This replica's circuit breaker for the webhook: closed, open, half_open")
+    email: list[str]
+    ack_deadline_seconds: int
+    escalation_contacts: list[str]
     updated_by: str | None
     updated_at: datetime | None
+
+
+class WebhookSecretPublic(BaseModel):
+    agency: Agency
+    webhook_secret: str = Field(description=SECRET_SHOWN_ONCE)
+    previous_secret_valid_until: datetime | None = Field(
+        description="Until then requests carry a second v1= signature made with the previous secret"
+    )
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    created_by: Who
+
+
+class ApiKeyPublic(BaseModel):
+    id: UUID
+    agency: Agency
+    label: str | None
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description=f"The agency's key, sent as `Authorization: Bearer <key>`. {SECRET_SHOWN_ONCE}")
 
 
 class AttemptPublic(BaseModel):
@@ -33,80 +100,177 @@ class AttemptPublic(BaseModel):
     target: str | None
     started_at: datetime
     duration_ms: int
-    outcome: str
+    outcome: str = Field(description="delivered, retry, gave_up, permanent or skipped")
     status_code: int | None
     error: str | None
+
+
+class FieldStatusEntry(BaseModel):
+    status: str
+    note: str | None
+    at: datetime
 
 
 class DispatchPublic(BaseModel):
     dispatch_id: UUID
     report_id: UUID
     agency: str
-    state: str
+    state: str = Field(description="pending, delivered, failed, or stopped (acknowledged before delivery finished)")
+    channel: str | None
+    round: int
     attempts: int
     next_attempt_at: datetime | None
     last_error: str | None
     finished_at: datetime | None
+    ack_deadline_seconds: int
+    acknowledged_at: datetime | None
+    acknowledged_via: str | None
+    escalation_steps: list[str] = Field(description="taken so far: resent, escalated")
+    escalation_due_at: datetime | None
+    field_status: str | None
+    field_statuses: list[FieldStatusEntry]
     history: list[AttemptPublic]
 
 
-def build_router(auth) -> APIRouter:
+def build_router(auth, *, clock: Clock, breakers: Breakers, default_deadline: int, secret_grace_seconds: int):
     router = APIRouter(prefix="/v1", dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
 
-    async def _agency(conn, agency: str) -> AgencyPublic:
-        row = await conn.fetchrow("SELECT url, updated_by, updated_at FROM agency_webhooks WHERE agency = $1", agency)
+    def public(config: AgencyConfig, *, secret: str | None = None) -> AgencyPublic:
+        breaker = breakers.by_agency.get(config.agency)
         return AgencyPublic(
-            agency=agency,
-            name=AGENCY_NAMES[agency],
-            topic=f"e112.dispatch.{agency}",
-            webhook_url=row and row["url"],
-            updated_by=row and row["updated_by"],
-            updated_at=row and row["updated_at"],
-        )
+            agency=config.agency, name=AGENCY_NAMES[config.agency], topic=f"e112.dispatch.{config.agency}",
+            channels=config.channels, webhook_url=config.webhook_url,
+            webhook_secret_set=config.webhook_secret is not None, webhook_secret=secret,
+            webhook_breaker=breaker.state if breaker else "closed", email=config.email_to,
+            ack_deadline_seconds=config.ack_deadline_seconds or default_deadline,
+            escalation_contacts=config.escalation_contacts, updated_by=config.updated_by,
+            updated_at=config.updated_at,
+        )  # fmt: skip
 
-    @router.get("/agencies", tags=["agencies"], summary="Every agency and its webhook")
+    async def change(request: Request, agency: str, edit) -> AgencyPublic:
+        """Read, edit and save one agency's configuration under its lock. A webhook
+        URL without a secret gets one, returned this once."""
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            await store.lock_agency(conn, agency)
+            config = edit(await store.agency_config(conn, agency))
+            secret = None
+            if config.webhook_url and not config.webhook_secret:
+                secret = signing.new_webhook_secret()
+                config = AgencyConfig(**{**config.__dict__, "webhook_secret": secret})
+            await store.save_agency_config(conn, config, clock.now())
+            return public(await store.agency_config(conn, agency), secret=secret)
+
+    @router.get("/agencies", tags=["agencies"], summary="Every agency and its configuration")
     async def list_agencies(request: Request) -> list[AgencyPublic]:
         async with request.app.state.pool.acquire() as conn:
-            return [await _agency(conn, a) for a in AGENCIES]
+            return [public(await store.agency_config(conn, a)) for a in AGENCIES]
 
-    @router.put("/agencies/{agency}/webhook", tags=["agencies"], summary="Set an agency's webhook")
-    async def put_webhook(agency: Agency, change: WebhookChange, request: Request) -> AgencyPublic:
+    @router.get("/agencies/{agency}", tags=["agencies"], summary="One agency's configuration")
+    async def get_agency(agency: Agency, request: Request) -> AgencyPublic:
         async with request.app.state.pool.acquire() as conn:
-            await conn.execute(
-                """
-                INSERT INTO agency_webhooks (agency, url, updated_by) VALUES ($1, $2, $3)
-                ON CONFLICT (agency) DO UPDATE SET url = excluded.url, updated_by = excluded.updated_by,
-                                                   updated_at = now()
-                """,
-                agency, str(change.url), change.updated_by,
-            )  # fmt: skip
-            return await _agency(conn, agency)
+            return public(await store.agency_config(conn, agency))
+
+    @router.put(
+        "/agencies/{agency}", tags=["agencies"],
+        summary="Set an agency's channels, webhook, e-mail, acknowledgement deadline and escalation contacts",
+    )  # fmt: skip
+    async def put_agency(agency: Agency, body: AgencyConfigChange, request: Request) -> AgencyPublic:
+        def edit(old: AgencyConfig) -> AgencyConfig:
+            url = str(body.webhook_url) if body.webhook_url else None
+            return AgencyConfig(**{
+                **old.__dict__, "channels": list(body.channels), "webhook_url": url,
+                "webhook_secret": old.webhook_secret if url else None, "email_to": [str(e) for e in body.email],
+                "ack_deadline_seconds": body.ack_deadline_seconds,
+                "escalation_contacts": [str(e) for e in body.escalation_contacts], "updated_by": body.updated_by,
+            })  # fmt: skip
+
+        return await change(request, agency, edit)
+
+    @router.put("/agencies/{agency}/webhook", tags=["agencies"], summary="Set an agency's webhook URL only")
+    async def put_webhook(agency: Agency, body: WebhookChange, request: Request) -> AgencyPublic:
+        return await change(
+            request, agency,
+            lambda old: AgencyConfig(**{**old.__dict__, "webhook_url": str(body.url), "updated_by": body.updated_by}),
+        )  # fmt: skip
 
     @router.delete(
         "/agencies/{agency}/webhook", tags=["agencies"], summary="Remove an agency's webhook", status_code=204
     )
     async def delete_webhook(agency: Agency, request: Request) -> None:
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            await store.lock_agency(conn, agency)
+            await conn.execute(
+                "UPDATE agencies SET webhook_url = NULL, webhook_secret = NULL, previous_webhook_secret = NULL, "
+                "previous_secret_until = NULL WHERE agency = $1",
+                agency,
+            )
+
+    @router.post(
+        "/agencies/{agency}/webhook/secret", tags=["agencies"], responses=NOT_FOUND,
+        summary="Rotate the webhook signing secret (the previous one keeps signing for a grace period)",
+    )  # fmt: skip
+    async def rotate_secret(agency: Agency, request: Request) -> WebhookSecretPublic:
+        now = clock.now()
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            await store.lock_agency(conn, agency)
+            old = await store.agency_config(conn, agency)
+            if not old.webhook_url:
+                raise Problem(404, "Not found", f"{agency} has no webhook; set one first.")
+            secret = signing.new_webhook_secret()
+            until = now + timedelta(seconds=secret_grace_seconds) if old.webhook_secret else None
+            await store.save_agency_config(conn, AgencyConfig(**{
+                **old.__dict__, "webhook_secret": secret, "previous_webhook_secret": old.webhook_secret,
+                "previous_secret_until": until,
+            }), now)  # fmt: skip
+        return WebhookSecretPublic(agency=agency, webhook_secret=secret, previous_secret_valid_until=until)
+
+    @router.post(
+        "/agencies/{agency}/api-keys", tags=["agencies"], status_code=201,
+        summary="Make an API key with which the agency acknowledges its dispatches and reports field status",
+    )  # fmt: skip
+    async def create_key(agency: Agency, body: ApiKeyCreate, request: Request) -> ApiKeyCreated:
+        key = signing.new_api_key()
         async with request.app.state.pool.acquire() as conn:
-            await conn.execute("DELETE FROM agency_webhooks WHERE agency = $1", agency)
+            row = await store.add_api_key(
+                conn, agency=agency, key_hash=signing.hash_api_key(key), label=body.label,
+                created_by=body.created_by, now=clock.now(),
+            )  # fmt: skip
+        return ApiKeyCreated(**dict(row), key=key)
+
+    @router.get("/agencies/{agency}/api-keys", tags=["agencies"], summary="An agency's API keys (never the keys)")
+    async def list_keys(agency: Agency, request: Request) -> list[ApiKeyPublic]:
+        async with request.app.state.pool.acquire() as conn:
+            return [ApiKeyPublic(**dict(r)) for r in await store.api_keys(conn, agency)]
+
+    @router.delete(
+        "/agencies/{agency}/api-keys/{key_id}", tags=["agencies"], status_code=204, responses=NOT_FOUND,
+        summary="Revoke an agency API key",
+    )  # fmt: skip
+    async def revoke_key(agency: Agency, key_id: UUID, request: Request) -> None:
+        async with request.app.state.pool.acquire() as conn:
+            if not await store.revoke_api_key(conn, agency, key_id, clock.now()):
+                raise Problem(404, "Not found", f"{agency} has no API key {key_id}.")
 
     @router.get(
-        "/dispatches/{dispatch_id}",
-        tags=["dispatches"],
-        summary="A dispatch and every delivery attempt",
-        responses=NOT_FOUND,
-    )
+        "/dispatches/{dispatch_id}", tags=["dispatches"], responses=NOT_FOUND,
+        summary="A dispatch: delivery, every attempt, acknowledgement, escalation and field status",
+    )  # fmt: skip
     async def get_dispatch(dispatch_id: UUID, request: Request) -> DispatchPublic:
         async with request.app.state.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM dispatches WHERE dispatch_id = $1", dispatch_id)
+            row = await store.dispatch_row(conn, dispatch_id)
             if row is None:
                 raise Problem(404, "Not found", f"No dispatch {dispatch_id}.")
             attempts = await conn.fetch(
-                "SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY attempt, id", dispatch_id
+                "SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY id", dispatch_id
             )
+            statuses = await store.field_statuses(conn, dispatch_id)
         return DispatchPublic(
-            **{k: row[k] for k in ("dispatch_id", "report_id", "agency", "state", "attempts", "last_error",
-                                   "finished_at")},
+            **{k: row[k] for k in ("dispatch_id", "report_id", "agency", "state", "channel", "round", "attempts",
+                                   "last_error", "finished_at", "ack_deadline_seconds", "acknowledged_at",
+                                   "acknowledged_via", "escalation_due_at", "field_status")},
             next_attempt_at=row["next_attempt_at"] if row["state"] == "pending" else None,
+            escalation_steps=list(escalation.STEPS[: row["escalation_step"]]),
+            field_statuses=[FieldStatusEntry(**dict(s)) for s in statuses],
             history=[AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in attempts],
         )  # fmt: skip
 

@@ -1,53 +1,100 @@
-"""Delivers queued dispatches to the agencies' webhooks.
+"""Delivers queued dispatches to the agencies, channel by channel.
 
-Works from the `dispatches` table, never from memory: it claims due rows with a lease,
-posts each to its agency's webhook, records the attempt, and either finishes the
-dispatch (publishing `dispatch.delivered` or `dispatch.failed` through the outbox, in
-the same transaction) or stores the time of the next try.
+Works from the `dispatches` table, never from memory: it claims due rows with a lease
+(store.claim_due), makes one attempt on the dispatch's current channel, records it,
+and in the same transaction either finishes the dispatch (publishing
+`dispatch.delivered` or `dispatch.failed` through the outbox), stores the time of the
+next try, or moves it to the agency's next channel when this one gives up. A worker
+killed mid-attempt loses nothing: the lease runs out and the dispatch comes due again.
 
-The webhook request is a CloudEvents HTTP binary-mode POST: the dispatch JSON as the
-body, `ce-*` headers, and `Idempotency-Key: <dispatch_id>`; the same dispatch may
-arrive more than once (a retry after a lost answer) and the agency deduplicates by
-that key.
+A webhook request is a CloudEvents HTTP binary-mode POST: the dispatch JSON as the
+body, `ce-*` headers, `Idempotency-Key: <dispatch_id>` and `E112-Signature`. The same
+dispatch may arrive more than once (a retry after a lost answer, a re-send when it is
+not acknowledged) and the agency deduplicates by that key.
+
+While an agency's webhook circuit breaker is open, its dispatches are postponed to
+the breaker's next trial: no attempt, no count against the retry bound. When the
+breaker closes, the postponed ones come due at once.
 """
 
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 import asyncpg
-import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import topics
-from schemas.envelope import derived_event_id, encode
+from schemas.envelope import KafkaRecord, derived_event_id, encode
 from schemas.events import DispatchDelivered, DispatchFailed
 from services.common.consumer import TRANSIENT_ERRORS
 from services.common.outbox import enqueue
 from services.notifier import store
-from services.notifier.policy import RetryPolicy, Verdict, classify_status
+from services.notifier.breaker import Breakers, State
+from services.notifier.channels import Result, elapsed_ms
+from services.notifier.clock import Clock
+from services.notifier.policy import RetryPolicy, Verdict, next_channel, trips_breaker
+from services.notifier.store import AgencyConfig, DueDispatch
 
 log = logging.getLogger(__name__)
 SOURCE = "e112/notifier"
-CHANNEL = "webhook"
+
+
+class Channel(Protocol):
+    name: str
+
+    def target(self, config: AgencyConfig) -> tuple[str | None, str]: ...
+
+    async def send(self, target: str, dispatch: DueDispatch, config: AgencyConfig, now: datetime) -> Result: ...
 
 
 class DeliveryMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.attempts = Counter(
-            "e112_dispatch_delivery_attempts_total", "Delivery attempts, by agency and outcome",
-            ["agency", "outcome"], registry=registry,
+            "e112_dispatch_delivery_attempts_total", "Delivery attempts, by agency, channel and outcome",
+            ["agency", "channel", "outcome"], registry=registry,
         )  # fmt: skip
         self.finished = Counter(
             "e112_dispatches_finished_total", "Dispatches finished, by agency and state (delivered, failed)",
             ["agency", "state"], registry=registry,
         )  # fmt: skip
         self.delivery_seconds = Histogram(
-            "e112_dispatch_delivery_seconds", "Time from report received to the agency's webhook accepting it",
+            "e112_dispatch_delivery_seconds", "Time from report received to the agency's endpoint accepting it",
             ["agency"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900), registry=registry,
         )  # fmt: skip
         self.pending = Gauge("e112_dispatches_pending", "Dispatches not yet delivered or failed", registry=registry)
+        self.postponed = Counter(
+            "e112_dispatch_postponed_total", "Attempts postponed by an open webhook circuit breaker", ["agency"],
+            registry=registry,
+        )  # fmt: skip
+        self.breaker_open = Gauge(
+            "e112_webhook_breaker_open", "1 while the agency's webhook circuit breaker is open or half-open",
+            ["agency"], registry=registry,
+        )  # fmt: skip
+
+
+def outcome_record(dispatch: DueDispatch, state: str, channel: str | None, attempts: int, reason: str | None,
+                   now: datetime) -> KafkaRecord:  # fmt: skip
+    if state == "delivered":
+        event = DispatchDelivered(
+            dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
+            channel=channel or "unknown", attempts=attempts, delivered_at=now,
+        )  # fmt: skip
+    else:
+        event = DispatchFailed(
+            dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
+            reason=reason or "unknown", attempts=attempts, failed_at=now,
+        )  # fmt: skip
+    # One outcome per dispatch and round: its ce_id derives from both, so a replay can
+    # never announce a second outcome under a new id, while a re-sent round's outcome
+    # is news.
+    discriminator = "outcome" if dispatch.round == 1 else f"outcome-{dispatch.round}"
+    return encode(
+        event, topic=topics.DISPATCH_STATUS, key=str(dispatch.report_id), source=SOURCE,
+        event_id=derived_event_id(str(dispatch.dispatch_id), discriminator), time=now,
+    )  # fmt: skip
 
 
 class Deliverer:
@@ -57,9 +104,11 @@ class Deliverer:
         pool: asyncpg.Pool,
         dsn: str,
         schema: str,
-        client: httpx.AsyncClient,
+        channels: dict[str, Channel],
         policy: RetryPolicy,
         metrics: DeliveryMetrics,
+        breakers: Breakers,
+        clock: Clock,
         concurrency: int = 16,
         lease_seconds: float = 30.0,
         poll_interval: float = 1.0,
@@ -67,14 +116,19 @@ class Deliverer:
         self.pool = pool
         self.dsn = dsn
         self.schema = schema
-        self.client = client
+        self.channels = channels
         self.policy = policy
         self.metrics = metrics
+        self.breakers = breakers
+        self.clock = clock
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
 
     async def run(self) -> None:
         while True:
@@ -86,13 +140,14 @@ class Deliverer:
                     self._wake.clear()
                     await self._round()
                     async with self.pool.acquire() as conn:
-                        next_due = await store.seconds_until_next_due(conn)
-                        self.metrics.pending.set(
-                            await conn.fetchval("SELECT count(*) FROM dispatches WHERE state = 'pending'")
-                        )
+                        next_due = await store.seconds_until_next_due(conn, self.clock.now())
+                        self.metrics.pending.set(await store.pending_count(conn))
                     wait = self.poll_interval if next_due is None else min(self.poll_interval, next_due)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
+                    # it is cancelled just as the wake-up comes, and the loop would never stop.
                     try:
-                        await asyncio.wait_for(self._wake.wait(), wait)
+                        async with asyncio.timeout(wait):
+                            await self._wake.wait()
                     except TimeoutError:
                         pass
             except asyncio.CancelledError:
@@ -108,8 +163,9 @@ class Deliverer:
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
             return
+        now = self.clock.now()
         async with self.pool.acquire() as conn:
-            due = await store.claim_due(conn, free, self.lease_seconds)
+            due = await store.claim_due(conn, free, now, now + timedelta(seconds=self.lease_seconds))
         for dispatch in due:
             task = asyncio.create_task(self._deliver_safely(dispatch))
             self._in_flight.add(task)
@@ -124,7 +180,7 @@ class Deliverer:
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=10)
 
-    async def _deliver_safely(self, dispatch: store.DueDispatch) -> None:
+    async def _deliver_safely(self, dispatch: DueDispatch) -> None:
         try:
             await self.deliver(dispatch)
         except TRANSIENT_ERRORS as exc:
@@ -134,102 +190,137 @@ class Deliverer:
                 extra={"fields": {"dispatch_id": str(dispatch.dispatch_id), "error": type(exc).__name__}},
             )
 
-    async def deliver(self, dispatch: store.DueDispatch) -> None:
+    async def deliver(self, dispatch: DueDispatch) -> None:
         async with self.pool.acquire() as conn:
-            url = await store.webhook_url(conn, dispatch.agency)
-        started = datetime.now(UTC)
-        clock = time.perf_counter()
-        status_code: int | None = None
-        if url is None:
-            verdict, error = Verdict.PERMANENT, "no webhook configured for this agency"
-        else:
-            verdict, status_code, error = await self._post(url, dispatch)
-        duration_ms = int((time.perf_counter() - clock) * 1000)
+            config = await store.agency_config(conn, dispatch.agency)
+        now = self.clock.now()
+        tried, errors = list(dispatch.channels_tried), list(dispatch.channel_errors)
+        channel_attempts = dispatch.channel_attempts
+        channel = dispatch.channel or next_channel(config.channels, tried)
+        skipped: list[tuple[str, str]] = []
+        target = None
+        # Channels this agency cannot be reached on (no URL, no address, removed from
+        # its list) are passed over without an attempt, and said why.
+        while channel is not None:
+            sender = self.channels.get(channel)
+            if sender is None or channel not in config.channels:
+                reason = "not one of the agency's channels"
+            else:
+                target, reason = sender.target(config)
+                if target:
+                    break
+            skipped.append((channel, reason))
+            errors.append(f"{channel}: {reason}")
+            tried.append(channel)
+            channel, channel_attempts = next_channel(config.channels, tried), 0
 
-        if verdict is Verdict.RETRYABLE and self.policy.gives_up(dispatch.attempts):
-            outcome, error = "gave_up", f"{error} (after {dispatch.attempts} attempts)"
+        if channel is None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._record_skipped(conn, dispatch, skipped, now)
+                await self._finish(conn, dispatch, "failed", None, dispatch.attempts, errors, now)
+            return
+
+        breaker = self.breakers[dispatch.agency] if channel == "webhook" else None
+        if breaker is not None and not breaker.allow(now.timestamp()):
+            until = datetime.fromtimestamp(breaker.postpone_until(now.timestamp()), now.tzinfo)
+            self.metrics.postponed.labels(dispatch.agency).inc()
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._record_skipped(conn, dispatch, skipped, now)
+                await store.update_progress(
+                    conn, dispatch, channel=channel, channels_tried=tried, attempts=dispatch.attempts,
+                    channel_attempts=channel_attempts, channel_errors=errors, next_attempt_at=until, error=None,
+                )  # fmt: skip
+            return
+
+        started = time.perf_counter()
+        result = await self.channels[channel].send(target, dispatch, config, now)
+        duration_ms = elapsed_ms(started)
+        closed_again = self._update_breaker(breaker, dispatch.agency, result.verdict, now)
+
+        attempts, channel_attempts = dispatch.attempts + 1, channel_attempts + 1
+        error = result.error
+        if result.verdict is Verdict.DELIVERED:
+            outcome = "delivered"
+        elif result.verdict is Verdict.RETRYABLE and not self.policy.gives_up(channel_attempts):
+            outcome = "retry"
+        elif result.verdict is Verdict.RETRYABLE:
+            outcome, error = "gave_up", f"{error} (after {channel_attempts} attempts)"
         else:
-            outcome = {Verdict.DELIVERED: "delivered", Verdict.RETRYABLE: "retry", Verdict.PERMANENT: "permanent"}[
-                verdict
-            ]
-        self.metrics.attempts.labels(dispatch.agency, outcome).inc()
+            outcome = "permanent"
+        self.metrics.attempts.labels(dispatch.agency, channel, outcome).inc()
 
         async with self.pool.acquire() as conn, conn.transaction():
+            await self._record_skipped(conn, dispatch, skipped, now)
             await store.record_attempt(
-                conn, dispatch_id=dispatch.dispatch_id, attempt=dispatch.attempts, channel=CHANNEL,
-                target=url, started_at=started, duration_ms=duration_ms, outcome=outcome,
-                status_code=status_code, error=error,
+                conn, dispatch_id=dispatch.dispatch_id, attempt=attempts, channel=channel, target=target,
+                started_at=now, duration_ms=duration_ms, outcome=outcome, status_code=result.status_code,
+                error=error,
             )  # fmt: skip
-            if outcome == "retry":
-                await store.schedule_retry(conn, dispatch.dispatch_id, self.policy.delay(dispatch.attempts), error)
-                return
-            state = "delivered" if outcome == "delivered" else "failed"
-            if not await store.finish(conn, dispatch.dispatch_id, state, error):
-                return  # finished by another attempt already
-            await enqueue(conn, [self._status_record(dispatch, state, error)])
-        self.metrics.finished.labels(dispatch.agency, state).inc()
-        if state == "delivered":
-            self.metrics.delivery_seconds.labels(dispatch.agency).observe(
-                (datetime.now(UTC) - dispatch.received_at).total_seconds()
-            )
-        log.info("dispatch finished", extra={"fields": {
-            "dispatch_id": str(dispatch.dispatch_id), "report_id": str(dispatch.report_id),
-            "agency": dispatch.agency, "state": state, "attempts": dispatch.attempts}})  # fmt: skip
+            if outcome == "delivered":
+                await self._finish(conn, dispatch, "delivered", channel, attempts, errors, now)
+            elif outcome == "retry":
+                await store.update_progress(
+                    conn, dispatch, channel=channel, channels_tried=tried, attempts=attempts,
+                    channel_attempts=channel_attempts, channel_errors=errors,
+                    next_attempt_at=now + timedelta(seconds=self.policy.delay(channel_attempts)), error=error,
+                )  # fmt: skip
+            else:
+                errors.append(f"{channel}: {error}")
+                tried.append(channel)
+                following = next_channel(config.channels, tried)
+                if following is None:
+                    await self._finish(conn, dispatch, "failed", channel, attempts, errors, now)
+                else:
+                    await store.update_progress(
+                        conn, dispatch, channel=following, channels_tried=tried, attempts=attempts,
+                        channel_attempts=0, channel_errors=errors, next_attempt_at=now, error=error,
+                    )  # fmt: skip
+                    log.info("channel gave up; trying the next", extra={"fields": {
+                        "dispatch_id": str(dispatch.dispatch_id), "agency": dispatch.agency, "channel": channel,
+                        "next_channel": following}})  # fmt: skip
+            if closed_again:
+                await store.bring_forward(conn, dispatch.agency, "webhook", now)
 
-    async def _post(self, url: str, dispatch: store.DueDispatch) -> tuple[Verdict, int | None, str | None]:
-        headers = {
-            "content-type": "application/json",
-            "ce-specversion": "1.0",
-            "ce-id": dispatch.event_id,
-            "ce-source": dispatch.event_source,
-            "ce-type": dispatch.event_type,
-            "idempotency-key": str(dispatch.dispatch_id),
-            "user-agent": "e112-notifier/0.1",
-        }
-        if dispatch.event_time:
-            headers["ce-time"] = dispatch.event_time.isoformat().replace("+00:00", "Z")
-        try:
-            response = await self.client.post(url, content=dispatch.body, headers=headers)
-        except httpx.InvalidURL as exc:
-            return Verdict.PERMANENT, None, f"invalid URL: {exc}"
-        except httpx.UnsupportedProtocol as exc:
-            return Verdict.PERMANENT, None, f"unsupported URL: {exc}"
-        except httpx.TimeoutException:
-            return Verdict.RETRYABLE, None, "timeout"
-        except httpx.HTTPError as exc:
-            return Verdict.RETRYABLE, None, f"{type(exc).__name__}: {exc}"[:300]
-        verdict = classify_status(response.status_code)
-        error = None if verdict is Verdict.DELIVERED else f"HTTP {response.status_code}"
-        return verdict, response.status_code, error
+    def _update_breaker(self, breaker, agency: str, verdict: Verdict, now: datetime) -> bool:
+        """Feed the attempt's result to the agency's webhook breaker; True if it closed."""
+        if breaker is None:
+            return False
+        closed_again = False
+        if verdict is Verdict.DELIVERED:
+            closed_again = breaker.record_success()
+        elif trips_breaker(verdict):
+            if breaker.record_failure(now.timestamp()):
+                log.warning("webhook circuit breaker opened", extra={"fields": {
+                    "agency": agency, "retry_in_s": round(breaker.retry_at - now.timestamp(), 1)}})  # fmt: skip
+        else:
+            breaker.record_other()
+        self.metrics.breaker_open.labels(agency).set(0 if breaker.state is State.CLOSED else 1)
+        if closed_again:
+            log.info("webhook circuit breaker closed", extra={"fields": {"agency": agency}})
+        return closed_again
 
     @staticmethod
-    def _status_record(dispatch: store.DueDispatch, state: str, error: str | None):
-        now = datetime.now(UTC)
-        if state == "delivered":
-            event = DispatchDelivered(
-                dispatch_id=dispatch.dispatch_id,
-                report_id=dispatch.report_id,
-                agency=dispatch.agency,
-                channel=CHANNEL,
-                attempts=dispatch.attempts,
-                delivered_at=now,
-            )
-        else:
-            event = DispatchFailed(
-                dispatch_id=dispatch.dispatch_id,
-                report_id=dispatch.report_id,
-                agency=dispatch.agency,
-                reason=error or "unknown",
-                attempts=dispatch.attempts,
-                failed_at=now,
-            )
-        # One status event per dispatch: its ce_id derives from the dispatch, so a
-        # replay can never announce a second outcome under a new id.
-        return encode(
-            event,
-            topic=topics.DISPATCH_STATUS,
-            key=str(dispatch.report_id),
-            source=SOURCE,
-            event_id=derived_event_id(str(dispatch.dispatch_id), "outcome"),
-            time=now,
+    async def _record_skipped(conn, dispatch: DueDispatch, skipped: list[tuple[str, str]], now: datetime) -> None:
+        for channel, reason in skipped:
+            await store.record_attempt(
+                conn, dispatch_id=dispatch.dispatch_id, attempt=dispatch.attempts, channel=channel, target=None,
+                started_at=now, duration_ms=0, outcome="skipped", status_code=None, error=reason,
+            )  # fmt: skip
+
+    async def _finish(self, conn, dispatch: DueDispatch, state: str, channel: str | None, attempts: int,
+                      errors: list[str], now: datetime) -> None:  # fmt: skip
+        reason = "; ".join(errors) or None
+        error = reason if state == "failed" else None
+        finished = await store.finish(
+            conn, dispatch, state=state, channel=channel, attempts=attempts, channel_errors=errors, error=error, now=now
         )
+        if not finished:  # no longer this worker's to finish (acknowledged, or finished already)
+            return
+        await enqueue(conn, [outcome_record(dispatch, state, channel, attempts, reason, now)])
+        self.metrics.finished.labels(dispatch.agency, state).inc()
+        if state == "delivered":
+            self.metrics.delivery_seconds.labels(dispatch.agency).observe((now - dispatch.received_at).total_seconds())
+        log.info("dispatch finished", extra={"fields": {
+            "dispatch_id": str(dispatch.dispatch_id), "report_id": str(dispatch.report_id),
+            "agency": dispatch.agency, "state": state, "channel": channel, "attempts": attempts,
+            "round": dispatch.round}})  # fmt: skip

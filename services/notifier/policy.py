@@ -5,9 +5,17 @@ try again.
 - 408, 429 and 5xx, timeouts and connection errors: the agency may recover; retry
   with exponential backoff and full jitter, up to a bound.
 - Any other 4xx, and a URL that cannot work: retrying cannot help; give up at once.
+- E-mail: an SMTP reply 4xx (and a lost connection or timeout) is transient, 5xx is
+  permanent (RFC 5321 4.2.1).
+
+A channel that gives up (its retry bound reached, or a permanent failure) hands the
+dispatch to the agency's next channel; only the last channel's giving up fails it.
+Only failures that say the endpoint is unwell (retryable ones) count towards the
+agency's circuit breaker.
 """
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -24,6 +32,23 @@ def classify_status(status_code: int) -> Verdict:
     if status_code in (408, 429) or status_code >= 500:
         return Verdict.RETRYABLE
     return Verdict.PERMANENT
+
+
+def classify_smtp_code(code: int) -> Verdict:
+    if 200 <= code < 400:
+        return Verdict.DELIVERED
+    if 400 <= code < 500:
+        return Verdict.RETRYABLE
+    return Verdict.PERMANENT
+
+
+def trips_breaker(verdict: Verdict) -> bool:
+    return verdict is Verdict.RETRYABLE
+
+
+def next_channel(order: Sequence[str], tried: Sequence[str]) -> str | None:
+    """The agency's first channel not yet tried in this round of delivery."""
+    return next((c for c in order if c not in tried), None)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
-from pydantic import Field
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
 from services.common.settings import ServiceSettings
+
+DEV_ACK_LINK_SECRET = "development-only-ack-link-secret"
+DEV_PUBLIC_URL = "http://127.0.0.1:8003"
 
 
 class NotifierSettings(ServiceSettings):
@@ -10,4 +13,43 @@ class NotifierSettings(ServiceSettings):
     delivery_backoff_base_seconds: float = Field(1.0, gt=0)
     delivery_backoff_cap_seconds: float = Field(120.0, gt=0)
     delivery_concurrency: int = Field(16, ge=1, le=256)
+    delivery_poll_interval: float = Field(1.0, gt=0, le=60)
     outbox_poll_interval: float = Field(1.0, gt=0, le=60)
+    # An agency's acknowledgement deadline when its configuration sets none.
+    default_ack_deadline_seconds: int = Field(300, ge=10, le=86_400)
+    escalation_poll_interval: float = Field(1.0, gt=0, le=60)
+    # Per-agency webhook circuit breaker.
+    breaker_failure_threshold: int = Field(5, ge=1, le=1000)
+    breaker_cooldown_seconds: float = Field(15.0, gt=0, le=3600)
+    breaker_cooldown_cap_seconds: float = Field(300.0, gt=0, le=86_400)
+    # How long a rotated-out webhook secret still signs (a second v1=), so an agency
+    # can switch to the new one without rejecting dispatches meanwhile.
+    webhook_secret_grace_seconds: int = Field(86_400, ge=0, le=30 * 86_400)
+    # E-mail (the fallback channel and escalation notices). No host: no e-mail channel.
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout_seconds: float = Field(20.0, gt=0, le=300)
+    smtp_from: str = "Layanan 112 Kabupaten Blitar <noreply-112@blitarkab.go.id>"
+    # Where the links in e-mails point (this service, as the agencies reach it).
+    public_base_url: AnyHttpUrl = AnyHttpUrl(DEV_PUBLIC_URL)
+    ack_link_secret: SecretStr = SecretStr(DEV_ACK_LINK_SECRET)
+    ack_link_ttl_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
+
+    @model_validator(mode="after")
+    def _no_notifier_dev_defaults_in_production(self) -> "NotifierSettings":
+        if self.e112_env != "production":
+            return self
+        problems = []
+        if len(self.ack_link_secret.get_secret_value()) < 32 or (
+            self.ack_link_secret.get_secret_value() == DEV_ACK_LINK_SECRET
+        ):
+            problems.append("ACK_LINK_SECRET must be set to a random secret of 32+ characters")
+        if str(self.public_base_url).rstrip("/") == DEV_PUBLIC_URL:
+            problems.append("PUBLIC_BASE_URL must be set to where agencies reach the notifier")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self

@@ -1,10 +1,110 @@
-"""Notifier's SQL: webhooks, the durable delivery queue and the attempt log."""
+"""Notifier's SQL: agency configuration and keys, the durable delivery queue, the
+attempt log, acknowledgements and the escalation timers.
 
-from dataclasses import dataclass
+Every time written or compared here comes from the caller's clock (`now`), never from
+PostgreSQL's `now()`, so tests can move time forward (see clock.py).
+"""
+
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+DEFAULT_CHANNELS = ("webhook", "email")
+
+
+@dataclass(frozen=True)
+class AgencyConfig:
+    agency: str
+    channels: list[str] = field(default_factory=lambda: list(DEFAULT_CHANNELS))
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    previous_webhook_secret: str | None = None
+    previous_secret_until: datetime | None = None
+    email_to: list[str] = field(default_factory=list)
+    ack_deadline_seconds: int | None = None
+    escalation_contacts: list[str] = field(default_factory=list)
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a webhook request is signed with now: the current one, and the
+        previous one while its grace period lasts."""
+        out = [self.webhook_secret] if self.webhook_secret else []
+        if self.previous_webhook_secret and self.previous_secret_until and now < self.previous_secret_until:
+            out.append(self.previous_webhook_secret)
+        return out
+
+
+async def agency_config(conn: asyncpg.Connection, agency: str) -> AgencyConfig:
+    row = await conn.fetchrow("SELECT * FROM agencies WHERE agency = $1", agency)
+    return AgencyConfig(**dict(row)) if row else AgencyConfig(agency=agency)
+
+
+async def save_agency_config(conn: asyncpg.Connection, config: AgencyConfig, now: datetime) -> None:
+    await conn.execute(
+        """
+        INSERT INTO agencies (agency, channels, webhook_url, webhook_secret, previous_webhook_secret,
+                              previous_secret_until, email_to, ack_deadline_seconds, escalation_contacts,
+                              updated_by, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        ON CONFLICT (agency) DO UPDATE SET
+            channels = excluded.channels, webhook_url = excluded.webhook_url,
+            webhook_secret = excluded.webhook_secret, previous_webhook_secret = excluded.previous_webhook_secret,
+            previous_secret_until = excluded.previous_secret_until, email_to = excluded.email_to,
+            ack_deadline_seconds = excluded.ack_deadline_seconds,
+            escalation_contacts = excluded.escalation_contacts, updated_by = excluded.updated_by,
+            updated_at = excluded.updated_at
+        """,
+        config.agency, config.channels, config.webhook_url, config.webhook_secret, config.previous_webhook_secret,
+        config.previous_secret_until, config.email_to, config.ack_deadline_seconds, config.escalation_contacts,
+        config.updated_by, now,
+    )  # fmt: skip
+
+
+async def lock_agency(conn: asyncpg.Connection, agency: str) -> None:
+    """Serialise read-modify-write changes of one agency's configuration."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"e112-notifier-agency-{agency}")
+
+
+# --- agency API keys -------------------------------------------------------------
+
+
+async def add_api_key(conn, *, agency: str, key_hash: str, label: str | None, created_by: str, now: datetime):
+    return await conn.fetchrow(
+        """
+        INSERT INTO agency_api_keys (agency, key_hash, label, created_by, created_at) VALUES ($1, $2, $3, $4, $5)
+        RETURNING id, agency, label, created_by, created_at, revoked_at
+        """,
+        agency, key_hash, label, created_by, now,
+    )  # fmt: skip
+
+
+async def api_keys(conn: asyncpg.Connection, agency: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, agency, label, created_by, created_at, revoked_at FROM agency_api_keys "
+        "WHERE agency = $1 ORDER BY created_at",
+        agency,
+    )
+
+
+async def revoke_api_key(conn: asyncpg.Connection, agency: str, key_id: UUID, now: datetime) -> bool:
+    done = await conn.fetchval(
+        "UPDATE agency_api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE id = $1 AND agency = $2 "
+        "RETURNING true",
+        key_id, agency, now,
+    )  # fmt: skip
+    return bool(done)
+
+
+async def agency_for_key(conn: asyncpg.Connection, key_hash: str) -> str | None:
+    return await conn.fetchval(
+        "SELECT agency FROM agency_api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
+    )
+
+
+# --- the delivery queue ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -18,7 +118,13 @@ class DueDispatch:
     event_time: datetime | None
     body: bytes
     received_at: datetime
-    attempts: int  # including the one being made now
+    attempts: int  # made so far, before the one about to be made
+    channel: str | None  # None: delivery has not started on any channel yet
+    channels_tried: list[str]
+    channel_attempts: int
+    channel_errors: list[str]
+    round: int
+    claim_token: UUID
 
 
 async def enqueue_dispatch(
@@ -33,48 +139,58 @@ async def enqueue_dispatch(
     event_time: datetime | None,
     body: bytes,
     received_at: datetime,
+    now: datetime,
+    ack_deadline_seconds: int,
+    escalation_due_at: datetime,
 ) -> bool:
     inserted = await conn.fetchval(
         """
         INSERT INTO dispatches (dispatch_id, report_id, agency, event_id, event_type, event_source, event_time,
-                                body, received_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                body, received_at, next_attempt_at, created_at, ack_deadline_seconds,
+                                escalation_due_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)
         ON CONFLICT (dispatch_id) DO NOTHING RETURNING true
         """,
-        dispatch_id, report_id, agency, event_id, event_type, event_source, event_time, body, received_at,
+        dispatch_id, report_id, agency, event_id, event_type, event_source, event_time, body, received_at, now,
+        ack_deadline_seconds, escalation_due_at,
     )  # fmt: skip
     return bool(inserted)
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> list[DueDispatch]:
-    """Take up to `limit` due dispatches and lease them: each counts one more attempt
-    and stays hidden for `lease_seconds`, after which a worker that died mid-attempt
-    has let it come due again."""
+_DUE_COLUMNS = """d.dispatch_id, d.report_id, d.agency, d.event_id, d.event_type, d.event_source, d.event_time,
+    d.body, d.received_at, d.attempts, d.channel, d.channels_tried, d.channel_attempts, d.channel_errors, d.round,
+    d.claim_token"""
+
+
+async def claim_due(conn: asyncpg.Connection, limit: int, now: datetime, lease_until: datetime) -> list[DueDispatch]:
+    """Take up to `limit` due dispatches and lease them: each stays hidden until
+    `lease_until` and carries a fresh claim token. Only the token's holder moves the
+    dispatch on; a worker that died mid-attempt lets it come due again when the lease
+    ends, and its late answer, if any, can no longer reschedule it."""
     rows = await conn.fetch(
-        """
-        UPDATE dispatches d
-        SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
+        f"""
+        UPDATE dispatches d SET next_attempt_at = $3, claim_token = gen_random_uuid()
         FROM (SELECT dispatch_id FROM dispatches
-              WHERE state = 'pending' AND next_attempt_at <= now()
+              WHERE state = 'pending' AND next_attempt_at <= $2
               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
         WHERE d.dispatch_id = due.dispatch_id
-        RETURNING d.dispatch_id, d.report_id, d.agency, d.event_id, d.event_type, d.event_source, d.event_time, d.body,
-                  d.received_at, d.attempts
+        RETURNING {_DUE_COLUMNS}
         """,
-        limit, lease_seconds,
+        limit, now, lease_until,
     )  # fmt: skip
     return [DueDispatch(**dict(r)) for r in rows]
 
 
-async def seconds_until_next_due(conn: asyncpg.Connection) -> float | None:
+async def seconds_until_next_due(conn: asyncpg.Connection, now: datetime) -> float | None:
     return await conn.fetchval(
-        "SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - now()))::float8 "
-        "FROM dispatches WHERE state = 'pending'"
+        "SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - $1))::float8 "
+        "FROM dispatches WHERE state = 'pending'",
+        now,
     )
 
 
-async def webhook_url(conn: asyncpg.Connection, agency: str) -> str | None:
-    return await conn.fetchval("SELECT url FROM agency_webhooks WHERE agency = $1", agency)
+async def pending_count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM dispatches WHERE state = 'pending'")
 
 
 async def record_attempt(
@@ -100,23 +216,208 @@ async def record_attempt(
     )  # fmt: skip
 
 
-async def finish(conn: asyncpg.Connection, dispatch_id: UUID, state: str, error: str | None) -> bool:
-    """Mark a pending dispatch delivered or failed; False if it had already finished."""
+async def update_progress(
+    conn: asyncpg.Connection,
+    dispatch: DueDispatch,
+    *,
+    channel: str | None,
+    channels_tried: list[str],
+    attempts: int,
+    channel_attempts: int,
+    channel_errors: list[str],
+    next_attempt_at: datetime,
+    error: str | None,
+) -> bool:
+    """Store where a pending dispatch's delivery stands and when to try next, if this
+    worker still holds its lease; False otherwise (the lease passed on, or the agency
+    acknowledged meanwhile)."""
     done = await conn.fetchval(
         """
-        UPDATE dispatches SET state = $2, last_error = $3, finished_at = now()
-        WHERE dispatch_id = $1 AND state = 'pending' RETURNING true
+        UPDATE dispatches SET channel = $3, channels_tried = $4, attempts = $5, channel_attempts = $6,
+                              channel_errors = $7, next_attempt_at = $8, last_error = coalesce($9, last_error),
+                              claim_token = NULL
+        WHERE dispatch_id = $1 AND claim_token = $2 AND state = 'pending' RETURNING true
         """,
-        dispatch_id, state, error,
+        dispatch.dispatch_id, dispatch.claim_token, channel, channels_tried, attempts, channel_attempts,
+        channel_errors, next_attempt_at, error,
     )  # fmt: skip
     return bool(done)
 
 
-async def schedule_retry(conn: asyncpg.Connection, dispatch_id: UUID, delay_seconds: float, error: str) -> None:
+async def finish(
+    conn: asyncpg.Connection,
+    dispatch: DueDispatch,
+    *,
+    state: str,
+    channel: str | None,
+    attempts: int,
+    channel_errors: list[str],
+    error: str | None,
+    now: datetime,
+) -> bool:
+    """Mark a pending dispatch delivered or failed; False if that is no longer this
+    worker's to say. A success counts even from a worker whose lease ran out (the
+    agency has the dispatch); a failure only from the lease holder."""
+    done = await conn.fetchval(
+        """
+        UPDATE dispatches SET state = $3, channel = $4, attempts = greatest(attempts, $5), channel_errors = $6,
+                              last_error = $7, finished_at = $8, claim_token = NULL
+        WHERE dispatch_id = $1 AND state = 'pending' AND ($3 = 'delivered' OR claim_token = $2) RETURNING true
+        """,
+        dispatch.dispatch_id, dispatch.claim_token, state, channel, attempts, channel_errors, error, now,
+    )  # fmt: skip
+    return bool(done)
+
+
+async def bring_forward(conn: asyncpg.Connection, agency: str, channel: str, now: datetime) -> int:
+    """Make the agency's waiting dispatches on `channel` due now (its breaker closed
+    again: the endpoint is back). Leased ones are left to their worker."""
+    result = await conn.execute(
+        """
+        UPDATE dispatches SET next_attempt_at = $3
+        WHERE agency = $1 AND channel = $2 AND state = 'pending' AND claim_token IS NULL AND next_attempt_at > $3
+        """,
+        agency, channel, now,
+    )  # fmt: skip
+    return int(result.split()[-1])
+
+
+# --- acknowledgement and field status ---------------------------------------------
+
+
+async def dispatch_row(conn: asyncpg.Connection, dispatch_id: UUID, *, for_update: bool = False):
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM dispatches WHERE dispatch_id = $1{lock}", dispatch_id)
+
+
+async def acknowledge(conn: asyncpg.Connection, dispatch_id: UUID, via: str, now: datetime):
+    """Record the first acknowledgement and stop everything still to come for the
+    dispatch: further delivery attempts, the escalation timer, a queued escalation
+    e-mail. Returns the row if this call acknowledged it, None if it already was."""
+    row = await conn.fetchrow(
+        """
+        UPDATE dispatches SET acknowledged_at = $2, acknowledged_via = $3, escalation_due_at = NULL,
+                              state = CASE WHEN state = 'pending' THEN 'stopped' ELSE state END,
+                              finished_at = coalesce(finished_at, $2), claim_token = NULL
+        WHERE dispatch_id = $1 AND acknowledged_at IS NULL RETURNING *
+        """,
+        dispatch_id, now, via,
+    )  # fmt: skip
+    if row is not None:
+        await conn.execute(
+            "UPDATE escalation_notices SET state = 'cancelled', claim_token = NULL "
+            "WHERE dispatch_id = $1 AND state = 'pending'",
+            dispatch_id,
+        )
+    return row
+
+
+async def add_field_status(conn, dispatch_id: UUID, status: str, note: str | None, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO field_statuses (dispatch_id, status, note, at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT DO NOTHING",
+        dispatch_id, status, note, now,
+    )  # fmt: skip
+    await conn.execute(
+        "UPDATE dispatches SET field_status = $2, field_status_at = $3 WHERE dispatch_id = $1", dispatch_id, status, now
+    )
+
+
+async def field_statuses(conn: asyncpg.Connection, dispatch_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT status, note, at FROM field_statuses WHERE dispatch_id = $1 ORDER BY at", dispatch_id
+    )
+
+
+# --- escalation timers and notices -----------------------------------------------
+
+
+async def take_due_timers(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Lock up to `limit` unacknowledged dispatches whose timer is due (inside the
+    caller's transaction). A dispatch being acknowledged right now is locked by that
+    transaction and skipped; next time it is acknowledged and no longer matches."""
+    return await conn.fetch(
+        """
+        SELECT * FROM dispatches
+        WHERE escalation_due_at <= $1 AND acknowledged_at IS NULL
+        ORDER BY escalation_due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+        """,
+        now, limit,
+    )  # fmt: skip
+
+
+async def advance_timer(conn, dispatch_id: UUID, step_done: int, next_due: datetime | None) -> bool:
+    """Move the timer from step `step_done` to the next; the expected step in the WHERE
+    makes a second firing of the same timer a no-op."""
+    done = await conn.fetchval(
+        """
+        UPDATE dispatches SET escalation_step = $2 + 1, escalation_due_at = $3
+        WHERE dispatch_id = $1 AND escalation_step = $2 AND acknowledged_at IS NULL RETURNING true
+        """,
+        dispatch_id, step_done, next_due,
+    )  # fmt: skip
+    return bool(done)
+
+
+async def resend(conn, dispatch_id: UUID, *, channel: str | None, channels_tried: list[str], now: datetime,
+                 new_round: bool) -> None:  # fmt: skip
+    """Deliver again: a new round from `channel` if the last one had finished, or the
+    pending round moved on to `channel` now."""
     await conn.execute(
         """
-        UPDATE dispatches SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
-        WHERE dispatch_id = $1 AND state = 'pending'
+        UPDATE dispatches SET state = 'pending', channel = $2, channels_tried = $3, channel_attempts = 0,
+                              next_attempt_at = $4, claim_token = NULL, finished_at = NULL,
+                              round = round + CASE WHEN $5 THEN 1 ELSE 0 END,
+                              channel_errors = CASE WHEN $5 THEN '{}'::text[] ELSE channel_errors END
+        WHERE dispatch_id = $1 AND acknowledged_at IS NULL
         """,
-        dispatch_id, delay_seconds, error,
+        dispatch_id, channel, channels_tried, now, new_round,
     )  # fmt: skip
+
+
+async def queue_notice(conn, dispatch_id: UUID, recipients: list[str], now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO escalation_notices (dispatch_id, recipients, next_attempt_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING",
+        dispatch_id, recipients, now,
+    )  # fmt: skip
+
+
+async def claim_due_notices(conn, limit: int, now: datetime, lease_until: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        UPDATE escalation_notices n SET next_attempt_at = $3, claim_token = gen_random_uuid()
+        FROM (SELECT n2.dispatch_id FROM escalation_notices n2 JOIN dispatches d USING (dispatch_id)
+              WHERE n2.state = 'pending' AND n2.next_attempt_at <= $2 AND d.acknowledged_at IS NULL
+              ORDER BY n2.next_attempt_at LIMIT $1 FOR UPDATE OF n2 SKIP LOCKED) due,
+             dispatches d
+        WHERE n.dispatch_id = due.dispatch_id AND d.dispatch_id = n.dispatch_id
+        RETURNING n.dispatch_id, n.recipients, n.attempts, n.claim_token, d.report_id, d.agency, d.body,
+                  d.attempts AS dispatch_attempts, d.ack_deadline_seconds
+        """,
+        limit, now, lease_until,
+    )  # fmt: skip
+
+
+async def settle_notice(conn, dispatch_id: UUID, token: UUID, *, state: str, attempts: int,
+                        next_attempt_at: datetime, error: str | None, now: datetime) -> bool:  # fmt: skip
+    done = await conn.fetchval(
+        """
+        UPDATE escalation_notices SET state = $3, attempts = $4, next_attempt_at = $5, last_error = $6,
+                                      sent_at = CASE WHEN $3 = 'sent' THEN $7 ELSE sent_at END, claim_token = NULL
+        WHERE dispatch_id = $1 AND claim_token = $2 AND state = 'pending' RETURNING true
+        """,
+        dispatch_id, token, state, attempts, next_attempt_at, error, now,
+    )  # fmt: skip
+    return bool(done)
+
+
+async def seconds_until_next_timer(conn: asyncpg.Connection, now: datetime) -> float | None:
+    return await conn.fetchval(
+        """
+        SELECT greatest(0, extract(epoch FROM least(
+            (SELECT min(escalation_due_at) FROM dispatches WHERE acknowledged_at IS NULL),
+            (SELECT min(next_attempt_at) FROM escalation_notices WHERE state = 'pending')) - $1))::float8
+        """,
+        now,
+    )

@@ -1,0 +1,141 @@
+"""The ways a dispatch reaches an agency: its webhook, and e-mail over SMTP. Each
+channel says whether an agency's configuration gives it somewhere to send, and makes
+one attempt, sorting the result by kind (policy.py). Adding a channel (SMS, a radio
+gateway) means one more class here and its name in an agency's `channels`."""
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from uuid import UUID
+
+import aiosmtplib
+import httpx
+
+from services.notifier import mail, signing
+from services.notifier.policy import Verdict, classify_smtp_code, classify_status
+from services.notifier.store import AgencyConfig, DueDispatch
+
+
+@dataclass(frozen=True)
+class Result:
+    verdict: Verdict
+    status_code: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AckLinks:
+    """Signed links that acknowledge one dispatch until they expire."""
+
+    base_url: str
+    secret: str
+    ttl_seconds: int
+
+    def make(self, dispatch_id: UUID, now: datetime) -> tuple[str, datetime]:
+        expires = now + timedelta(seconds=self.ttl_seconds)
+        token = signing.ack_token(self.secret, dispatch_id, int(expires.timestamp()))
+        return f"{self.base_url.rstrip('/')}/v1/ack/{token}", expires
+
+
+@dataclass(frozen=True)
+class Mailer:
+    host: str | None
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    tls: bool = False
+    timeout: float = 20.0
+
+    async def send(self, message: EmailMessage) -> Result:
+        if not self.host:
+            return Result(Verdict.PERMANENT, error="no SMTP server configured")
+        try:
+            refused, _ = await aiosmtplib.send(
+                message, hostname=self.host, port=self.port, username=self.username, password=self.password,
+                use_tls=self.tls, start_tls=self.starttls, timeout=self.timeout,
+            )  # fmt: skip
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            verdict = Verdict.RETRYABLE if any(400 <= c < 500 for c in codes) else Verdict.PERMANENT
+            return Result(verdict, min(codes, default=None), f"every recipient refused: SMTP {codes}")
+        except aiosmtplib.SMTPResponseException as exc:
+            return Result(classify_smtp_code(exc.code), exc.code, f"SMTP {exc.code}: {exc.message}"[:300])
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError):
+            return Result(Verdict.RETRYABLE, error="SMTP timeout")
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as exc:
+            return Result(Verdict.RETRYABLE, error=f"SMTP connection: {type(exc).__name__}: {exc}"[:300])
+        except aiosmtplib.SMTPException as exc:  # e.g. STARTTLS not offered: configuration, not luck
+            return Result(Verdict.PERMANENT, error=f"SMTP: {type(exc).__name__}: {exc}"[:300])
+        if refused:  # some recipients took it: delivered, and say who did not
+            return Result(Verdict.DELIVERED, 250, f"refused by {len(refused)} recipient(s)")
+        return Result(Verdict.DELIVERED, 250)
+
+
+class WebhookChannel:
+    name = "webhook"
+
+    def __init__(self, client: httpx.AsyncClient):
+        self.client = client
+
+    def target(self, config: AgencyConfig) -> tuple[str | None, str]:
+        return config.webhook_url, "no webhook configured for this agency"
+
+    async def send(self, target: str, dispatch: DueDispatch, config: AgencyConfig, now: datetime) -> Result:
+        headers = {
+            "content-type": "application/json",
+            "ce-specversion": "1.0",
+            "ce-id": dispatch.event_id,
+            "ce-source": dispatch.event_source,
+            "ce-type": dispatch.event_type,
+            "idempotency-key": str(dispatch.dispatch_id),
+            "e112-round": str(dispatch.round),
+            "user-agent": "e112-notifier/0.2",
+        }
+        if dispatch.event_time:
+            headers["ce-time"] = dispatch.event_time.isoformat().replace("+00:00", "Z")
+        secrets_ = config.signing_secrets(now)
+        if secrets_:  # always, for a webhook set through the API (it makes the secret)
+            # Signed at send time: a retry after a long outage carries a fresh timestamp.
+            headers[signing.SIGNATURE_HEADER] = signing.signature_header(secrets_, int(now.timestamp()), dispatch.body)
+        try:
+            response = await self.client.post(target, content=dispatch.body, headers=headers)
+        except httpx.InvalidURL as exc:
+            return Result(Verdict.PERMANENT, error=f"invalid URL: {exc}")
+        except httpx.UnsupportedProtocol as exc:
+            return Result(Verdict.PERMANENT, error=f"unsupported URL: {exc}")
+        except httpx.TimeoutException:
+            return Result(Verdict.RETRYABLE, error="timeout")
+        except httpx.HTTPError as exc:
+            return Result(Verdict.RETRYABLE, error=f"{type(exc).__name__}: {exc}"[:300])
+        verdict = classify_status(response.status_code)
+        return Result(
+            verdict, response.status_code, None if verdict is Verdict.DELIVERED else f"HTTP {response.status_code}"
+        )
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(self, mailer: Mailer, links: AckLinks):
+        self.mailer = mailer
+        self.links = links
+
+    def target(self, config: AgencyConfig) -> tuple[str | None, str]:
+        if not self.mailer.host:
+            return None, "no SMTP server configured"
+        return (", ".join(config.email_to) or None), "no e-mail address configured for this agency"
+
+    async def send(self, target: str, dispatch: DueDispatch, config: AgencyConfig, now: datetime) -> Result:
+        url, expires = self.links.make(dispatch.dispatch_id, now)
+        message = mail.dispatch_email(
+            sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, round_=dispatch.round,
+            ack_url=url, expires=expires, now=now,
+        )  # fmt: skip
+        return await self.mailer.send(message)
+
+
+def elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
