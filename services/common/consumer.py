@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from schemas import topics
 from schemas.envelope import Envelope, InvalidEvent, KafkaRecord, decode
 from services.common.kafka import broker_reachable, ensure_topics, new_consumer
-from services.common.outbox import enqueue
+from services.common.outbox import enqueue, wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -210,10 +210,7 @@ class EventConsumer:
                 )
                 if self._stopping.is_set():
                     return False
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                except TimeoutError:
-                    pass
+                await wait_or_timeout(self._stopping, delay)
                 delay = min(delay * 2, 10)
 
     async def _process(self, record: ConsumerRecord) -> str:

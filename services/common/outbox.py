@@ -26,6 +26,16 @@ from services.common.kafka import ensure_topics, new_producer
 log = logging.getLogger(__name__)
 
 
+async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
+    """Wait for `event` at most `seconds`. Not `asyncio.wait_for`: on Python 3.11 it can
+    swallow a cancellation that lands as the wait ends, and the loop never stops."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass
+
+
 async def enqueue(conn: asyncpg.Connection, records: Iterable[KafkaRecord]) -> None:
     rows = [
         (r.topic, r.key, json.dumps([[n, v.decode("utf-8", "backslashreplace")] for n, v in r.headers]), r.value)
@@ -114,10 +124,7 @@ class OutboxRelay:
                 published = await self._publish_batch(conn, producer)
                 if published < self.batch_size:
                     await self._refresh_backlog(conn)
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                    except TimeoutError:
-                        pass
+                    await wait_or_timeout(self._wake, self.poll_interval)
         finally:
             self.is_leader = False
             if producer is not None:
