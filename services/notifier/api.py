@@ -111,6 +111,16 @@ class FieldStatusEntry(BaseModel):
     at: datetime
 
 
+class UpdatePublic(BaseModel):
+    update_id: UUID = Field(description="also the webhook's Idempotency-Key")
+    new_report_id: UUID
+    state: str
+    attempts: int
+    last_error: str | None
+    finished_at: datetime | None
+    history: list[AttemptPublic]
+
+
 class DispatchPublic(BaseModel):
     dispatch_id: UUID
     report_id: UUID
@@ -130,6 +140,9 @@ class DispatchPublic(BaseModel):
     field_status: str | None
     field_statuses: list[FieldStatusEntry]
     history: list[AttemptPublic]
+    updates: list[UpdatePublic] = Field(
+        default_factory=list, description="Updates delivered for this dispatch (another caller reported it)"
+    )
 
 
 def build_router(auth, *, clock: Clock, breakers: Breakers, default_deadline: int, secret_grace_seconds: int):
@@ -264,6 +277,14 @@ def build_router(auth, *, clock: Clock, breakers: Breakers, default_deadline: in
                 "SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY id", dispatch_id
             )
             statuses = await store.field_statuses(conn, dispatch_id)
+            updates = []
+            for u in await store.updates_of(conn, dispatch_id):
+                tried = await conn.fetch(
+                    "SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY id", u["update_id"]
+                )
+                fields = {k: u[k] for k in UpdatePublic.model_fields if k != "history"}
+                history = [AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in tried]
+                updates.append(UpdatePublic(**fields, history=history))
         return DispatchPublic(
             **{k: row[k] for k in ("dispatch_id", "report_id", "agency", "state", "channel", "round", "attempts",
                                    "last_error", "finished_at", "ack_deadline_seconds", "acknowledged_at",
@@ -272,6 +293,7 @@ def build_router(auth, *, clock: Clock, breakers: Breakers, default_deadline: in
             escalation_steps=list(escalation.STEPS[: row["escalation_step"]]),
             field_statuses=[FieldStatusEntry(**dict(s)) for s in statuses],
             history=[AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in attempts],
+            updates=updates,
         )  # fmt: skip
 
     return router

@@ -129,6 +129,15 @@ class EmailChannel:
         return (", ".join(config.email_to) or None), "no e-mail address configured for this agency"
 
     async def send(self, target: str, dispatch: DueDispatch, config: AgencyConfig, now: datetime) -> Result:
+        if dispatch.kind == "update":
+            # The link acknowledges the dispatch the update belongs to: an update is not
+            # acknowledged on its own.
+            url, expires = self.links.make(dispatch.update_of, now)
+            message = mail.update_email(
+                sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, update_id=dispatch.dispatch_id,
+                ack_url=url, expires=expires, now=now,
+            )  # fmt: skip
+            return await self.mailer.send(message)
         url, expires = self.links.make(dispatch.dispatch_id, now)
         message = mail.dispatch_email(
             sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, round_=dispatch.round,

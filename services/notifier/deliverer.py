@@ -12,6 +12,10 @@ body, `ce-*` headers, `Idempotency-Key: <dispatch_id>` and `E112-Signature`. The
 dispatch may arrive more than once (a retry after a lost answer, a re-send when it is
 not acknowledged) and the agency deduplicates by that key.
 
+An update to a dispatch (`dispatch.caller_added`, see handler.py) is a row of kind
+"update" in the same queue and goes the same way, under its own ce-type, ce-id and
+Idempotency-Key (the update's id); only its outcome is not published as an event.
+
 While an agency's webhook circuit breaker is open, its dispatches are postponed to
 the breaker's next trial: no attempt, no count against the retry bound. When the
 breaker closes, the postponed ones come due at once.
@@ -63,6 +67,11 @@ class DeliveryMetrics:
         self.delivery_seconds = Histogram(
             "e112_dispatch_delivery_seconds", "Time from report received to the agency's endpoint accepting it",
             ["agency"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900), registry=registry,
+        )  # fmt: skip
+        self.updates_finished = Counter(
+            "e112_dispatch_updates_finished_total",
+            "Dispatch updates (another caller) finished, by agency and state (delivered, failed)",
+            ["agency", "state"], registry=registry,
         )  # fmt: skip
         self.pending = Gauge("e112_dispatches_pending", "Dispatches not yet delivered or failed", registry=registry)
         self.postponed = Counter(
@@ -315,6 +324,15 @@ class Deliverer:
             conn, dispatch, state=state, channel=channel, attempts=attempts, channel_errors=errors, error=error, now=now
         )
         if not finished:  # no longer this worker's to finish (acknowledged, or finished already)
+            return
+        if dispatch.kind == "update":
+            # No dispatch.delivered/failed for an update: those events speak of a dispatch,
+            # and the update's id is not one. The attempt log (GET /v1/dispatches/{id},
+            # `updates`) and this metric keep the record.
+            self.metrics.updates_finished.labels(dispatch.agency, state).inc()
+            log.info("dispatch update finished", extra={"fields": {
+                "update_id": str(dispatch.dispatch_id), "dispatch_id": str(dispatch.update_of),
+                "agency": dispatch.agency, "state": state, "channel": channel, "attempts": attempts}})  # fmt: skip
             return
         await enqueue(conn, [outcome_record(dispatch, state, channel, attempts, reason, now)])
         self.metrics.finished.labels(dispatch.agency, state).inc()

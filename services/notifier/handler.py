@@ -1,20 +1,40 @@
 """What the notifier does with each event on an agency topic: queue it for delivery,
-with its acknowledgement timer, in the consumer's transaction."""
+with its acknowledgement timer, in the consumer's transaction.
+
+A `dispatch.requested` becomes a dispatch; a `dispatch.caller_added` (another caller
+reported an incident already dispatched to the agency) becomes an update to that
+dispatch, delivered through the same queue but with no timer of its own and without
+touching the dispatch's. An update is delivered even when the dispatch is already
+acknowledged or its field status is `done`: it is new information (a second caller
+may report more casualties or a fire spreading again), and the agency is the one to
+judge it. Other types on the topic are not for delivery."""
+
+import uuid
 
 import asyncpg
 
 from schemas.envelope import Envelope
-from schemas.events import DispatchRequested
+from schemas.events import DispatchCallerAdded, DispatchRequested
 from services.common.consumer import Handler
 from services.notifier import escalation, store
 from services.notifier.clock import Clock
 
 
+def update_id(dispatch_id: uuid.UUID, new_report_id: uuid.UUID) -> uuid.UUID:
+    """The update's stable id and Idempotency-Key: the same caller added to the same
+    dispatch is the same update, whatever ce_id the event arrives under (a router
+    replay derives a new one)."""
+    return uuid.uuid5(dispatch_id, f"caller_added:{new_report_id}")
+
+
 def make_handler(clock: Clock, default_ack_deadline_seconds: int) -> Handler:
     async def queue_dispatch(conn: asyncpg.Connection, envelope: Envelope) -> None:
         data = envelope.data
+        if isinstance(data, DispatchCallerAdded):
+            await queue_update(conn, envelope, data)
+            return
         if not isinstance(data, DispatchRequested):
-            return  # later dispatch updates are other types; this version does not deliver them
+            return
         config = await store.agency_config(conn, data.agency)
         deadline = config.ack_deadline_seconds or default_ack_deadline_seconds
         now = clock.now()
@@ -23,6 +43,14 @@ def make_handler(clock: Clock, default_ack_deadline_seconds: int) -> Handler:
             event_id=envelope.id, event_type=envelope.type, event_source=envelope.source, event_time=envelope.time,
             body=envelope.raw_data, received_at=data.received_at, now=now, ack_deadline_seconds=deadline,
             escalation_due_at=escalation.first_due(now, deadline),
+        )  # fmt: skip
+
+    async def queue_update(conn: asyncpg.Connection, envelope: Envelope, data: DispatchCallerAdded) -> None:
+        await store.enqueue_update(
+            conn, update_id=update_id(data.dispatch_id, data.new_report_id), dispatch_id=data.dispatch_id,
+            new_report_id=data.new_report_id, report_id=data.report_id, agency=data.agency, event_id=envelope.id,
+            event_type=envelope.type, event_source=envelope.source, event_time=envelope.time, body=envelope.raw_data,
+            received_at=data.received_at, now=clock.now(),
         )  # fmt: skip
 
     return queue_dispatch

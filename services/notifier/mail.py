@@ -4,7 +4,8 @@ A dispatch e-mail carries what the agency needs to act (including the caller's n
 and number, which go to this agency and nowhere else), the dispatch JSON exactly as
 published (attached, for systems that read the mailbox) and a signed link that
 acknowledges the dispatch. An escalation e-mail tells the agency's escalation contacts
-that the dispatch is still unacknowledged, with the same details and link.
+that the dispatch is still unacknowledged, with the same details and link. An update
+e-mail tells the agency that another caller reported an incident it already has.
 """
 
 import json
@@ -87,6 +88,31 @@ def dispatch_email(
         message_id=f"{data.get('dispatch_id')}.dispatch.{round_}", now=now,
     )  # fmt: skip
     message.add_attachment(body, maintype="application", subtype="json", filename="dispatch.json")
+    return message
+
+
+def update_email(
+    *, sender: str, to: list[str], body: bytes, update_id: UUID, ack_url: str, expires: datetime, now: datetime
+) -> EmailMessage:
+    """Another caller reported an incident the agency already has a dispatch for: the
+    new caller's details, under the dispatch's id, with the dispatch's ack link."""
+    data = json.loads(body)
+    agency = str(data.get("agency", "")).upper()
+    text = "\n".join(
+        [
+            f"PEMBARUAN: penelepon lain melaporkan kejadian yang sudah didispatch ke {agency}.",
+            f"UPDATE: another caller reported the incident already dispatched to {agency}.",
+            "",
+        ]
+        + _details(data)
+        + [f"Laporan baru / new report: {data.get('new_report_id')}"]
+        + _ack_lines(ack_url, expires)
+    )
+    message = _message(
+        sender=sender, to=to, subject=f"[112 PEMBARUAN / UPDATE] {agency}: penelepon lain / another caller",
+        text=text, message_id=f"{update_id}.update", now=now,
+    )  # fmt: skip
+    message.add_attachment(body, maintype="application", subtype="json", filename="dispatch-update.json")
     return message
 
 

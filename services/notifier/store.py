@@ -125,6 +125,8 @@ class DueDispatch:
     channel_errors: list[str]
     round: int
     claim_token: UUID
+    kind: str = "dispatch"  # or "update": new information for a dispatch already delivered (see 003_*.sql)
+    update_of: UUID | None = None  # kind "update": the dispatch it updates; dispatch_id is then the update's id
 
 
 async def enqueue_dispatch(
@@ -157,9 +159,42 @@ async def enqueue_dispatch(
     return bool(inserted)
 
 
+async def enqueue_update(
+    conn: asyncpg.Connection,
+    *,
+    update_id: UUID,
+    dispatch_id: UUID,
+    new_report_id: UUID,
+    report_id: UUID,
+    agency: str,
+    event_id: str,
+    event_type: str,
+    event_source: str,
+    event_time: datetime | None,
+    body: bytes,
+    received_at: datetime,
+    now: datetime,
+) -> bool:
+    """Queue an update to `dispatch_id` for delivery: a row of its own (keyed by
+    `update_id`) with no escalation timer, so the dispatch's row, its deadline and its
+    escalation are left exactly as they were. False if this update is queued already
+    (the same caller seen again under another ce_id)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO dispatches (dispatch_id, report_id, agency, event_id, event_type, event_source, event_time,
+                                body, received_at, next_attempt_at, created_at, kind, update_of, new_report_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'update', $11, $12)
+        ON CONFLICT DO NOTHING RETURNING true
+        """,
+        update_id, report_id, agency, event_id, event_type, event_source, event_time, body, received_at, now,
+        dispatch_id, new_report_id,
+    )  # fmt: skip
+    return bool(inserted)
+
+
 _DUE_COLUMNS = """d.dispatch_id, d.report_id, d.agency, d.event_id, d.event_type, d.event_source, d.event_time,
     d.body, d.received_at, d.attempts, d.channel, d.channels_tried, d.channel_attempts, d.channel_errors, d.round,
-    d.claim_token"""
+    d.claim_token, d.kind, d.update_of"""
 
 
 async def claim_due(conn: asyncpg.Connection, limit: int, now: datetime, lease_until: datetime) -> list[DueDispatch]:
@@ -286,8 +321,20 @@ async def bring_forward(conn: asyncpg.Connection, agency: str, channel: str, now
 
 
 async def dispatch_row(conn: asyncpg.Connection, dispatch_id: UUID, *, for_update: bool = False):
+    """A dispatch (never an update's row: an update is not acknowledged or given field
+    status on its own; the agency acts on the dispatch it belongs to)."""
     lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(f"SELECT * FROM dispatches WHERE dispatch_id = $1{lock}", dispatch_id)
+    return await conn.fetchrow(
+        f"SELECT * FROM dispatches WHERE dispatch_id = $1 AND kind = 'dispatch'{lock}", dispatch_id
+    )
+
+
+async def updates_of(conn: asyncpg.Connection, dispatch_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT dispatch_id AS update_id, new_report_id, event_id, state, attempts, channel, last_error, "
+        "created_at, finished_at FROM dispatches WHERE update_of = $1 AND kind = 'update' ORDER BY created_at",
+        dispatch_id,
+    )
 
 
 async def acknowledge(conn: asyncpg.Connection, dispatch_id: UUID, via: str, now: datetime):
