@@ -56,6 +56,16 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list
     return applied_now
 
 
+async def readiness_of(pool: asyncpg.Pool | None, consumer=None, *, consumes: bool = False) -> dict[str, bool]:
+    """The /readyz checks: the database always; the broker only for a service that
+    consumes (intake and shifts stay ready through a broker outage: their outboxes
+    keep accepting)."""
+    checks = {"database": pool is not None and await database_ok(pool)}
+    if consumes:
+        checks["broker"] = consumer is not None and await consumer.ready()
+    return checks
+
+
 async def database_ok(pool: asyncpg.Pool, timeout: float = 2.0) -> bool:
     try:
         async with pool.acquire(timeout=timeout) as conn:

@@ -63,9 +63,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             await pool.close()
 
     async def readiness() -> dict[str, bool]:
-        # Intake stays ready through a broker outage: the outbox keeps accepting.
-        pool = getattr(app.state, "pool", None)
-        return {"database": pool is not None and await db.database_ok(pool)}
+        return await db.readiness_of(getattr(app.state, "pool", None))
 
     app = new_app(
         title="e112 intake",

@@ -112,12 +112,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             await pool.close()
 
     async def readiness() -> dict[str, bool]:
-        pool = getattr(app.state, "pool", None)
-        consumer = holder.get("consumer")
-        return {
-            "database": pool is not None and await db.database_ok(pool),
-            "broker": consumer is not None and await consumer.ready(),
-        }
+        return await db.readiness_of(getattr(app.state, "pool", None), holder.get("consumer"), consumes=True)
 
     app = new_app(
         title="e112 notifier",

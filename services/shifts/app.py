@@ -59,9 +59,7 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             await pool.close()
 
     async def readiness() -> dict[str, bool]:
-        # Not a consumer: like intake, its outbox rides out a broker outage.
-        pool = getattr(app.state, "pool", None)
-        return {"database": pool is not None and await db.database_ok(pool)}
+        return await db.readiness_of(getattr(app.state, "pool", None))
 
     app = new_app(
         title="e112 shifts",
