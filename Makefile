@@ -21,8 +21,11 @@ install: $(STAMP) ## create .venv and install the locked dependencies
 run: $(STAMP) ## start PostgreSQL, the broker and the four services (Ctrl-C stops all)
 	$(PY) -m devstack run
 
-test: $(STAMP) lint ## lint, then unit, integration and end-to-end tests (they start what they need)
+test: $(STAMP) system-deps lint ## lint, then unit, integration and end-to-end tests (they start what they need)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+system-deps: ## install the system packages the tests need (Prometheus, Chromium, curl) if missing
+	@bash tools/system-deps.sh
 
 lint: $(STAMP) ## ruff: lint rules and formatting (fails on either)
 	$(PY) -m ruff check .
@@ -38,4 +41,4 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) .data
 
-.PHONY: help install run test lint schemas lock clean
+.PHONY: help install run test system-deps lint schemas lock clean
