@@ -39,6 +39,25 @@ CHANNELS: tuple[str, ...] = get_args(Channel)
 ContactKind = Literal["emergency", "prank", "ghost", "information"]
 CONTACT_KINDS: tuple[str, ...] = get_args(ContactKind)
 
+# Channels on which anyone can file a report unseen: their reports are verified by an
+# operator (services/intake/verification.py); a call is taken by the operator already.
+PUBLIC_CHANNELS: tuple[str, ...] = ("sms", "app", "web", "whatsapp")
+
+# What a report's verification holds for its dispatch, decided at intake from the policy:
+# not_required (dispatch at once), before_dispatch (wait for the verdict),
+# after_dispatch (dispatch at once flagged unverified; the operator verifies meanwhile).
+Verification = Literal["not_required", "before_dispatch", "after_dispatch"]
+VERIFICATIONS: tuple[str, ...] = get_args(Verification)
+
+# An operator's verdict on a public-channel report; it decides the report's kind:
+# genuine -> emergency, prank -> prank, information -> information, duplicate -> linked.
+Verdict = Literal["genuine", "prank", "duplicate", "information"]
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+
+# Why a report needs an operator (services/shifts assigns these as tasks).
+TaskReason = Literal["verify", "unrouted", "escalated", "stalled"]
+TASK_REASONS: tuple[str, ...] = get_args(TaskReason)
+
 # The 22 kecamatan of Kabupaten Blitar, canonical spelling.
 KECAMATAN: tuple[str, ...] = (
     "Bakung", "Binangun", "Doko", "Gandusari", "Garum", "Kademangan", "Kanigoro",

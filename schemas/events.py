@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.catalog import Agency, Category, Channel, ContactKind, Role
+from schemas.catalog import Agency, Category, Channel, ContactKind, Role, TaskReason, Verdict, Verification
 
 TYPE_PREFIX = "id.go.blitarkab.e112."
 
@@ -53,6 +53,11 @@ class ReportReceived(Event):
     received_at: datetime
     linked_to: UUID | None = Field(
         None, description="Another caller for this open incident (its first report): not to be dispatched again"
+    )
+    verification: Verification = Field(
+        "not_required",
+        description="before_dispatch: the router waits for report.verified; after_dispatch: dispatched at once, "
+        "flagged unverified, while an operator verifies",
     )
 
 
@@ -109,6 +114,11 @@ class DispatchRequested(Event):
     received_at: datetime
     requested_at: datetime
     unit: DispatchUnit | None = Field(None, description="The local unit that acts; null: the agency decides")
+    verified: bool = Field(
+        True,
+        description="false: a public-channel report dispatched at once because its category cannot wait; an "
+        "operator is verifying it and a dispatch.cancelled follows if it proves false",
+    )
 
 
 class DispatchDelivered(Event):
@@ -309,6 +319,74 @@ class DispatchEscalated(Event):
     escalated_at: datetime
 
 
+class ReportVerified(Event):
+    """An operator's verdict on a report from a public channel. Topic e112.reports.
+    genuine: dispatched now if it waited; prank or information: never dispatched (or
+    cancelled if it went out unverified); duplicate: linked to `duplicate_of`."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.verified.v1"
+    report_id: UUID
+    verdict: Verdict
+    duplicate_of: UUID | None = None
+    operator_id: UUID
+    note: str | None = None
+    verification: Verification = Field(description="what the verification held: before_ or after_dispatch")
+    verified_at: datetime
+
+
+class ReportAssigned(Event):
+    """A report that needs a person was given to an on-duty operator. Topic e112.reports."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.assigned.v1"
+    report_id: UUID
+    task_id: UUID
+    reason: TaskReason
+    operator_id: UUID
+    why: str = Field(description="new, from_queue, reassigned (operator went offline) or handover (shift ended)")
+    previous_operator_id: UUID | None = None
+    waited_seconds: float = Field(description="from the task's creation to this assignment")
+    assigned_at: datetime
+
+
+class ReportTaskClosed(Event):
+    """An operator's task on a report is finished (verdict given, or marked done).
+    Topic e112.reports."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.task_closed.v1"
+    report_id: UUID
+    task_id: UUID
+    reason: TaskReason
+    operator_id: UUID | None
+    outcome: str = Field(description="verified, done or superseded")
+    note: str | None = None
+    closed_at: datetime
+
+
+class ReportStalled(Event):
+    """The watchdog found an accepted report not dispatched in time: it was re-driven and
+    the on-duty operators are alerted. Topic e112.reports."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.stalled.v1"
+    report_id: UUID
+    missing: list[str] = Field(description="'routing' if never routed, else the agencies without a delivery")
+    attempt: int = Field(description="how many times the watchdog has re-driven it")
+    age_seconds: float
+    detected_at: datetime
+
+
+class DispatchCancelled(Event):
+    """A dispatch sent unverified proved false (prank, information, duplicate): the agency
+    may stand down. Topic e112.dispatch.<agency>, key report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.cancelled.v1"
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    reason: str = Field(description="the operator's verdict: prank, information or duplicate")
+    duplicate_of: UUID | None = None
+    cancelled_at: datetime
+
+
 EVENT_MODELS: dict[str, type[Event]] = {
     model.ce_type: model
     for model in (
@@ -324,6 +402,11 @@ EVENT_MODELS: dict[str, type[Event]] = {
         DispatchAcknowledged,
         DispatchFieldStatus,
         DispatchEscalated,
+        ReportVerified,
+        ReportAssigned,
+        ReportTaskClosed,
+        ReportStalled,
+        DispatchCancelled,
         OperatorCheckedIn,
         OperatorCheckedOut,
         OperatorStatusChanged,

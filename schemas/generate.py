@@ -16,6 +16,7 @@ from schemas.catalog import AGENCIES
 from schemas.events import (
     DispatchAcknowledged,
     DispatchCallerAdded,
+    DispatchCancelled,
     DispatchDelivered,
     DispatchEscalated,
     DispatchFailed,
@@ -25,11 +26,15 @@ from schemas.events import (
     OperatorCheckedOut,
     OperatorStatusChanged,
     OperatorStillCheckedIn,
+    ReportAssigned,
     ReportLinked,
     ReportReceived,
     ReportRouted,
+    ReportStalled,
+    ReportTaskClosed,
     ReportUnlinked,
     ReportUnrouted,
+    ReportVerified,
     RosterChanged,
     ShiftCoverageAlert,
     ShiftCoverageRestored,
@@ -39,8 +44,18 @@ from schemas.reports import ReportAccepted, ReportCreate, ReportPublic
 HERE = Path(__file__).parent
 REST_MODELS = {"report-create": ReportCreate, "report-accepted": ReportAccepted, "report": ReportPublic}
 EVENTS_BY_TOPIC = {
-    topics.REPORTS: [ReportReceived, ReportRouted, ReportUnrouted, ReportLinked, ReportUnlinked],
-    "e112.dispatch.{agency}": [DispatchRequested, DispatchCallerAdded],
+    topics.REPORTS: [
+        ReportReceived,
+        ReportRouted,
+        ReportUnrouted,
+        ReportLinked,
+        ReportUnlinked,
+        ReportVerified,
+        ReportAssigned,
+        ReportTaskClosed,
+        ReportStalled,
+    ],
+    "e112.dispatch.{agency}": [DispatchRequested, DispatchCallerAdded, DispatchCancelled],
     topics.DISPATCH_STATUS: [
         DispatchDelivered,
         DispatchFailed,

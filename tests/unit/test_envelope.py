@@ -208,7 +208,7 @@ def test_value_that_is_not_the_models_json_is_invalid(value):
 
 def test_unknown_ce_type_decodes_with_data_none():
     rec = record()
-    future = "id.go.blitarkab.e112.dispatch.cancelled.v1"
+    future = "id.go.blitarkab.e112.dispatch.rerouted.v1"
     headers = [(n, future.encode() if n == "ce_type" else v) for n, v in rec.headers]
     value = b'{"dispatch_id": "x", "reason": "duplicate call"}'
     env = decode(headers, value, rec.key)
