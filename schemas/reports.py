@@ -6,12 +6,12 @@ the field rather than data silently dropped.
 """
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from schemas.catalog import REGENCY_BOUNDS, Category, Channel, ContactKind, canonical_kecamatan
+from schemas.catalog import REGENCY_BOUNDS, Category, Channel, ContactKind, Verdict, Verification, canonical_kecamatan
 from schemas.phone import InvalidPhone, to_e164
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -96,6 +96,11 @@ class ReportCreate(BaseModel):
     caller: Caller | None = None
     channel: Channel = "call"
     casualties: int | None = Field(None, ge=0, le=100_000, description="Known casualties, if any.")
+    operator_id: UUID | None = Field(
+        None,
+        strict=False,  # a UUID comes as a JSON string; the strict mode would want a UUID object
+        description="The call taker who filed it, for apps that act for a signed-in operator (the console).",
+    )
 
     def missing_for_emergency(self) -> list[str]:
         """The required fields an emergency lacks, as dotted paths (empty if complete)."""
@@ -112,11 +117,19 @@ class ReportCreate(BaseModel):
 
 class ReportAccepted(BaseModel):
     id: UUID
-    status: str = Field(description="received, linked (another caller for an open incident) or recorded")
+    status: str = Field(
+        description="received, awaiting_verification (held for an operator's verdict), linked (another caller "
+        "for an open incident) or recorded"
+    )
     kind: ContactKind
     received_at: datetime
     linked_to: UUID | None = Field(None, description="The open incident's first report, when linked")
     caller_flagged: bool = Field(False, description="The caller has pranked repeatedly: tell the operator")
+    verification: Verification = Field(
+        "not_required",
+        description="before_dispatch: held until an operator verifies it; after_dispatch: dispatched at once, "
+        "flagged unverified, while an operator verifies it",
+    )
 
 
 class CallerHistory(BaseModel):
@@ -138,10 +151,22 @@ class DispatchState(BaseModel):
     agency: str
     role: str
     state: str = Field(
-        description="requested, failed, delivered, acknowledged, on_the_way, on_scene or done (only moves forward)"
+        description="requested, failed, delivered, acknowledged, on_the_way, on_scene or done (only moves "
+        "forward), or cancelled (dispatched unverified, then found false by the operator)"
     )
     escalated: bool = False
     updated_at: datetime
+
+
+class VerificationState(BaseModel):
+    required: Verification = Field(
+        description="not_required (a call, or not an emergency), before_dispatch (waits for the verdict), "
+        "after_dispatch (dispatched at once flagged unverified; cancelled if found false)"
+    )
+    state: Literal["not_required", "pending", "verified"]
+    verdict: Verdict | None = None
+    operator_id: UUID | None = Field(None, description="who gave the verdict")
+    at: datetime | None = None
 
 
 class ReportPublic(BaseModel):
@@ -150,6 +175,7 @@ class ReportPublic(BaseModel):
         description="received (not yet routed), routed, delivered (every agency reached), "
         "delivery_failed (some agency not reached), acknowledged (every agency confirmed), "
         "responding (an agency on the way or on scene), done, unrouted (waiting for an operator), "
+        "awaiting_verification (a public-channel report held for an operator's verdict), "
         "linked (another caller for an open incident), recorded (not an emergency: kept, not routed)"
     )
     kind: ContactKind
@@ -165,6 +191,9 @@ class ReportPublic(BaseModel):
     linked_to: UUID | None = None
     linked_reports: list[UUID] = Field(default_factory=list, description="Other callers' reports linked to this one")
     caller_history: CallerHistory | None = None
+    verification: VerificationState
+    operator_id: UUID | None = Field(None, description="The call taker who filed it, if an app said so")
+    assigned_to: UUID | None = Field(None, description="The operator who has the report's open task, if any")
     dispatches: list[DispatchState]
     timeline: list[TimelineEntry]
 
@@ -180,6 +209,9 @@ class ReportSummary(BaseModel):
     channel: Channel
     received_at: datetime
     linked_to: UUID | None
+    verification: Verification
+    verdict: Verdict | None
+    assigned_to: UUID | None
 
 
 class ReportPage(BaseModel):

@@ -3,7 +3,7 @@
 import base64
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -12,28 +12,24 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from schemas.catalog import Category, Channel, ContactKind, canonical_kecamatan
 from schemas.reports import (
-    Caller,
-    CallerHistory,
     ContactCount,
     ContactStats,
-    DispatchState,
-    Location,
     ReportAccepted,
     ReportCreate,
     ReportPage,
     ReportPublic,
     ReportSummary,
-    TimelineEntry,
 )
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.intake import store
 from services.intake.clients import CurrentClient
 from services.intake.linking import Place, find_incident
+from services.intake.reading import report_public
 from services.intake.settings import IntakeSettings
-from services.intake.status import summarise
+from services.intake.verification_api import verification_of
 
-REPORT_STATUSES = ("received", "unrouted", "routed", "delivered", "delivery_failed", "acknowledged", "responding",
-                   "done", "linked", "recorded")  # fmt: skip
+REPORT_STATUSES = ("awaiting_verification", "received", "unrouted", "routed", "delivered", "delivery_failed",
+                   "acknowledged", "responding", "done", "linked", "recorded")  # fmt: skip
 
 
 def _problem(description: str) -> dict:
@@ -136,21 +132,22 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
                                                         exclude=report_id)  # fmt: skip
                 link = find_incident(Place(loc.kecamatan, loc.desa, loc.lat, loc.lon), received_at, candidates,
                                      window=link_window, max_distance_m=settings.link_distance_m)  # fmt: skip
-            await store.store_report(conn, report_id, report, received_at, client.name, link)
+            verification = "not_required" if link else await verification_of(conn, report)
+            status = await store.store_report(conn, report_id, report, received_at, client.name, link, verification)
             flagged = await _caller_flagged(conn, report, received_at)
         metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
         if link:
             metrics.linked.labels(report.category).inc()
         response.headers["Location"] = f"/v1/reports/{report_id}"
-        status = "recorded" if report.kind != "emergency" else ("linked" if link else "received")
         return ReportAccepted(id=report_id, status=status, kind=report.kind, received_at=received_at,
-                              linked_to=link and link.incident_report_id, caller_flagged=flagged)  # fmt: skip
+                              linked_to=link and link.incident_report_id, caller_flagged=flagged,
+                              verification=verification)  # fmt: skip
 
     async def _accepted_again(conn, report_id: UUID, response: Response) -> ReportAccepted:
         row = await store.fetch_report(conn, report_id)
         response.headers["Location"] = f"/v1/reports/{report_id}"
         return ReportAccepted(id=row["id"], status=row["status"], kind=row["kind"], received_at=row["received_at"],
-                              linked_to=row["linked_to"])  # fmt: skip
+                              linked_to=row["linked_to"], verification=row["verification"])  # fmt: skip
 
     async def _caller_flagged(conn, report: ReportCreate, now: datetime) -> bool:
         phone = report.caller and report.caller.phone
@@ -165,30 +162,10 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
     )  # fmt: skip
     async def get_report(report_id: UUID, client: CurrentClient, request: Request) -> ReportPublic:
         async with request.app.state.pool.acquire() as conn:
-            row = await store.fetch_report(conn, report_id)
-            if row is None:
-                raise Problem(404, "Not found", f"No report {report_id}.")
-            timeline = await store.fetch_timeline(conn, report_id)
-            linked = await conn.fetch("SELECT id FROM reports WHERE linked_to = $1 ORDER BY received_at", report_id)
-            history = None
-            if row["caller_phone"]:
-                counts = await store.caller_history(conn, row["caller_phone"], datetime.now(UTC) - prank_period)
-                history = CallerHistory(contacts=counts["contacts"], pranks=counts["pranks"],
-                                        period_days=settings.prank_flag_days,
-                                        flagged=counts["pranks"] >= settings.prank_flag_threshold)  # fmt: skip
-        status, dispatches = summarise(row["kind"], timeline, linked=row["linked_to"] is not None)
-        return ReportPublic(
-            id=row["id"], status=status, kind=row["kind"], category=row["category"], subtype=row["subtype"],
-            description=row["description"],
-            location=Location.model_construct(kecamatan=row["kecamatan"], desa=row["desa"], address=row["address"],
-                                              lat=row["lat"], lon=row["lon"]),
-            caller=Caller.model_construct(name=row["caller_name"], phone=row["caller_phone"]),
-            channel=row["channel"], casualties=row["casualties"], received_at=row["received_at"],
-            via=row["client_name"], linked_to=row["linked_to"], linked_reports=[r["id"] for r in linked],
-            caller_history=history,
-            dispatches=[DispatchState(**vars(d)) for d in dispatches],
-            timeline=[_timeline_entry(e) for e in timeline],
-        )  # fmt: skip
+            report = await report_public(conn, report_id, settings)
+        if report is None:
+            raise Problem(404, "Not found", f"No report {report_id}.")
+        return report
 
     @router.get("/reports", summary="List and filter reports, newest first")
     async def list_reports(
@@ -199,6 +176,11 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         kecamatan: Annotated[str | None, Query(max_length=40, description="Any case")] = None,
         kind: ContactKind | None = None,
         channel: Channel | None = None,
+        verification: Annotated[
+            Literal["pending", "verified", "not_required"] | None,
+            Query(description="pending: waiting for an operator's verdict (held or dispatched unverified)"),
+        ] = None,
+        assigned_to: Annotated[UUID | None, Query(description="The operator who has the report's open task")] = None,
         since: Annotated[datetime | None, Query(description="Received at or after (RFC 3339)")] = None,
         until: Annotated[datetime | None, Query(description="Received before (RFC 3339)")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -212,7 +194,7 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
                 raise _query_problem(name, "give a time zone, e.g. 2026-11-28T07:00:00+07:00")
-        where = store.ReportFilter(status, category, canonical, kind, channel, since, until)
+        where = store.ReportFilter(status, category, canonical, kind, channel, since, until, verification, assigned_to)
         async with request.app.state.pool.acquire() as conn:
             rows = await store.list_reports(conn, where, after=_decode_cursor(cursor), limit=limit + 1)
         items = [ReportSummary(**dict(r)) for r in rows[:limit]]
@@ -287,10 +269,3 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
         return datetime.fromisoformat(at), UUID(report_id)
     except (ValueError, UnicodeDecodeError):
         raise _query_problem("cursor", "not a cursor this API gave out") from None
-
-
-def _timeline_entry(entry) -> TimelineEntry:
-    detail = dict(entry.detail)
-    if entry.dispatch_id:
-        detail["dispatch_id"] = str(entry.dispatch_id)
-    return TimelineEntry(at=entry.at, event=entry.event, agency=entry.agency, detail=detail)

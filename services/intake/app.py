@@ -17,7 +17,7 @@ from services.common.consumer import TRANSIENT_ERRORS, ConsumerMetrics, EventCon
 from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, problem_response
-from services.intake import admin, store, timeline
+from services.intake import admin, store, timeline, verification_api
 from services.intake.api import IntakeMetrics, build_router
 from services.intake.clients import Authenticator
 from services.intake.settings import IntakeSettings
@@ -38,6 +38,8 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
         await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
+        async with pool.acquire() as conn:
+            await verification_api.seed_default_policy(conn)
         app.state.pool = pool
         relay = OutboxRelay(
             dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
@@ -72,6 +74,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     )  # fmt: skip
     app.state.authenticator = Authenticator(settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
     app.include_router(build_router(settings, IntakeMetrics(registry)))
+    app.include_router(verification_api.build_router(settings, verification_api.VerificationMetrics(registry)))
     app.include_router(admin.build_router())
 
     @app.exception_handler(asyncpg.PostgresError)

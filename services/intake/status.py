@@ -34,12 +34,17 @@ _DISPATCH_RANK = {state: rank for rank, state in enumerate(DISPATCH_STATES)}
 _FIELD_STATES = {"on_the_way", "on_scene", "done"}
 
 
-def summarise(kind: str, entries: list[Entry], linked: bool = False) -> tuple[str, list[Dispatch]]:
+def summarise(
+    kind: str, entries: list[Entry], linked: bool = False, awaiting_verdict: bool = False
+) -> tuple[str, list[Dispatch]]:
     """The report's status and its dispatches' states.
 
     Statuses: recorded (not an emergency), linked (another caller for an open
-    incident), received, unrouted, routed, delivered, delivery_failed, acknowledged,
-    responding (an agency on the way or on scene), done (every agency done)."""
+    incident), awaiting_verification (held for an operator's verdict before dispatch),
+    received, unrouted, routed, delivered, delivery_failed, acknowledged, responding
+    (an agency on the way or on scene), done (every agency done).
+    A verdict other than genuine on a report dispatched unverified cancels its
+    dispatches (the router tells the agencies), except those already done."""
     dispatches: dict[str, Dispatch] = {}
     # Events come from several topics and may be stored out of order: the routing
     # entry that creates the dispatches is read first, whatever its place.
@@ -59,11 +64,18 @@ def summarise(kind: str, entries: list[Entry], linked: bool = False) -> tuple[st
             elif state in _DISPATCH_RANK and _DISPATCH_RANK[state] >= _DISPATCH_RANK[current.state]:
                 current.state = state
                 current.updated_at = entry.at
+    for entry in entries:
+        if entry.event == "verified" and entry.detail.get("verdict") not in (None, "genuine"):
+            for current in dispatches.values():
+                if current.state != "done":
+                    current.state, current.updated_at = "cancelled", entry.at
     listed = sorted(dispatches.values(), key=lambda d: (d.role != "primary", d.agency))
     if kind != "emergency":
         return "recorded", listed
     if linked:
         return "linked", listed
+    if awaiting_verdict and not listed:
+        return "awaiting_verification", listed
     if not listed:
         return ("unrouted" if unrouted else "received"), listed
     return _report_status([d.state for d in listed]), listed

@@ -10,8 +10,9 @@ from uuid import UUID
 import asyncpg
 
 from schemas import topics
+from schemas.catalog import Verification
 from schemas.envelope import encode
-from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked
+from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked, ReportVerified
 from schemas.reports import ReportCreate
 from services.common.outbox import enqueue
 from services.intake.linking import Candidate, Link, Place
@@ -67,12 +68,14 @@ async def forget_expired_idempotency_keys(conn: asyncpg.Connection, ttl: timedel
 
 async def open_incidents(conn: asyncpg.Connection, category: str, since: datetime, *, exclude: UUID) -> list[Candidate]:
     """Emergencies of `category` since `since` that are incidents of their own (not
-    linked) and not finished."""
+    linked) and not finished. A report held for verification is no incident yet: a call
+    about the same fire must not wait for an SMS's verdict (the operator verifying the
+    SMS marks it a duplicate of the call instead)."""
     rows = await conn.fetch(
         """
         SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
         WHERE kind = 'emergency' AND linked_to IS NULL AND category = $1 AND received_at >= $2
-              AND id <> $3 AND status NOT IN ('done', 'recorded')
+              AND id <> $3 AND status NOT IN ('done', 'recorded', 'awaiting_verification')
         """,
         category, since, exclude,
     )  # fmt: skip
@@ -86,25 +89,36 @@ async def store_report(
     received_at: datetime,
     client_name: str,
     link: Link | None = None,
-) -> None:
+    verification: Verification = "not_required",
+) -> str:
     """Insert the report, its timeline entries and its report.received event, in the
-    caller's transaction."""
+    caller's transaction; returns its status."""
     loc = report.location
     caller = report.caller
-    status = "recorded" if report.kind != "emergency" else ("linked" if link else "received")
+    if report.kind != "emergency":
+        status = "recorded"
+    elif link:
+        status = "linked"
+    else:
+        status = "awaiting_verification" if verification == "before_dispatch" else "received"
     await conn.execute(
         """
         INSERT INTO reports (id, kind, category, subtype, description, kecamatan, desa, address,
                              lat, lon, caller_name, caller_phone, channel, casualties, received_at,
-                             client_name, status, linked_to)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                             client_name, status, linked_to, verification, filed_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
         """,
         report_id, report.kind, report.category, report.subtype, report.description,
         loc and loc.kecamatan, loc and loc.desa, loc and loc.address, loc and loc.lat, loc and loc.lon,
         caller and caller.name, caller and caller.phone, report.channel, report.casualties,
-        received_at, client_name, status, link and link.incident_report_id,
+        received_at, client_name, status, link and link.incident_report_id, verification, report.operator_id,
     )  # fmt: skip
-    entries = [(received_at, "received", {"channel": report.channel, "kind": report.kind, "via": client_name})]
+    received = {"channel": report.channel, "kind": report.kind, "via": client_name}
+    if verification != "not_required":
+        received["verification"] = verification
+    if report.operator_id:
+        received["operator_id"] = str(report.operator_id)
+    entries = [(received_at, "received", received)]
     if link:
         entries.append((received_at, "linked", {"incident_report_id": str(link.incident_report_id),
                                                 "reason": link.reason, "distance_m": link.distance_m}))  # fmt: skip
@@ -128,8 +142,10 @@ async def store_report(
         casualties=report.casualties,
         received_at=received_at,
         linked_to=link and link.incident_report_id,
+        verification=verification,
     )
     await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=received_at)])
+    return status
 
 
 async def unlink_report(
@@ -175,7 +191,7 @@ async def add_timeline_entry(
 ) -> bool:
     """Append an entry for a report intake knows and bring its status up to date;
     False (nothing written) for a report intake does not hold."""
-    row = await conn.fetchrow("SELECT kind, linked_to FROM reports WHERE id = $1 FOR UPDATE", report_id)
+    row = await conn.fetchrow("SELECT * FROM reports WHERE id = $1 FOR UPDATE", report_id)
     if row is None:
         return False
     await conn.execute(
@@ -185,9 +201,21 @@ async def add_timeline_entry(
         """,
         report_id, at, event, agency, dispatch_id, json.dumps(detail or {}, default=str),
     )  # fmt: skip
-    status, _ = summarise(row["kind"], await fetch_timeline(conn, report_id), linked=row["linked_to"] is not None)
-    await conn.execute("UPDATE reports SET status = $2 WHERE id = $1", report_id, status)
+    await refresh_status(conn, row)
     return True
+
+
+def awaiting_verdict(row: asyncpg.Record) -> bool:
+    return row["verification"] == "before_dispatch" and row["verdict"] is None
+
+
+async def refresh_status(conn: asyncpg.Connection, row: asyncpg.Record) -> str:
+    """Recompute and store the status of the report `row` (read FOR UPDATE) from its timeline."""
+    timeline = await fetch_timeline(conn, row["id"])
+    linked = row["linked_to"] is not None
+    status, _ = summarise(row["kind"], timeline, linked=linked, awaiting_verdict=awaiting_verdict(row))
+    await conn.execute("UPDATE reports SET status = $2 WHERE id = $1", row["id"], status)
+    return status
 
 
 @dataclass(frozen=True)
@@ -199,6 +227,8 @@ class ReportFilter:
     channel: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    verification: str | None = None  # pending, verified or not_required
+    assigned_to: UUID | None = None
 
 
 async def list_reports(
@@ -207,18 +237,24 @@ async def list_reports(
     """Newest first, keyset-paginated on (received_at, id): stable while reports arrive."""
     return await conn.fetch(
         """
-        SELECT id, kind, status, category, subtype, kecamatan, desa, channel, received_at, linked_to
+        SELECT id, kind, status, category, subtype, kecamatan, desa, channel, received_at, linked_to,
+               verification, verdict, assigned_to
         FROM reports
         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR category = $2)
           AND ($3::text IS NULL OR kecamatan = $3) AND ($4::text IS NULL OR kind = $4)
           AND ($5::text IS NULL OR channel = $5)
           AND ($6::timestamptz IS NULL OR received_at >= $6) AND ($7::timestamptz IS NULL OR received_at < $7)
           AND ($8::timestamptz IS NULL OR (received_at, id) < ($8, $9::uuid))
+          AND ($11::text IS NULL
+               OR ($11 = 'pending' AND verification <> 'not_required' AND verdict IS NULL)
+               OR ($11 = 'verified' AND verdict IS NOT NULL)
+               OR ($11 = 'not_required' AND verification = 'not_required'))
+          AND ($12::uuid IS NULL OR assigned_to = $12)
         ORDER BY received_at DESC, id DESC
         LIMIT $10
         """,
         where.status, where.category, where.kecamatan, where.kind, where.channel, where.since, where.until,
-        after and after[0], after and after[1], limit,
+        after and after[0], after and after[1], limit, where.verification, where.assigned_to,
     )  # fmt: skip
 
 
@@ -252,4 +288,71 @@ async def flagged_callers(conn: asyncpg.Connection, since: datetime, threshold: 
         GROUP BY caller_phone HAVING count(*) >= $2 ORDER BY count(*) DESC, max(received_at) DESC
         """,
         since, threshold,
+    )  # fmt: skip
+
+
+async def incident_root(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
+    """The report `report_id`, or the incident it is linked to: duplicates join the first report."""
+    row = await conn.fetchrow("SELECT id, kind, linked_to FROM reports WHERE id = $1", report_id)
+    if row is not None and row["linked_to"] is not None:
+        row = await conn.fetchrow("SELECT id, kind, linked_to FROM reports WHERE id = $1", row["linked_to"])
+    return row
+
+
+async def record_verdict(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    *,
+    verdict: str,
+    kind: str,
+    operator_id: UUID,
+    incident_id: UUID | None,
+    note: str | None,
+    at: datetime,
+) -> None:
+    """In the caller's transaction, with `row` read FOR UPDATE: the verdict, the kind it
+    makes, the link of a duplicate, the timeline entries and report.verified."""
+    report_id = row["id"]
+    await conn.execute(
+        """
+        UPDATE reports SET verdict = $2, kind = $3, verified_by = $4, verified_at = $5,
+                           linked_to = coalesce($6, linked_to)
+        WHERE id = $1
+        """,
+        report_id, verdict, kind, operator_id, at, incident_id,
+    )  # fmt: skip
+    detail = {"verdict": verdict, "operator_id": str(operator_id), "verification": row["verification"]}
+    if note:
+        detail["note"] = note
+    if incident_id:
+        detail["duplicate_of"] = str(incident_id)
+    await add_timeline_entry(conn, report_id=report_id, at=at, event="verified", detail=detail)
+    if incident_id:
+        detail = {"report_id": str(report_id), "reason": "duplicate", "by": str(operator_id)}
+        await add_timeline_entry(conn, report_id=incident_id, at=at, event="caller_added", detail=detail)
+    event = ReportVerified(
+        report_id=report_id, verdict=verdict, duplicate_of=incident_id, operator_id=operator_id, note=note,
+        verification=row["verification"], verified_at=at,
+    )  # fmt: skip
+    await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=at)])
+
+
+async def live_policy(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM verification_policy ORDER BY version DESC LIMIT 1")
+
+
+async def policy_versions(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM verification_policy ORDER BY version DESC LIMIT $1", limit)
+
+
+async def save_policy(conn: asyncpg.Connection, rules: list[dict], changed_by: str, reason: str) -> asyncpg.Record:
+    """A new version; concurrent changes serialise on the table lock (changes are rare)."""
+    await conn.execute("LOCK TABLE verification_policy IN SHARE ROW EXCLUSIVE MODE")
+    return await conn.fetchrow(
+        """
+        INSERT INTO verification_policy (version, rules, changed_by, reason)
+        SELECT coalesce(max(version), 0) + 1, $1::jsonb, $2, $3 FROM verification_policy
+        RETURNING *
+        """,
+        json.dumps(rules), changed_by, reason,
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """Turns the other services' events into entries of each report's timeline.
 
-Consumes `e112.reports` (routed, unrouted) and `e112.dispatch-status` (delivered,
+Consumes `e112.reports` (routed, unrouted, assigned, task closed) and `e112.dispatch-status` (delivered,
 failed, acknowledged, field status, escalated). Runs inside the consumer's
 transaction, next to the inbox row, so each event adds its entry exactly once."""
 
@@ -16,8 +16,10 @@ from schemas.events import (
     DispatchEscalated,
     DispatchFailed,
     DispatchFieldStatus,
+    ReportAssigned,
     ReportReceived,
     ReportRouted,
+    ReportTaskClosed,
     ReportUnrouted,
 )
 from services.intake.store import add_timeline_entry
@@ -66,6 +68,26 @@ async def record(conn: asyncpg.Connection, envelope: Envelope) -> None:
             known = await add_timeline_entry(
                 conn, report_id=data.report_id, at=data.escalated_at, event="escalated", agency=data.agency,
                 dispatch_id=data.dispatch_id, detail={"step": data.step, "reason": data.reason},
+            )  # fmt: skip
+        case ReportAssigned():
+            await conn.execute("UPDATE reports SET assigned_to = $2 WHERE id = $1", data.report_id, data.operator_id)
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.assigned_at, event="assigned",
+                detail={"operator_id": str(data.operator_id), "task_id": str(data.task_id), "reason": data.reason,
+                        "why": data.why, "previous_operator_id": data.previous_operator_id and
+                        str(data.previous_operator_id)},
+            )  # fmt: skip
+        case ReportTaskClosed():
+            # Only the operator who has it lets go: a late close of an older task must not
+            # clear a newer assignment.
+            await conn.execute(
+                "UPDATE reports SET assigned_to = NULL WHERE id = $1 AND assigned_to = $2", data.report_id,
+                data.operator_id,
+            )  # fmt: skip
+            known = await add_timeline_entry(
+                conn, report_id=data.report_id, at=data.closed_at, event="task_closed",
+                detail={"task_id": str(data.task_id), "reason": data.reason, "outcome": data.outcome,
+                        "operator_id": data.operator_id and str(data.operator_id), "note": data.note},
             )  # fmt: skip
         case _:
             return
