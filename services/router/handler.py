@@ -14,10 +14,11 @@ from schemas.events import (
     ReportRouted,
     ReportUnlinked,
     ReportUnrouted,
+    ReportVerified,
     RoutedDispatch,
 )
 from services.common.outbox import enqueue
-from services.router import linked, store
+from services.router import linked, store, verification
 from services.router.metrics import SOURCE, RouterMetrics
 from services.router.routing import RoutingTable, decide
 
@@ -36,8 +37,12 @@ class ReportHandler:
         data = envelope.data
         if isinstance(data, ReportReceived) and data.linked_to and data.kind == "emergency":
             await linked.handle_linked(conn, envelope.id, data, self.metrics)
+        elif isinstance(data, ReportReceived) and data.verification == "before_dispatch" and data.kind == "emergency":
+            await verification.hold(conn, envelope.id, data, self.metrics)
         elif isinstance(data, ReportReceived):
             await self.route_alone(conn, envelope.id, data)
+        elif isinstance(data, ReportVerified):
+            await verification.handle_verdict(conn, envelope.id, data, self.route_alone, self.metrics)
         elif isinstance(data, ReportUnlinked):
             await linked.handle_unlinked(conn, data, self.route_alone)
         # routed/unrouted events are the router's own; other types are not for it
@@ -92,6 +97,7 @@ async def route_report(
             location=report.location, caller=report.caller, channel=report.channel,
             casualties=report.casualties, received_at=report.received_at, requested_at=now,
             unit=DispatchUnit(code=a.unit.code, name=a.unit.name) if a.unit else None,
+            verified=report.verification != "after_dispatch",
         )  # fmt: skip
         records.append(
             encode(

@@ -146,8 +146,8 @@ async def record_decision(
     decided_at: datetime,
 ) -> bool:
     """False when the report was already decided (a second copy of the same report). A
-    report that was dead-lettered is decided again when it is re-driven, and a linked
-    one when an operator unlinks it."""
+    report that was dead-lettered is decided again when it is re-driven, a linked one
+    when an operator unlinks it, a held one when an operator verifies it."""
     inserted = await conn.fetchval(
         """
         INSERT INTO routing_decisions
@@ -157,7 +157,7 @@ async def record_decision(
             event_id = EXCLUDED.event_id, category = EXCLUDED.category, rule_version = EXCLUDED.rule_version,
             dispatches = EXCLUDED.dispatches, matched_rules = EXCLUDED.matched_rules, reason = EXCLUDED.reason,
             outcome = EXCLUDED.outcome, decided_at = EXCLUDED.decided_at, linked_to = NULL
-        WHERE routing_decisions.outcome IN ('deadlettered', 'linked', 'awaiting_incident')
+        WHERE routing_decisions.outcome IN ('deadlettered', 'linked', 'awaiting_incident', 'awaiting_verification')
         RETURNING true
         """,
         report_id, event_id, category, rule_version, _dispatches_json(decision),

@@ -1,0 +1,98 @@
+"""Reports held for an operator's verification, and what the verdict does.
+
+A report from a public channel that intake marked `before_dispatch` is not routed when
+it arrives: it is kept (`awaiting_verification`, with the report itself) until
+`report.verified` comes on the same key. genuine: routed then, with the dispatch ids it
+would have had at once; duplicate: joins the named incident (its agencies get
+`dispatch.caller_added`); prank or information: never dispatched.
+
+A report marked `after_dispatch` was routed at once with `verified: false`. If the
+verdict then says it was not genuine, every agency it went to gets `dispatch.cancelled`
+(ce_id derived from the verdict, so a redelivered verdict cancels once).
+"""
+
+import json
+import logging
+from datetime import UTC, datetime
+
+import asyncpg
+
+from schemas import topics
+from schemas.envelope import derived_event_id, encode
+from schemas.events import DispatchCancelled, ReportReceived, ReportVerified
+from services.common.outbox import enqueue
+from services.router import linked, store
+from services.router.metrics import SOURCE, RouterMetrics
+
+log = logging.getLogger(__name__)
+
+
+async def hold(conn: asyncpg.Connection, event_id: str, report: ReportReceived, metrics: RouterMetrics) -> None:
+    held = await conn.fetchval(
+        """
+        INSERT INTO routing_decisions (report_id, event_id, category, rule_version, dispatches, matched_rules,
+                                       reason, outcome, decided_at, report)
+        VALUES ($1, $2, $3, NULL, '[]'::jsonb, '[]'::jsonb, 'waiting for an operator''s verification',
+                'awaiting_verification', now(), $4::jsonb)
+        ON CONFLICT (report_id) DO NOTHING RETURNING true
+        """,
+        report.report_id, event_id, report.category, report.model_dump_json(),
+    )  # fmt: skip
+    if held:
+        metrics.decisions.labels(report.category or "none", "awaiting_verification").inc()
+
+
+async def handle_verdict(
+    conn: asyncpg.Connection, event_id: str, verdict: ReportVerified, route_alone, metrics: RouterMetrics
+) -> None:
+    decision = await store.fetch_decision(conn, verdict.report_id)
+    if decision is None:
+        # report.received travels before its verdict on the same partition; only a
+        # report the router never saw (lost before retention) gets here.
+        fields = {"report_id": str(verdict.report_id)}
+        log.warning("verdict for a report the router never saw", extra={"fields": fields})
+        return
+    if decision["outcome"] == "awaiting_verification":
+        await _release(conn, decision, verdict, route_alone, metrics)
+    elif decision["outcome"] == "routed" and verdict.verdict != "genuine":
+        await _cancel(conn, event_id, decision, verdict, metrics)
+
+
+async def _release(conn: asyncpg.Connection, decision, verdict: ReportVerified, route_alone, metrics) -> None:
+    report = ReportReceived.model_validate_json(decision["report"])
+    if verdict.verdict == "genuine":
+        # Decided now under the report's own event id: the same dispatch ids as at once.
+        await route_alone(conn, decision["event_id"], report)
+    elif verdict.verdict == "duplicate" and verdict.duplicate_of:
+        await conn.execute("DELETE FROM routing_decisions WHERE report_id = $1", verdict.report_id)
+        joined = report.model_copy(update={"linked_to": verdict.duplicate_of})
+        await linked.handle_linked(conn, decision["event_id"], joined, metrics)
+    else:
+        await conn.execute(
+            "UPDATE routing_decisions SET outcome = 'not_dispatched', reason = $2, decided_at = now() "
+            "WHERE report_id = $1",
+            verdict.report_id, f"verified as {verdict.verdict} by an operator",
+        )  # fmt: skip
+        metrics.decisions.labels(report.category or "none", "not_dispatched").inc()
+
+
+async def _cancel(conn: asyncpg.Connection, event_id: str, decision, verdict: ReportVerified, metrics) -> None:
+    now = datetime.now(UTC)
+    records = []
+    for dispatch in json.loads(decision["dispatches"]):
+        cancelled = DispatchCancelled(
+            dispatch_id=dispatch["dispatch_id"], report_id=verdict.report_id, agency=dispatch["agency"],
+            reason=verdict.verdict, duplicate_of=verdict.duplicate_of, cancelled_at=now,
+        )  # fmt: skip
+        records.append(
+            encode(cancelled, topic=topics.dispatch_topic(dispatch["agency"]), key=str(verdict.report_id),
+                   source=SOURCE, event_id=derived_event_id(event_id, f"cancel:{dispatch['agency']}"), time=now)
+        )  # fmt: skip
+    await conn.execute(
+        "UPDATE routing_decisions SET outcome = 'cancelled', reason = $2 WHERE report_id = $1",
+        verdict.report_id, f"dispatched unverified, then verified as {verdict.verdict}",
+    )  # fmt: skip
+    await enqueue(conn, records)
+    metrics.decisions.labels(decision["category"] or "none", "cancelled").inc()
+    log.info("unverified dispatches cancelled", extra={"fields": {"report_id": str(verdict.report_id),
+                                                                  "agencies": len(records)}})  # fmt: skip
