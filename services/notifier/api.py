@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from schemas.catalog import AGENCIES, AGENCY_NAMES, Agency
+from schemas.events import TYPE_PREFIX
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.notifier import escalation, signing, store
 from services.notifier.breaker import Breakers
@@ -113,7 +114,8 @@ class FieldStatusEntry(BaseModel):
 
 class UpdatePublic(BaseModel):
     update_id: UUID = Field(description="also the webhook's Idempotency-Key")
-    new_report_id: UUID
+    type: str = Field(description="caller_added (another caller) or cancelled (found false, sent unverified)")
+    new_report_id: UUID | None = Field(description="caller_added: the other caller's report")
     state: str
     attempts: int
     last_error: str | None
@@ -125,7 +127,10 @@ class DispatchPublic(BaseModel):
     dispatch_id: UUID
     report_id: UUID
     agency: str
-    state: str = Field(description="pending, delivered, failed, or stopped (acknowledged before delivery finished)")
+    state: str = Field(
+        description="pending, delivered, failed, stopped (acknowledged before delivery finished) or cancelled "
+        "(found false before it was delivered)"
+    )
     channel: str | None
     round: int
     attempts: int
@@ -282,7 +287,8 @@ def build_router(auth, *, clock: Clock, breakers: Breakers, default_deadline: in
                 tried = await conn.fetch(
                     "SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY id", u["update_id"]
                 )
-                fields = {k: u[k] for k in UpdatePublic.model_fields if k != "history"}
+                fields = {k: u[k] for k in UpdatePublic.model_fields if k not in ("history", "type")}
+                fields["type"] = u["event_type"].removeprefix(TYPE_PREFIX + "dispatch.").removesuffix(".v1")
                 history = [AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in tried]
                 updates.append(UpdatePublic(**fields, history=history))
         return DispatchPublic(

@@ -129,6 +129,12 @@ class EmailChannel:
         return (", ".join(config.email_to) or None), "no e-mail address configured for this agency"
 
     async def send(self, target: str, dispatch: DueDispatch, config: AgencyConfig, now: datetime) -> Result:
+        if dispatch.kind == "update" and dispatch.event_type.endswith(".dispatch.cancelled.v1"):
+            message = mail.cancellation_email(
+                sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, notice_id=dispatch.dispatch_id,
+                now=now,
+            )  # fmt: skip
+            return await self.mailer.send(message)
         if dispatch.kind == "update":
             # The link acknowledges the dispatch the update belongs to: an update is not
             # acknowledged on its own.

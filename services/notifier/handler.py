@@ -7,14 +7,17 @@ dispatch, delivered through the same queue but with no timer of its own and with
 touching the dispatch's. An update is delivered even when the dispatch is already
 acknowledged or its field status is `done`: it is new information (a second caller
 may report more casualties or a fire spreading again), and the agency is the one to
-judge it. Other types on the topic are not for delivery."""
+judge it. A `dispatch.cancelled` (a dispatch sent unverified and found false) stops the
+dispatch (no re-send, no escalation; not delivered at all if it has not been yet) and
+is delivered to the agency as a notice through the same queue. Other types on the topic
+are not for delivery."""
 
 import uuid
 
 import asyncpg
 
 from schemas.envelope import Envelope
-from schemas.events import DispatchCallerAdded, DispatchRequested
+from schemas.events import DispatchCallerAdded, DispatchCancelled, DispatchRequested
 from services.common.consumer import Handler
 from services.notifier import escalation, store
 from services.notifier.clock import Clock
@@ -32,6 +35,9 @@ def make_handler(clock: Clock, default_ack_deadline_seconds: int) -> Handler:
         data = envelope.data
         if isinstance(data, DispatchCallerAdded):
             await queue_update(conn, envelope, data)
+            return
+        if isinstance(data, DispatchCancelled):
+            await queue_cancellation(conn, envelope, data)
             return
         if not isinstance(data, DispatchRequested):
             return
@@ -53,4 +59,21 @@ def make_handler(clock: Clock, default_ack_deadline_seconds: int) -> Handler:
             received_at=data.received_at, now=clock.now(),
         )  # fmt: skip
 
+    async def queue_cancellation(conn: asyncpg.Connection, envelope: Envelope, data: DispatchCancelled) -> None:
+        now = clock.now()
+        await store.cancel_dispatch(conn, data.dispatch_id, now)
+        # Sent even when the dispatch was stopped before delivery: a delivery may be in
+        # flight at this moment, and a notice for a dispatch never seen is harmless.
+        await store.enqueue_update(
+            conn, update_id=cancellation_id(data.dispatch_id), dispatch_id=data.dispatch_id, new_report_id=None,
+            report_id=data.report_id, agency=data.agency, event_id=envelope.id, event_type=envelope.type,
+            event_source=envelope.source, event_time=envelope.time, body=envelope.raw_data,
+            received_at=data.cancelled_at, now=now,
+        )  # fmt: skip
+
     return queue_dispatch
+
+
+def cancellation_id(dispatch_id: uuid.UUID) -> uuid.UUID:
+    """One cancellation notice per dispatch, whatever ce_id it arrives under."""
+    return uuid.uuid5(dispatch_id, "cancelled")

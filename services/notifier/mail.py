@@ -116,6 +116,29 @@ def update_email(
     return message
 
 
+def cancellation_email(*, sender: str, to: list[str], body: bytes, notice_id: UUID, now: datetime) -> EmailMessage:
+    """A dispatch sent before the operator could verify the report, now found false."""
+    data = json.loads(body)
+    agency = str(data.get("agency", "")).upper()
+    reason = str(data.get("reason", ""))
+    text = "\n".join(
+        [
+            f"PEMBATALAN: dispatch {data.get('dispatch_id')} ke {agency} dibatalkan; operator 112 memverifikasi "
+            f"laporan sebagai {reason}.",
+            f"CANCELLED: dispatch {data.get('dispatch_id')} to {agency} is called off; the 112 operator verified the "
+            f"report as {reason}.",
+            f"Laporan / report: {data.get('report_id')}",
+        ]
+        + ([f"Sama dengan laporan / same incident as: {data['duplicate_of']}"] if data.get("duplicate_of") else [])
+    )
+    message = _message(
+        sender=sender, to=to, subject=f"[112 DIBATALKAN / CANCELLED] {agency}: {reason}", text=text,
+        message_id=f"{notice_id}.cancelled", now=now,
+    )  # fmt: skip
+    message.add_attachment(body, maintype="application", subtype="json", filename="dispatch-cancelled.json")
+    return message
+
+
 def escalation_email(
     *, sender: str, to: list[str], body: bytes, dispatch_id: UUID, waited_seconds: int, ack_url: str,
     expires: datetime, now: datetime,

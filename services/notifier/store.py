@@ -159,12 +159,27 @@ async def enqueue_dispatch(
     return bool(inserted)
 
 
+async def cancel_dispatch(conn: asyncpg.Connection, dispatch_id: UUID, now: datetime) -> None:
+    """Stop a dispatch found false: no re-send or escalation from now on, and no delivery
+    at all if it is still waiting for one (a lease holder mid-attempt may still deliver
+    it; the cancellation notice follows it then)."""
+    await conn.execute(
+        """
+        UPDATE dispatches SET cancelled_at = $2, escalation_due_at = NULL,
+               state = CASE WHEN state = 'pending' THEN 'cancelled' ELSE state END,
+               finished_at = CASE WHEN state = 'pending' THEN $2 ELSE finished_at END
+        WHERE dispatch_id = $1 AND kind = 'dispatch' AND cancelled_at IS NULL
+        """,
+        dispatch_id, now,
+    )  # fmt: skip
+
+
 async def enqueue_update(
     conn: asyncpg.Connection,
     *,
     update_id: UUID,
     dispatch_id: UUID,
-    new_report_id: UUID,
+    new_report_id: UUID | None,
     report_id: UUID,
     agency: str,
     event_id: str,
@@ -331,7 +346,7 @@ async def dispatch_row(conn: asyncpg.Connection, dispatch_id: UUID, *, for_updat
 
 async def updates_of(conn: asyncpg.Connection, dispatch_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT dispatch_id AS update_id, new_report_id, event_id, state, attempts, channel, last_error, "
+        "SELECT dispatch_id AS update_id, new_report_id, event_id, event_type, state, attempts, channel, last_error, "
         "created_at, finished_at FROM dispatches WHERE update_of = $1 AND kind = 'update' ORDER BY created_at",
         dispatch_id,
     )

@@ -148,3 +148,22 @@ def test_events_stored_before_their_routing_entry_still_count():
     status, dispatches = summarise("emergency", [delivered, escalated, routed])
     assert status == "delivered"
     assert dispatches[0].state == "delivered" and dispatches[0].escalated is True
+
+
+def verified(verdict: str, minute: int) -> Entry:
+    return Entry(at(minute), "verified", None, None, {"verdict": verdict})
+
+
+def test_a_report_held_for_its_verdict_is_awaiting_verification_until_routed():
+    assert summarise("emergency", [received()], awaiting_verdict=True)[0] == "awaiting_verification"
+    assert summarise("emergency", [received(), verified("genuine", 2), ANIMAL], awaiting_verdict=False)[0] == "routed"
+
+
+def test_a_false_verdict_cancels_every_dispatch_not_done_and_a_genuine_one_nothing():
+    done_damkar = Entry(at(3), "field_status", "damkar", DAMKAR, {"status": "done"})
+    entries = [received(), FIRE, outcome("delivered", PLN, "pln", 2), done_damkar, verified("prank", 4)]
+    status, dispatches = summarise("prank", entries)
+    assert status == "recorded"
+    assert {d.agency: d.state for d in dispatches} == {"damkar": "done", "pln": "cancelled", "polres": "cancelled"}
+    _, kept = summarise("emergency", [*entries[:-1], verified("genuine", 4)])
+    assert {d.agency: d.state for d in kept} == {"damkar": "done", "pln": "delivered", "polres": "requested"}
