@@ -199,8 +199,12 @@ class ShiftCoverageAlert(Event):
     shift_ends_at: datetime
     needed: int
     checked_in: int
-    reason: str = Field(description="nobody or short")
+    reason: str = Field(
+        description="nobody or short (too few checked in), or nobody_free (reports wait in the queue: everyone "
+        "on duty is at capacity or on a break)"
+    )
     missing_operator_ids: list[UUID] = Field(description="rostered for this shift and not checked in")
+    queued: int = Field(0, description="with nobody_free: the reports waiting")
     at: datetime
 
 
@@ -213,7 +217,7 @@ class ShiftCoverageRestored(Event):
     shift_starts_at: datetime
     needed: int
     checked_in: int
-    how: str = Field(description="staffed or shift_ended")
+    how: str = Field(description="staffed or shift_ended; queue_drained after a nobody_free alert")
     alert_at: datetime
     at: datetime
 
@@ -344,6 +348,7 @@ class ReportAssigned(Event):
     operator_id: UUID
     why: str = Field(description="new, from_queue, reassigned (operator went offline) or handover (shift ended)")
     previous_operator_id: UUID | None = None
+    handover_note: str | None = Field(None, description="with why=handover: the leaving operator's latest note")
     waited_seconds: float = Field(description="from the task's creation to this assignment")
     assigned_at: datetime
 

@@ -135,6 +135,7 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
                 event = OperatorCheckedIn(operator_id=operator_id, shift=shift.code, at=now)
                 await enqueue(conn, [store.record(event, key=operator_id, now=now)])
                 outcome = await monitor.evaluate(conn, now)
+                await request.app.state.assigner.reconcile(conn, now)  # the queue drains to them
             metrics.presence_changes.labels("check_in").inc()
             await monitor.settle(conn, outcome, now)
             return operator_public(await store.operator(conn, operator_id))
@@ -153,6 +154,7 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
                 event = OperatorCheckedOut(operator_id=operator_id, shift=closed["shift"], at=now)
                 await enqueue(conn, [store.record(event, key=operator_id, now=now)])
                 outcome = await monitor.evaluate(conn, now)
+                await request.app.state.assigner.reconcile(conn, now)  # their tasks go to others
             metrics.presence_changes.labels("check_out").inc()
             await monitor.settle(conn, outcome, now)
             return operator_public(await store.operator(conn, operator_id))
@@ -172,8 +174,9 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
                 presence = await store.lock_presence(conn, operator_id)
                 current = Status(presence["status"]) if presence else Status.OFFLINE
                 current_report = presence["report_id"] if presence else None
+                by_assignment = presence is not None and presence["status_by"] == "assignment"
                 try:
-                    changed = check_transition(current, body.status, current_report, body.report_id)
+                    changed = check_transition(current, body.status, current_report, body.report_id, by_assignment)
                 except InvalidTransition as exc:
                     raise Problem(409, "Status change not allowed", str(exc), current_status=current.value) from None
                 if changed:
@@ -183,6 +186,7 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
                         previous=current.value, report_id=body.report_id, at=now,
                     )  # fmt: skip
                     await enqueue(conn, [store.record(event, key=operator_id, now=now)])
+                    await request.app.state.assigner.reconcile(conn, now)  # a break hands tasks on
             if changed:
                 metrics.status_changes.labels(body.status.value).inc()
                 await refresh_gauges(conn, metrics, now)

@@ -4,7 +4,7 @@ templates), statuses and reasons: bounded, and never a person."""
 from datetime import datetime
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.shifts import store
 from services.shifts.roster import shift_at
@@ -39,6 +39,23 @@ class ShiftMetrics:
             "e112_operators_still_checked_in_total", "Operators reported still checked in after their shift",
             registry=registry,
         )  # fmt: skip
+        self.tasks_queued = Gauge(
+            "e112_tasks_queued", "Reports that need an operator waiting in the queue (nobody free)", registry=registry
+        )
+        self.tasks_open = Gauge(
+            "e112_tasks_open", "Open operator tasks (queued or assigned), by reason", ["reason"], registry=registry
+        )
+        self.task_wait = Histogram(
+            "e112_task_wait_seconds", "From a report needing an operator to its first assignment, by reason",
+            ["reason"], buckets=(0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800), registry=registry,
+        )  # fmt: skip
+        self.assignments = Counter(
+            "e112_task_assignments_total", "Tasks given to an operator, by reason and why (new, from_queue, "
+            "reassigned, handover)", ["reason", "why"], registry=registry,
+        )  # fmt: skip
+        self.tasks_closed = Counter(
+            "e112_tasks_closed_total", "Tasks closed, by reason and outcome", ["reason", "outcome"], registry=registry
+        )
         self.roster_changes = Counter(
             "e112_roster_changes_total", "Roster generations and edits, by kind and whether overridden",
             ["kind", "override"], registry=registry,

@@ -1,7 +1,7 @@
 """An operator's status while at work, as a pure transition rule.
 
 `offline` is not being checked in; check-in makes an operator `available` and check-out
-`offline`, from any status (open work is reassigned once assignment exists). In between:
+`offline`, from any status (open tasks are then reassigned). In between:
 available ⇄ break, available ⇄ handling_report. A report is finished (back to available)
 before a break, and a break is ended before taking a report.
 """
@@ -28,10 +28,16 @@ class InvalidTransition(ValueError):
     """Not allowed from the current status; the message says what to do instead."""
 
 
-def check_transition(current: Status, target: Status, current_report=None, report=None) -> bool:
+def check_transition(
+    current: Status, target: Status, current_report=None, report=None, by_assignment: bool = False
+) -> bool:
     """True if `target` is a change, False if the operator already has it (setting a
     status twice is harmless); raises InvalidTransition if it is not allowed. `report`
-    is the report handled (with handling_report), `current_report` the one now."""
+    is the report handled (with handling_report), `current_report` the one now.
+    `by_assignment`: the current handling_report comes from assigned tasks, which a
+    break hands to colleagues (services/shifts/assignment.py), so a break is allowed."""
+    if by_assignment and current is Status.HANDLING_REPORT and target is Status.BREAK:
+        return True
     if current is Status.OFFLINE:
         raise InvalidTransition("The operator is not checked in: check in first.")
     if target is Status.OFFLINE:

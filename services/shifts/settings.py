@@ -16,3 +16,6 @@ class ShiftsSettings(ServiceSettings):
     # The rest rule's minimum between shifts; 16 cannot be met by six operators
     # (services/shifts/rotation.py says why): generation then refuses.
     roster_min_rest_hours: float = Field(8.0, ge=0, le=24)
+    # Tasks an operator holds at once before others get the next (services/shifts/assignment.py).
+    # Three: a report to call back while two more are read; more would sit unread.
+    assign_capacity: int = Field(3, ge=1, le=50)

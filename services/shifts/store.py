@@ -10,7 +10,7 @@ import asyncpg
 
 from schemas import topics
 from schemas.envelope import KafkaRecord, encode
-from schemas.events import Event
+from schemas.events import Event, OperatorStatusChanged
 from services.shifts.roster import ShiftOccurrence, ShiftTemplate
 from services.shifts.rotation import RosterEntry, month_days, occurrence
 
@@ -23,6 +23,14 @@ ROSTER_KEY = "roster"
 
 def record(event: Event, *, key: str | UUID, now: datetime) -> KafkaRecord:
     return encode(event, topic=topics.SHIFTS, key=str(key), source=SOURCE, time=now)
+
+
+def status_changed(
+    operator_id: UUID, shift: str | None, status: str, previous: str, report_id: UUID | None, now: datetime
+) -> KafkaRecord:
+    event = OperatorStatusChanged(operator_id=operator_id, shift=shift, status=status, previous=previous,
+                                  report_id=report_id, at=now)  # fmt: skip
+    return record(event, key=operator_id, now=now)
 
 
 async def load_templates(conn: asyncpg.Connection) -> list[ShiftTemplate]:
@@ -76,15 +84,15 @@ async def close_presence(conn: asyncpg.Connection, operator_id: UUID, now: datet
 
 async def lock_presence(conn: asyncpg.Connection, operator_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT id, shift, status, report_id FROM presence WHERE operator_id = $1 AND checked_out_at IS NULL "
-        "FOR UPDATE",
+        "SELECT id, shift, status, status_by, report_id FROM presence "
+        "WHERE operator_id = $1 AND checked_out_at IS NULL FOR UPDATE",
         operator_id,
     )
 
 
 async def set_status(conn, presence_id: int, status: str, report_id: UUID | None, now: datetime) -> None:
     await conn.execute(
-        "UPDATE presence SET status = $2, report_id = $3, status_since = $4 WHERE id = $1",
+        "UPDATE presence SET status = $2, report_id = $3, status_since = $4, status_by = 'operator' WHERE id = $1",
         presence_id, status, report_id, now,
     )  # fmt: skip
 

@@ -1,0 +1,106 @@
+"""Operators' tasks: the queue, who holds what, and closing a task."""
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from schemas.catalog import TaskReason
+from services.common.web import PROBLEM_RESPONSES, Problem
+from services.shifts.assigner import Assigner
+
+TaskState = Literal["queued", "assigned", "closed"]
+
+
+class TaskPublic(BaseModel):
+    id: UUID
+    report_id: UUID
+    reason: TaskReason = Field(description="verify, unrouted, escalated or stalled")
+    detail: dict[str, Any] = Field(description="category, channel, kecamatan, agency, ... (never the caller)")
+    state: TaskState
+    operator_id: UUID | None
+    created_at: datetime
+    assigned_at: datetime | None
+    handover_note: str | None
+    closed_at: datetime | None
+    closed_by: UUID | None
+    outcome: str | None
+    note: str | None
+
+
+class TaskClose(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operator_id: UUID = Field(description="Who closes it (usually its holder; a supervisor may close any)")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+
+
+def task_public(row) -> TaskPublic:
+    fields = dict(row)
+    fields.pop("seq", None)
+    fields["detail"] = json.loads(fields["detail"])
+    return TaskPublic(**fields)
+
+
+def _problem(description: str) -> dict:
+    return {**PROBLEM_RESPONSES[422], "description": description}
+
+
+def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIRouter:
+    """`assigner_of`: the lifespan makes the assigner (it needs the pool)."""
+    router = APIRouter(prefix="/v1", tags=["tasks"], dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
+
+    @router.get("/tasks", summary="Tasks, newest first, by state, operator or report")
+    async def list_tasks(
+        request: Request,
+        state: TaskState | None = None,
+        operator_id: UUID | None = None,
+        report_id: UUID | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[TaskPublic]:
+        async with request.app.state.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                SELECT * FROM tasks WHERE ($1::text IS NULL OR state = $1) AND ($2::uuid IS NULL OR operator_id = $2)
+                  AND ($3::uuid IS NULL OR report_id = $3)
+                ORDER BY created_at DESC, seq DESC LIMIT $4
+                """,
+                state, operator_id, report_id, limit,
+            )  # fmt: skip
+        return [task_public(r) for r in rows]
+
+    @router.get("/queue", summary="Tasks waiting for a free operator, oldest first (they go out in this order)")
+    async def queue(request: Request) -> list[TaskPublic]:
+        async with request.app.state.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM tasks WHERE state = 'queued' ORDER BY created_at, seq")
+        return [task_public(r) for r in rows]
+
+    @router.post(
+        "/tasks/{task_id}/close",
+        summary="Close a task: an unrouted report dispatched by phone, a stalled or escalated one dealt with",
+        description="A verify task closes with the verdict (intake: POST /v1/reports/{id}/verification), not here.",
+        responses={404: _problem("No such task or operator"), 409: _problem("Closed already, or a verify task")},
+    )  # fmt: skip
+    async def close(task_id: UUID, body: TaskClose, request: Request) -> TaskPublic:
+        now = clock()
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            task = await conn.fetchrow("SELECT * FROM tasks WHERE id = $1 FOR UPDATE", task_id)
+            if task is None:
+                raise Problem(404, "Not found", f"No task {task_id}.")
+            if not await conn.fetchval("SELECT true FROM operators WHERE id = $1", body.operator_id):
+                raise Problem(404, "Not found", f"No operator {body.operator_id}.")
+            if task["state"] == "closed":
+                raise Problem(409, "Closed already", f"Closed at {task['closed_at'].isoformat()} ({task['outcome']}).")
+            if task["reason"] == "verify":
+                where = f"POST /v1/reports/{task['report_id']}/verification"
+                raise Problem(409, "Verify tasks close with the verdict", f"Give the verdict at intake: {where}.")
+            assigner = assigner_of()
+            await assigner.close(conn, task, outcome="done", by=body.operator_id, note=body.note, now=now)
+            await assigner.reconcile(conn, now)
+            return task_public(await conn.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id))
+
+    return router
