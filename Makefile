@@ -34,6 +34,9 @@ lint: $(STAMP) ## ruff: lint rules and formatting (fails on either)
 schemas: $(STAMP) ## regenerate the JSON Schema and AsyncAPI documents in schemas/
 	$(PY) -m schemas.generate
 
+monitoring: $(STAMP) ## regenerate deploy/monitoring/prometheusrule.yaml from rules.yaml
+	$(PY) deploy/monitoring/generate.py
+
 lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
 	$(PYTHON) -m pip install --quiet uv
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
@@ -41,4 +44,4 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) .data
 
-.PHONY: help install run test system-deps lint schemas lock clean
+.PHONY: help install run test system-deps lint schemas monitoring lock clean

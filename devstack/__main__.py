@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from devstack.console import DEMO_OPERATOR, new_demo_pin, seed_operator
 from devstack.processes import DEFAULT_PORTS, REPO, Stack
 
 FIRE_REPORT = {
@@ -47,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         print("Starting PostgreSQL and the broker ...", flush=True)
         stack.start_infrastructure()
-        print("Starting intake, router, notifier, shifts ...", flush=True)
+        print("Starting intake, router, notifier, shifts, console ...", flush=True)
         stack.start_services()
-        print_welcome(stack, api_key, generated=not os.environ.get("E112_API_KEY"))
+        demo_pin = new_demo_pin()
+        seed_operator(stack.services["shifts"].url, stack.services["console"].url, api_key, DEMO_OPERATOR, demo_pin)
+        print_welcome(stack, api_key, generated=not os.environ.get("E112_API_KEY"), demo_pin=demo_pin)
         while True:
             for service in stack.services.values():
                 if service.process and service.process.poll() is not None:
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print("Stopped: no process left running.", flush=True)
 
 
-def print_welcome(stack: Stack, api_key: str, generated: bool) -> None:
+def print_welcome(stack: Stack, api_key: str, generated: bool, demo_pin: str) -> None:
     body = json.dumps(FIRE_REPORT)
     intake = stack.services["intake"].url
     lines = [
@@ -91,6 +94,12 @@ def print_welcome(stack: Stack, api_key: str, generated: bool) -> None:
         f"  curl -i -X POST {intake}/v1/reports \\",
         f"    -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\",
         f"    -d '{body}'",
+        "",
+        "The call takers' console (open it in a browser):",
+        f"  {stack.services['console'].url}",
+        f"  sign in as {DEMO_OPERATOR!r} with PIN {demo_pin} (set for this run; a supervisor sets PINs with",
+        f"  curl -X PUT {stack.services['console'].url}/api/admin/operators/<id>/pin -H 'Authorization: Bearer <key>'"
+        + """ -H 'Content-Type: application/json' -d '{"pin": "<6-12 digits>", "set_by": "<you>"}')""",
         "",
         "Watch the fire brigade's topic (another terminal):",
         f"  {os.path.relpath(sys.executable, REPO)} -m devstack tail e112.dispatch.damkar"
@@ -136,7 +145,7 @@ def main() -> int:
         "--port-offset",
         type=int,
         default=0,
-        help="add this to every port (8001-8004, 9092), to run a second stack beside the first",
+        help="add this to every port (8001-8005, 9092), to run a second stack beside the first",
     )
     tail_parser = sub.add_parser("tail", help="print the events of topics")
     tail_parser.add_argument("topics", nargs="+")

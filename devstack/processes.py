@@ -1,4 +1,4 @@
-"""The four services as child processes, and the whole stack put together."""
+"""The services as child processes, and the whole stack put together."""
 
 import logging
 import os
@@ -14,12 +14,13 @@ import httpx
 
 from devstack.broker import TansuBroker
 from devstack.children import child_options
+from devstack.console import console_env, provision_intake_key
 from devstack.postgres import EmbeddedPostgres, ensure_database
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_PORTS = {"intake": 8001, "router": 8002, "notifier": 8003, "shifts": 8004}
+DEFAULT_PORTS = {"intake": 8001, "router": 8002, "notifier": 8003, "shifts": 8004, "console": 8005}
 DATABASE_NAME = "e112"
 
 
@@ -119,12 +120,21 @@ class Stack:
 
     def start_services(self, names: list[str] | None = None) -> None:
         names = names or list(self.ports)
-        for name in names:
+        # The console starts last: it needs an intake key, made through the running intake.
+        first = [name for name in names if name != "console"]
+        for name in first:
             service = ServiceProcess(name, self.ports[name], self.service_env(), self.log_dir / f"{name}.log")
             self.services[name] = service
             service.start()
-        for name in names:
+        for name in first:
             self.services[name].wait_ready()
+        if "console" in names:
+            urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+            env = {**self.service_env(), **console_env(urls, provision_intake_key(urls["intake"], self.api_key))}
+            console = ServiceProcess("console", self.ports["console"], env, self.log_dir / "console.log")
+            self.services["console"] = console
+            console.start()
+            console.wait_ready()
 
     def stop_broker(self) -> None:
         """Stop the broker the stack owns (Tansu keeps nothing: topics and messages go)."""

@@ -7,11 +7,13 @@ stable ce_id and every consumer deduplicates.
 
 import asyncio
 import logging
+import os
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import client as aiokafka_client
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,34 @@ class _NoAutoCreateMetadataRequest(aiokafka_client.MetadataRequest):
 aiokafka_client.MetadataRequest = _NoAutoCreateMetadataRequest
 
 
+def connection_options(env: dict[str, str] | None = None) -> dict:
+    """TLS and SASL for a production cluster (deploy/k8s: Strimzi's TLS listener, each
+    service its own SCRAM-SHA-512 KafkaUser); nothing for the development broker. Read
+    from the environment when a client is made, like KAFKA_BOOTSTRAP_SERVERS by the
+    redrive command, so that every client (relay, consumer, admin, redrive) gets them
+    without each caller passing them along:
+    KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), KAFKA_SSL_CAFILE,
+    KAFKA_SASL_MECHANISM (default SCRAM-SHA-512), KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD."""
+    env = os.environ if env is None else env
+    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ValueError(f"KAFKA_SECURITY_PROTOCOL: unknown protocol {protocol!r}")
+    options: dict = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=env.get("KAFKA_SSL_CAFILE") or None)
+    if protocol.startswith("SASL_"):
+        missing = [n for n in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD") if not env.get(n)]
+        if missing:
+            raise ValueError(f"{protocol} needs {' and '.join(missing)}")
+        options["sasl_mechanism"] = env.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+        options["sasl_plain_username"] = env["KAFKA_SASL_USERNAME"]
+        options["sasl_plain_password"] = env["KAFKA_SASL_PASSWORD"]
+    return options
+
+
 def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
+        **connection_options(),
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
@@ -48,6 +76,7 @@ def new_consumer(
     bootstrap: str, group_id: str, client_id: str, fetch_max_wait_ms: int, session_timeout_ms: int = 6000
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
+        **connection_options(),
         bootstrap_servers=bootstrap,
         group_id=group_id,
         client_id=client_id,
@@ -63,7 +92,7 @@ def new_consumer(
 
 async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, replication: int = 1) -> None:
     """Create the topics that are missing; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**connection_options(), bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -42,7 +42,7 @@ from aiokafka.structs import ConsumerRecord
 from schemas import topics
 from schemas.envelope import KafkaRecord
 from services.common.consumer import DEADLETTER_CLAIM_PREFIX, deadletter_claim  # noqa: F401 - re-exported
-from services.common.kafka import new_producer
+from services.common.kafka import connection_options, new_producer
 
 ORIGIN_HEADER_PREFIX = "e112_"
 
@@ -111,7 +111,11 @@ async def read_deadletters(bootstrap: str) -> list[DeadLetter]:
     Read without a consumer group: the command keeps no position of its own, the
     filters and the inbox decide what is re-driven."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
+        **connection_options(),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
     )
     await consumer.start()
     try:

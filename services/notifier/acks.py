@@ -31,6 +31,12 @@ class AckMetrics:
             "e112_dispatch_ack_seconds", "Time from the notifier queueing a dispatch to its acknowledgement",
             ["agency"], buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600), registry=registry,
         )  # fmt: skip
+        # From the caller's report reaching intake: what the ops dashboard compares with
+        # the response standards (deploy/monitoring/dashboards).
+        self.report_ack_seconds = Histogram(
+            "e112_report_ack_seconds", "Time from the report being received to the agency acknowledging its dispatch",
+            ["agency"], buckets=(15, 30, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600), registry=registry,
+        )  # fmt: skip
         self.field_statuses = Counter(
             "e112_dispatch_field_status_total", "Field statuses reported, by agency and status",
             ["agency", "status"], registry=registry,
@@ -67,6 +73,7 @@ async def acknowledge(conn: asyncpg.Connection, row, via: str, now: datetime, me
     )])  # fmt: skip
     metrics.acknowledged.labels(done["agency"], via).inc()
     metrics.ack_seconds.labels(done["agency"]).observe(max(0.0, (now - done["created_at"]).total_seconds()))
+    metrics.report_ack_seconds.labels(done["agency"]).observe(max(0.0, (now - done["received_at"]).total_seconds()))
     return Acknowledgement(done["dispatch_id"], done["agency"], now, via, True)
 
 

@@ -21,12 +21,12 @@ pytestmark = pytest.mark.e2e
 
 
 def free_offset() -> int:
-    """A port offset under which 8001-8004 and 9092 are all free."""
+    """A port offset under which 8001-8005 and 9092 are all free."""
     import socket
 
     for offset in range(21000, 40000, 97):
         try:
-            for port in (8001 + offset, 8002 + offset, 8003 + offset, 8004 + offset, 9092 + offset):
+            for port in (8001 + offset, 8002 + offset, 8003 + offset, 8004 + offset, 8005 + offset, 9092 + offset):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", port))
             return offset

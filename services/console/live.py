@@ -1,0 +1,305 @@
+"""Live updates: the console reads e112.reports, e112.dispatch-status and e112.shifts
+and pushes each event, reduced to what the screens need, to every signed-in browser
+over server-sent events.
+
+Every console replica must see every event (each has its own browsers), so there is
+no consumer group: each replica assigns itself all partitions and starts at their
+end. Nothing is committed and nothing is deduplicated: a browser only redraws, and a
+missed event is caught by the page's periodic refresh and the refresh it does when
+the feed comes back (`feed` messages). Messages carry ids, codes and times, never a
+caller's name, number or the free text (the screens fetch those when they need them)."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from schemas import topics
+from schemas.envelope import Envelope, InvalidEvent, decode
+from schemas.events import (
+    DispatchAcknowledged,
+    DispatchDelivered,
+    DispatchEscalated,
+    DispatchFailed,
+    DispatchFieldStatus,
+    OperatorCheckedIn,
+    OperatorCheckedOut,
+    OperatorStatusChanged,
+    OperatorStillCheckedIn,
+    ReportAssigned,
+    ReportLinked,
+    ReportReceived,
+    ReportRouted,
+    ReportStalled,
+    ReportTaskClosed,
+    ReportUnlinked,
+    ReportUnrouted,
+    ReportVerified,
+    ShiftCoverageAlert,
+    ShiftCoverageRestored,
+)
+from services.common.kafka import broker_reachable, connection_options, ensure_topics
+
+log = logging.getLogger(__name__)
+
+TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS, topics.SHIFTS]
+Message = dict[str, Any]
+
+
+def _at(value: datetime) -> str:
+    return value.isoformat()
+
+
+def translate(envelope: Envelope) -> Message | None:
+    """The browser's message for an event, or None for events the screens ignore."""
+    data = envelope.data
+    match data:
+        case ReportReceived():
+            return {
+                "type": "report",
+                "event": "received",
+                "report_id": str(data.report_id),
+                "kind": data.kind,
+                "category": data.category,
+                "channel": data.channel,
+                "verification": data.verification,
+                "kecamatan": data.location.kecamatan if data.location else None,
+                "at": _at(data.received_at),
+            }
+        case ReportRouted():
+            return {
+                "type": "report",
+                "event": "routed",
+                "report_id": str(data.report_id),
+                "at": _at(data.routed_at),
+                "dispatches": [
+                    {"dispatch_id": str(d.dispatch_id), "agency": d.agency, "role": d.role} for d in data.dispatches
+                ],
+            }
+        case ReportUnrouted():
+            return _report(data.report_id, "unrouted", data.at)
+        case ReportLinked():
+            return _report(data.report_id, "linked", data.linked_at, incident_report_id=str(data.incident_report_id))
+        case ReportUnlinked():
+            return _report(data.report_id, "unlinked", data.unlinked_at)
+        case ReportVerified():
+            return _report(
+                data.report_id, "verified", data.verified_at, verdict=data.verdict, operator_id=str(data.operator_id)
+            )
+        case ReportAssigned():
+            return _report(
+                data.report_id,
+                "assigned",
+                data.assigned_at,
+                operator_id=str(data.operator_id),
+                task_id=str(data.task_id),
+                reason=data.reason,
+            )
+        case ReportTaskClosed():
+            return _report(
+                data.report_id,
+                "task_closed",
+                data.closed_at,
+                task_id=str(data.task_id),
+                operator_id=data.operator_id and str(data.operator_id),
+            )
+        case ReportStalled():
+            return _report(data.report_id, "stalled", data.detected_at)
+        case DispatchDelivered():
+            return _dispatch(data, "delivered", data.delivered_at)
+        case DispatchFailed():
+            return _dispatch(data, "failed", data.failed_at)
+        case DispatchAcknowledged():
+            return _dispatch(data, "acknowledged", data.acknowledged_at)
+        case DispatchFieldStatus() if data.status in ("on_the_way", "on_scene", "done"):
+            return _dispatch(data, data.status, data.at)
+        case DispatchEscalated():
+            return _dispatch(data, "resent" if data.step == "resent" else "escalated", data.escalated_at)
+        case OperatorCheckedIn() | OperatorCheckedOut() | OperatorStatusChanged() | OperatorStillCheckedIn():
+            event = envelope.type.removeprefix("id.go.blitarkab.e112.operator.").removesuffix(".v1")
+            return {"type": "shift", "event": event, "operator_id": str(data.operator_id), "at": _at(data.at)}
+        case ShiftCoverageAlert():
+            return {
+                "type": "shift",
+                "event": "coverage_alert",
+                "shift": data.shift,
+                "reason": data.reason,
+                "needed": data.needed,
+                "checked_in": data.checked_in,
+                "at": _at(data.at),
+            }
+        case ShiftCoverageRestored():
+            return {"type": "shift", "event": "coverage_restored", "shift": data.shift, "at": _at(data.at)}
+    return None  # fmt: skip
+
+
+def _report(report_id, event: str, at: datetime, **extra) -> Message:
+    return {"type": "report", "event": event, "report_id": str(report_id), "at": _at(at), **extra}
+
+
+def _dispatch(data, step: str, at: datetime) -> Message:
+    return {"type": "dispatch", "step": step, "report_id": str(data.report_id), "dispatch_id": str(data.dispatch_id),
+            "agency": data.agency, "at": _at(at)}  # fmt: skip
+
+
+class Subscription:
+    def __init__(self, size: int):
+        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(size)
+        self.overflowed = False
+
+    def offer(self, message: Message | None) -> None:
+        if message is None:  # the end, after what is waiting; a full queue is dropped for it
+            if self.queue.full():
+                while not self.queue.empty():
+                    self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            return
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            # A browser that cannot keep up is told to reload everything instead of
+            # holding an ever longer backlog in this process.
+            self.overflowed = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait({"type": "resync"})
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        while True:
+            message = await self.queue.get()
+            if message is None:
+                return
+            if message.get("type") == "resync":
+                self.overflowed = False
+            yield message
+
+
+class Broadcaster:
+    """Fan-out to the SSE streams of this replica."""
+
+    def __init__(self, queue_size: int, metrics: "LiveMetrics"):
+        self.queue_size = queue_size
+        self.metrics = metrics
+        self.subscribers: set[Subscription] = set()
+        self.closed = False
+        self.feed_live = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self):
+        subscription = Subscription(self.queue_size)
+        if self.closed:
+            subscription.offer(None)
+        self.subscribers.add(subscription)
+        self.metrics.streams.set(len(self.subscribers))
+        try:
+            yield subscription
+        finally:
+            self.subscribers.discard(subscription)
+            self.metrics.streams.set(len(self.subscribers))
+
+    def publish(self, message: Message) -> None:
+        self.metrics.messages.labels(message["type"]).inc()
+        for subscription in list(self.subscribers):
+            subscription.offer(message)
+
+    def set_feed(self, live: bool) -> None:
+        if live != self.feed_live:
+            self.feed_live = live
+            self.metrics.feed_live.set(1 if live else 0)
+            self.publish({"type": "feed", "live": live})
+
+    def close(self) -> None:
+        """End every stream (at shutdown: an open SSE response would hold it up)."""
+        self.closed = True
+        for subscription in list(self.subscribers):
+            subscription.offer(None)
+
+    def close_soon(self) -> None:
+        """close() from a signal handler."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.close)
+
+
+class LiveMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.streams = Gauge("e112_console_streams", "Open live-update streams (browsers)", registry=registry)
+        self.messages = Counter(
+            "e112_console_live_messages_total", "Live messages sent to browsers, by type", ["type"], registry=registry
+        )
+        self.feed_live = Gauge(
+            "e112_console_feed_live", "1 while the console reads the event topics, 0 while it cannot", registry=registry
+        )
+
+
+class LiveFeed:
+    def __init__(self, *, bootstrap: str, broadcaster: Broadcaster, partitions: int, fetch_max_wait_ms: int,
+                 check_every: float = 5.0):  # fmt: skip
+        self.bootstrap = bootstrap
+        self.broadcaster = broadcaster
+        self.partitions = partitions
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.check_every = check_every
+        self.assigned = asyncio.Event()  # tests wait for it before producing
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._consume()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                self.broadcaster.set_feed(False)
+                log.warning("live feed interrupted; retrying", extra={"fields": {"error": type(exc).__name__}})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _consume(self) -> None:
+        await ensure_topics(self.bootstrap, TOPICS, self.partitions)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="e112-console",
+            auto_offset_reset="latest", fetch_max_wait_ms=self.fetch_max_wait_ms, metadata_max_age_ms=5_000,
+            **connection_options(),
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            await consumer.topics()  # the cluster's metadata, for the partitions below
+            assignment = [TopicPartition(t, p) for t in TOPICS for p in sorted(consumer.partitions_for_topic(t) or ())]
+            consumer.assign(assignment)
+            await consumer.seek_to_end(*assignment)
+            for tp in assignment:  # resolve the end now, so nothing produced after this is missed
+                await consumer.position(tp)
+            self.assigned.set()
+            self.broadcaster.set_feed(True)
+            log.info("live feed reading", extra={"fields": {"partitions": len(assignment)}})
+            loop = asyncio.get_running_loop()
+            next_check = loop.time() + self.check_every
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000)
+                for records in batch.values():
+                    for record in records:
+                        self._forward(record)
+                if loop.time() >= next_check:
+                    next_check = loop.time() + self.check_every
+                    self.broadcaster.set_feed(await broker_reachable(consumer))
+        finally:
+            await consumer.stop()
+
+    def _forward(self, record) -> None:
+        try:
+            envelope = decode(record.headers, record.value, record.key)
+        except InvalidEvent:
+            return  # not ours to dead-letter: the services that act on it do
+        message = translate(envelope)
+        if message is not None:
+            self.broadcaster.publish(message)

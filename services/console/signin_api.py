@@ -1,0 +1,137 @@
+"""Signing in and out, and the supervisor's PIN setting."""
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from services.common.web import PROBLEM_RESPONSES, Problem, problem_response
+from services.console import auth, store
+from services.console.session import COOKIE, CurrentOperator, Operator, acting_operator
+from services.console.settings import ConsoleSettings
+
+log = logging.getLogger(__name__)
+WRONG = "Wrong operator or PIN."
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operator_id: UUID
+    pin: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class OperatorRef(BaseModel):
+    id: UUID
+    name: str
+
+
+class SessionPublic(BaseModel):
+    operator: OperatorRef
+    csrf_token: str = Field(description="Send as X-CSRF-Token with every request that changes something")
+    expires_at: datetime | None = None
+    refresh_seconds: int = Field(description="Reload every screen this often besides the live updates")
+
+
+class PinChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pin: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(description="6 to 12 digits")
+    set_by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["sign-in"], responses=PROBLEM_RESPONSES)
+    lockout = auth.Lockout(settings.signin_max_failures, timedelta(minutes=settings.signin_lock_minutes))
+
+    @router.get("/operators", summary="Operators who can sign in (a PIN is set): the sign-in list")
+    async def operators(request: Request) -> list[OperatorRef]:
+        everyone = await request.app.state.upstream.json("shifts", "GET", "/v1/operators")
+        async with request.app.state.pool.acquire() as conn:
+            with_pin = await store.with_pin(conn)
+        return [OperatorRef(id=o["id"], name=o["name"]) for o in everyone
+                if o.get("active", True) and UUID(o["id"]) in with_pin]  # fmt: skip
+
+    @router.post(
+        "/session", summary="Sign in with operator and PIN: sets the session cookie",
+        responses={429: {**PROBLEM_RESPONSES[401], "description": "Locked after too many wrong PINs"}},
+    )  # fmt: skip
+    async def sign_in(body: SignIn, request: Request, response: Response) -> SessionPublic:
+        now = datetime.now(UTC)
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            # The row lock makes concurrent guesses for one operator take turns, so
+            # the failure count cannot be raced past the limit.
+            row = await store.credential(conn, body.operator_id, for_update=True)
+            if row is None:
+                metrics.signins.labels("wrong").inc()
+                raise Problem(401, "Sign-in failed", WRONG)
+            if lockout.locked(row["locked_until"], now):
+                metrics.signins.labels("locked").inc()
+                wait = int((row["locked_until"] - now).total_seconds()) + 1
+                raise Problem(429, "Locked", f"Too many wrong PINs; try again in {wait} s or ask the supervisor.",
+                              headers={"Retry-After": str(wait)})  # fmt: skip
+            if not await asyncio.to_thread(auth.pin_matches, row["pin_hash"], body.pin):
+                failures, locked_until = lockout.after_failure(row["failures"], now)
+                await store.record_failure(conn, body.operator_id, failures, locked_until)
+                metrics.signins.labels("wrong").inc()
+                log.info("sign-in refused", extra={"fields": {"operator_id": str(body.operator_id),
+                                                              "locked": locked_until is not None}})  # fmt: skip
+                # Raising would roll the failure count back: answer instead.
+                return problem_response(401, "Sign-in failed", WRONG)
+            new_hash = auth.hash_pin(body.pin) if auth.needs_rehash(row["pin_hash"]) else None
+            await store.record_success(conn, body.operator_id, new_hash)
+            operator = await request.app.state.upstream.json("shifts", "GET", f"/v1/operators/{body.operator_id}")
+            if not operator.get("active", True):
+                raise Problem(403, "Forbidden", "This operator is no longer active.")
+            token, csrf = auth.new_token(), auth.new_token()
+            expires = now + timedelta(hours=settings.session_hours)
+            await store.create_session(conn, auth.token_hash(token), body.operator_id, operator["name"], csrf, now,
+                                       expires)  # fmt: skip
+        metrics.signins.labels("ok").inc()
+        log.info("signed in", extra={"fields": {"operator_id": str(body.operator_id)}})
+        response.set_cookie(
+            COOKIE, token, max_age=int(settings.session_hours * 3600), httponly=True, samesite="strict",
+            secure=settings.cookie_secure, path="/",
+        )  # fmt: skip
+        return SessionPublic(operator=OperatorRef(id=body.operator_id, name=operator["name"]), csrf_token=csrf,
+                             expires_at=expires, refresh_seconds=settings.page_refresh_seconds)  # fmt: skip
+
+    @router.get("/session", summary="Who is signed in, and the CSRF token")
+    async def who(operator: CurrentOperator) -> SessionPublic:
+        return SessionPublic(
+            operator=OperatorRef(id=operator.id, name=operator.name), csrf_token=operator.csrf_token,
+            refresh_seconds=settings.page_refresh_seconds,
+        )  # fmt: skip
+
+    @router.delete("/session", status_code=204, summary="Sign out")
+    async def sign_out(operator: Annotated[Operator, Depends(acting_operator)], request: Request) -> Response:
+        async with request.app.state.pool.acquire() as conn:
+            await store.end_session(conn, operator.token_hash, datetime.now(UTC))
+        log.info("signed out", extra={"fields": {"operator_id": str(operator.id)}})
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=settings.cookie_secure)
+        return response
+
+    @router.put(
+        "/admin/operators/{operator_id}/pin", tags=["admin"], dependencies=[Depends(admin_auth)],
+        summary="Set an operator's PIN (supervisor, with the admin key); signs the operator out everywhere",
+        responses={404: {**PROBLEM_RESPONSES[422], "description": "No such operator in shifts"}},
+    )  # fmt: skip
+    async def set_pin(operator_id: UUID, body: PinChange, request: Request) -> OperatorRef:
+        try:
+            auth.check_pin_shape(body.pin)
+        except auth.WeakPin as exc:
+            error = {"field": "pin", "message": str(exc)}
+            raise Problem(422, "Invalid request", f"pin: {exc}", errors=[error]) from None
+        operator = await request.app.state.upstream.json("shifts", "GET", f"/v1/operators/{operator_id}")
+        pin_hash = await asyncio.to_thread(auth.hash_pin, body.pin)
+        now = datetime.now(UTC)
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            await store.set_pin(conn, operator_id, pin_hash, body.set_by, now)
+            await store.end_sessions_of(conn, operator_id, now)
+        log.info("PIN set", extra={"fields": {"operator_id": str(operator_id)}})
+        return OperatorRef(id=operator_id, name=operator["name"])
+
+    return router

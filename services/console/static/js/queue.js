@@ -1,0 +1,184 @@
+// My queue: tasks assigned to me and every report waiting for a verdict, updated live.
+// Keys on the list: up/down to pick; G genuine, P prank, I information, L link to another
+// report (then pick it and Enter), D mark a task done.
+
+import { api, ApiError } from "./api.js";
+import { $, debounce, fill, h, inTextField, toast } from "./dom.js";
+import { age, clock, label, t } from "./i18n.js";
+import * as board from "./board.js";
+
+const data = { items: [], selected: null, detail: null, tasksAvailable: true, me: null };
+let visible = false;
+
+export function setMe(operatorId) { data.me = operatorId; }
+
+export async function load() {
+  const answer = await api("GET", "/api/queue");
+  data.items = answer.items;
+  data.tasksAvailable = answer.tasks_available;
+  if (!data.items.some((i) => i.key === data.selected)) data.selected = data.items[0]?.key ?? null;
+  render();
+  if (visible && data.selected && data.detail?.id !== selectedItem()?.report_id) await loadDetail();
+}
+
+export const reload = debounce(() => load().catch(() => {}), 300);
+
+export function show(on) {
+  visible = on;
+  if (on) { render(); loadDetail(); }
+}
+
+export function focus() { $("#queue-list").focus(); }
+
+export function init() {
+  $("#queue-list").addEventListener("keydown", onKey);
+  $("#queue-detail").addEventListener("keydown", onKey);
+}
+
+export function onReport(message) {
+  if (["received", "verified", "assigned", "task_closed", "linked", "unrouted", "stalled"].includes(message.event)) {
+    reload();
+  }
+}
+
+function count() {
+  return data.items.filter((i) => i.mine || i.needs_verdict).length;
+}
+
+export function render() {
+  const badge = $("#queue-count");
+  badge.textContent = count() ? String(count()) : "";
+  if (!visible) return;
+  const note = $("#queue-note");
+  note.hidden = data.tasksAvailable;
+  note.textContent = data.tasksAvailable ? "" : t("queue.tasks_unavailable");
+  const now = Date.now();
+  if (!data.items.length) {
+    fill($("#queue-list"), h("li", { class: "muted" }, t("queue.empty")));
+    fill($("#queue-detail"));
+    return;
+  }
+  fill($("#queue-list"), ...data.items.map((item) => h("li", {
+    role: "option", "aria-selected": String(item.key === data.selected),
+    dataset: { report: item.report_id, key: item.key },
+    class: `${item.key === data.selected ? "on" : ""} ${item.mine ? "mine" : ""}`,
+    onclick: () => select(item.key),
+  },
+    h("span", { class: `tag reason-${item.reason}` }, label("reason", item.reason)),
+    item.mine ? h("span", { class: "tag mine" }, t("queue.mine")) : null,
+    h("strong", {}, label("category", item.category)), item.subtype ? ` · ${label("subtype", item.subtype)}` : "",
+    h("div", { class: "muted" }, [item.kecamatan, label("channel", item.channel),
+      t("queue.waiting", { age: age(now - Date.parse(item.received_at)) })].filter(Boolean).join(" · ")))));
+  renderDetail();
+}
+
+async function select(key) {
+  data.selected = key;
+  render();
+  await loadDetail();
+}
+
+async function loadDetail() {
+  const item = selectedItem();
+  if (!item) { data.detail = null; renderDetail(); return; }
+  const wanted = data.selected;
+  const report = await api("GET", `/api/reports/${item.report_id}`).catch(() => null);
+  if (data.selected !== wanted) return;
+  data.detail = report;
+  if (!board.data.loaded) await board.load().catch(() => {});
+  renderDetail();
+}
+
+function selectedItem() { return data.items.find((i) => i.key === data.selected); }
+
+function renderDetail() {
+  const panel = $("#queue-detail");
+  const report = data.detail;
+  const item = selectedItem();
+  if (!visible) return;
+  if (!report || !item || report.id !== item.report_id) return fill(panel, h("p", { class: "muted" }, t("queue.select")));
+  const location = report.location || {};
+  const pending = report.verification?.state === "pending";
+  // The same category first: a duplicate is most likely another caller of the same kind of incident.
+  const candidates = board.data.rows.filter((row) => row.report_id !== report.id)
+    .sort((a, b) => (b.category === report.category) - (a.category === report.category));
+  fill(panel,
+    h("h2", {}, label("category", report.category), report.subtype ? ` · ${label("subtype", report.subtype)}` : ""),
+    h("p", { class: "mono muted" }, report.id),
+    pending ? h("p", { class: "tag warn" }, report.verification.required === "after_dispatch"
+      ? t("queue.unverified_dispatched") : t("queue.held")) : null,
+    h("dl", {},
+      h("dt", {}, t("queue.description")), h("dd", { class: "description" }, report.description || "—"),
+      h("dt", {}, t("queue.caller")), h("dd", {}, [report.caller?.name, report.caller?.phone].filter(Boolean).join(" · ") || "—"),
+      h("dt", {}, t("queue.location")), h("dd", {}, [location.address, location.desa, location.kecamatan].filter(Boolean).join(", ") || "—"),
+      h("dt", {}, t("queue.channel")), h("dd", {}, `${label("channel", report.channel)} · ${label("status", report.status)}`)),
+    pending ? h("div", { class: "actions verdicts" },
+      h("button", { type: "button", class: "primary", dataset: { verdict: "genuine" }, onclick: () => verdict("genuine") },
+        h("kbd", {}, "G"), " ", t("queue.genuine")),
+      h("button", { type: "button", class: "bad", dataset: { verdict: "prank" }, onclick: () => verdict("prank") },
+        h("kbd", {}, "P"), " ", t("queue.prank")),
+      h("button", { type: "button", dataset: { verdict: "information" }, onclick: () => verdict("information") },
+        h("kbd", {}, "I"), " ", t("queue.information"))) : null,
+    pending ? h("form", { class: "link", id: "link-form", onsubmit: (e) => { e.preventDefault(); link(); } },
+      h("label", { for: "link-target" }, h("kbd", {}, "L"), " ", t("queue.duplicate.choose")),
+      candidates.length ? h("select", { id: "link-target" }, ...candidates.map((row) => h("option", { value: row.report_id },
+        `${row.report_id.slice(0, 8)} · ${label("category", row.category)} · ${row.kecamatan || ""} · ${clock(row.received_at)}`)))
+        : h("span", { class: "muted" }, t("queue.duplicate.none")),
+      h("button", { type: "submit", disabled: !candidates.length }, t("queue.duplicate"))) : null,
+    item.task?.task_id && item.reason !== "verify" ? h("div", { class: "actions" },
+      h("button", { type: "button", onclick: closeTask }, h("kbd", {}, "D"), " ", t("queue.close_task"))) : null,
+    h("h3", {}, t("queue.timeline")),
+    h("ol", { class: "plain timeline" }, ...(report.timeline || []).map((entry) => h("li", {},
+      `${clock(entry.at)} · ${label("event", entry.event)}${entry.agency ? ` · ${label("agency", entry.agency)}` : ""}`))));
+}
+
+function onKey(event) {
+  if (event.ctrlKey || event.altKey || event.metaKey) return;
+  if (inTextField(event.target) && event.target.id !== "link-target") return;
+  const index = data.items.findIndex((i) => i.key === data.selected);
+  const key = event.key.toLowerCase();
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    const next = data.items[Math.max(0, Math.min(data.items.length - 1, index + (event.key === "ArrowDown" ? 1 : -1)))];
+    if (next) select(next.key);
+  } else if (event.target.id === "link-target") {
+    return; // Enter submits the link form
+  } else if (key === "g") { event.preventDefault(); verdict("genuine"); }
+  else if (key === "p") { event.preventDefault(); verdict("prank"); }
+  else if (key === "i") { event.preventDefault(); verdict("information"); }
+  else if (key === "l") { event.preventDefault(); $("#link-target")?.focus(); }
+  else if (key === "d") { event.preventDefault(); closeTask(); }
+}
+
+async function act(promise, done) {
+  try {
+    await promise;
+    toast(done);
+    data.detail = null;
+    await load();
+    focus();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    toast(t("error.generic", { detail: error.message }), "error");
+    await load().catch(() => {});
+  }
+}
+
+function verdict(kind) {
+  if (data.detail?.verification?.state !== "pending") return;
+  act(api("POST", `/api/reports/${selectedItem().report_id}/verification`, { verdict: kind }),
+    t("queue.done", { verdict: label("verdict", kind) }));
+}
+
+function link() {
+  const target = $("#link-target")?.value;
+  if (!target) return;
+  act(api("POST", `/api/reports/${selectedItem().report_id}/verification`, { verdict: "duplicate", duplicate_of: target }),
+    t("queue.done", { verdict: label("verdict", "duplicate") }));
+}
+
+function closeTask() {
+  const item = selectedItem();
+  if (!item?.task?.task_id || item.reason === "verify") return;
+  act(api("POST", `/api/tasks/${item.task.task_id}/close`, {}), t("queue.done", { verdict: t("queue.close_task") }));
+}

@@ -1,0 +1,74 @@
+"""The console's own SQL (schema `console`): PINs and sessions."""
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+
+async def set_pin(conn: asyncpg.Connection, operator_id: UUID, pin_hash: str, set_by: str, now: datetime) -> None:
+    await conn.execute(
+        """
+        INSERT INTO credentials (operator_id, pin_hash, set_by, set_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (operator_id) DO UPDATE
+        SET pin_hash = excluded.pin_hash, set_by = excluded.set_by, set_at = excluded.set_at,
+            failures = 0, locked_until = NULL
+        """,
+        operator_id, pin_hash, set_by, now,
+    )  # fmt: skip
+
+
+async def credential(conn: asyncpg.Connection, operator_id: UUID, *, for_update: bool = False):
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM credentials WHERE operator_id = $1{lock}", operator_id)
+
+
+async def with_pin(conn: asyncpg.Connection) -> set[UUID]:
+    return {r["operator_id"] for r in await conn.fetch("SELECT operator_id FROM credentials")}
+
+
+async def record_failure(conn, operator_id: UUID, failures: int, locked_until: datetime | None) -> None:
+    await conn.execute(
+        "UPDATE credentials SET failures = $2, locked_until = $3 WHERE operator_id = $1",
+        operator_id, failures, locked_until,
+    )  # fmt: skip
+
+
+async def record_success(conn, operator_id: UUID, new_hash: str | None) -> None:
+    await conn.execute(
+        "UPDATE credentials SET failures = 0, locked_until = NULL, pin_hash = coalesce($2, pin_hash) "
+        "WHERE operator_id = $1",
+        operator_id, new_hash,
+    )  # fmt: skip
+
+
+async def create_session(
+    conn, token_hash: bytes, operator_id: UUID, name: str, csrf: str, now: datetime, expires: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO sessions (token_hash, operator_id, operator_name, csrf_token, created_at, expires_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        token_hash, operator_id, name, csrf, now, expires,
+    )  # fmt: skip
+
+
+async def live_session(conn, token_hash: bytes, now: datetime):
+    return await conn.fetchrow(
+        "SELECT * FROM sessions WHERE token_hash = $1 AND ended_at IS NULL AND expires_at > $2", token_hash, now
+    )
+
+
+async def end_session(conn, token_hash: bytes, now: datetime) -> None:
+    await conn.execute("UPDATE sessions SET ended_at = $2 WHERE token_hash = $1 AND ended_at IS NULL", token_hash, now)
+
+
+async def end_sessions_of(conn, operator_id: UUID, now: datetime) -> int:
+    """A new PIN signs the operator out everywhere."""
+    result = await conn.execute(
+        "UPDATE sessions SET ended_at = $2 WHERE operator_id = $1 AND ended_at IS NULL", operator_id, now
+    )
+    return int(result.split()[-1])
+
+
+async def forget_old_sessions(conn, before: datetime) -> None:
+    await conn.execute("DELETE FROM sessions WHERE expires_at < $1", before)

@@ -1,0 +1,220 @@
+"""The call taker's work: take a call, the queue and verdicts, the dispatch board.
+Every change is sent upstream with the signed-in operator's id."""
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from schemas.catalog import Category, ContactKind
+from services.common.web import PROBLEM_RESPONSES, Problem
+from services.console.board import OPEN_STATUSES, board
+from services.console.catalog import form_catalog
+from services.console.queue import queue_items
+from services.console.session import ActingOperator, CurrentOperator
+
+log = logging.getLogger(__name__)
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+# intake's field -> the form's field, so the page marks the right input.
+FORM_FIELDS = {"location.kecamatan": "kecamatan", "location.desa": "desa", "location.address": "address",
+               "caller.phone": "phone", "caller.name": "caller_name"}  # fmt: skip
+
+
+class CallIn(BaseModel):
+    """The take-a-call form. Empty inputs count as not given."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: ContactKind = "emergency"
+    category: Category | None = None
+    subtype: Annotated[str, StringConstraints(strip_whitespace=True, max_length=60)] | None = None
+    kecamatan: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    desa: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    address: Short | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
+    caller_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    casualties: int | None = Field(None, ge=0, le=100_000)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+def report_create(call: CallIn, operator_id: UUID) -> dict[str, Any]:
+    """The intake report for a call taken by `operator_id` (channel `call`)."""
+    location = {k: v for k, v in {"kecamatan": call.kecamatan, "desa": call.desa, "address": call.address}.items()
+                if v is not None}  # fmt: skip
+    caller = {k: v for k, v in {"phone": call.phone, "name": call.caller_name}.items() if v is not None}
+    body: dict[str, Any] = {"kind": call.kind, "channel": "call", "operator_id": str(operator_id)}
+    for name in ("category", "subtype", "description", "casualties"):
+        if getattr(call, name) is not None:
+            body[name] = getattr(call, name)
+    if call.subtype == "lainnya":
+        body.pop("subtype")  # "other": nothing more specific is known
+    if location:
+        body["location"] = location
+    if caller:
+        body["caller"] = caller
+    return body
+
+
+def form_errors(problem: Problem) -> Problem:
+    errors = problem.extra.get("errors")
+    if isinstance(errors, list):
+        problem.extra["errors"] = [
+            {**e, "field": FORM_FIELDS.get(e.get("field"), e.get("field"))} for e in errors if isinstance(e, dict)
+        ]
+    return problem
+
+
+class VerdictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["genuine", "prank", "duplicate", "information"]
+    duplicate_of: UUID | None = None
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
+class TaskClose(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
+def build_work_router(metrics) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["work"], responses=PROBLEM_RESPONSES)
+
+    @router.get("/catalog", summary="Categories with their keys and subtypes, kinds of contact, the 22 kecamatan")
+    async def catalog() -> dict:
+        return form_catalog()
+
+    @router.post("/calls", status_code=202, summary="Take a call: files it with intake as channel `call`, by me")
+    async def take_call(
+        call: CallIn, operator: ActingOperator, request: Request,
+        idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+    ) -> dict:  # fmt: skip
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        try:
+            answer = await request.app.state.upstream.json(
+                "intake", "POST", "/v1/reports", json=report_create(call, operator.id), headers=headers,
+                request_id=request.state.request_id,
+            )  # fmt: skip
+        except Problem as problem:
+            metrics.actions.labels("call", "refused" if problem.status < 500 else "error").inc()
+            raise form_errors(problem) from None
+        metrics.actions.labels("call", call.kind).inc()
+        log.info("call filed", extra={"fields": {"operator_id": str(operator.id), "report_id": answer["id"],
+                                                 "kind": call.kind}})  # fmt: skip
+        return answer
+
+    @router.get("/reports/{report_id}", summary="One report with caller, timeline and verification (intake's view)")
+    async def report(report_id: UUID, operator: CurrentOperator, request: Request) -> dict:
+        return await request.app.state.upstream.json("intake", "GET", f"/v1/reports/{report_id}")
+
+    @router.get("/queue", summary="My tasks and every report waiting for a verdict, what needs me first")
+    async def queue(operator: CurrentOperator, request: Request) -> dict:
+        upstream, me = request.app.state.upstream, str(operator.id)
+        tasks, tasks_known = await _my_tasks(upstream, me)
+        pending_page, mine_page = await asyncio.gather(
+            upstream.json("intake", "GET", "/v1/reports", params={"verification": "pending", "limit": 200}),
+            upstream.json("intake", "GET", "/v1/reports", params={"assigned_to": me, "limit": 100}),
+        )
+        mine = mine_page["items"]
+        summaries = {str(s["id"]): s for s in pending_page["items"] + mine}
+        missing = {str(t["report_id"]) for t in tasks} - summaries.keys()
+        for report in await asyncio.gather(*(_summary(upstream, r) for r in missing)):
+            if report:
+                summaries[str(report["id"])] = report
+        pseudo = [{"task_id": None, "report_id": s["id"], "reason": "verify" if s.get("verdict") is None and
+                   s.get("verification") != "not_required" else "unrouted"} for s in mine
+                  if str(s["id"]) not in {str(t["report_id"]) for t in tasks}]  # fmt: skip
+        items = queue_items(tasks + pseudo, pending_page["items"], summaries, me)
+        return {"items": items, "tasks_available": tasks_known, "now": datetime.now(UTC).isoformat()}
+
+    @router.post("/reports/{report_id}/verification", summary="My verdict: genuine, prank, duplicate (of another)")
+    async def verify(report_id: UUID, body: VerdictIn, operator: ActingOperator, request: Request) -> dict:
+        if body.verdict == "duplicate" and body.duplicate_of is None:
+            raise Problem(422, "Invalid request", "duplicate_of: name the report this one repeats.",
+                          errors=[{"field": "duplicate_of", "message": "required with verdict duplicate"}])  # fmt: skip
+        payload = {"verdict": body.verdict, "operator_id": str(operator.id)}
+        if body.duplicate_of is not None and body.verdict == "duplicate":
+            payload["duplicate_of"] = str(body.duplicate_of)
+        if body.note:
+            payload["note"] = body.note
+        result = await request.app.state.upstream.json(
+            "intake", "POST", f"/v1/reports/{report_id}/verification", json=payload,
+            request_id=request.state.request_id,
+        )  # fmt: skip
+        metrics.actions.labels("verdict", body.verdict).inc()
+        log.info("verdict given", extra={"fields": {"operator_id": str(operator.id), "report_id": str(report_id),
+                                                    "verdict": body.verdict}})  # fmt: skip
+        return result
+
+    @router.post("/tasks/{task_id}/close", summary="Mark my task on a report done")
+    async def close_task(task_id: UUID, body: TaskClose, operator: ActingOperator, request: Request) -> dict:
+        result = await request.app.state.upstream.json(
+            "shifts", "POST", f"/v1/tasks/{task_id}/close", json={"operator_id": str(operator.id), "note": body.note},
+            request_id=request.state.request_id,
+        )  # fmt: skip
+        metrics.actions.labels("task_close", "done").inc()
+        return result
+
+    @router.get("/board", summary="Open reports with each agency's state, step times and lateness")
+    async def dispatch_board(operator: CurrentOperator, request: Request) -> dict:
+        upstream = request.app.state.upstream
+        pages = await asyncio.gather(*(
+            upstream.json("intake", "GET", "/v1/reports", params={"status": s, "kind": "emergency", "limit": 100})
+            for s in OPEN_STATUSES
+        ))  # fmt: skip
+        ids = [str(item["id"]) for page in pages for item in page["items"]]
+        deadlines, deadlines_known = await _deadlines(upstream)
+        limiter = asyncio.Semaphore(8)
+
+        async def one(report_id: str):
+            async with limiter:
+                return await _report_or_none(upstream, report_id)
+
+        reports = [r for r in await asyncio.gather(*(one(i) for i in ids)) if r]
+        now = datetime.now(UTC)
+        return {"now": now.isoformat(), "rows": board(reports, deadlines, now), "deadlines": deadlines,
+                "deadlines_known": deadlines_known}  # fmt: skip
+
+    return router
+
+
+async def _my_tasks(upstream, me: str) -> tuple[list[dict], bool]:
+    """Shifts' open tasks assigned to me; ([], False) while shifts has no task API."""
+    response = await upstream.call("shifts", "GET", "/v1/tasks", params={"state": "assigned", "operator_id": me},
+                                   passthrough=(404,))  # fmt: skip
+    if response.status_code == 404:
+        return [], False
+    body = response.json()
+    tasks = body.get("items", []) if isinstance(body, dict) else body
+    return [{**t, "task_id": t.get("task_id") or t.get("id")} for t in tasks], True
+
+
+async def _summary(upstream, report_id: str) -> dict | None:
+    report = await _report_or_none(upstream, report_id)
+    if report is None:
+        return None
+    location = report.get("location") or {}
+    verification = report.get("verification") or {}
+    return {**report, "kecamatan": location.get("kecamatan"), "desa": location.get("desa"),
+            "verification": verification.get("required"), "verdict": verification.get("verdict")}  # fmt: skip
+
+
+async def _report_or_none(upstream, report_id: str) -> dict | None:
+    response = await upstream.call("intake", "GET", f"/v1/reports/{report_id}", passthrough=(404,))
+    return response.json() if response.status_code == 200 else None
+
+
+async def _deadlines(upstream) -> tuple[dict[str, int], bool]:
+    """Each agency's acknowledgement deadline; the board still shows without them."""
+    try:
+        agencies = await upstream.json("notifier", "GET", "/v1/agencies")
+    except Problem:
+        return {}, False
+    return {a["agency"]: a["ack_deadline_seconds"] for a in agencies}, True

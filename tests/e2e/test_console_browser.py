@@ -1,0 +1,281 @@
+"""The console in a real browser (headless Debian Chromium driven by Playwright) against
+the whole system as processes: a call filed by keyboard alone reaches the dispatch board
+and the fire brigade's acknowledgement, given through the notifier's agency API, shows
+up live; a public report verified; a prank marked; check-in, break and check-out.
+
+Screenshots of the main screens go to $CONSOLE_SCREENSHOTS_DIR when set (the README's
+set: CONSOLE_SCREENSHOTS_DIR=docs/screenshots), else to the test's temporary folder."""
+
+import os
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from devstack.console import seed_operator
+from devstack.processes import Stack, free_port
+from schemas.catalog import AGENCIES
+from tests.conftest import API_KEY
+from tests.support import WebhookReceiver
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]  # fmt: skip
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+PIN = "482913"
+PLN_DEADLINE = 10  # seconds: short, so the board shows a late agency within the test
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    instance = WebhookReceiver()
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, receiver):
+    instance = Stack(
+        data_dir=tmp_path_factory.mktemp("console"), api_key=API_KEY, ephemeral=True, broker_port=free_port(),
+        ports={name: free_port() for name in ("intake", "router", "notifier", "shifts", "console")},
+        # The page's periodic reload is pushed out of the way, so whatever changes on
+        # screen during a test came through the live updates.
+        extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", "PAGE_REFRESH_SECONDS": "3600"},
+    )  # fmt: skip
+    try:
+        instance.start_infrastructure()
+        instance.start_services()
+        notifier = instance.services["notifier"].url
+        for agency in AGENCIES:
+            config = {"channels": ["webhook"], "webhook_url": f"{receiver.url}/hooks/{agency}", "updated_by": "e2e"}
+            if agency == "pln":
+                config["ack_deadline_seconds"] = PLN_DEADLINE
+            response = httpx.put(f"{notifier}/v1/agencies/{agency}", headers=AUTH, json=config)
+            assert response.status_code == 200, response.text
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="module")
+def sari(stack) -> str:
+    return seed_operator(stack.services["shifts"].url, stack.services["console"].url, API_KEY, "Sari", PIN)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS_DIR") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(stack, sari):
+    # After the stack: Playwright's sync API keeps an event loop running in this thread,
+    # and the stack's start-up runs its own (asyncio.run).
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, stack, sari, shots):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Jakarta")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # The page runs under a strict Content-Security-Policy: anything it blocks is a bug.
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(stack.services["console"].url)
+    expect(page.locator("#signin-operator")).to_be_focused()
+    page.screenshot(path=shots / "signin.png")
+    page.select_option("#signin-operator", sari)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PIN)
+    page.keyboard.press("Enter")
+    expect(page.locator("#call-phone")).to_be_focused()
+    expect(page.locator("#live")).to_have_attribute("data-live", "true", timeout=30_000)
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def wait_for(check, timeout: float = 30.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true after {timeout}s")
+        time.sleep(interval)
+
+
+def intake_report(stack, report_id: str) -> dict:
+    return httpx.get(f"{stack.services['intake'].url}/v1/reports/{report_id}", headers=AUTH).json()
+
+
+def agency_key(stack, agency: str) -> str:
+    response = httpx.post(f"{stack.services['notifier'].url}/v1/agencies/{agency}/api-keys", headers=AUTH,
+                          json={"created_by": "e2e"})  # fmt: skip
+    assert response.status_code == 201, response.text
+    return response.json()["key"]
+
+
+def board_cell(page: Page, report_id: str, agency: str):
+    return page.locator(f'#board-rows tr[data-report="{report_id}"] .agency[data-agency="{agency}"]')
+
+
+def test_a_call_filed_by_keyboard_alone_reaches_the_board_and_the_acknowledgement_arrives_live(
+    page, stack, sari, shots
+):
+    keys = page.keyboard
+    keys.type("0812-3456-7890")
+    keys.press("Enter")  # -> category
+    keys.press("1")  # kebakaran -> subtype
+    keys.press("1")  # rumah -> kecamatan
+    keys.type("wli")
+    expect(page.locator("#call-kecamatan-list li.on")).to_have_text("Wlingi")
+    keys.press("Enter")  # accept -> desa
+    keys.type("Beru")
+    keys.press("Enter")  # -> address
+    keys.type("Jl. Raya Beru 12, dekat pasar")
+    keys.press("Enter")  # -> casualties
+    keys.type("1")
+    keys.press("Enter")  # -> details
+    keys.type("Rumah terbakar, asap tebal, satu orang sesak napas")
+    page.screenshot(path=shots / "call.png")
+    keys.press("Enter")  # send
+
+    expect(page.locator("#toast")).to_contain_text("Laporan terkirim")
+    expect(page.locator("#call-phone")).to_be_focused()  # a fresh form for the next call
+    expect(page.locator("#call-phone")).to_have_value("")
+    report_id = page.locator("#my-calls li[data-report]").first.get_attribute("data-report")
+    report = intake_report(stack, report_id)
+    assert report["operator_id"] == sari and report["channel"] == "call" and report["via"] == "console (devstack)"
+    assert (report["category"], report["subtype"], report["location"]["kecamatan"]) == ("kebakaran", "rumah", "Wlingi")
+    assert report["casualties"] == 1 and report["caller"]["phone"] == "+6281234567890"
+
+    board_requests: list[str] = []
+    page.on("request", lambda request: board_requests.append(request.url) if "/api/board" in request.url else None)
+    page.locator('#nav button[data-screen="board"]').click()
+    for agency in ("damkar", "pln", "polres", "dinkes"):  # dinkes: one casualty
+        expect(board_cell(page, report_id, agency)).to_be_visible(timeout=30_000)
+    expect(board_cell(page, report_id, "damkar")).to_have_attribute("data-state", "delivered", timeout=30_000)
+    settled = len(board_requests)
+
+    dispatch_id = next(
+        d["dispatch_id"] for d in intake_report(stack, report_id)["dispatches"] if d["agency"] == "damkar"
+    )
+    notifier, damkar = stack.services["notifier"].url, {"Authorization": f"Bearer {agency_key(stack, 'damkar')}"}
+    assert httpx.post(f"{notifier}/v1/dispatches/{dispatch_id}/acknowledgement", headers=damkar).status_code == 200
+    expect(board_cell(page, report_id, "damkar")).to_have_attribute("data-state", "acknowledged", timeout=30_000)
+    expect(board_cell(page, report_id, "damkar")).to_contain_text("dikonfirmasi")
+    assert len(board_requests) == settled  # the page did not reload the board: the event came live
+
+    response = httpx.post(f"{notifier}/v1/dispatches/{dispatch_id}/field-status", headers=damkar,
+                          json={"status": "on_the_way"})  # fmt: skip
+    assert response.status_code == 200
+    expect(board_cell(page, report_id, "damkar")).to_have_attribute("data-state", "on_the_way", timeout=30_000)
+
+    # PLN has not acknowledged within its 10 s: it stands out; the acknowledged fire brigade does not.
+    expect(board_cell(page, report_id, "pln")).to_have_class(re.compile(r"\blate\b"), timeout=30_000)
+    expect(board_cell(page, report_id, "damkar")).not_to_have_class(re.compile(r"\blate\b"))
+    expect(page.locator(f'#board-rows tr[data-report="{report_id}"]')).to_have_class("late")
+    expect(page.locator("#late-count")).to_contain_text("terlambat")
+    page.screenshot(path=shots / "board.png")
+
+
+def public_report(stack, category: str, channel: str, kecamatan: str, description: str) -> str:
+    body = {"category": category, "description": description, "location": {"kecamatan": kecamatan},
+            "caller": {"phone": "081355556666"}, "channel": channel}  # fmt: skip
+    response = httpx.post(f"{stack.services['intake'].url}/v1/reports", headers=AUTH, json=body)
+    assert response.status_code == 202 and response.json()["verification"] == "before_dispatch", response.text
+    return response.json()["id"]
+
+
+def test_a_public_channel_report_is_verified_in_one_key_and_then_dispatched(page, stack, sari, shots):
+    page.locator('#nav button[data-screen="queue"]').click()
+    report_id = public_report(stack, "kerusuhan", "sms", "Srengat", "Tawuran pelajar di alun-alun Srengat")
+    item = page.locator(f'#queue-list li[data-report="{report_id}"]')
+    expect(item).to_be_visible(timeout=30_000)  # arrived live
+    item.click()
+    expect(page.locator("#queue-detail")).to_contain_text("Tawuran pelajar di alun-alun Srengat")
+    expect(page.locator("#queue-detail")).to_contain_text("+6281355556666")  # to call back
+    page.screenshot(path=shots / "queue.png")
+    page.locator("#queue-list").focus()
+    page.keyboard.press("g")  # genuine
+    expect(page.locator("#toast")).to_contain_text("Asli")
+    expect(item).to_have_count(0, timeout=30_000)
+
+    report = intake_report(stack, report_id)
+    assert report["verification"]["verdict"] == "genuine" and report["verification"]["operator_id"] == sari
+    page.locator('#nav button[data-screen="board"]').click()
+    expect(board_cell(page, report_id, "polres")).to_be_visible(timeout=30_000)  # dispatched after the verdict
+
+
+def test_a_prank_is_marked_in_one_key(page, stack, sari):
+    page.locator('#nav button[data-screen="queue"]').click()
+    report_id = public_report(stack, "binatang_buas", "whatsapp", "Doko", "Ada ular besar di kamar saya hahaha")
+    item = page.locator(f'#queue-list li[data-report="{report_id}"]')
+    expect(item).to_be_visible(timeout=30_000)
+    item.click()
+    expect(page.locator("#queue-detail")).to_contain_text("ular besar")
+    page.locator("#queue-list").focus()
+    page.keyboard.press("p")
+    expect(page.locator("#toast")).to_contain_text("Iseng")
+    expect(item).to_have_count(0, timeout=30_000)
+    report = intake_report(stack, report_id)
+    assert report["kind"] == "prank" and report["status"] == "recorded"
+    assert report["verification"]["verdict"] == "prank" and report["verification"]["operator_id"] == sari
+    assert report["dispatches"] == []
+
+
+def test_check_in_break_and_check_out_from_the_shift_panel(page, stack, sari, shots):
+    shifts = stack.services["shifts"].url
+    page.locator('#nav button[data-screen="shift"]').click()
+    page.locator('#shift-actions button[data-action="check-in"]').click()
+    expect(page.locator(f'#shift-on-duty li[data-operator="{sari}"]')).to_contain_text("Sari")
+    assert httpx.get(f"{shifts}/v1/operators/{sari}", headers=AUTH).json()["on_duty"] is True
+    page.screenshot(path=shots / "shift.png")
+
+    # Checking in, she is given what waited for a free operator (PLN's escalation from the
+    # first test, if it ran): handling it, she gets no break until she marks it done.
+    held = httpx.get(f"{shifts}/v1/tasks", headers=AUTH, params={"operator_id": sari, "state": "assigned"}).json()
+    if held:
+        expect(page.locator("#shift-me")).to_contain_text("menangani laporan")
+        expect(page.locator('#shift-actions button[data-action="break"]')).to_have_count(0)
+        page.locator('#nav button[data-screen="queue"]').click()
+        for task in held:
+            item = page.locator(f'#queue-list li[data-key="task:{task["id"]}"]')
+            item.click()
+            expect(page.locator("#queue-detail")).to_contain_text("Tandai selesai")
+            page.locator("#queue-list").focus()
+            page.keyboard.press("d")
+            expect(item).to_have_count(0, timeout=30_000)
+        page.locator('#nav button[data-screen="shift"]').click()
+        expect(page.locator("#shift-me")).to_contain_text("siap", timeout=30_000)
+
+    page.locator('#shift-actions button[data-action="break"]').click()
+    expect(page.locator("#shift-me")).to_contain_text("istirahat")
+    assert httpx.get(f"{shifts}/v1/operators/{sari}", headers=AUTH).json()["status"] == "break"
+    page.locator('#shift-actions button[data-action="available"]').click()
+    expect(page.locator("#shift-me")).to_contain_text("siap")
+
+    page.locator("#lang").click()  # English, everywhere at once
+    expect(page.locator('#nav button[data-screen="call"]')).to_have_text("Take a call")
+    expect(page.locator("#shift-me")).to_contain_text("available")
+    page.locator('#nav button[data-screen="board"]').click()
+    page.screenshot(path=shots / "board-en.png")
+    page.locator('#nav button[data-screen="shift"]').click()
+    page.locator("#lang").click()  # back to Bahasa Indonesia for the next page
+
+    page.locator('#shift-actions button[data-action="check-out"]').click()
+    expect(page.locator('#shift-actions button[data-action="check-in"]')).to_be_visible()
+    expect(page.locator(f'#shift-on-duty li[data-operator="{sari}"]')).to_have_count(0)
+    assert httpx.get(f"{shifts}/v1/operators/{sari}", headers=AUTH).json()["on_duty"] is False

@@ -1,0 +1,375 @@
+"""The console's backend-for-frontend against the real services: intake, shifts and
+notifier in-process (their own lifespans, a real PostgreSQL and broker), the console
+calling them over HTTP as it does in production, with its own intake key."""
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from devstack.processes import free_port
+from schemas import topics
+from schemas.envelope import encode
+from schemas.events import (
+    DispatchAcknowledged,
+    DispatchDelivered,
+    ReportReceived,
+    ReportRouted,
+    ReportUnrouted,
+    RoutedDispatch,
+)
+from services.console.app import create_app as console_app
+from services.console.settings import ConsoleSettings
+from services.intake.app import create_app as intake_app
+from services.intake.settings import IntakeSettings
+from services.notifier.app import create_app as notifier_app
+from services.notifier.settings import NotifierSettings
+from services.shifts.app import create_app as shifts_app
+from services.shifts.settings import ShiftsSettings
+from tests.conftest import API_KEY
+from tests.support import eventually, produce, running
+
+pytestmark = pytest.mark.integration
+PROBLEM = "application/problem+json"
+PIN = "482913"
+CONSOLE = "http://console.test"
+
+
+@dataclass
+class Env:
+    console: httpx.AsyncClient
+    intake: httpx.AsyncClient
+    shifts: httpx.AsyncClient
+    notifier: httpx.AsyncClient
+    app: object
+    settings: ConsoleSettings
+    database_url: str
+    bootstrap: str
+
+
+def common(database_url: str, bootstrap: str) -> dict:
+    return dict(database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
+                kafka_session_timeout_ms=2000)  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def services(database_url: str, bootstrap: str, **console_overrides):
+    base = common(database_url, bootstrap)
+    intake = intake_app(IntakeSettings(**base, outbox_poll_interval=0.2))
+    shifts = shifts_app(ShiftsSettings(**base, outbox_poll_interval=0.2))
+    notifier = notifier_app(NotifierSettings(**base, outbox_poll_interval=0.2, delivery_poll_interval=0.2))
+    async with (
+        running(intake, API_KEY) as intake_client,
+        running(shifts, API_KEY) as shifts_client,
+        running(notifier, API_KEY) as notifier_client,
+    ):
+        made = await intake_client.post("/v1/admin/api-keys", json={"name": "console"})
+        settings = ConsoleSettings(**base, intake_api_key=made.json()["key"], **console_overrides)
+        transports = {name: httpx.ASGITransport(app=app) for name, app in
+                      (("intake", intake), ("shifts", shifts), ("notifier", notifier))}  # fmt: skip
+        app = console_app(settings, transports)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=CONSOLE) as console:
+                yield Env(console, intake_client, shifts_client, notifier_client, app, settings, database_url,
+                          bootstrap)  # fmt: skip
+
+
+async def operator_with_pin(env: Env, name: str = "Sari", pin: str = PIN) -> str:
+    operator = (await env.shifts.post("/v1/operators", json={"name": name})).json()
+    response = await env.console.put(f"/api/admin/operators/{operator['id']}/pin", json={"pin": pin, "set_by": "Hadi"},
+                                     headers={"Authorization": f"Bearer {API_KEY}"})  # fmt: skip
+    assert response.status_code == 200, response.text
+    return operator["id"]
+
+
+async def sign_in(client: httpx.AsyncClient, operator_id: str, pin: str = PIN) -> dict:
+    response = await client.post("/api/session", json={"operator_id": operator_id, "pin": pin})
+    assert response.status_code == 200, response.text
+    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    return response
+
+
+async def test_sign_in_with_pin_lockout_session_cookie_csrf_and_sign_out(database_url, broker):
+    async with services(database_url, broker.bootstrap, signin_max_failures=3) as env:
+        admin = {"Authorization": f"Bearer {API_KEY}"}
+        no_key = await env.console.put(f"/api/admin/operators/{uuid.uuid4()}/pin", json={"pin": PIN, "set_by": "x"})
+        sari = await operator_with_pin(env)
+        dewi = (await env.shifts.post("/v1/operators", json={"name": "Dewi"})).json()["id"]  # no PIN yet
+        weak = await env.console.put(f"/api/admin/operators/{dewi}/pin", json={"pin": "123456", "set_by": "Hadi"},
+                                     headers=admin)  # fmt: skip
+        unknown = await env.console.put(f"/api/admin/operators/{uuid.uuid4()}/pin",
+                                        json={"pin": PIN, "set_by": "Hadi"}, headers=admin)  # fmt: skip
+        listed = (await env.console.get("/api/operators")).json()
+
+        wrong = await env.console.post("/api/session", json={"operator_id": sari, "pin": "000001"})
+        for _ in range(2):
+            await env.console.post("/api/session", json={"operator_id": sari, "pin": "000001"})
+        locked = await env.console.post("/api/session", json={"operator_id": sari, "pin": PIN})
+        # The supervisor sets the PIN again: that unlocks.
+        await env.console.put(f"/api/admin/operators/{sari}/pin", json={"pin": PIN, "set_by": "Hadi"}, headers=admin)
+        signed_in = await sign_in(env.console, sari)
+        session = await env.console.get("/api/session")
+
+        no_csrf = await env.console.post("/api/shift/check-in", headers={"X-CSRF-Token": ""})
+        cross_site = await env.console.post("/api/shift/check-in", headers={"Origin": "http://evil.example"})
+        same_site = await env.console.post("/api/shift/check-in", headers={"Origin": CONSOLE})
+        token = env.console.cookies["e112_console"]
+        conn = await asyncpg.connect(database_url)
+        try:
+            stored = await conn.fetch("SELECT token_hash FROM console.sessions")
+            pins = await conn.fetch("SELECT pin_hash FROM console.credentials")
+        finally:
+            await conn.close()
+        signed_out = await env.console.delete("/api/session")
+        after = await env.console.get("/api/session")
+        stranger = httpx.AsyncClient(transport=httpx.ASGITransport(app=env.app), base_url=CONSOLE,
+                                     cookies={"e112_console": token})  # fmt: skip
+        replayed = await stranger.get("/api/session")
+
+    assert no_key.status_code == 401
+    assert weak.status_code == 422 and weak.json()["errors"][0]["field"] == "pin"
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
+    assert listed == [{"id": sari, "name": "Sari"}]  # Dewi has no PIN
+    assert wrong.status_code == 401 and "e112_console" not in wrong.cookies
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    cookie = signed_in.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/" in cookie
+    assert session.json()["operator"] == {"id": sari, "name": "Sari"} and session.json()["refresh_seconds"] == 30
+    assert no_csrf.status_code == 403 and cross_site.status_code == 403
+    assert same_site.status_code == 200 and same_site.json()["on_duty"] is True
+    assert [r["token_hash"] for r in stored] == [hashlib.sha256(token.encode()).digest()]
+    assert all(r["pin_hash"].startswith("$argon2id$") for r in pins)
+    assert signed_out.status_code == 204 and after.status_code == 401 and replayed.status_code == 401
+
+
+async def test_a_call_is_filed_for_the_signed_in_operator_with_the_console_s_own_key(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        call = {"category": "kebakaran", "subtype": "rumah", "kecamatan": "wlingi", "desa": "Beru", "casualties": None,
+                "phone": "0812-3456-7890", "caller_name": "", "description": "Rumah terbakar"}  # fmt: skip
+        key = {"Idempotency-Key": "form-1"}
+        first = await env.console.post("/api/calls", json=call, headers=key)
+        again = await env.console.post("/api/calls", json=call, headers=key)  # Enter pressed twice
+        prank = await env.console.post("/api/calls", json={"kind": "prank", "phone": "081299990000"})
+        bad = await env.console.post("/api/calls", json={**call, "kecamatan": "Atlantis", "phone": "12"})
+        not_signed_in = await httpx.AsyncClient(transport=httpx.ASGITransport(app=env.app), base_url=CONSOLE).post(
+            "/api/calls", json=call
+        )
+        report = (await env.intake.get(f"/v1/reports/{first.json()['id']}")).json()
+        noise = (await env.intake.get(f"/v1/reports/{prank.json()['id']}")).json()
+        metrics = (await env.console.get("/metrics")).text
+
+    assert first.status_code == 202 and again.json()["id"] == first.json()["id"]
+    assert report["channel"] == "call" and report["operator_id"] == sari and report["via"] == "console"
+    assert report["location"]["kecamatan"] == "Wlingi" and report["caller"]["phone"] == "+6281234567890"
+    assert report["verification"]["state"] == "not_required"
+    assert noise["kind"] == "prank" and noise["status"] == "recorded" and noise["operator_id"] == sari
+    assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM
+    assert {e["field"] for e in bad.json()["errors"]} == {"kecamatan", "phone"}
+    assert not_signed_in.status_code == 401
+    # Both presses count as actions; intake made one report of them.
+    assert 'e112_console_actions_total{action="call",outcome="emergency"} 2.0' in metrics
+    labels = " ".join(re.findall(r"\{[^}]*\}", metrics))
+    assert "3456" not in labels and "99990000" not in labels  # no caller's number in any label
+
+
+async def test_the_queue_lists_public_reports_and_takes_verdicts_in_one_action(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        riot = {"category": "kerusuhan", "kecamatan": "Srengat", "phone": "081234567890", "description": "Tawuran"}
+        incident = (await env.console.post("/api/calls", json=riot)).json()
+        public = {"category": "kerusuhan", "description": "Tawuran pelajar", "location": {"kecamatan": "Srengat"},
+                  "caller": {"phone": "081255554444"}, "channel": "sms"}  # fmt: skip
+        prank = (await env.intake.post("/v1/reports", json=public)).json()
+        repeat = (await env.intake.post("/v1/reports", json={**public, "channel": "whatsapp"})).json()
+        queue = (await env.console.get("/api/queue")).json()
+        marked = await env.console.post(f"/api/reports/{prank['id']}/verification", json={"verdict": "prank"})
+        linked = await env.console.post(f"/api/reports/{repeat['id']}/verification",
+                                        json={"verdict": "duplicate", "duplicate_of": incident["id"]})  # fmt: skip
+        no_target = await env.console.post(f"/api/reports/{repeat['id']}/verification", json={"verdict": "duplicate"})
+        not_needed = await env.console.post(f"/api/reports/{incident['id']}/verification", json={"verdict": "genuine"})
+        after = (await env.console.get("/api/queue")).json()
+        detail = (await env.console.get(f"/api/reports/{prank['id']}")).json()
+
+    pending = [i["report_id"] for i in queue["items"] if i["needs_verdict"]]
+    assert pending == [prank["id"], repeat["id"]]  # oldest first
+    assert queue["items"][0]["channel"] == "sms" and queue["items"][0]["kecamatan"] == "Srengat"
+    assert marked.status_code == 200 and marked.json()["kind"] == "prank"
+    assert marked.json()["verification"]["verdict"] == "prank" and marked.json()["verification"]["operator_id"] == sari
+    assert linked.status_code == 200 and linked.json()["linked_to"] == incident["id"]
+    assert no_target.status_code == 422 and no_target.json()["errors"][0]["field"] == "duplicate_of"
+    assert not_needed.status_code == 409 and not_needed.headers["content-type"] == PROBLEM
+    assert not any(i["needs_verdict"] for i in after["items"])
+    assert detail["caller"]["phone"] == "+6281255554444"  # the operator may call back
+
+
+async def test_tasks_assigned_to_me_come_first_and_an_unrouted_one_is_closed_by_me(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        assert (await env.console.post("/api/shift/check-in")).status_code == 200
+        public = {"category": "kerusuhan", "description": "Tawuran", "location": {"kecamatan": "Srengat"},
+                  "caller": {"phone": "081255554444"}, "channel": "sms"}  # fmt: skip
+        held = (await env.intake.post("/v1/reports", json=public)).json()
+        call = {"category": "kecelakaan", "kecamatan": "Talun", "phone": "081234567890", "description": "Tabrakan"}
+        taken = (await env.console.post("/api/calls", json=call)).json()
+        unrouted = ReportUnrouted(report_id=taken["id"], category="kecelakaan", reason="no rule", at=datetime.now(UTC))
+        await produce(env.bootstrap, [encode(unrouted, topic=topics.REPORTS, key=taken["id"], source="test")])
+
+        async def both_mine():
+            items = (await env.console.get("/api/queue")).json()["items"]
+            mine = {i["report_id"]: i for i in items if i["mine"] and i["task"] and i["task"]["task_id"]}
+            return mine if {held["id"], taken["id"]} <= mine.keys() else None
+
+        mine = await eventually(both_mine, timeout=30)
+        queue = (await env.console.get("/api/queue")).json()
+        task_id = mine[taken["id"]]["task"]["task_id"]
+        closed = await env.console.post(f"/api/tasks/{task_id}/close", json={"note": "dikirim lewat telepon"})
+        verify_task = await env.console.post(f"/api/tasks/{mine[held['id']]['task']['task_id']}/close", json={})
+        in_shifts = (await env.shifts.get("/v1/tasks", params={"report_id": taken["id"]})).json()
+
+    assert queue["tasks_available"] is True
+    assert [i["report_id"] for i in queue["items"][:2]] == [taken["id"], held["id"]]  # unrouted before verify
+    assert mine[held["id"]]["reason"] == "verify" and mine[held["id"]]["needs_verdict"] is True
+    assert mine[taken["id"]]["reason"] == "unrouted" and mine[taken["id"]]["category"] == "kecelakaan"
+    assert closed.status_code == 200 and closed.json()["state"] == "closed"
+    assert in_shifts[0]["closed_by"] == sari and in_shifts[0]["note"] == "dikirim lewat telepon"
+    assert verify_task.status_code == 409  # a verify task closes with the verdict
+
+
+async def test_the_board_shows_each_agency_s_state_its_steps_and_its_deadline(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        await env.notifier.put("/v1/agencies/pln", json={"channels": ["webhook"], "ack_deadline_seconds": 60,
+                                                          "updated_by": "test"})  # fmt: skip
+        report = (await env.console.post("/api/calls", json={
+            "category": "kebakaran", "subtype": "rumah", "kecamatan": "Wlingi", "phone": "081234567890",
+            "description": "Rumah terbakar"})).json()  # fmt: skip
+        waiting = (await env.console.get("/api/board")).json()
+        damkar, pln = uuid.uuid4(), uuid.uuid4()
+        now = datetime.now(UTC)
+        routed = [RoutedDispatch(dispatch_id=damkar, agency="damkar", role="primary"),
+                  RoutedDispatch(dispatch_id=pln, agency="pln", role="supporting")]  # fmt: skip
+        events = [
+            (topics.REPORTS, ReportRouted(report_id=report["id"], category="kebakaran", rule_version=1, routed_at=now,
+                                          dispatches=routed)),
+            (topics.DISPATCH_STATUS, DispatchDelivered(dispatch_id=damkar, report_id=report["id"], agency="damkar",
+                                                       channel="webhook", attempts=1, delivered_at=now)),
+            (topics.DISPATCH_STATUS, DispatchAcknowledged(dispatch_id=damkar, report_id=report["id"], agency="damkar",
+                                                          via="api", acknowledged_at=now)),
+        ]  # fmt: skip
+        await produce(env.bootstrap, [encode(e, topic=t, key=report["id"], source="test") for t, e in events])
+
+        async def acknowledged():
+            rows = (await env.console.get("/api/board")).json()["rows"]
+            row = next((r for r in rows if r["report_id"] == report["id"]), None)
+            return row if row and row["agencies"] and row["agencies"][0]["state"] == "acknowledged" else None
+
+        row = await eventually(acknowledged, timeout=30)
+        board = (await env.console.get("/api/board")).json()
+
+    assert [r["report_id"] for r in waiting["rows"]] == [report["id"]] and waiting["rows"][0]["agencies"] == []
+    first, second = row["agencies"]
+    assert (first["agency"], first["role"], first["state"]) == ("damkar", "primary", "acknowledged")
+    assert set(first["steps"]) == {"requested", "delivered", "acknowledged"}
+    assert (second["agency"], second["state"], second["late"]) == ("pln", "requested", False)
+    due = datetime.fromisoformat(second["ack_due_at"]) - datetime.fromisoformat(second["steps"]["requested"])
+    assert due.total_seconds() == 60
+    assert board["deadlines"]["pln"] == 60 and board["deadlines_known"] is True
+    assert "081234567890" not in json.dumps(board) and "+6281234567890" not in json.dumps(board)
+
+
+async def test_check_in_break_and_check_out_are_the_signed_in_operator_s(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        checked_in = await env.console.post("/api/shift/check-in")
+        on_break = await env.console.put("/api/shift/status", json={"status": "break"})
+        shift = (await env.console.get("/api/shift")).json()
+        back = await env.console.put("/api/shift/status", json={"status": "available"})
+        offline = await env.console.put("/api/shift/status", json={"status": "offline"})
+        out = await env.console.post("/api/shift/check-out")
+        twice = await env.console.post("/api/shift/check-out")
+        in_shifts = (await env.shifts.get(f"/v1/operators/{sari}")).json()
+
+    assert checked_in.json()["on_duty"] is True and on_break.json()["status"] == "break"
+    assert shift["me"]["id"] == sari and [o["id"] for o in shift["operators"]] == [sari]
+    assert shift["free"] == [] and "coverage_alert" in shift and shift["shift"]["code"] in ("pagi", "siang", "malam")
+    assert back.json()["status"] == "available"
+    assert offline.status_code == 422  # check-out is its own action
+    assert out.json()["on_duty"] is False and twice.status_code == 409 and in_shifts["on_duty"] is False
+
+
+async def test_an_unreachable_service_is_a_clear_503_naming_it(database_url, broker):
+    settings = ConsoleSettings(**common(database_url, broker.bootstrap), shifts_url=f"http://127.0.0.1:{free_port()}",
+                               upstream_timeout_seconds=2)  # fmt: skip
+    app = console_app(settings)
+    async with running(app, API_KEY) as client:
+        response = await client.get("/api/operators")
+    assert response.status_code == 503 and response.headers["content-type"] == PROBLEM
+    assert response.json()["service"] == "shifts" and "shifts" in response.json()["detail"]
+
+
+async def test_live_updates_reach_a_signed_in_browser_without_personal_data(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        # A real server: an event stream cannot go through an in-memory transport.
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(env.app, host="127.0.0.1", port=port, lifespan="off", log_config=None))
+        serving = asyncio.create_task(server.serve())
+        try:
+            await eventually(lambda: server.started, timeout=20)
+            await eventually(lambda: env.app.state.live.assigned.is_set(), timeout=30)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
+                unauthorised = await browser.get("/api/events")
+                await sign_in(browser, sari)
+                lines: list[str] = []
+                async with browser.stream("GET", "/api/events") as stream:
+                    content_type = stream.headers["content-type"]
+                    reader = stream.aiter_lines()
+                    while "event: hello" not in lines:
+                        lines.append(await anext(reader))
+                    report_id, dispatch_id = uuid.uuid4(), uuid.uuid4()
+                    now = datetime.now(UTC)
+                    received = ReportReceived(
+                        report_id=report_id, kind="emergency", category="kebakaran", subtype=None, channel="sms",
+                        description="Rumah Pak Budi terbakar", location=None, received_at=now,
+                        caller={"name": "Budi", "phone": "+6281234567890"},
+                    )  # fmt: skip
+                    ack = DispatchAcknowledged(dispatch_id=dispatch_id, report_id=report_id, agency="damkar", via="api",
+                                               acknowledged_at=now)  # fmt: skip
+                    await produce(env.bootstrap, [
+                        encode(received, topic=topics.REPORTS, key=str(report_id), source="test"),
+                        encode(ack, topic=topics.DISPATCH_STATUS, key=str(report_id), source="test"),
+                    ])  # fmt: skip
+                    while not (any('"acknowledged"' in x for x in lines) and any('"received"' in x for x in lines)):
+                        lines.append(await asyncio.wait_for(anext(reader), 30))
+                    env.app.state.broadcaster.close()  # what SIGTERM does first: every stream ends
+                    rest = [line async for line in reader]
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(serving, 30)
+
+    assert unauthorised.status_code == 401
+    assert content_type.startswith("text/event-stream")
+    data = [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data: ")]
+    mine = [m for m in data if m.get("report_id") == str(report_id)]
+    steps = {(m["type"], m.get("event") or m.get("step")) for m in mine}
+    assert steps == {("report", "received"), ("dispatch", "acknowledged")}
+    ack_message = next(m for m in mine if m["type"] == "dispatch")
+    assert ack_message["agency"] == "damkar" and ack_message["dispatch_id"] == str(dispatch_id)
+    text = "\n".join(lines + rest)
+    assert "Budi" not in text and "6281234567890" not in text
+    assert "event: dispatch" in text
