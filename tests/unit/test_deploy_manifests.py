@@ -6,6 +6,7 @@ topic, each service allowed what it does, hardened pods, no secret committed."""
 
 import copy
 import functools
+import hashlib
 import re
 import shutil
 import subprocess
@@ -147,15 +148,22 @@ def test_crd_validation_catches_a_misspelt_field():
     assert any("listeners" in e for e in errors) and any("listners" in e for e in errors)
 
 
-def test_crds_are_the_shared_copies():
-    """deploy/k8s/validation/crds is a copy (CI runs on a fresh clone, without
-    ../shared); when ../shared is there, the copy must not have drifted."""
+def test_crds_are_the_upstream_copies():
+    """deploy/k8s/validation/crds is a byte-for-byte copy of the upstream CRDs (CI runs
+    on a fresh clone, without ../shared): every file matches the SHA-256 recorded when
+    it was copied, and, where ../shared is next to this clone, the shared original too."""
+    recorded = dict(
+        reversed(line.split("  ", 1)) for line in (CRD_DIR / "SHA256SUMS").read_text().splitlines() if line.strip()
+    )
+    copies = sorted(p.name for p in CRD_DIR.glob("*.yaml"))
+    assert copies == sorted(recorded)
+    for name in copies:
+        assert hashlib.sha256((CRD_DIR / name).read_bytes()).hexdigest() == recorded[name], name
     shared = REPO.parent / "shared" / "k8s-crds"
-    if not shared.exists():
-        pytest.skip("../shared/k8s-crds is not next to this clone")
-    assert sorted(p.name for p in shared.iterdir()) == sorted(p.name for p in CRD_DIR.iterdir())
-    for path in shared.iterdir():
-        assert (CRD_DIR / path.name).read_bytes() == path.read_bytes(), path.name
+    if shared.exists():
+        assert sorted(p.name for p in shared.glob("*.yaml")) == copies
+        for name in copies:
+            assert (CRD_DIR / name).read_bytes() == (shared / name).read_bytes(), name
 
 
 # ------------------------------------------------------------------ Kafka
