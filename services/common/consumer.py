@@ -46,6 +46,9 @@ TRANSIENT_ERRORS = (
     asyncpg.AdminShutdownError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
+    # A pool connection caught mid-operation by a PostgreSQL restart
+    # (MagicStack/asyncpg#784): the next try gets a fresh connection.
+    asyncpg.InternalClientError,
 )
 
 
@@ -117,6 +120,7 @@ class EventConsumer:
         self._consumer = None
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._stranded_since: float | None = None
 
     async def ready(self) -> bool:
         return await broker_reachable(self._consumer)
@@ -161,6 +165,8 @@ class EventConsumer:
                     batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
                     if batch:
                         await self._process_batch(consumer, batch)
+                    await rewind_past_end(consumer, self.name)
+                    self._restart_if_stranded(consumer)
             except asyncio.CancelledError:
                 raise
             except (KafkaError, OSError) as exc:
@@ -178,15 +184,29 @@ class EventConsumer:
                     pass
 
     async def _process_batch(self, consumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        # The partitions of a batch are handled side by side, each in order (as replicas
+        # owning them would): one partition at a time left the pool and the database
+        # waiting on each other (bench/). Then one commit for what was finished.
         async with self._batch_lock:
-            for tp, records in batch.items():
-                done = None
-                for record in records:
-                    if not await self._process_with_retry(record):
-                        break  # stopping: leave the rest uncommitted for the next owner
-                    done = record
-                if done is not None:
-                    await consumer.commit({tp: done.offset + 1})
+            results = await asyncio.gather(
+                *(self._process_partition(records) for records in batch.values()), return_exceptions=True
+            )
+            offsets = {tp: done.offset + 1 for tp, done in zip(batch, results, strict=True)
+                       if isinstance(done, ConsumerRecord)}  # fmt: skip
+            if offsets:
+                await consumer.commit(offsets)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+
+    async def _process_partition(self, records: list[ConsumerRecord]) -> ConsumerRecord | None:
+        """Handle one partition's records in order; the last one finished."""
+        done = None
+        for record in records:
+            if not await self._process_with_retry(record):
+                break  # stopping: leave the rest uncommitted for the next owner
+            done = record
+        return done
 
     async def _process_with_retry(self, record: ConsumerRecord) -> bool:
         delay = 0.2
@@ -268,6 +288,60 @@ class EventConsumer:
         """Hook for a service: more effects of a dead letter, in its transaction (e.g.
         telling the operators); returns more events to publish with it."""
         return []
+
+    def _restart_if_stranded(self, consumer) -> None:
+        """Start over (a new client, the run loop's restart) when this member leads the
+        group, has no partitions and its topics have some.
+
+        Why: after a broker restarted empty, a group that joined while the topics were
+        missing was seen (Tansu, aiokafka 0.14) to be assigned nothing, again at every
+        rejoin, although the topics had been recreated: the leader's client assigns from
+        metadata that still shows them without partitions. Such a group would consume
+        nothing, for good. At most every STRANDED_RESTART_EVERY seconds, since a leader
+        may also be a spare member of a group larger than its partitions."""
+        coordinator = getattr(consumer, "_coordinator", None)  # aiokafka has no public hook for this
+        if (
+            consumer.assignment()
+            or getattr(coordinator, "_group_subscription", None) is None  # not the leader
+            or not any(consumer.partitions_for_topic(t) for t in consumer.subscription())
+        ):
+            self._stranded_since = None
+            return
+        now = asyncio.get_running_loop().time()
+        if self._stranded_since is None or now - self._stranded_since < STRANDED_RESTART_EVERY:
+            self._stranded_since = self._stranded_since or now
+            return
+        self._stranded_since = None
+        raise KafkaError("group leader without partitions while its topics have some")
+
+
+STRANDED_RESTART_EVERY = 10.0
+
+
+async def rewind_past_end(consumer, name: str) -> None:
+    """Seek to the beginning every assigned partition whose position is past its end.
+
+    Why: a broker that restarts empty (Tansu keeps nothing in memory) recreates the
+    topics from offset 0, but a consumer that stays up keeps its old positions, and a
+    commit of the batch in hand can even reach the new broker and outlive the group's
+    rejoin. Tansu does not answer OFFSET_OUT_OF_RANGE (which would reset the position
+    by `auto_offset_reset`): it answers empty, so without this the consumer silently
+    skips the first new messages of each partition until the offsets pass the old
+    ones. A partition's end (high watermark) comes with every fetch answer, so the
+    check costs no request; a healthy log never ends before a position. A recreated
+    topic holds only new messages, and the inbox drops any already handled."""
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
+        position = await consumer.position(tp)
+        if position > end:
+            log.warning(
+                "position past the end of the partition (the broker lost its log); reading it from the beginning",
+                extra={"fields": {"consumer": name, "topic": tp.topic, "partition": tp.partition,
+                                  "position": position, "end": end}},
+            )  # fmt: skip
+            await consumer.seek_to_beginning(tp)
 
 
 DEADLETTER_CLAIM_PREFIX = "deadletter:"

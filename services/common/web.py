@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,40 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class RequestIdAndTiming:
+    """Gives each request an id (its `X-Request-ID`, or a new one; `request.state.request_id`
+    and the response's `X-Request-ID`) and times it by route template. Plain ASGI, not
+    `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs every request through
+    an extra task and memory streams, which cost intake a tenth of its CPU under load."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram):
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = request_id or str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.histogram.labels(template, scope["method"], str(status)).observe(time.perf_counter() - started)
+
+
 def new_app(
     *,
     title: str,
@@ -78,17 +114,7 @@ def new_app(
         registry=registry,
     )
 
-    @app.middleware("http")
-    async def request_id_and_timing(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        request.state.request_id = request_id
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        requests.labels(template, request.method, str(response.status_code)).observe(time.perf_counter() - started)
-        response.headers["X-Request-ID"] = request_id
-        return response
+    app.add_middleware(RequestIdAndTiming, histogram=requests)
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem):
