@@ -377,6 +377,11 @@ class ReportStalled(Event):
     attempt: int = Field(description="how many times the watchdog has re-driven it")
     age_seconds: float
     detected_at: datetime
+    report: ReportReceived | None = Field(
+        None,
+        description="the report as intake holds it (the data of its report.received), so the router can route it "
+        "again if that event was lost; null from a watchdog that does not send it",
+    )
 
 
 class DispatchCancelled(Event):

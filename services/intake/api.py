@@ -124,13 +124,17 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
                                       "new report.")  # fmt: skip
                     return await _accepted_again(conn, first.report_id, response)
             if settings.link_related_reports and report.kind == "emergency":
-                # One new emergency per category at a time looks for its incident, so two
-                # callers of one fire a moment apart cannot both miss each other.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"intake-link:{report.category}")
+                # New emergencies that could be one incident look for it one at a time (they
+                # share a lock), so two callers of one fire a moment apart cannot both miss
+                # each other; unrelated ones go side by side (store.link_lock_ids).
                 loc = report.location
+                place = Place(loc.kecamatan, loc.desa, loc.lat, loc.lon)
+                locks = store.link_lock_ids(report.category, place, settings.link_distance_m)
+                await store.lock_for_linking(conn, locks)
                 candidates = await store.open_incidents(conn, report.category, received_at - link_window,
-                                                        exclude=report_id)  # fmt: skip
-                link = find_incident(Place(loc.kecamatan, loc.desa, loc.lat, loc.lon), received_at, candidates,
+                                                        exclude=report_id, near=place,
+                                                        max_distance_m=settings.link_distance_m)  # fmt: skip
+                link = find_incident(place, received_at, candidates,
                                      window=link_window, max_distance_m=settings.link_distance_m)  # fmt: skip
             verification = "not_required" if link else await verification_of(conn, report)
             status = await store.store_report(conn, report_id, report, received_at, client.name, link, verification)

@@ -21,6 +21,7 @@ from services.intake import admin, store, timeline, verification_api
 from services.intake.api import IntakeMetrics, build_router
 from services.intake.clients import Authenticator
 from services.intake.settings import IntakeSettings
+from services.intake.watchdog import Watchdog, WatchdogMetrics
 
 log = logging.getLogger(__name__)
 SCHEMA = "intake"
@@ -30,6 +31,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     registry = CollectorRegistry()
     outbox_metrics = OutboxMetrics(registry)
     consumer_metrics = ConsumerMetrics(registry)
+    watchdog_metrics = WatchdogMetrics(registry)
     state: dict = {}
 
     @contextlib.asynccontextmanager
@@ -57,11 +59,17 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         consumer_task = asyncio.create_task(consumer.run(), name="timeline-consumer")
         housekeeping_task = asyncio.create_task(_housekeeping(pool, settings), name="housekeeping")
+        watchdog = Watchdog(
+            pool, bound=timedelta(seconds=settings.watchdog_bound_seconds),
+            interval=settings.watchdog_interval_seconds, metrics=watchdog_metrics,
+        )  # fmt: skip
+        app.state.watchdog = watchdog
+        watchdog_task = asyncio.create_task(watchdog.run(), name="watchdog")
         try:
             yield
         finally:
             await consumer.shutdown(consumer_task)
-            await cancel_tasks(relay_task, housekeeping_task)
+            await cancel_tasks(relay_task, housekeeping_task, watchdog_task)
             await pool.close()
 
     async def readiness() -> dict[str, bool]:

@@ -17,3 +17,8 @@ class IntakeSettings(ServiceSettings):
     # A caller with this many pranks within the period is flagged for the operators (never blocked).
     prank_flag_threshold: int = Field(3, ge=1)
     prank_flag_days: int = Field(30, ge=1, le=365)
+    # The watchdog (watchdog.py): a report accepted but not dispatched to its agencies
+    # within the bound (NFPA 1225's 60 s for processing an alarm) is re-driven and the
+    # on-duty operators alerted. Each replica looks every interval; one at a time.
+    watchdog_bound_seconds: float = Field(60, gt=0, le=3600)
+    watchdog_interval_seconds: float = Field(10, gt=0, le=600)

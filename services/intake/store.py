@@ -3,8 +3,11 @@ transaction."""
 
 import hashlib
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -66,20 +69,86 @@ async def forget_expired_idempotency_keys(conn: asyncpg.Connection, ttl: timedel
     return int(result.split()[-1])
 
 
-async def open_incidents(conn: asyncpg.Connection, category: str, since: datetime, *, exclude: UUID) -> list[Candidate]:
+async def open_incidents(
+    conn: asyncpg.Connection,
+    category: str,
+    since: datetime,
+    *,
+    exclude: UUID,
+    near: Place | None = None,
+    max_distance_m: float | None = None,
+) -> list[Candidate]:
     """Emergencies of `category` since `since` that are incidents of their own (not
     linked) and not finished. A report held for verification is no incident yet: a call
     about the same fire must not wait for an SMS's verdict (the operator verifying the
-    SMS marks it a duplicate of the call instead)."""
-    rows = await conn.fetch(
-        """
+    SMS marks it a duplicate of the call instead).
+
+    With `near`, only those that could be the same incident (linking.find_incident
+    decides): in the same kecamatan (for the same-desa rule) or within a box of
+    `max_distance_m` around it. In a disaster a category has thousands of open reports
+    within the window; the new one needs only its neighbours."""
+    query = """
         SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
         WHERE kind = 'emergency' AND linked_to IS NULL AND category = $1 AND received_at >= $2
               AND id <> $3 AND status NOT IN ('done', 'recorded', 'awaiting_verification')
-        """,
-        category, since, exclude,
-    )  # fmt: skip
+        """
+    args: list = [category, since, exclude]
+    if near is not None:
+        box = _box(near, max_distance_m) if max_distance_m is not None else None
+        kecamatan = near.kecamatan if near.desa else None
+        if box is None and kecamatan is None:
+            return []  # neither rule can link it
+        query += """
+              AND (($4::text IS NOT NULL AND kecamatan = $4)
+                   OR ($5::float8 IS NOT NULL AND lat BETWEEN $5 AND $6 AND lon BETWEEN $7 AND $8))
+        """
+        args += [kecamatan, *(box or (None, None, None, None))]
+    rows = await conn.fetch(query, *args)
     return [Candidate(r["id"], r["received_at"], Place(r["kecamatan"], r["desa"], r["lat"], r["lon"])) for r in rows]
+
+
+_METRES_PER_DEGREE = 111_000.0  # a little under the true ~111.2 km: the box errs on the large side
+_LINK_CELL_DEGREES = 0.01
+
+
+def _box(place: Place, metres: float) -> tuple[float, float, float, float] | None:
+    """(lat_min, lat_max, lon_min, lon_max) holding every point within `metres` of `place`."""
+    if place.lat is None or place.lon is None:
+        return None
+    dlat = metres / _METRES_PER_DEGREE * 1.01
+    dlon = min(180.0, dlat / max(math.cos(math.radians(min(abs(place.lat) + dlat, 89.0))), 1e-3))
+    return place.lat - dlat, place.lat + dlat, place.lon - dlon, place.lon + dlon
+
+
+def link_lock_ids(category: str, place: Place, max_distance_m: float) -> list[int]:
+    """The advisory locks a new emergency holds while it looks for its incident, sorted.
+
+    Two reports that linking could join must take a lock in common, or two callers of
+    one fire a moment apart could both miss each other; reports that cannot be joined
+    should share none, so that a surge is not filed one report at a time. Linking joins
+    by distance (both with coordinates: the candidate lies in a grid cell that the new
+    report's box touches, and each report also locks its own cell) or by the same desa
+    of the same kecamatan (one lock per desa). Sorted, so two transactions never wait
+    on each other in a circle."""
+    keys = []
+    if place.kecamatan and place.desa:
+        desa = " ".join(place.desa.split()).casefold()
+        keys.append(f"intake-link:{category}:desa:{place.kecamatan.casefold()}:{desa}")
+    box = _box(place, max_distance_m)
+    if box is not None:
+        cell = max(_LINK_CELL_DEGREES, 2 * max_distance_m / _METRES_PER_DEGREE)
+        lat_min, lat_max, lon_min, lon_max = box
+        for i in range(math.floor(lat_min / cell), math.floor(lat_max / cell) + 1):
+            for j in range(math.floor(lon_min / cell), math.floor(lon_max / cell) + 1):
+                keys.append(f"intake-link:{category}:cell:{cell:g}:{i}:{j}")
+    ids = {int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True) for k in keys}
+    return sorted(ids)
+
+
+async def lock_for_linking(conn: asyncpg.Connection, lock_ids: list[int]) -> None:
+    """Take the transaction-scoped advisory locks in the given (sorted) order."""
+    if lock_ids:
+        await conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", lock_ids)
 
 
 async def store_report(
@@ -101,18 +170,18 @@ async def store_report(
         status = "linked"
     else:
         status = "awaiting_verification" if verification == "before_dispatch" else "received"
+    row = {
+        "id": report_id, "kind": report.kind, "category": report.category, "subtype": report.subtype,
+        "description": report.description, "kecamatan": loc and loc.kecamatan, "desa": loc and loc.desa,
+        "address": loc and loc.address, "lat": loc and loc.lat, "lon": loc and loc.lon,
+        "caller_name": caller and caller.name, "caller_phone": caller and caller.phone, "channel": report.channel,
+        "casualties": report.casualties, "received_at": received_at, "client_name": client_name, "status": status,
+        "linked_to": link and link.incident_report_id, "verification": verification, "filed_by": report.operator_id,
+    }  # fmt: skip
     await conn.execute(
-        """
-        INSERT INTO reports (id, kind, category, subtype, description, kecamatan, desa, address,
-                             lat, lon, caller_name, caller_phone, channel, casualties, received_at,
-                             client_name, status, linked_to, verification, filed_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-        """,
-        report_id, report.kind, report.category, report.subtype, report.description,
-        loc and loc.kecamatan, loc and loc.desa, loc and loc.address, loc and loc.lat, loc and loc.lon,
-        caller and caller.name, caller and caller.phone, report.channel, report.casualties,
-        received_at, client_name, status, link and link.incident_report_id, verification, report.operator_id,
-    )  # fmt: skip
+        f"INSERT INTO reports ({', '.join(row)}) VALUES ({', '.join(f'${i}' for i in range(1, len(row) + 1))})",
+        *row.values(),
+    )
     received = {"channel": report.channel, "kind": report.kind, "via": client_name}
     if verification != "not_required":
         received["verification"] = verification
@@ -130,22 +199,34 @@ async def store_report(
         # The incident's timeline shows the extra caller too.
         await add_timeline_entry(conn, report_id=link.incident_report_id, at=received_at, event="caller_added",
                                  detail={"report_id": str(report_id), "reason": link.reason})  # fmt: skip
-    event = ReportReceived(
-        report_id=report_id,
-        kind=report.kind,
-        category=report.category,
-        subtype=report.subtype,
-        description=report.description,
-        location=EventLocation.model_validate(loc.model_dump()) if loc else None,
-        caller=EventCaller.model_validate(caller.model_dump()) if caller else None,
-        channel=report.channel,
-        casualties=report.casualties,
-        received_at=received_at,
-        linked_to=link and link.incident_report_id,
-        verification=verification,
-    )
+    event = received_event(row)
     await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=received_at)])
     return status
+
+
+LOCATION_COLUMNS = ("kecamatan", "desa", "address", "lat", "lon")
+
+
+def received_event(row: Mapping[str, Any]) -> ReportReceived:
+    """The report.received of a `reports` row (or of the values being inserted): the one
+    mapping from what intake stores to what the router reads, used when the report is
+    filed and when the watchdog re-drives it (watchdog.py)."""
+    location = {c: row[c] for c in LOCATION_COLUMNS}
+    has_caller = row["caller_name"] is not None or row["caller_phone"] is not None
+    return ReportReceived(
+        report_id=row["id"],
+        kind=row["kind"],
+        category=row["category"],
+        subtype=row["subtype"],
+        description=row["description"],
+        location=EventLocation(**location) if any(v is not None for v in location.values()) else None,
+        caller=EventCaller(name=row["caller_name"], phone=row["caller_phone"]) if has_caller else None,
+        channel=row["channel"],
+        casualties=row["casualties"],
+        received_at=row["received_at"],
+        linked_to=row["linked_to"],
+        verification=row["verification"],
+    )
 
 
 async def unlink_report(

@@ -19,6 +19,7 @@ from schemas.events import (
     ReportAssigned,
     ReportReceived,
     ReportRouted,
+    ReportStalled,
     ReportTaskClosed,
     ReportUnrouted,
 )
@@ -32,8 +33,8 @@ TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
 async def record(conn: asyncpg.Connection, envelope: Envelope) -> None:
     data = envelope.data
     match data:
-        case ReportReceived():
-            return  # written by intake itself at POST time
+        case ReportReceived() | ReportStalled():
+            return  # written by intake itself: at POST time, and by the watchdog (watchdog.py)
         case ReportRouted():
             known = await add_timeline_entry(
                 conn, report_id=data.report_id, at=data.routed_at, event="routed",

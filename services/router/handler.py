@@ -5,21 +5,21 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from schemas import topics
-from schemas.envelope import Envelope, derived_event_id, encode
+from schemas.envelope import Envelope
 from schemas.events import (
-    DispatchRequested,
     DispatchUnit,
     ReportReceived,
     ReportRouted,
+    ReportStalled,
     ReportUnlinked,
     ReportUnrouted,
     ReportVerified,
     RoutedDispatch,
 )
 from services.common.outbox import enqueue
-from services.router import linked, store, verification
-from services.router.metrics import SOURCE, RouterMetrics
+from services.router import linked, stalled, store, verification
+from services.router.metrics import RouterMetrics
+from services.router.outgoing import dispatch_record, routing_record
 from services.router.routing import RoutingTable, decide
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class ReportHandler:
             await verification.handle_verdict(conn, envelope.id, data, self.route_alone, self.metrics)
         elif isinstance(data, ReportUnlinked):
             await linked.handle_unlinked(conn, data, self.route_alone)
+        elif isinstance(data, ReportStalled):
+            await stalled.handle_stalled(conn, data, self.route_alone)
         # routed/unrouted events are the router's own; other types are not for it
 
     async def route_alone(self, conn: asyncpg.Connection, event_id: str, report: ReportReceived) -> None:
@@ -91,24 +93,11 @@ async def route_report(
     key = str(report.report_id)
     records = []
     for a in decision.assignments:
-        dispatch = DispatchRequested(
-            dispatch_id=a.dispatch_id, report_id=report.report_id, agency=a.agency, role=a.role,
-            category=report.category, subtype=report.subtype, description=report.description,
-            location=report.location, caller=report.caller, channel=report.channel,
-            casualties=report.casualties, received_at=report.received_at, requested_at=now,
-            unit=DispatchUnit(code=a.unit.code, name=a.unit.name) if a.unit else None,
-            verified=report.verification != "after_dispatch",
-        )  # fmt: skip
+        unit = DispatchUnit(code=a.unit.code, name=a.unit.name) if a.unit else None
         records.append(
-            encode(
-                dispatch,
-                topic=topics.dispatch_topic(a.agency),
-                key=key,
-                source=SOURCE,
-                event_id=derived_event_id(event_id, f"dispatch:{a.agency}"),
-                time=now,
-            )
-        )
+            dispatch_record(event_id, report, dispatch_id=a.dispatch_id, agency=a.agency, role=a.role, unit=unit,
+                            requested_at=now)
+        )  # fmt: skip
         metrics.dispatches.labels(a.agency, a.role).inc()
     if decision.routed:
         follow_up = ReportRouted(
@@ -122,16 +111,7 @@ async def route_report(
         follow_up = ReportUnrouted(
             report_id=report.report_id, category=report.category, reason=decision.reason or "no rule routes it", at=now
         )
-    records.append(
-        encode(
-            follow_up,
-            topic=topics.REPORTS,
-            key=key,
-            source=SOURCE,
-            event_id=derived_event_id(event_id, "routing"),
-            time=now,
-        )
-    )
+    records.append(routing_record(event_id, follow_up, now))
     # Other callers' reports that arrived before this one was decided join it now.
     records += await linked.release_waiting(
         conn, report.report_id, [{"dispatch_id": str(a.dispatch_id), "agency": a.agency} for a in decision.assignments]

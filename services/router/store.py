@@ -148,6 +148,7 @@ async def record_decision(
     """False when the report was already decided (a second copy of the same report). A
     report that was dead-lettered is decided again when it is re-driven, a linked one
     when an operator unlinks it, a held one when an operator verifies it."""
+    await lock_decision(conn, report_id)
     inserted = await conn.fetchval(
         """
         INSERT INTO routing_decisions
@@ -186,7 +187,20 @@ async def record_deadlettered(
     return bool(inserted)
 
 
+async def lock_decision(conn: asyncpg.Connection, report_id: UUID) -> None:
+    """Serialise, until the transaction ends, everything that decides `report_id` or
+    reads its decision to act on it. Without it, an incident decided at the same moment
+    as another caller's report linked to it (two partitions, handled side by side in one
+    router or by two replicas) can miss each other: the linked report parks because the
+    decision is not committed yet, and the deciding transaction's release of parked
+    reports does not see the park, also not committed yet; the report then waits for
+    the sweep and is dispatched on its own. With the lock, one of them commits first
+    and the other's next statement sees it."""
+    await conn.execute("SELECT pg_advisory_xact_lock(112, hashtext($1::text))", str(report_id))
+
+
 async def fetch_decision(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
+    await lock_decision(conn, report_id)  # a statement of its own: the SELECT sees what committed meanwhile
     return await conn.fetchrow(
         """
         SELECT d.*, v.changed_by AS rule_changed_by, v.reason AS rule_reason

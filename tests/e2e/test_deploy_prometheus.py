@@ -45,8 +45,7 @@ PANELS_WITH_DATA = {
     ],
     "e112-operations.json": [
         "On duty", "Free", "Needed now", "Coverage alert open", "Tasks queued", "On duty and free, by shift",
-        "Open tasks by reason", "Task wait, 90th percentile by reason",
-        # "Watchdog: stalled reports" fills once the intake watchdog (issue 7) lands.
+        "Open tasks by reason", "Task wait, 90th percentile by reason", "Watchdog: stalled reports",
         "Event age when handled, 95th percentile by consumer", "Outbox: events not yet on Kafka",
         "Outbox: oldest unpublished event", "Events published per topic", "Consumed events by outcome",
         "Services up", "HTTP requests by service and status", "Filing a report: 95th percentile response time",

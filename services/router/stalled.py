@@ -1,0 +1,112 @@
+"""Re-driving a report the intake watchdog found stalled (`report.stalled`).
+
+The event says what intake is missing ("routing", or the agencies nobody heard of) and
+carries the report as intake holds it. What the router does depends on its decision:
+
+- routed: publish again the dispatch.requested of the missing agencies (all of them, and
+  report.routed, when intake never saw the routing), rebuilt from the stored decision
+  (agencies, roles, units, decided_at as requested_at) and the report, under the same
+  ce_ids and dispatch ids as the first time: agencies and the notifier drop a copy;
+- unrouted: publish report.unrouted again (same ce_id) for the operators;
+- none (the report.received was lost, e.g. a broker that restarted empty): route it now
+  from the report in the event, under an event id derived from the report id, so every
+  later re-drive finds that decision;
+- held for verification: intake only re-drives a report whose verdict it has, and a
+  verdict that is not genuine makes it a non-emergency or links it, which the watchdog
+  skips; so the verdict was genuine and its report.verified was lost: released now,
+  routed under the report's own event id as the verdict would have;
+- linked or waiting for its incident: intake only re-drives unlinked reports, so the
+  report.unlinked was lost: routed on its own now, as the unlink would have;
+- dead-lettered: the operators were told; report.unrouted is sent again (same ce_id). It
+  is not routed here: the cause is fixed and it is re-driven with the redrive command;
+- not_emergency, not_dispatched, cancelled: nothing to send (intake does not watch
+  those; a report.stalled for one is logged).
+
+The shifts service opens the operators' `stalled` task from the same event.
+"""
+
+import json
+import logging
+from uuid import UUID
+
+import asyncpg
+
+from schemas import topics
+from schemas.envelope import derived_event_id, encode
+from schemas.events import DispatchUnit, ReportReceived, ReportRouted, ReportStalled, ReportUnrouted, RoutedDispatch
+from services.common.outbox import enqueue
+from services.router import store
+from services.router.metrics import SOURCE
+from services.router.outgoing import dispatch_record, routing_record
+
+log = logging.getLogger(__name__)
+
+ROUTING = "routing"
+
+
+def watchdog_event_id(report_id: UUID) -> str:
+    """The event id a report the router never saw is decided under, on its first re-drive."""
+    return derived_event_id(f"watchdog:{report_id}", "route")
+
+
+async def handle_stalled(conn: asyncpg.Connection, event: ReportStalled, route_alone) -> None:
+    decision = await store.fetch_decision(conn, event.report_id)
+    outcome = decision["outcome"] if decision else None
+    fields = {"report_id": str(event.report_id), "missing": event.missing, "attempt": event.attempt,
+              "outcome": outcome}  # fmt: skip
+    if decision is None:
+        if event.report is None or event.report.kind != "emergency":
+            log.warning("stalled report unknown here and not in the event; nothing to re-drive",
+                        extra={"fields": fields})  # fmt: skip
+            return
+        await route_alone(conn, watchdog_event_id(event.report_id), event.report.model_copy(update={"linked_to": None}))
+    elif outcome == "routed":
+        await enqueue(conn, republished(decision, event))
+    elif outcome == "unrouted":
+        reason, at = decision["reason"] or "no rule routes it", decision["decided_at"]
+        notice = ReportUnrouted(report_id=event.report_id, category=decision["category"], reason=reason, at=at)
+        await enqueue(conn, [routing_record(decision["event_id"], notice, at)])
+    elif outcome in ("awaiting_verification", "linked", "awaiting_incident") and decision["report"] is not None:
+        held = ReportReceived.model_validate_json(decision["report"]).model_copy(update={"linked_to": None})
+        await route_alone(conn, decision["event_id"], held)
+    elif outcome == "deadlettered":
+        notice = ReportUnrouted(report_id=event.report_id, category=decision["category"],
+                                reason=decision["reason"] or "dead-lettered", at=decision["decided_at"])  # fmt: skip
+        await enqueue(conn, [
+            encode(notice, topic=topics.REPORTS, key=str(event.report_id), source=SOURCE,
+                   event_id=derived_event_id(decision["event_id"], "deadletter-notice"), time=decision["decided_at"])
+        ])  # fmt: skip
+    else:
+        log.warning("stalled report not to be dispatched here; nothing re-driven", extra={"fields": fields})
+        return
+    log.info("stalled report re-driven", extra={"fields": fields})
+
+
+def republished(decision: asyncpg.Record, event: ReportStalled) -> list:
+    """The decision's events again, with their first ce_ids and dispatch ids."""
+    event_id, at = decision["event_id"], decision["decided_at"]
+    dispatches = json.loads(decision["dispatches"])
+    everything = ROUTING in event.missing
+    report = event.report or _held_report(decision)
+    records = []
+    if report is not None:
+        for d in dispatches:
+            if everything or d["agency"] in event.missing:
+                unit = DispatchUnit(**d["unit"]) if d.get("unit") else None
+                records.append(
+                    dispatch_record(event_id, report, dispatch_id=UUID(d["dispatch_id"]), agency=d["agency"],
+                                    role=d["role"], unit=unit, requested_at=at)
+                )  # fmt: skip
+    if everything:
+        routed = ReportRouted(
+            report_id=event.report_id, category=decision["category"], rule_version=decision["rule_version"],
+            routed_at=at,
+            dispatches=[RoutedDispatch(dispatch_id=d["dispatch_id"], agency=d["agency"], role=d["role"])
+                        for d in dispatches],
+        )  # fmt: skip
+        records.append(routing_record(event_id, routed, at))
+    return records
+
+
+def _held_report(decision: asyncpg.Record) -> ReportReceived | None:
+    return ReportReceived.model_validate_json(decision["report"]) if decision["report"] else None
