@@ -73,8 +73,11 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         channels = {"webhook": WebhookChannel(client), "email": EmailChannel(mailer, links)}
         # A lease outlives the slowest attempt (webhook or SMTP), so only a dead worker's
-        # dispatch comes due again.
-        lease = 3 * max(settings.webhook_timeout_seconds, settings.smtp_timeout_seconds)
+        # dispatch comes due again. Without an SMTP server no attempt waits on SMTP: the
+        # SMTP timeout must not stretch the lease (a SIGKILLed notifier's dispatches wait
+        # it out before they are delivered; found by `make chaos`).
+        smtp_timeout = settings.smtp_timeout_seconds if settings.smtp_host else 0.0
+        lease = 3 * max(settings.webhook_timeout_seconds, smtp_timeout)
         deliverer = Deliverer(
             pool=pool, dsn=settings.database_url, schema=SCHEMA, channels=channels, metrics=delivery_metrics,
             policy=policy, breakers=breakers, clock=clock, concurrency=settings.delivery_concurrency,

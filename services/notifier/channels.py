@@ -3,6 +3,7 @@ channel says whether an agency's configuration gives it somewhere to send, and m
 one attempt, sorting the result by kind (policy.py). Adding a channel (SMS, a radio
 gateway) means one more class here and its name in an agency's `channels`."""
 
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,15 @@ import httpx
 from services.notifier import mail, signing
 from services.notifier.policy import Verdict, classify_smtp_code, classify_status
 from services.notifier.store import AgencyConfig, DueDispatch
+
+try:
+    import sniffio  # noqa: F401
+except ImportError:
+    # httpcore asks `import sniffio` on every lock it sets up, several per request; with
+    # the package absent each failed import searches sys.path again, which took a tenth of
+    # the notifier's CPU under load (bench/). A None entry makes the import fail at once,
+    # and httpcore then assumes asyncio, which is what runs here.
+    sys.modules.setdefault("sniffio", None)
 
 
 @dataclass(frozen=True)

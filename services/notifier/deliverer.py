@@ -22,6 +22,7 @@ breaker closes, the postponed ones come due at once.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import datetime, timedelta
@@ -145,12 +146,20 @@ class Deliverer:
             try:
                 listener = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
                 await listener.add_listener(f"{self.schema}_dispatches", lambda *_: self._wake.set())
+                gauge_at = 0.0
                 while True:
                     self._wake.clear()
-                    await self._round()
-                    async with self.pool.acquire() as conn:
-                        next_due = await store.seconds_until_next_due(conn, self.clock.now())
-                        self.metrics.pending.set(await store.pending_count(conn))
+                    asked, claimed = await self._round()
+                    next_due = None
+                    if claimed < asked or time.monotonic() - gauge_at >= 1.0:
+                        # Every slot busy: a finished attempt wakes the loop, so under load
+                        # the queries for the next due time and the gauge are skipped
+                        # (the gauge is refreshed once a second at most).
+                        async with self.pool.acquire() as conn:
+                            if claimed < asked:
+                                next_due = await store.seconds_until_next_due(conn, self.clock.now())
+                            self.metrics.pending.set(await store.pending_count(conn))
+                        gauge_at = time.monotonic()
                     wait = self.poll_interval if next_due is None else min(self.poll_interval, next_due)
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
                     # it is cancelled just as the wake-up comes, and the loop would never stop.
@@ -164,14 +173,23 @@ class Deliverer:
             except TRANSIENT_ERRORS as exc:
                 log.warning("deliverer lost the database; retrying", extra={"fields": {"error": type(exc).__name__}})
                 await asyncio.sleep(1)
+            except Exception:
+                # Anything else must not end the loop: nothing would deliver again while the
+                # service still looks ready. Seen under `make chaos` (PostgreSQL restarted):
+                # asyncpg's InternalClientError "cannot switch to state 15; another operation
+                # is in progress" from a pool release (MagicStack/asyncpg#784).
+                log.exception("deliverer failed; restarting its loop")
+                await asyncio.sleep(1)
             finally:
                 if listener is not None:
-                    await listener.close(timeout=2)
+                    with contextlib.suppress(Exception):  # a broken connection may fail to close
+                        await listener.close(timeout=2)
 
-    async def _round(self) -> None:
+    async def _round(self) -> tuple[int, int]:
+        """Claim what is due for the free slots; (slots asked for, dispatches claimed)."""
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
-            return
+            return 0, 0
         now = self.clock.now()
         async with self.pool.acquire() as conn:
             due = await store.claim_due(conn, free, now, now + timedelta(seconds=self.lease_seconds))
@@ -179,10 +197,14 @@ class Deliverer:
             task = asyncio.create_task(self._deliver_safely(dispatch))
             self._in_flight.add(task)
             task.add_done_callback(self._done)
+        return free, len(due)
 
     def _done(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)
-        self._wake.set()  # a slot is free
+        # A slot is free. Under load, claim for several slots at once rather than one
+        # query per finished attempt; when few are in flight, at once.
+        if len(self._in_flight) <= self.concurrency // 2:
+            self._wake.set()
 
     async def drain(self) -> None:
         """Wait for attempts in flight (at shutdown); unfinished ones come due again."""
