@@ -1,0 +1,254 @@
+"""From the raw records to the figures: rates, latency percentiles, loss, duplicates,
+CPU and memory, the ratios to the baseline and the targets; and the readable report."""
+
+import platform
+import time
+from collections import defaultdict
+
+import psutil
+
+REQUESTED = "id.go.blitarkab.e112.dispatch.requested.v1"
+SERVICES = ("intake", "router", "notifier")
+TARGETS = {"reports_per_s": 1000.0, "steady_p99_ms": 100.0, "service_rss_mb": 150.0}
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50, p95, p99 (nearest rank) and max, in milliseconds."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))]
+
+    return {"n": len(ordered), **{f"p{int(q * 100)}": round(rank(q) * 1000, 1) for q in (0.5, 0.95, 0.99)},
+            "max": round(ordered[-1] * 1000, 1)}  # fmt: skip
+
+
+def _rate(n: int, seconds: float) -> float:
+    return round(n / seconds, 1) if seconds > 0 else 0.0
+
+
+def _duplicates(messages: list[list], hooks: list[list]) -> dict[str, int]:
+    """Raw: the same dedup key (ce_id on topics, Idempotency-Key on webhooks) seen more
+    than once. After dedup: what is left once a reader drops repeated keys, i.e. a
+    second dispatch.requested for one report and agency under another key."""
+    # The same record read twice (same partition and offset) is the reader's doing, not a
+    # duplicate published; counted apart.
+    records = {(m[0], m[7], m[8]): m for m in messages}
+    rereads = len(messages) - len(records)
+    messages = list(records.values())
+    topic_raw = len(messages) - len({m[2] for m in messages})
+    per_dispatch: dict[tuple, set] = defaultdict(set)
+    for topic, key, ce_id, ce_type, *_ in messages:
+        if ce_type == REQUESTED:
+            per_dispatch[(key, topic)].add(ce_id)
+    hook_raw = len(hooks) - len({h[1] for h in hooks})
+    per_hook: dict[tuple, set] = defaultdict(set)
+    for _path, idempotency_key, ce_type, _ce_id, report_id, agency, *_ in hooks:
+        if ce_type == REQUESTED:
+            per_hook[(report_id, agency)].add(idempotency_key)
+    return {
+        "reader_rereads": rereads,
+        "topic_raw": topic_raw,
+        "topic_after_dedup": sum(len(ids) - 1 for ids in per_dispatch.values()),
+        "webhook_raw": hook_raw,
+        "webhook_after_dedup": sum(len(keys) - 1 for keys in per_hook.values()),
+    }
+
+
+def _ours(run: dict) -> dict:
+    messages, hooks = run["observed"]["messages"], run["observed"]["webhooks"]
+    decisions = run["decisions"]
+    on_topic: dict[tuple[str, str], float] = {}
+    for topic, key, _ce_id, ce_type, _rid, _did, seen, *_ in messages:
+        if ce_type == REQUESTED:
+            agency = topic.removeprefix("e112.dispatch.")
+            on_topic[(key, agency)] = min(seen, on_topic.get((key, agency), seen))
+    at_hook: dict[str, float] = {}
+    for _path, idempotency_key, ce_type, _ce_id, _rid, _agency, _did, seen in hooks:
+        if ce_type == REQUESTED:
+            at_hook[idempotency_key] = min(seen, at_hook.get(idempotency_key, seen))
+    phases = {}
+    totals = {"expected_dispatches": 0, "lost_on_topic": 0, "lost_at_webhook": 0, "undecided_reports": 0}
+    for phase in run["phases"]:
+        posts = phase["posts"]
+        span = phase["ended"] - phase["began"]
+        to_topic, to_hook, statuses = [], [], defaultdict(int)
+        expected = lost_topic = lost_hook = undecided = 0
+        last_arrival = phase["ended"]
+        for report_id, started, _answered, status, _related, _category in posts:
+            statuses[status] += 1
+            decision = decisions.get(report_id)
+            if decision is None:
+                undecided += 1
+                continue
+            if decision["outcome"] != "routed":
+                continue
+            for dispatch in decision["dispatches"]:
+                expected += 1
+                seen = on_topic.get((report_id, dispatch["agency"]))
+                if seen is None:
+                    lost_topic += 1
+                else:
+                    to_topic.append(seen - started)
+                    last_arrival = max(last_arrival, seen)
+                hooked = at_hook.get(dispatch["dispatch_id"])
+                if hooked is None:
+                    lost_hook += 1
+                else:
+                    to_hook.append(hooked - started)
+        through = last_arrival - phase["began"]
+        phases[phase["phase"]] = {
+            "reports_posted": len(posts) + sum(phase["errors"].values()),
+            "reports_accepted": len(posts),
+            "errors": phase["errors"],
+            "seconds": round(span, 2),
+            "accepted_per_s": _rate(len(posts), span),
+            "through_to_topics_seconds": round(through, 2),
+            "reports_per_s_through_to_topics": _rate(len(posts), through),
+            "dispatches_per_s_on_topics": _rate(len(to_topic), through),
+            "answer_ms": percentiles([p[2] - p[1] for p in posts]),
+            "post_to_topic_ms": percentiles(to_topic),
+            "post_to_webhook_ms": percentiles(to_hook),
+            "statuses": dict(statuses),
+            "related_meant": sum(1 for p in posts if p[4]),
+            "expected_dispatches": expected,
+            "lost_on_topic": lost_topic,
+            "lost_at_webhook": lost_hook,
+            "undecided_reports": undecided,
+            "drain_seconds": phase.get("drain_seconds"),
+            "cpu_seconds": phase["cpu_seconds"],
+        }
+        for name in totals:
+            totals[name] += phases[phase["phase"]][name]
+    updates = sum(1 for m in messages if m[3] != REQUESTED)
+    return {"phases": phases, "loss": totals, "duplicates": _duplicates(messages, hooks),
+            "updates_on_topics": updates, "profiles": run.get("profiles", [])}  # fmt: skip
+
+
+def _baseline(run: dict) -> dict:
+    messages = run["observed"]["messages"]
+    seen_at: dict[str, float] = {}
+    for _topic, key, _ce_id, _ce_type, _rid, _did, seen, *_ in messages:
+        seen_at[key] = min(seen, seen_at.get(key, seen))
+    phases = {}
+    lost = 0
+    for phase in run["phases"]:
+        posts = phase["posts"]
+        span = phase["ended"] - phase["began"]
+        latencies, last = [], phase["ended"]
+        for report_id, started, *_ in posts:
+            seen = seen_at.get(report_id)
+            if seen is None:
+                lost += 1
+            else:
+                latencies.append(seen - started)
+                last = max(last, seen)
+        phases[phase["phase"]] = {
+            "reports_accepted": len(posts), "errors": phase["errors"], "seconds": round(span, 2),
+            "accepted_per_s": _rate(len(posts), span),
+            "reports_per_s_through_to_topics": _rate(len(posts), last - phase["began"]),
+            "answer_ms": percentiles([p[2] - p[1] for p in posts]),
+            "post_to_topic_ms": percentiles(latencies), "cpu_seconds": phase["cpu_seconds"],
+        }  # fmt: skip
+    duplicates = _duplicates(messages, [])
+    return {"phases": phases, "loss": {"lost_on_topic": lost},
+            "duplicates": {k: duplicates[k] for k in ("reader_rereads", "topic_raw")}}  # fmt: skip
+
+
+def _ratio(a, b) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def summarise(*, ours: dict, baseline: dict, ours_rss: dict, baseline_rss: dict, sizes: dict, quick: bool,
+              started: float) -> dict:  # fmt: skip
+    o, b = _ours(ours), _baseline(baseline)
+    mb = 1024 * 1024
+    o["peak_rss_mb"] = {n: round(v / mb, 1) for n, v in ours_rss.items() if n != "baseline"}
+    b["peak_rss_mb"] = {n: round(v / mb, 1) for n, v in baseline_rss.items() if n in ("baseline", "postgres", "broker")}
+    os_, bs = o["phases"]["surge"], b["phases"]["surge"]
+    ot, bt = o["phases"]["steady"], b["phases"]["steady"]
+    ratios = {
+        "surge_accepted_per_s": _ratio(os_["accepted_per_s"], bs["accepted_per_s"]),
+        "surge_reports_per_s_through_to_topics": _ratio(
+            os_["reports_per_s_through_to_topics"], bs["reports_per_s_through_to_topics"]
+        ),
+        **{f"steady_post_to_topic_{q}": _ratio(ot["post_to_topic_ms"][q], bt["post_to_topic_ms"][q])
+           for q in ("p50", "p95", "p99", "max")},
+        "surge_cpu_seconds_per_report": _ratio(
+            sum(os_["cpu_seconds"].values()) / max(1, os_["reports_accepted"]),
+            sum(bs["cpu_seconds"].values()) / max(1, bs["reports_accepted"]),
+        ),
+    }  # fmt: skip
+    no_loss = not any(o["loss"].values()) and not b["loss"]["lost_on_topic"]
+    targets = {
+        "reports_per_s_through_to_topics": {
+            "target": f">= {TARGETS['reports_per_s']:.0f} with zero loss",
+            "value": os_["reports_per_s_through_to_topics"], "zero_loss": no_loss,
+            "met": os_["reports_per_s_through_to_topics"] >= TARGETS["reports_per_s"] and no_loss,
+        },
+        "steady_post_to_topic_p99_ms": {
+            "target": f"<= {TARGETS['steady_p99_ms']:.0f} ms at {sizes['steady_rate']:g} reports/s",
+            "value": (p99 := ot["post_to_topic_ms"]["p99"]),
+            "met": p99 is not None and p99 <= TARGETS["steady_p99_ms"],
+        },
+        "service_peak_rss_mb": {
+            "target": f"<= {TARGETS['service_rss_mb']:.0f} MB each",
+            "value": {n: o["peak_rss_mb"].get(n) for n in SERVICES},
+            "met": all((o["peak_rss_mb"].get(n) or 0) <= TARGETS["service_rss_mb"] for n in SERVICES),
+        },
+    }  # fmt: skip
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": {"cpus": psutil.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_end": [round(x, 2) for x in psutil.getloadavg()]},
+        "quick": quick, "sizes": sizes, "ours": o, "baseline": b, "ratios_to_baseline": ratios, "targets": targets,
+    }  # fmt: skip
+
+
+def _ms(p: dict) -> str:
+    return " / ".join("–" if p[q] is None else f"{p[q]:.0f}" for q in ("p50", "p95", "p99", "max"))
+
+
+def markdown(result: dict, command: str) -> str:
+    o, b, r = result["ours"], result["baseline"], result["ratios_to_baseline"]
+    lines = [
+        "# e112 bench results", "",
+        f"{result['when']}, {result['machine']['cpus']} CPUs, Python {result['machine']['python']}"
+        f"{' (quick sizes)' if result['quick'] else ''}. Command: `{command}`.", "",
+        "Latencies in ms as p50 / p95 / p99 / max, from the POST being sent to the dispatch on the agency's",
+        "topic (a plain reader) and at the agency's webhook.", "",
+        "| phase | reports | accepted/s | through to topics, reports/s | POST answer | POST → topic | POST → webhook |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, p in o["phases"].items():
+        lines.append(f"| ours {name} | {p['reports_accepted']} | {p['accepted_per_s']} | "
+                     f"{p['reports_per_s_through_to_topics']} | {_ms(p['answer_ms'])} | {_ms(p['post_to_topic_ms'])} | "
+                     f"{_ms(p['post_to_webhook_ms'])} |")  # fmt: skip
+    for name, p in b["phases"].items():
+        lines.append(f"| baseline {name} | {p['reports_accepted']} | {p['accepted_per_s']} | "
+                     f"{p['reports_per_s_through_to_topics']} | {_ms(p['answer_ms'])} | "
+                     f"{_ms(p['post_to_topic_ms'])} | – |")  # fmt: skip
+    lines += ["", "Ratios, ours / baseline: " + ", ".join(f"{k} {v}" for k, v in r.items()), ""]
+    lines += ["| loss and duplicates | ours | baseline |", "|---|---|---|"]
+    for key, value in o["loss"].items():
+        lines.append(f"| {key} | {value} | {b['loss'].get(key, '–')} |")
+    for key, value in o["duplicates"].items():
+        lines.append(f"| duplicates {key} | {value} | {b['duplicates'].get(key, '–')} |")
+    lines += ["", "| process | CPU s (surge) | CPU s (steady) | peak RSS MB |", "|---|---|---|---|"]
+    for name, mb in o["peak_rss_mb"].items():
+        lines.append(f"| {name} | {o['phases']['surge']['cpu_seconds'].get(name, '–')} | "
+                     f"{o['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |")  # fmt: skip
+    for name, mb in b["peak_rss_mb"].items():
+        lines.append(f"| baseline: {name} | {b['phases']['surge']['cpu_seconds'].get(name, '–')} | "
+                     f"{b['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |")  # fmt: skip
+    lines += ["", "| target | value | met |", "|---|---|---|"]
+    for name, t in result["targets"].items():
+        lines.append(f"| {name} {t['target']} | {t['value']} | {'yes' if t['met'] else 'NO'} |")
+    surge = o["phases"]["surge"]
+    lines += ["", f"Surge statuses: {surge['statuses']} (related meant: {surge['related_meant']}); "
+              f"caller updates on topics: {o['updates_on_topics']}."]  # fmt: skip
+    if o["profiles"]:
+        lines += ["", "Profiles (speedscope.app): " + ", ".join(o["profiles"])]
+    return "\n".join(lines) + "\n"

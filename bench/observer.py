@@ -1,0 +1,85 @@
+"""The agencies' side, a process of its own (`python -m bench.observer CONFIG`): a plain
+Kafka reader on the agency topics (no group, from the beginning, as an agency system
+reads) and the agencies' webhook endpoint. It records when each message and each
+webhook request arrived, writes a count to STATUS every half second, and everything
+to OUT when it gets SIGTERM."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from bench.http import serve
+
+
+async def run(config: dict) -> None:
+    messages: list[list] = []
+    hooks: list[list] = []
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    async def on_webhook(method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+        seen = time.monotonic()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = {}
+        hooks.append([path, headers.get("idempotency-key"), headers.get("ce-type"), headers.get("ce-id"),
+                      str(data.get("report_id")), data.get("agency"), str(data.get("dispatch_id")), seen])  # fmt: skip
+        return 200
+
+    server = await serve(on_webhook, port=config["webhook_port"])
+    consumer = AIOKafkaConsumer(
+        *config["topics"], bootstrap_servers=config["bootstrap"], group_id=None, auto_offset_reset="earliest",
+        fetch_max_wait_ms=config.get("fetch_max_wait_ms", 20), metadata_max_age_ms=2000,
+    )  # fmt: skip
+    await consumer.start()
+
+    async def write_status() -> None:
+        while True:
+            by_type: dict[str, int] = {}
+            for m in messages:
+                by_type[m[3]] = by_type.get(m[3], 0) + 1
+            hooks_by_type: dict[str, int] = {}
+            for h in hooks:
+                hooks_by_type[h[2]] = hooks_by_type.get(h[2], 0) + 1
+            Path(config["status"] + ".tmp").write_text(json.dumps({"messages": by_type, "webhooks": hooks_by_type}))
+            os.replace(config["status"] + ".tmp", config["status"])
+            await asyncio.sleep(0.5)
+
+    async def read() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            seen = time.monotonic()
+            for records in batch.values():
+                for r in records:
+                    h = {k: v.decode(errors="replace") for k, v in r.headers or ()}
+                    try:
+                        data = json.loads(r.value or b"")
+                    except ValueError:
+                        data = {}
+                    messages.append([r.topic, (r.key or b"").decode(), h.get("ce_id"), h.get("ce_type"),
+                                     str(data.get("report_id", data.get("id"))), str(data.get("dispatch_id")),
+                                     seen, r.partition, r.offset])  # fmt: skip
+
+    tasks = [asyncio.create_task(read()), asyncio.create_task(write_status())]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await consumer.stop()
+    server.close()
+    Path(config["out"]).write_text(json.dumps({"messages": messages, "webhooks": hooks}))
+
+
+def main() -> None:
+    asyncio.run(run(json.loads(open(sys.argv[1]).read())))
+
+
+if __name__ == "__main__":
+    main()
