@@ -31,6 +31,12 @@ lint: $(STAMP) ## ruff: lint rules and formatting (fails on either)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+bench: $(STAMP) ## surge benchmark of the pipeline against a bare baseline (BENCH_ARGS=--quick|--profile)
+	$(PY) -m bench $(BENCH_ARGS)
+
+chaos: $(STAMP) ## chaos run: SIGKILLs, broker/PostgreSQL restarts, agency down/slow under load (CHAOS_ARGS=--short)
+	$(PY) -m chaos $(CHAOS_ARGS)
+
 schemas: $(STAMP) ## regenerate the JSON Schema and AsyncAPI documents in schemas/
 	$(PY) -m schemas.generate
 
@@ -44,4 +50,4 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) .data
 
-.PHONY: help install run test system-deps lint schemas monitoring lock clean
+.PHONY: help install run test system-deps lint bench chaos schemas monitoring lock clean
