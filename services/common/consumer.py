@@ -176,6 +176,18 @@ class EventConsumer:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
+            except Exception as exc:  # noqa: BLE001 - a consumer task must never end silently
+                # Anything else (an asyncpg client error while dead-lettering during a
+                # PostgreSQL restart, a client bug) used to end this task while /readyz
+                # only said "broker: false": the service stopped consuming for good. The
+                # uncommitted batch is fetched again after the restart; the inbox dedups.
+                log.error(
+                    "consumer failed; restarting it",
+                    extra={"fields": {"consumer": self.name, "error": type(exc).__name__,
+                                      "where": "".join(traceback.format_tb(exc.__traceback__, limit=-3))}},
+                )  # fmt: skip
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
             finally:
                 self._consumer = None
                 try:

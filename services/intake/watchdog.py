@@ -95,6 +95,8 @@ class Watchdog:
                 await self.round()
             except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
                 log.warning("watchdog round skipped", extra={"fields": {"error": f"{type(exc).__name__}"}})
+            except Exception as exc:  # noqa: BLE001 - the second path must outlive any one bug
+                log.error("watchdog round failed", extra={"fields": {"error": type(exc).__name__}})
             await asyncio.sleep(self.interval)
 
     async def round(self) -> Round:

@@ -84,6 +84,9 @@ class Escalator:
             except TRANSIENT_ERRORS as exc:
                 log.warning("escalator lost the database; retrying", extra={"fields": {"error": type(exc).__name__}})
                 await asyncio.sleep(1)
+            except Exception as exc:  # noqa: BLE001 - escalation must not stop for one bad round
+                log.error("escalator round failed; retrying", extra={"fields": {"error": type(exc).__name__}})
+                await asyncio.sleep(1)
 
     async def fire_due(self) -> int:
         """Take every due step; returns how many were taken."""
