@@ -5,7 +5,7 @@ field without breaking older consumers; a breaking change gets a new `.vN` type.
 """
 
 from datetime import date, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,6 +139,39 @@ class DispatchFailed(Event):
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.failed.v1"
     dispatch_id: UUID
     report_id: UUID
+    agency: Agency
+    reason: str
+    attempts: int
+    failed_at: datetime
+
+
+class DispatchUpdateDelivered(Event):
+    """An update to a dispatch (another caller, a cancellation notice) reached the
+    agency. Topic e112.dispatch-status, key: the dispatch's report id. Intake's watchdog
+    reads it: without it, a lost `dispatch.caller_added` could not be told from a slow one."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.update_delivered.v1"
+    update_id: UUID = Field(description="the update's id: the Idempotency-Key the agency deduplicates by")
+    update_type: Literal["caller_added", "cancelled"]
+    dispatch_id: UUID = Field(description="the dispatch it updates")
+    report_id: UUID = Field(description="the dispatch's report (the incident)")
+    new_report_id: UUID | None = Field(None, description="caller_added: the other caller's report")
+    agency: Agency
+    channel: str
+    attempts: int
+    delivered_at: datetime
+
+
+class DispatchUpdateFailed(Event):
+    """Delivery of an update to a dispatch gave up on every channel. Topic
+    e112.dispatch-status, key: the dispatch's report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.update_failed.v1"
+    update_id: UUID
+    update_type: Literal["caller_added", "cancelled"]
+    dispatch_id: UUID
+    report_id: UUID
+    new_report_id: UUID | None = None
     agency: Agency
     reason: str
     attempts: int
@@ -373,7 +406,10 @@ class ReportStalled(Event):
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.stalled.v1"
     report_id: UUID
-    missing: list[str] = Field(description="'routing' if never routed, else the agencies without a delivery")
+    missing: list[str] = Field(
+        description="'routing' if never routed, else the agencies without a delivery (of another caller's report: "
+        "without its dispatch.caller_added delivered)"
+    )
     attempt: int = Field(description="how many times the watchdog has re-driven it")
     age_seconds: float
     detected_at: datetime
@@ -409,6 +445,8 @@ EVENT_MODELS: dict[str, type[Event]] = {
         ReportLinked,
         ReportUnlinked,
         DispatchCallerAdded,
+        DispatchUpdateDelivered,
+        DispatchUpdateFailed,
         DispatchAcknowledged,
         DispatchFieldStatus,
         DispatchEscalated,

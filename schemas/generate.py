@@ -22,6 +22,8 @@ from schemas.events import (
     DispatchFailed,
     DispatchFieldStatus,
     DispatchRequested,
+    DispatchUpdateDelivered,
+    DispatchUpdateFailed,
     OperatorCheckedIn,
     OperatorCheckedOut,
     OperatorStatusChanged,
@@ -59,6 +61,8 @@ EVENTS_BY_TOPIC = {
     topics.DISPATCH_STATUS: [
         DispatchDelivered,
         DispatchFailed,
+        DispatchUpdateDelivered,
+        DispatchUpdateFailed,
         DispatchAcknowledged,
         DispatchFieldStatus,
         DispatchEscalated,

@@ -1,7 +1,9 @@
 """Turns the other services' events into entries of each report's timeline.
 
 Consumes `e112.reports` (routed, unrouted, assigned, task closed) and `e112.dispatch-status` (delivered,
-failed, acknowledged, field status, escalated). Runs inside the consumer's
+failed, acknowledged, field status, escalated, and the outcomes of updates to a dispatch). An
+update's outcome goes on the timeline of the report it is about: another caller's own
+report (`caller_added`), or the dispatch's report (a cancellation notice). Runs inside the consumer's
 transaction, next to the inbox row, so each event adds its entry exactly once."""
 
 import logging
@@ -16,6 +18,8 @@ from schemas.events import (
     DispatchEscalated,
     DispatchFailed,
     DispatchFieldStatus,
+    DispatchUpdateDelivered,
+    DispatchUpdateFailed,
     ReportAssigned,
     ReportReceived,
     ReportRouted,
@@ -54,6 +58,16 @@ async def record(conn: asyncpg.Connection, envelope: Envelope) -> None:
             known = await add_timeline_entry(
                 conn, report_id=data.report_id, at=data.failed_at, event="failed", agency=data.agency,
                 dispatch_id=data.dispatch_id, detail={"reason": data.reason, "attempts": data.attempts},
+            )  # fmt: skip
+        case DispatchUpdateDelivered() | DispatchUpdateFailed():
+            delivered = isinstance(data, DispatchUpdateDelivered)
+            detail = {"update_type": data.update_type, "update_id": str(data.update_id), "attempts": data.attempts}
+            detail |= {"channel": data.channel} if delivered else {"reason": data.reason}
+            known = await add_timeline_entry(
+                conn, report_id=data.new_report_id or data.report_id,
+                at=data.delivered_at if delivered else data.failed_at,
+                event="update_delivered" if delivered else "update_failed", agency=data.agency,
+                dispatch_id=data.dispatch_id, detail=detail,
             )  # fmt: skip
         case DispatchAcknowledged():
             known = await add_timeline_entry(

@@ -118,31 +118,43 @@ class Watchdog:
     async def _look(self, conn: asyncpg.Connection, now: datetime) -> Round:
         # Statuses of an emergency still on its way (status.py; literal, as in the partial
         # index of 004_watchdog.sql): the others have every dispatch heard of, or are
-        # unrouted, recorded, linked or held.
+        # unrouted, recorded or held. Another caller's report stays `linked`: it is looked
+        # at while it has fewer update outcomes than its incident has dispatches (or when
+        # it was routed on its own), which the rules then check agency by agency.
         rows = await conn.fetch(
             """
             SELECT r.*, w.attempts, w.last_attempt_at FROM reports r
             LEFT JOIN watchdog_attempts w ON w.report_id = r.id
-            WHERE r.kind = 'emergency' AND r.linked_to IS NULL AND r.status IN ('received', 'routed', 'responding')
-              AND r.received_at >= $1 AND r.received_at < $2
+            WHERE r.kind = 'emergency' AND r.received_at >= $1 AND r.received_at < $2 AND (
+                (r.linked_to IS NULL AND r.status IN ('received', 'routed', 'responding'))
+                OR (r.linked_to IS NOT NULL AND r.status = 'linked' AND (
+                    (SELECT count(DISTINCT t.agency) FROM report_timeline t
+                     WHERE t.report_id = r.id AND t.event IN ('update_delivered', 'update_failed'))
+                    < (SELECT coalesce(max(jsonb_array_length(t.detail -> 'dispatches')), 0) FROM report_timeline t
+                       WHERE t.report_id = r.linked_to AND t.event = 'routed')
+                    OR EXISTS (SELECT 1 FROM report_timeline t WHERE t.report_id = r.id AND t.event = 'routed'))))
             ORDER BY r.received_at DESC LIMIT $3
             """,
             now - WINDOW, now - self.bound, BATCH,
         )  # fmt: skip
-        timelines = await _timelines(conn, [r["id"] for r in rows])
+        incidents = {r["linked_to"] for r in rows if r["linked_to"] is not None}
+        timelines = await _timelines(conn, [r["id"] for r in rows] + list(incidents))
         result = Round(led=True)
         for row in rows:
             entries = timelines.get(row["id"], [])
+            incident = timelines.get(row["linked_to"], []) if row["linked_to"] else []
             watched = stall_rules.Watched(
                 kind=row["kind"], linked=row["linked_to"] is not None,
                 awaiting_verdict=store.awaiting_verdict(row), received_at=row["received_at"],
             )  # fmt: skip
-            missing = stall_rules.stalled(watched, entries, now, self.bound)
+            missing = stall_rules.stalled(watched, entries, now, self.bound, incident)
             if not missing:
                 continue
             result.stalled += 1
             attempts = stall_rules.Attempts(row["attempts"], row["last_attempt_at"]) if row["attempts"] else None
             since = stall_rules.dispatchable_since(watched, entries)
+            if watched.linked and not stall_rules.routed_on_its_own(entries):
+                since = stall_rules.linked_since(watched, entries, incident) or since
             if now < stall_rules.next_redrive_at(attempts, since, self.bound):
                 continue
             attempt = (attempts.count if attempts else 0) + 1

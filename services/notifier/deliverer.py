@@ -14,7 +14,8 @@ not acknowledged) and the agency deduplicates by that key.
 
 An update to a dispatch (`dispatch.caller_added`, see handler.py) is a row of kind
 "update" in the same queue and goes the same way, under its own ce-type, ce-id and
-Idempotency-Key (the update's id); only its outcome is not published as an event.
+Idempotency-Key (the update's id); its outcome is `dispatch.update_delivered` or
+`dispatch.update_failed`, so intake's watchdog can tell a lost update from a slow one.
 
 While an agency's webhook circuit breaker is open, its dispatches are postponed to
 the breaker's next trial: no attempt, no count against the retry bound. When the
@@ -33,7 +34,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import topics
 from schemas.envelope import KafkaRecord, derived_event_id, encode
-from schemas.events import DispatchDelivered, DispatchFailed
+from schemas.events import (
+    DispatchCallerAdded,
+    DispatchDelivered,
+    DispatchFailed,
+    DispatchUpdateDelivered,
+    DispatchUpdateFailed,
+)
 from services.common.consumer import TRANSIENT_ERRORS
 from services.common.outbox import enqueue
 from services.notifier import store
@@ -97,6 +104,26 @@ def outcome_record(dispatch: DueDispatch, state: str, channel: str | None, attem
             dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
             reason=reason or "unknown", attempts=attempts, failed_at=now,
         )  # fmt: skip
+    return _status_record(dispatch, event, now)
+
+
+def update_outcome_record(dispatch: DueDispatch, state: str, channel: str | None, attempts: int,
+                          reason: str | None, now: datetime) -> KafkaRecord:  # fmt: skip
+    """The outcome of an update (another caller, a cancellation notice): `dispatch_id` of
+    the row is the update's id, `update_of` the dispatch it updates."""
+    update_type = "caller_added" if dispatch.event_type == DispatchCallerAdded.ce_type else "cancelled"
+    common = dict(
+        update_id=dispatch.dispatch_id, update_type=update_type, dispatch_id=dispatch.update_of,
+        report_id=dispatch.report_id, new_report_id=dispatch.new_report_id, agency=dispatch.agency, attempts=attempts,
+    )  # fmt: skip
+    if state == "delivered":
+        event = DispatchUpdateDelivered(**common, channel=channel or "unknown", delivered_at=now)
+    else:
+        event = DispatchUpdateFailed(**common, reason=reason or "unknown", failed_at=now)
+    return _status_record(dispatch, event, now)
+
+
+def _status_record(dispatch: DueDispatch, event, now: datetime) -> KafkaRecord:
     # One outcome per dispatch and round: its ce_id derives from both, so a replay can
     # never announce a second outcome under a new id, while a re-sent round's outcome
     # is news.
@@ -348,9 +375,9 @@ class Deliverer:
         if not finished:  # no longer this worker's to finish (acknowledged, or finished already)
             return
         if dispatch.kind == "update":
-            # No dispatch.delivered/failed for an update: those events speak of a dispatch,
-            # and the update's id is not one. The attempt log (GET /v1/dispatches/{id},
-            # `updates`) and this metric keep the record.
+            # Not dispatch.delivered/failed: those speak of a dispatch, and the update's id
+            # is not one.
+            await enqueue(conn, [update_outcome_record(dispatch, state, channel, attempts, reason, now)])
             self.metrics.updates_finished.labels(dispatch.agency, state).inc()
             log.info("dispatch update finished", extra={"fields": {
                 "update_id": str(dispatch.dispatch_id), "dispatch_id": str(dispatch.update_of),

@@ -127,6 +127,7 @@ class DueDispatch:
     claim_token: UUID
     kind: str = "dispatch"  # or "update": new information for a dispatch already delivered (see 003_*.sql)
     update_of: UUID | None = None  # kind "update": the dispatch it updates; dispatch_id is then the update's id
+    new_report_id: UUID | None = None  # kind "update" of another caller: that caller's report
 
 
 async def enqueue_dispatch(
@@ -209,7 +210,7 @@ async def enqueue_update(
 
 _DUE_COLUMNS = """d.dispatch_id, d.report_id, d.agency, d.event_id, d.event_type, d.event_source, d.event_time,
     d.body, d.received_at, d.attempts, d.channel, d.channels_tried, d.channel_attempts, d.channel_errors, d.round,
-    d.claim_token, d.kind, d.update_of"""
+    d.claim_token, d.kind, d.update_of, d.new_report_id"""
 
 
 async def claim_due(conn: asyncpg.Connection, limit: int, now: datetime, lease_until: datetime) -> list[DueDispatch]:

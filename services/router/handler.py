@@ -46,7 +46,7 @@ class ReportHandler:
         elif isinstance(data, ReportUnlinked):
             await linked.handle_unlinked(conn, data, self.route_alone)
         elif isinstance(data, ReportStalled):
-            await stalled.handle_stalled(conn, data, self.route_alone)
+            await stalled.handle_stalled(conn, data, self.route_alone, self.metrics)
         # routed/unrouted events are the router's own; other types are not for it
 
     async def route_alone(self, conn: asyncpg.Connection, event_id: str, report: ReportReceived) -> None:

@@ -15,8 +15,13 @@ carries the report as intake holds it. What the router does depends on its decis
   verdict that is not genuine makes it a non-emergency or links it, which the watchdog
   skips; so the verdict was genuine and its report.verified was lost: released now,
   routed under the report's own event id as the verdict would have;
-- linked or waiting for its incident: intake only re-drives unlinked reports, so the
-  report.unlinked was lost: routed on its own now, as the unlink would have;
+- another caller (intake still has it linked to an incident): the incident's agencies
+  intake heard no update outcome from get their `dispatch.caller_added` again, under the
+  same ce_ids; a report the router never saw is linked now (its report.received was
+  lost); one still waiting for its incident's decision is left to the linked sweep
+  (linked.py), which routes it on its own if the incident is never decided;
+- linked here but unlinked at intake: the report.unlinked was lost: routed on its own
+  now, as the unlink would have;
 - dead-lettered: the operators were told; report.unrouted is sent again (same ce_id). It
   is not routed here: the cause is fixed and it is re-driven with the redrive command;
 - not_emergency, not_dispatched, cancelled: nothing to send (intake does not watch
@@ -35,8 +40,8 @@ from schemas import topics
 from schemas.envelope import derived_event_id, encode
 from schemas.events import DispatchUnit, ReportReceived, ReportRouted, ReportStalled, ReportUnrouted, RoutedDispatch
 from services.common.outbox import enqueue
-from services.router import store
-from services.router.metrics import SOURCE
+from services.router import linked, store
+from services.router.metrics import SOURCE, RouterMetrics
 from services.router.outgoing import dispatch_record, routing_record
 
 log = logging.getLogger(__name__)
@@ -49,9 +54,11 @@ def watchdog_event_id(report_id: UUID) -> str:
     return derived_event_id(f"watchdog:{report_id}", "route")
 
 
-async def handle_stalled(conn: asyncpg.Connection, event: ReportStalled, route_alone) -> None:
+async def handle_stalled(conn: asyncpg.Connection, event: ReportStalled, route_alone, metrics: RouterMetrics) -> None:
     decision = await store.fetch_decision(conn, event.report_id)
     outcome = decision["outcome"] if decision else None
+    # Intake's view: is the report still another caller of an incident?
+    another_caller = event.report is not None and event.report.linked_to is not None
     fields = {"report_id": str(event.report_id), "missing": event.missing, "attempt": event.attempt,
               "outcome": outcome}  # fmt: skip
     if decision is None:
@@ -59,7 +66,16 @@ async def handle_stalled(conn: asyncpg.Connection, event: ReportStalled, route_a
             log.warning("stalled report unknown here and not in the event; nothing to re-drive",
                         extra={"fields": fields})  # fmt: skip
             return
-        await route_alone(conn, watchdog_event_id(event.report_id), event.report.model_copy(update={"linked_to": None}))
+        if another_caller:
+            await linked.handle_linked(conn, watchdog_event_id(event.report_id), event.report, metrics)
+        else:
+            await route_alone(conn, watchdog_event_id(event.report_id), event.report)
+    elif another_caller and outcome == "linked":
+        await enqueue(conn, await callers_added_again(conn, decision, event))
+    elif another_caller and outcome == "awaiting_incident":
+        log.info("stalled report waits for its incident's decision; the linked sweep has it",
+                 extra={"fields": fields})  # fmt: skip
+        return
     elif outcome == "routed":
         await enqueue(conn, republished(decision, event))
     elif outcome == "unrouted":
@@ -106,6 +122,17 @@ def republished(decision: asyncpg.Record, event: ReportStalled) -> list:
         )  # fmt: skip
         records.append(routing_record(event_id, routed, at))
     return records
+
+
+async def callers_added_again(conn: asyncpg.Connection, decision: asyncpg.Record, event: ReportStalled) -> list:
+    """The report's dispatch.caller_added to the agencies intake is missing, as first
+    sent: the same ce_ids (derived from the event id the link was decided under)."""
+    report = _held_report(decision) or event.report
+    incident = await store.fetch_decision(conn, decision["linked_to"])
+    if report is None or incident is None:
+        return []
+    dispatches = [d for d in json.loads(incident["dispatches"]) if d["agency"] in event.missing]
+    return linked.caller_added(decision["event_id"], report, dispatches)
 
 
 def _held_report(decision: asyncpg.Record) -> ReportReceived | None:

@@ -13,7 +13,7 @@ import pytest
 
 from schemas import topics
 from schemas.envelope import encode
-from schemas.events import DispatchDelivered
+from schemas.events import DispatchDelivered, DispatchUpdateDelivered, DispatchUpdateFailed
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.router.app import create_app as router_app
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 PREFIX = "id.go.blitarkab.e112."
 RECEIVED, STALLED, DISPATCH = (PREFIX + t for t in ("report.received.v1", "report.stalled.v1", "dispatch.requested.v1"))
+CALLER_ADDED = PREFIX + "dispatch.caller_added.v1"
 FIRE_AGENCIES = ("damkar", "pln", "polres")
 FIRE_TOPICS = [topics.dispatch_topic(a) for a in FIRE_AGENCIES]
 BOUND = timedelta(seconds=60)
@@ -201,3 +202,78 @@ async def test_two_intake_replicas_redrive_a_round_once(database_url, broker):
                                    uuid.UUID(report_id)) == 1  # fmt: skip
     finally:
         await conn.close()
+
+
+async def test_another_callers_update_no_agency_heard_of_is_redriven_until_each_has_it(database_url, broker):
+    """A linked report's dispatch.caller_added must reach each agency of its incident: one
+    lost is re-driven (agency by agency) until the notifier says it delivered it or gave up."""
+    settings = intake_settings(database_url, broker).model_copy(update={"link_related_reports": True})
+    intake = intake_app(settings)
+    async with (
+        running(intake, API_KEY) as client,
+        running(router_app(router_settings(database_url, broker)), API_KEY),
+    ):
+        incident = (await client.post("/v1/reports", json=FIRE_REPORT)).json()["id"]
+        await eventually(lambda: status_of(client, incident, "routed"), timeout=60)
+        caller = (await client.post("/v1/reports", json=FIRE_REPORT)).json()
+        assert caller["linked_to"] == incident
+        caller, received_at = caller["id"], datetime.now(UTC)
+
+        def added(ms, agency=None):
+            return [m for m in ms if m.headers.get("ce_type") == CALLER_ADDED and m.data["new_report_id"] == caller
+                    and (agency is None or m.topic == topics.dispatch_topic(agency))]  # fmt: skip
+
+        await read_topics(broker.bootstrap, FIRE_TOPICS, timeout=60, until=lambda ms: len(added(ms)) == 3)
+
+        def redriven(result):
+            return [(r.missing, r.attempt) for r in result.redriven if str(r.report_id) == caller]
+
+        assert redriven(await round_at(intake, received_at + BOUND / 2)) == []
+        # Nobody delivered it (no notifier runs): every agency of the incident misses it.
+        assert redriven(await round_at(intake, received_at + BOUND + timedelta(seconds=1))) == [
+            (list(FIRE_AGENCIES), 1)
+        ]
+        seen = await read_topics(broker.bootstrap, FIRE_TOPICS, timeout=60, until=lambda ms: len(added(ms)) == 6)
+        for agency in FIRE_AGENCIES:
+            copies = added(seen, agency)
+            assert len(copies) == 2 and copies[0].raw == copies[1].raw  # the same event, the same ce_id
+            assert copies[0].data["dispatch_id"] == str(dispatch_id(uuid.UUID(incident), agency))
+
+        # The notifier's word on two of them, as it publishes it.
+        now = datetime.now(UTC)
+        await produce(broker.bootstrap, [update_outcome(incident, caller, a, now) for a in ("damkar", "pln")])
+
+        async def heard(count):
+            timeline = (await client.get(f"/v1/reports/{caller}")).json()["timeline"]
+            return len([e for e in timeline if e["event"] in ("update_delivered", "update_failed")]) == count
+
+        await eventually(lambda: heard(2), timeout=60)
+        assert redriven(await round_at(intake, received_at + 3 * BOUND)) == [(["polres"], 2)]
+        seen = await read_topics(
+            broker.bootstrap, FIRE_TOPICS, timeout=60, until=lambda ms: len(added(ms, "polres")) == 3, settle=1.0
+        )
+        assert len(added(seen, "damkar")) == len(added(seen, "pln")) == 2
+
+        # The notifier gave up on the last one and said so: nothing more to re-drive.
+        await produce(broker.bootstrap, [update_outcome(incident, caller, "polres", now, failed=True)])
+        await eventually(lambda: heard(3), timeout=60)
+        assert redriven(await round_at(intake, received_at + 20 * BOUND)) == []
+        report = (await client.get(f"/v1/reports/{caller}")).json()
+        assert report["status"] == "linked"
+        assert [e["detail"]["missing"] for e in report["timeline"] if e["event"] == "stalled"] == [
+            list(FIRE_AGENCIES), ["polres"]
+        ]  # fmt: skip
+
+
+def update_outcome(incident: str, caller: str, agency: str, at: datetime, failed: bool = False):
+    the_dispatch = dispatch_id(uuid.UUID(incident), agency)
+    common = dict(
+        update_id=uuid.uuid5(the_dispatch, f"caller_added:{caller}"), update_type="caller_added",
+        dispatch_id=the_dispatch, report_id=incident, new_report_id=caller, agency=agency, attempts=1,
+    )  # fmt: skip
+    event = (
+        DispatchUpdateFailed(**common, reason="HTTP 400", failed_at=at)
+        if failed
+        else DispatchUpdateDelivered(**common, channel="webhook", delivered_at=at)
+    )
+    return encode(event, topic=topics.DISPATCH_STATUS, key=incident, source="e112/notifier")

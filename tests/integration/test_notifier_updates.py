@@ -34,6 +34,7 @@ from tests.support import eventually, produce, running
 
 pytestmark = pytest.mark.integration
 CALLER_ADDED = "id.go.blitarkab.e112.dispatch.caller_added.v1"
+UPDATE_DELIVERED = "id.go.blitarkab.e112.dispatch.update_delivered.v1"
 
 
 def caller_added(dispatch: DispatchRequested, new_report_id: uuid.UUID | None = None) -> DispatchCallerAdded:
@@ -76,7 +77,9 @@ async def test_an_update_is_delivered_once_signed_under_its_own_type_and_key(dat
         # the second caller's update is the sign the ones before it were consumed.
         await produce(broker.bootstrap, [first_record, first_record, replayed, update_record(second)])
         await eventually(lambda: len(endpoint.accepted()) == 3)
-        messages = await status_events(broker.bootstrap, lambda ms: of_type(ms, DELIVERED), settle=1.0)
+        messages = await status_events(
+            broker.bootstrap, lambda ms: of_type(ms, DELIVERED) and len(of_type(ms, UPDATE_DELIVERED)) == 2, settle=1.0
+        )
         after = await dispatch_record(client, dispatch.dispatch_id)
         # An update is not a dispatch of its own: it is not looked up (or acknowledged) by its id.
         lookup = await client.get(f"/v1/dispatches/{update_id(dispatch.dispatch_id, first.new_report_id)}")
@@ -94,6 +97,15 @@ async def test_an_update_is_delivered_once_signed_under_its_own_type_and_key(dat
     assert json.loads(update_hit.body)["new_report_id"] == str(first.new_report_id)
     assert hits[2].headers["idempotency-key"] == str(update_id(dispatch.dispatch_id, second.new_report_id))
     assert len({h.headers["idempotency-key"] for h in hits}) == 3
+    # Each update's outcome is published (intake's watchdog reads it), once, keyed like the dispatch.
+    outcomes = of_type(messages, UPDATE_DELIVERED)
+    assert [(m.data["new_report_id"], m.data["update_id"]) for m in outcomes] == [
+        (str(u.new_report_id), str(update_id(dispatch.dispatch_id, u.new_report_id))) for u in (first, second)
+    ]
+    assert {(m.key, m.data["dispatch_id"], m.data["update_type"], m.data["agency"]) for m in outcomes} == {
+        (str(dispatch.report_id), str(dispatch.dispatch_id), "caller_added", "damkar")
+    }
+    assert "6281111111111" not in str([m.data for m in outcomes])  # no caller's phone on the status topic
     # Still one dispatch, with its deadline and timer as they were; the updates are under it.
     assert [m.data["dispatch_id"] for m in of_type(messages, DELIVERED)] == [str(dispatch.dispatch_id)]
     for field in ("escalation_due_at", "ack_deadline_seconds", "escalation_steps", "round", "state", "history"):

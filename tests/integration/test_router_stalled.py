@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 PREFIX = "id.go.blitarkab.e112."
 DISPATCH, UNROUTED = PREFIX + "dispatch.requested.v1", PREFIX + "report.unrouted.v1"
+CALLER_ADDED = PREFIX + "dispatch.caller_added.v1"
 FIRE_TOPICS = [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")]
 
 
@@ -100,3 +101,44 @@ async def test_stalled_reports_are_redriven_from_the_decision_or_routed_now(data
     assert (
         notices[0].headers["ce_id"] == notices[1].headers["ce_id"] == derived_event_id(nowhere_in.event_id, "routing")
     )
+
+
+async def test_another_callers_lost_updates_are_sent_again_or_linked_now(database_url, broker):
+    """A linked report intake still holds linked: its dispatch.caller_added to the agencies
+    intake names is sent again under its first ce_id; one the router never saw is linked
+    now (not routed on its own: the incident's agencies have it already)."""
+    incident = fire()
+    linked, unknown = fire(linked_to=incident.report_id), fire(linked_to=incident.report_id)
+    incident_in, linked_in = received(incident), received(linked)
+    async with running(create_app(settings(database_url, broker)), API_KEY):
+        await produce(broker.bootstrap, [incident_in])
+        await read_topics(
+            broker.bootstrap, FIRE_TOPICS, timeout=60, until=lambda ms: len(of(ms, DISPATCH, incident)) == 3
+        )
+        await produce(broker.bootstrap, [linked_in])
+        added = lambda ms: [m for m in ms if m.headers.get("ce_type") == CALLER_ADDED]  # noqa: E731
+        await read_topics(broker.bootstrap, FIRE_TOPICS, timeout=60, until=lambda ms: len(added(ms)) == 3)
+
+        await produce(broker.bootstrap, [stalled(linked, ["pln"]), stalled(unknown, ["damkar", "pln", "polres"])])
+        seen = await read_topics(
+            broker.bootstrap, [*FIRE_TOPICS, topics.REPORTS], timeout=60, settle=2.0,
+            until=lambda ms: len(added(ms)) == 7,
+        )  # fmt: skip
+
+    def updates(report, agency=None):
+        return [m for m in added(seen) if m.data["new_report_id"] == str(report.report_id)
+                and (agency is None or m.topic == topics.dispatch_topic(agency))]  # fmt: skip
+
+    pln = updates(linked, "pln")
+    assert len(pln) == 2 and pln[0].raw == pln[1].raw
+    assert pln[0].headers["ce_id"] == derived_event_id(linked_in.event_id, "caller_added:pln")
+    assert len(updates(linked, "damkar")) == len(updates(linked, "polres")) == 1
+    # Never seen: linked now, under the watchdog's event id, to every agency of the incident.
+    assert {m.headers["ce_id"] for m in updates(unknown)} == {
+        derived_event_id(watchdog_event_id(unknown.report_id), f"caller_added:{a}") for a in ("damkar", "pln", "polres")
+    }
+    assert {m.data["dispatch_id"] for m in updates(unknown)} == {
+        m.data["dispatch_id"] for m in of(seen, DISPATCH, incident)
+    }
+    # Neither was dispatched on its own.
+    assert not of(seen, DISPATCH, linked) and not of(seen, DISPATCH, unknown)

@@ -9,7 +9,9 @@ from services.intake.stall_rules import (
     Watched,
     dispatchable_since,
     kind_of,
+    linked_since,
     missing,
+    missing_updates,
     next_redrive_at,
     stalled,
 )
@@ -81,6 +83,7 @@ def test_dispatches_cancelled_by_a_verdict_are_not_missing():
 
 
 def test_what_is_not_watched():
+    # fire(linked=True) with no incident timeline: its incident is not routed yet.
     for report in (fire(kind="prank"), fire(kind="information"), fire(linked=True), fire(awaiting_verdict=True)):
         assert stalled(report, [RECEIVED], LATE + BOUND, BOUND) == [], report
 
@@ -111,3 +114,46 @@ def test_a_later_restart_of_the_bound_wins_over_old_attempts():
 def test_the_metric_label_is_routing_or_delivery_only():
     assert kind_of(["routing"]) == "routing"
     assert kind_of(["damkar", "pln"]) == "delivery"
+
+
+# Another caller's report: its incident's agencies must each get its dispatch.caller_added.
+CALLER = fire(linked=True, received_at=T0 + timedelta(seconds=5))
+CALLER_RECEIVED = entry("received", CALLER.received_at)
+
+
+def update(event: str, agency: str, dispatch_id) -> Entry:
+    return entry(event, T0, dispatch_id=dispatch_id, agency=agency, update_type="caller_added")
+
+
+def test_another_caller_misses_the_incident_agencies_without_its_update_primary_first():
+    incident = [RECEIVED, routed()]
+    assert missing_updates([CALLER_RECEIVED], incident) == ["damkar", "pln", "polres"]
+    heard = [update("update_delivered", "damkar", D_DAMKAR), update("update_failed", "pln", D_PLN)]
+    assert missing_updates([CALLER_RECEIVED, *heard], incident) == ["polres"]
+    assert stalled(CALLER, [CALLER_RECEIVED, *heard], CALLER.received_at + BOUND, BOUND, incident) == ["polres"]
+
+
+def test_another_caller_waits_a_bound_from_its_incident_routing_or_its_own_arrival():
+    routed_late = routed(T0 + timedelta(minutes=2))
+    incident = [RECEIVED, routed_late]
+    assert linked_since(CALLER, [CALLER_RECEIVED], incident) == routed_late.at
+    assert stalled(CALLER, [CALLER_RECEIVED], routed_late.at + BOUND - timedelta(seconds=1), BOUND, incident) == []
+    assert stalled(CALLER, [CALLER_RECEIVED], routed_late.at + BOUND, BOUND, incident) == ["damkar", "pln", "polres"]
+    # Incident routed before the caller arrived: the caller's arrival starts the bound.
+    assert linked_since(CALLER, [CALLER_RECEIVED], [RECEIVED, routed()]) == CALLER.received_at
+
+
+def test_another_caller_of_an_incident_not_routed_or_cancelled_is_not_stalled():
+    late = T0 + 10 * BOUND
+    assert stalled(CALLER, [CALLER_RECEIVED], late, BOUND, [RECEIVED]) == []
+    assert stalled(CALLER, [CALLER_RECEIVED], late, BOUND, [RECEIVED, entry("unrouted", reason="no rule")]) == []
+    cancelled = [RECEIVED, routed(), entry("verified", verdict="prank")]
+    assert stalled(CALLER, [CALLER_RECEIVED], late, BOUND, cancelled) == []
+
+
+def test_another_caller_routed_on_its_own_is_watched_by_its_own_dispatches():
+    own = [CALLER_RECEIVED, routed(CALLER.received_at)]
+    late = CALLER.received_at + BOUND
+    assert stalled(CALLER, own, late, BOUND, [RECEIVED]) == ["damkar", "pln", "polres"]
+    delivered = [entry("delivered", dispatch_id=d) for d in (D_DAMKAR, D_PLN, D_POLRES)]
+    assert stalled(CALLER, [*own, *delivered], late, BOUND, [RECEIVED]) == []
