@@ -1,14 +1,32 @@
 """The transactional outbox: write events with the effect, publish them after.
 
 `enqueue` runs inside the caller's transaction. `OutboxRelay` publishes committed rows
-in id order and deletes them once the broker has acknowledged them (acks=all). It
-wakes on the NOTIFY that the insert trigger sends at commit, with a polling timer as
+in id order and marks them published once the broker has acknowledged them (acks=all).
+It wakes on the NOTIFY that the insert trigger sends at commit, with a polling timer as
 the fallback. Only one relay per service publishes at a time (a PostgreSQL advisory
 lock held on its connection), so replicas neither double-publish nor reorder; if the
 holder dies its connection closes, the lock frees and another replica takes over.
 
-A crash between the broker's ack and the delete republishes the same rows with the
-same ce_id: consumers deduplicate (at-least-once, by design).
+A broker may lose writes it has acknowledged: the development broker (Tansu) keeps
+nothing across a restart, and a production cluster can lose a partition's tail in an
+unclean leader election. An event acknowledged but not yet read would then be gone for
+good, and the readers cannot know. So a published row is kept for a window
+(`retention_seconds`, OUTBOX_RETENTION_SECONDS, 10 minutes by default) with the
+partition and offset the broker gave it, and the leading relay watches the partitions
+it wrote to: every `loss_check_interval` seconds it asks the broker where each one
+ends (one ListOffsets request). A healthy log never ends at or before an offset it
+acknowledged (compared with the first offset of the relay's latest write there: see
+_replay_lost), and never acknowledges an offset twice (seen at the next write); when
+one does, the relay publishes again, in id order, every retained row it had put on
+that partition (a topic that is gone is recreated first). The copies carry the same ce_id, so every consumer's
+inbox drops those it had already processed (at-least-once, by design). The offsets
+acknowledged are kept in memory and, at each start of leadership, seeded from the
+retained rows, so a relay that restarted along with the broker still sees the loss.
+What was published longer ago than the window, or by a relay of another service on a
+shared topic, is not watched: the window bounds the loss, not every loss.
+
+A crash between the broker's ack and the update republishes the same rows with the
+same ce_id: consumers deduplicate here too.
 """
 
 import asyncio
@@ -18,12 +36,13 @@ import time
 from collections.abc import Iterable
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas.envelope import KafkaRecord
-from services.common.kafka import ensure_topics, new_producer
+from services.common.kafka import connection_options, ensure_topics, new_producer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +71,12 @@ class OutboxMetrics:
         self.published = Counter(
             "e112_outbox_published_total", "Events the outbox relay published", ["topic"], registry=registry
         )
+        self.replayed = Counter(
+            "e112_outbox_replayed_total",
+            "Events the outbox relay published again because the broker lost them after acknowledging",
+            ["topic"],
+            registry=registry,
+        )
         self.pending = Gauge("e112_outbox_pending", "Events written but not yet published", registry=registry)
         self.oldest_age = Gauge(
             "e112_outbox_oldest_age_seconds", "Age of the oldest unpublished event", registry=registry
@@ -73,6 +98,9 @@ class OutboxRelay:
         metrics: OutboxMetrics,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        retention_seconds: float = 600.0,
+        cleanup_interval: float = 30.0,
+        loss_check_interval: float = 2.0,
     ):
         self.dsn = dsn
         self.schema = schema
@@ -82,10 +110,18 @@ class OutboxRelay:
         self.metrics = metrics
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.retention_seconds = retention_seconds
+        self.cleanup_interval = cleanup_interval
+        self.loss_check_interval = loss_check_interval
         self._wake = asyncio.Event()
         self._lock_key = f"e112-outbox-{schema}"
         self.is_leader = False
         self.last_error: str | None = None
+        # Per partition written while leading: (the first offset of the latest write the
+        # broker acknowledged there, the highest offset it acknowledged). And the
+        # partitions that then acknowledged an offset at or below that highest one.
+        self._acked: dict[TopicPartition, tuple[int, int]] = {}
+        self._suspect: set[TopicPartition] = set()
 
     async def run(self) -> None:
         """Publish until cancelled, riding out broker and database outages."""
@@ -112,7 +148,7 @@ class OutboxRelay:
 
     async def _lead_and_publish(self) -> None:
         conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
-        producer = None
+        producer = reader = None
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._lock_key):
                 await asyncio.sleep(self.poll_interval)  # another replica is publishing
@@ -121,12 +157,28 @@ class OutboxRelay:
             producer = new_producer(self.bootstrap, client_id=f"e112-{self.schema}-outbox")
             await producer.start()
             await ensure_topics(self.bootstrap, self.topics, self.partitions)
+            # Asks the broker where the partitions end; no group, reads nothing.
+            reader = AIOKafkaConsumer(
+                **connection_options(), bootstrap_servers=self.bootstrap, group_id=None,
+                client_id=f"e112-{self.schema}-outbox-offsets", request_timeout_ms=10_000, retry_backoff_ms=200,
+            )  # fmt: skip
+            await reader.start()
+            await self._seed_acked(conn)
             if self.last_error:
                 log.info("outbox relay publishing again")
                 self.last_error = None
-            gauged_at = 0.0
+            gauged_at = cleaned_at = checked_at = 0.0
             while True:
                 self._wake.clear()
+                if self._suspect or time.monotonic() - checked_at >= self.loss_check_interval:
+                    await self._replay_lost(conn, producer, reader)
+                    checked_at = time.monotonic()
+                if time.monotonic() - cleaned_at >= self.cleanup_interval:
+                    await conn.execute(
+                        "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                        float(self.retention_seconds),
+                    )
+                    cleaned_at = time.monotonic()
                 published = await self._publish_batch(conn, producer)
                 if published < self.batch_size:
                     # The backlog gauges once a second at most: under load the relay
@@ -134,46 +186,131 @@ class OutboxRelay:
                     if time.monotonic() - gauged_at >= 1.0:
                         await self._refresh_backlog(conn)
                         gauged_at = time.monotonic()
-                    await wait_or_timeout(self._wake, self.poll_interval)
+                    await wait_or_timeout(self._wake, min(self.poll_interval, self.loss_check_interval))
         finally:
             self.is_leader = False
+            self._acked.clear()  # another replica may publish now: what it acknowledges is not seen here
+            self._suspect.clear()
+            if reader is not None:
+                await reader.stop()
             if producer is not None:
                 await producer.stop()
             await conn.close(timeout=2)
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer) -> int:
         rows = await conn.fetch(
-            "SELECT id, topic, key, headers, value FROM outbox ORDER BY id LIMIT $1", self.batch_size
+            "SELECT id, topic, key, headers, value FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            self.batch_size,
         )
         if not rows:
             return 0
         await self._ensure_topics_exist({row["topic"] for row in rows}, producer)
-        futures = []
-        for row in rows:
-            headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
-            futures.append(await producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers))
-        await asyncio.gather(*futures)
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        await self._send(conn, producer, rows)
         for row in rows:
             self.metrics.published.labels(row["topic"]).inc()
         return len(rows)
 
-    async def _ensure_topics_exist(self, wanted: set[str], producer) -> None:
+    async def _send(self, conn: asyncpg.Connection, producer, rows: list[asyncpg.Record]) -> None:
+        """Publish `rows` in order, wait for every acknowledgement, then mark the rows
+        published with where the broker put them (one UPDATE for the batch)."""
+        futures = []
+        for row in rows:
+            headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+            futures.append(await producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers))
+        placed = await asyncio.gather(*futures)  # in send order: offsets grow per partition
+        await conn.execute(
+            "UPDATE outbox SET published_at = now(), kafka_partition = m.partition, kafka_offset = m.kafka_offset "
+            "FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS m(id, partition, kafka_offset) "
+            "WHERE outbox.id = m.id",
+            [row["id"] for row in rows], [m.partition for m in placed], [m.offset for m in placed],
+        )  # fmt: skip
+        written: dict[TopicPartition, tuple[int, int]] = {}
+        for m in placed:
+            written[m.topic_partition] = (written.get(m.topic_partition, (m.offset,))[0], m.offset)
+        for tp, (first, highest) in written.items():
+            if first <= self._acked.get(tp, (-1, -1))[1]:
+                # Offsets only grow in a healthy log: this one restarted below what it
+                # had acknowledged (the end offset check misses it once it grows past).
+                self._suspect.add(tp)
+            else:
+                self._acked[tp] = (first, highest)
+
+    async def _seed_acked(self, conn: asyncpg.Connection) -> None:
+        """What was acknowledged before this leadership (this relay's restart, or
+        another replica's), from the retained rows."""
+        # The rows of one write share their published_at (one UPDATE): the latest write's
+        # first offset is the least offset at the partition's latest published_at.
+        rows = await conn.fetch(
+            "SELECT topic, kafka_partition, min(kafka_offset) FILTER (WHERE published_at = latest) AS first, "
+            "max(kafka_offset) AS highest "
+            "FROM (SELECT topic, kafka_partition, kafka_offset, published_at, "
+            "max(published_at) OVER (PARTITION BY topic, kafka_partition) AS latest FROM outbox "
+            "WHERE published_at >= now() - make_interval(secs => $1)) AS retained "
+            "GROUP BY topic, kafka_partition",
+            float(self.retention_seconds),
+        )
+        self._acked = {TopicPartition(r["topic"], r["kafka_partition"]): (r["first"], r["highest"]) for r in rows}
+        self._suspect.clear()
+
+    async def _replay_lost(self, conn: asyncpg.Connection, producer, reader: AIOKafkaConsumer) -> None:
+        """Publish again the retained rows of every partition that lost acknowledged
+        writes. One metadata and one ListOffsets request when nothing is lost."""
+        if not self._acked:
+            return
+        # Recreate a topic that is gone: asked for the end of a partition that does not
+        # exist, the reader would retry until its timeout.
+        metadata = await self._ensure_topics_exist({tp.topic for tp in self._acked}, producer)
+        present = [tp for tp in self._acked if tp.partition in (metadata.partitions_for_topic(tp.topic) or ())]
+        ends = await reader.end_offsets(present) if present else {}
+        # A healthy log ends after the last offset it acknowledged, but Tansu answers
+        # with the first offset of its last record batch, plus one. So the end is
+        # compared with the first offset of the relay's latest write to the partition:
+        # that write's batches (and any later one) start there or after. A tail lost
+        # within that write shows at the relay's next write there (_send).
+        lost = [tp for tp, (first, _) in self._acked.items() if tp in self._suspect or ends.get(tp, -1) <= first]
+        for tp in lost:
+            _, acked = self._acked.pop(tp)
+            self._suspect.discard(tp)
+            replayed, last_id = 0, 0
+            while True:  # in id order, a batch at a time; _send sets the partition's new offsets
+                rows = await conn.fetch(
+                    "SELECT id, topic, key, headers, value FROM outbox "
+                    "WHERE topic = $1 AND kafka_partition = $2 AND published_at IS NOT NULL AND id > $3 "
+                    "ORDER BY id LIMIT $4",
+                    tp.topic, tp.partition, last_id, self.batch_size,
+                )  # fmt: skip
+                if not rows:
+                    break
+                await self._send(conn, producer, rows)
+                replayed += len(rows)
+                last_id = rows[-1]["id"]
+            self.metrics.replayed.labels(tp.topic).inc(replayed)
+            # Topic, partition and counts only: keys and values can hold personal data.
+            log.warning(
+                "the broker lost events it had acknowledged; published them again",
+                extra={"fields": {"topic": tp.topic, "partition": tp.partition, "end": ends.get(tp),
+                                  "acked": acked, "replayed": replayed}},
+            )  # fmt: skip
+
+    async def _ensure_topics_exist(self, wanted: set[str], producer) -> ClusterMetadata:
         """Ask the broker (not the producer's cache) whether the topics exist, and create
         the missing ones before sending. A broker that restarted empty (Tansu keeps
         nothing) would otherwise take the producer's writes for topics it no longer
         has, on its old metadata, and lose them. One metadata round trip per batch, for
         the batch's topics only: asking for all of them cost the relay and the broker
-        three times as much CPU, paid on every batch under load (bench/)."""
+        three times as much CPU, paid on every batch under load (bench/). Returns the
+        metadata as it was before any creation."""
         metadata = ClusterMetadata()
         if not await producer.client._metadata_update(metadata, sorted(wanted)):
             raise KafkaError("no broker answered a metadata request")
         if not wanted <= metadata.topics():
             await ensure_topics(self.bootstrap, sorted(wanted | set(self.topics)), self.partitions)
+        return metadata
 
     async def _refresh_backlog(self, conn: asyncpg.Connection) -> None:
         row = await conn.fetchrow(
-            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age FROM outbox"
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age "
+            "FROM outbox WHERE published_at IS NULL"
         )
         self.metrics.pending.set(row["n"])
         self.metrics.oldest_age.set(float(row["age"]))

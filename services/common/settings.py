@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     # How fast a dead consumer's partitions move to a live one. Apache Kafka's brokers
     # accept 6 s and up by default; Tansu also makes a group join wait half of it.
     kafka_session_timeout_ms: int = Field(6000, ge=1000, le=300_000)
+    # How long the outbox relay keeps a published event, to publish it again if the
+    # broker loses it after acknowledging it (services/common/outbox.py).
+    outbox_retention_seconds: float = Field(600, ge=0, le=7 * 86400)
     # The key apps and admins present as `Authorization: Bearer …`.
     e112_api_key: SecretStr | None = None
     host: str = "127.0.0.1"

@@ -47,6 +47,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
             topics=[topics.REPORTS, topics.DEADLETTER], partitions=settings.kafka_topic_partitions,
             metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
+            retention_seconds=settings.outbox_retention_seconds,
         )  # fmt: skip
         consumer = EventConsumer(
             name="intake-timeline", pool=pool, handler=timeline.record,

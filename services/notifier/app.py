@@ -91,6 +91,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
             topics=[topics.DISPATCH_STATUS, topics.DEADLETTER], partitions=settings.kafka_topic_partitions,
             metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
+            retention_seconds=settings.outbox_retention_seconds,
         )  # fmt: skip
         consumer = EventConsumer(
             name="notifier", pool=pool, handler=make_handler(clock, settings.default_ack_deadline_seconds),

@@ -44,6 +44,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
             dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
             topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
             metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
+            retention_seconds=settings.outbox_retention_seconds,
         )  # fmt: skip
         consumer = RouterConsumer(
             router_metrics=router_metrics, name="router", pool=pool, handler=handler,

@@ -60,6 +60,7 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
             topics=[topics.SHIFTS, topics.REPORTS, topics.DEADLETTER], partitions=settings.kafka_topic_partitions,
             metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
+            retention_seconds=settings.outbox_retention_seconds,
         )  # fmt: skip
         consumer = EventConsumer(
             name="shifts-tasks", pool=pool, handler=tasks.make_handler(assigner, clock),

@@ -29,9 +29,10 @@ def intake(database_url: str, bootstrap: str) -> IntakeSettings:
 
 
 async def outbox_size(database_url: str) -> int:
+    """Events waiting in the outbox (published ones are kept a while, for replay)."""
     conn = await asyncpg.connect(database_url)
     try:
-        return await conn.fetchval("SELECT count(*) FROM intake.outbox")
+        return await conn.fetchval("SELECT count(*) FROM intake.outbox WHERE published_at IS NULL")
     finally:
         await conn.close()
 

@@ -143,7 +143,7 @@ def _escalator(pool, clock):
 
 async def _escalations_in_outbox(conn) -> list[tuple[str, dict]]:
     """(ce_id, data) of every dispatch.escalated event waiting in the outbox."""
-    rows = await conn.fetch("SELECT headers, value FROM outbox")
+    rows = await conn.fetch("SELECT headers, value FROM outbox WHERE published_at IS NULL")
     return [
         (dict(json.loads(r["headers"]))["ce_id"], json.loads(r["value"]))
         for r in rows

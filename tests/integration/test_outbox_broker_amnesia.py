@@ -1,0 +1,218 @@
+"""The outbox relay publishes again what a broker lost after acknowledging it: the test
+broker (Tansu) keeps nothing across a restart, so events acknowledged and not yet read
+would otherwise be gone. Real broker, real PostgreSQL, the common OutboxRelay."""
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from schemas.envelope import encode
+from schemas.events import ReportUnrouted
+from services.common import db
+from services.common.lifecycle import cancel_tasks
+from services.common.outbox import OutboxMetrics, OutboxRelay, enqueue
+from tests.support import eventually, read_topics
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = "otest"
+TOPIC = "e112.test-amnesia"
+N = 12
+
+
+def records(n: int) -> list:
+    now = datetime.now(UTC)
+    return [
+        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="test", at=now),
+               topic=TOPIC, key=f"key-{i}", source="test")
+        for i in range(n)
+    ]  # fmt: skip
+
+
+async def outbox_ready(database_url: str, tmp_path) -> asyncpg.Pool:
+    pool = await db.create_pool(database_url, schema=SCHEMA, min_size=1, max_size=2)
+    await db.migrate(pool, SCHEMA, tmp_path / "no-migrations")  # the common outbox tables only
+    return pool
+
+
+def relay_for(database_url: str, bootstrap: str, registry: CollectorRegistry, **options) -> OutboxRelay:
+    """By default a relay with no topics of its own (a topic the broker forgot is then
+    recreated by the loss check) that checks for losses twice a second."""
+    options = {"topics": [], "loss_check_interval": 0.5, **options}
+    return OutboxRelay(
+        dsn=database_url, schema=SCHEMA, bootstrap=bootstrap, partitions=3, metrics=OutboxMetrics(registry),
+        poll_interval=0.2, **options,
+    )  # fmt: skip
+
+
+def replayed(registry: CollectorRegistry) -> float:
+    return registry.get_sample_value("e112_outbox_replayed_total", {"topic": TOPIC}) or 0.0
+
+
+async def all_published(pool: asyncpg.Pool) -> bool:
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL")
+
+
+async def read_ids(bootstrap: str, wanted: set[str], timeout: float) -> dict[str, object]:
+    """A plain reader (no group, from the beginning), until it saw every wanted ce_id."""
+    messages = await read_topics(
+        bootstrap, [TOPIC], timeout=timeout, until=lambda ms: wanted <= {m.headers.get("ce_id") for m in ms}
+    )
+    return {m.headers["ce_id"]: m for m in messages}
+
+
+def assert_same_messages(seen: dict, sent: list) -> None:
+    for record in sent:
+        message = seen[record.event_id]
+        assert message.headers == {name: value.decode() for name, value in record.headers}
+        assert message.key == record.key.decode()
+        assert message.raw == record.value
+
+
+async def test_events_a_restarted_broker_lost_are_published_again(database_url, broker, tmp_path):
+    pool = await outbox_ready(database_url, tmp_path)
+    registry = CollectorRegistry()
+    relay = relay_for(database_url, broker.bootstrap, registry)
+    task = asyncio.create_task(relay.run())
+    sent = records(N)
+    wanted = {r.event_id for r in sent}
+    try:
+        async with pool.acquire() as conn:
+            await enqueue(conn, sent)
+        assert_same_messages(await read_ids(broker.bootstrap, wanted, timeout=30), sent)
+        await eventually(lambda: all_published(pool), timeout=10)
+        async with pool.acquire() as conn:  # kept, with where the broker put them
+            placed = await conn.fetch("SELECT kafka_partition, kafka_offset FROM outbox")
+        assert len(placed) == N
+        assert all(r["kafka_partition"] is not None and r["kafka_offset"] is not None for r in placed)
+        assert len({r["kafka_partition"] for r in placed}) > 1  # several partitions to check
+        assert replayed(registry) == 0  # a healthy broker triggers nothing
+
+        broker.stop()
+        broker.start()  # empty: the topic and every message are gone
+
+        # Within a few loss checks (plus the relay's reconnection), all are back.
+        assert_same_messages(await read_ids(broker.bootstrap, wanted, timeout=20), sent)
+        await eventually(lambda: replayed(registry) >= N, timeout=10)
+        await asyncio.sleep(2.0)  # more checks: the log now ends past what was acknowledged
+        assert replayed(registry) == N
+    finally:
+        await cancel_tasks(task)
+        await pool.close()
+
+
+async def test_a_new_relay_replays_what_the_broker_lost_before_it_started(database_url, broker, tmp_path):
+    """After a restart the relay knows what was acknowledged only from the retained rows.
+    Its topic is recreated when it starts: the loss shows as a log that ends too early."""
+    pool = await outbox_ready(database_url, tmp_path)
+    sent = records(N)
+    wanted = {r.event_id for r in sent}
+    try:
+        first = asyncio.create_task(relay_for(database_url, broker.bootstrap, CollectorRegistry()).run())
+        try:
+            async with pool.acquire() as conn:
+                await enqueue(conn, sent)
+            await read_ids(broker.bootstrap, wanted, timeout=30)
+            await eventually(lambda: all_published(pool), timeout=10)
+        finally:
+            await cancel_tasks(first)
+
+        broker.stop()
+        broker.start()  # the relay and the broker restart together
+
+        registry = CollectorRegistry()
+        second = asyncio.create_task(relay_for(database_url, broker.bootstrap, registry, topics=[TOPIC]).run())
+        try:
+            assert_same_messages(await read_ids(broker.bootstrap, wanted, timeout=20), sent)
+            await eventually(lambda: replayed(registry) == N, timeout=10)
+        finally:
+            await cancel_tasks(second)
+    finally:
+        await pool.close()
+
+
+async def test_a_write_acknowledged_below_an_earlier_one_shows_the_loss_at_once(database_url, broker, tmp_path):
+    """The periodic check runs once, at the start: the new writes after the broker's
+    restart get offsets the broker had already acknowledged, which a healthy log never
+    does, and the relay publishes again what was lost from those partitions."""
+    pool = await outbox_ready(database_url, tmp_path)
+    registry = CollectorRegistry()
+    task = asyncio.create_task(relay_for(database_url, broker.bootstrap, registry, loss_check_interval=3600).run())
+    before, after = records(N), records(N)  # the same keys: the same partitions
+    try:
+        async with pool.acquire() as conn:
+            await enqueue(conn, before)
+        await read_ids(broker.bootstrap, {r.event_id for r in before}, timeout=30)
+        await eventually(lambda: all_published(pool), timeout=10)
+
+        broker.stop()
+        broker.start()
+        async with pool.acquire() as conn:
+            await enqueue(conn, after)
+
+        assert_same_messages(await read_ids(broker.bootstrap, {r.event_id for r in before + after}, timeout=20), before)
+        assert replayed(registry) >= N
+    finally:
+        await cancel_tasks(task)
+        await pool.close()
+
+
+async def test_published_events_are_kept_for_the_window_and_the_backlog_counts_only_pending_ones(
+    database_url, broker, tmp_path
+):
+    pool = await outbox_ready(database_url, tmp_path)
+    registry = CollectorRegistry()
+    relay = relay_for(database_url, broker.bootstrap, registry, retention_seconds=600, cleanup_interval=0.2)
+    task = asyncio.create_task(relay.run())
+    old, recent = records(N // 2), records(N // 2)
+
+    async def kept() -> set[str]:
+        async with pool.acquire() as conn:
+            rows = await conn.fetch("SELECT headers FROM outbox WHERE published_at IS NOT NULL")
+        return {dict(json.loads(r["headers"]))["ce_id"] for r in rows}
+
+    try:
+        async with pool.acquire() as conn:
+            await enqueue(conn, old)
+            await enqueue(conn, recent)
+        await eventually(lambda: all_published(pool), timeout=30)
+        assert await kept() == {r.event_id for r in old + recent}  # published, and kept
+        async with pool.acquire() as conn:
+            # The first half was published an hour ago, as far as the window is concerned;
+            # all of them were written an hour ago.
+            await conn.execute("UPDATE outbox SET created_at = now() - interval '1 hour'")
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() - interval '1 hour' "
+                "WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1)",
+                len(old),
+            )
+        # The cleanup deletes the rows published before the window, and only those.
+        await eventually(lambda: _is(kept(), {r.event_id for r in recent}), timeout=10)
+        await asyncio.sleep(1.0)  # a few more cleanups
+        assert await kept() == {r.event_id for r in recent}
+    finally:
+        await cancel_tasks(task)
+
+    try:
+        # The relay is stopped: new rows wait. The backlog counts them, not the
+        # published rows still kept (written an hour ago).
+        waiting = records(3)
+        async with pool.acquire() as conn:
+            await enqueue(conn, waiting)
+            await relay._refresh_backlog(conn)
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == len(recent) + len(waiting)
+        assert registry.get_sample_value("e112_outbox_pending") == len(waiting)
+        assert registry.get_sample_value("e112_outbox_oldest_age_seconds") < 60
+        assert replayed(registry) == 0
+    finally:
+        await pool.close()
+
+
+async def _is(value, expected) -> bool:
+    return await value == expected
