@@ -10,7 +10,10 @@ Policy, chosen on purpose (at-least-once with idempotent effects):
   a handler error that is not transient) is dead-lettered to `e112.deadletter` through
   the outbox with the error, so one poison message cannot stall a partition.
 - Events of a type this code does not know are skipped (the contract lets producers
-  add types).
+  add types), and so are known types the service's handler does nothing with
+  (`handles`): read from the ce_type header before decoding, with no transaction and no
+  inbox row. Most events on `e112.reports` and `e112.dispatch-status` are for someone
+  else, and each used to cost every consumer a commit (bench/).
 - On a rebalance, partitions being taken away wait for the batch in hand to finish
   and commit (the lock), so no other member redoes it.
 """
@@ -101,7 +104,10 @@ class EventConsumer:
         create_topics: list[str] | None = None,
         partitions: int = 3,
         max_records: int = 200,
+        handles: frozenset[str] | None = None,
     ):
+        """`handles`: the ce_types the handler acts on (None: every known type); the
+        others are skipped unread."""
         if (topics_ is None) == (pattern is None):
             raise ValueError("give topics or a pattern")
         self.name = name
@@ -117,6 +123,7 @@ class EventConsumer:
         self.create_topics = create_topics or topics_ or []
         self.partitions = partitions
         self.max_records = max_records
+        self.handles = handles
         self._consumer = None
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -246,6 +253,10 @@ class EventConsumer:
                 delay = min(delay * 2, 10)
 
     async def _process(self, record: ConsumerRecord) -> str:
+        # Not for this service: skipped unread. No ce_type at all is not a CloudEvent:
+        # decode() dead-letters it below.
+        if self.handles is not None and (ce_type := _ce_type(record)) is not None and ce_type not in self.handles:
+            return "skipped"
         try:
             envelope = decode(record.headers, record.value, record.key)
         except InvalidEvent as exc:
@@ -354,6 +365,13 @@ async def rewind_past_end(consumer, name: str) -> None:
                                   "position": position, "end": end}},
             )  # fmt: skip
             await consumer.seek_to_beginning(tp)
+
+
+def _ce_type(record: ConsumerRecord) -> str | None:
+    for name, value in record.headers or ():
+        if name == "ce_type":
+            return bytes(value).decode(errors="replace")
+    return None
 
 
 DEADLETTER_CLAIM_PREFIX = "deadletter:"

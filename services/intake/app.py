@@ -54,7 +54,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             metrics=consumer_metrics, source="e112/intake", topics_=timeline.TOPICS,
-            partitions=settings.kafka_topic_partitions,
+            partitions=settings.kafka_topic_partitions, handles=timeline.HANDLES,
         )  # fmt: skip
         state["consumer"] = consumer
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")

@@ -32,6 +32,14 @@ from services.intake.store import add_timeline_entry
 log = logging.getLogger(__name__)
 
 TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
+# The types record() acts on; the consumer skips the rest unread (keep in step with the match).
+HANDLES = frozenset(
+    model.ce_type
+    for model in (
+        ReportRouted, ReportUnrouted, DispatchDelivered, DispatchFailed, DispatchUpdateDelivered, DispatchUpdateFailed,
+        DispatchAcknowledged, DispatchFieldStatus, DispatchEscalated, ReportAssigned, ReportTaskClosed,
+    )
+)  # fmt: skip
 
 
 async def record(conn: asyncpg.Connection, envelope: Envelope) -> None:

@@ -23,7 +23,7 @@ from services.notifier.channels import AckLinks, EmailChannel, Mailer, WebhookCh
 from services.notifier.clock import Clock, SystemClock
 from services.notifier.deliverer import SOURCE, Deliverer, DeliveryMetrics
 from services.notifier.escalator import EscalationMetrics, Escalator
-from services.notifier.handler import make_handler
+from services.notifier.handler import HANDLES, make_handler
 from services.notifier.policy import RetryPolicy
 from services.notifier.settings import NotifierSettings
 
@@ -98,7 +98,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source=SOURCE,
             pattern=topics.DISPATCH_PATTERN, create_topics=topics.all_topics(),
-            partitions=settings.kafka_topic_partitions,
+            partitions=settings.kafka_topic_partitions, handles=HANDLES,
         )  # fmt: skip
         holder["consumer"] = consumer
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")

@@ -22,6 +22,9 @@ from services.common.consumer import Handler
 from services.notifier import escalation, store
 from services.notifier.clock import Clock
 
+# The types the handler acts on; the consumer skips the rest unread.
+HANDLES = frozenset(m.ce_type for m in (DispatchRequested, DispatchCallerAdded, DispatchCancelled))
+
 
 def update_id(dispatch_id: uuid.UUID, new_report_id: uuid.UUID) -> uuid.UUID:
     """The update's stable id and Idempotency-Key: the same caller added to the same

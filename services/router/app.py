@@ -16,7 +16,7 @@ from services.common.web import new_app, require_api_key
 from services.router import linked, store
 from services.router.api import build_router
 from services.router.deadletters import RouterConsumer
-from services.router.handler import build_handler
+from services.router.handler import HANDLES, build_handler
 from services.router.metrics import SOURCE, RouterMetrics
 from services.router.settings import RouterSettings
 
@@ -51,6 +51,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source=SOURCE,
             topics_=[topics.REPORTS], create_topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
+            handles=HANDLES,
         )  # fmt: skip
         holder["consumer"] = consumer
         app.state.consumer = consumer

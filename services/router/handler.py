@@ -25,6 +25,10 @@ from services.router.routing import RoutingTable, decide
 log = logging.getLogger(__name__)
 
 
+# The types ReportHandler acts on; the consumer skips the rest unread (keep in step with __call__).
+HANDLES = frozenset(m.ce_type for m in (ReportReceived, ReportVerified, ReportUnlinked, ReportStalled))
+
+
 class ReportHandler:
     """What the router does with each event on `e112.reports` (the consumer's handler)."""
 

@@ -66,7 +66,7 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             name="shifts-tasks", pool=pool, handler=tasks.make_handler(assigner, clock),
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source="e112/shifts",
-            topics_=tasks.TOPICS, partitions=settings.kafka_topic_partitions,
+            topics_=tasks.TOPICS, partitions=settings.kafka_topic_partitions, handles=tasks.HANDLES,
         )  # fmt: skip
         holder["consumer"] = consumer
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")

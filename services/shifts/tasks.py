@@ -29,6 +29,11 @@ from services.common.consumer import Handler
 from services.shifts.assigner import Assigner
 
 TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
+# The types the handler acts on; the consumer skips the rest unread (keep in step with the match).
+HANDLES = frozenset(
+    m.ce_type for m in (ReportReceived, ReportUnrouted, ReportStalled, DispatchEscalated, ReportVerified,
+                        DispatchAcknowledged)
+)  # fmt: skip
 
 
 async def open_task(conn: asyncpg.Connection, report_id: UUID, reason: str, detail: dict, now: datetime) -> UUID | None:

@@ -1,0 +1,67 @@
+"""A consumer skips unread the types its handler does not act on (no transaction, no
+inbox row), still handles the ones it does in order, and still dead-letters a message
+that is not a CloudEvent. Real broker, real PostgreSQL, the common EventConsumer."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from schemas.envelope import KafkaRecord, encode
+from schemas.events import ReportUnlinked, ReportUnrouted
+from services.common import db
+from services.common.consumer import ConsumerMetrics, EventConsumer
+from services.common.kafka import ensure_topics
+from tests.support import eventually, produce
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "e112.test-handles"
+
+
+async def test_types_not_handled_are_skipped_without_a_transaction(database_url, broker, tmp_path):
+    pool = await db.create_pool(database_url, schema="htest", min_size=1, max_size=4)
+    await db.migrate(pool, "htest", tmp_path / "no-migrations")
+    seen: list[str] = []
+
+    async def handler(conn, envelope):
+        seen.append(envelope.id)
+
+    metrics = ConsumerMetrics(CollectorRegistry())
+    consumer = EventConsumer(
+        name="handles-test", pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
+        session_timeout_ms=6000, metrics=metrics, source="test", topics_=[TOPIC], partitions=1,
+        handles=frozenset({ReportUnrouted.ce_type}),
+    )  # fmt: skip
+    task = asyncio.create_task(consumer.run())
+    try:
+        now = datetime.now(UTC)
+        unrouted = [
+            encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic=TOPIC, key="k",
+                   source="test")
+            for _ in range(3)
+        ]  # fmt: skip
+        unlinked = encode(
+            ReportUnlinked(report_id=uuid.uuid4(), incident_report_id=uuid.uuid4(), unlinked_by="x", unlinked_at=now),
+            topic=TOPIC, key="k", source="test",
+        )  # fmt: skip
+        not_an_event = KafkaRecord(topic=TOPIC, key=b"k", headers=[], value=b"{}")
+        await ensure_topics(broker.bootstrap, [TOPIC], 1)
+        await produce(broker.bootstrap, [unrouted[0], unlinked, unrouted[1], not_an_event, unrouted[2]])
+        await eventually(lambda: len(seen) == 3, timeout=90)
+        assert seen == [r.event_id for r in unrouted]  # in order, the skipped one in between
+        await eventually(lambda: _count(metrics, "deadlettered") == 1, timeout=30)
+        async with pool.acquire() as conn:
+            claimed = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM inbox")}
+        assert unlinked.event_id not in claimed  # no transaction was spent on it
+        assert {r.event_id for r in unrouted} <= claimed
+        assert _count(metrics, "skipped") == 1 and _count(metrics, "handled") == 3
+    finally:
+        await consumer.shutdown(task)
+        await pool.close()
+
+
+def _count(metrics: ConsumerMetrics, outcome: str) -> float:
+    return metrics.events.labels("handles-test", outcome)._value.get()
