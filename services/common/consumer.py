@@ -221,11 +221,40 @@ class EventConsumer:
     async def _process_partition(self, records: list[ConsumerRecord]) -> ConsumerRecord | None:
         """Handle one partition's records in order; the last one finished."""
         done = None
+        seen = await self._already_processed(records)
         for record in records:
+            if _header(record, "ce_id") in seen:
+                self.metrics.events.labels(self.name, "duplicate").inc()
+                done = record
+                continue
             if not await self._process_with_retry(record):
                 break  # stopping: leave the rest uncommitted for the next owner
             done = record
         return done
+
+    async def _already_processed(self, records: list[ConsumerRecord]) -> set[str]:
+        """The ce_ids of `records` this consumer's inbox holds already, in one query.
+
+        Why: copies come in floods, not one by one: an outbox relay re-publishing what a
+        broker lost (minutes of events at once), the watchdog re-driving every dispatch
+        of an agency that was down. Each copy used to cost a transaction to find its
+        inbox row; the chaos suite's broker restart left the notifier minutes behind
+        on them. An id found here was committed, so skipping it is safe; one that is not
+        (or a failed lookup) goes the usual way, where claim() still decides."""
+        ids = [i for r in records if (i := _header(r, "ce_id")) and self._wanted(r)]
+        if not ids:
+            return set()
+        try:
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY($2::text[])", self.name, ids
+                )
+        except TRANSIENT_ERRORS:
+            return set()
+        return {r["event_id"] for r in rows}
+
+    def _wanted(self, record: ConsumerRecord) -> bool:
+        return self.handles is None or _header(record, "ce_type") in self.handles
 
     async def _process_with_retry(self, record: ConsumerRecord) -> bool:
         delay = 0.2
@@ -255,7 +284,11 @@ class EventConsumer:
     async def _process(self, record: ConsumerRecord) -> str:
         # Not for this service: skipped unread. No ce_type at all is not a CloudEvent:
         # decode() dead-letters it below.
-        if self.handles is not None and (ce_type := _ce_type(record)) is not None and ce_type not in self.handles:
+        if (
+            self.handles is not None
+            and (ce_type := _header(record, "ce_type")) is not None
+            and ce_type not in self.handles
+        ):
             return "skipped"
         try:
             envelope = decode(record.headers, record.value, record.key)
@@ -367,9 +400,9 @@ async def rewind_past_end(consumer, name: str) -> None:
             await consumer.seek_to_beginning(tp)
 
 
-def _ce_type(record: ConsumerRecord) -> str | None:
+def _header(record: ConsumerRecord, wanted: str) -> str | None:
     for name, value in record.headers or ():
-        if name == "ce_type":
+        if name == wanted:
             return bytes(value).decode(errors="replace")
     return None
 

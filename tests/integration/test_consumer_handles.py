@@ -65,3 +65,52 @@ async def test_types_not_handled_are_skipped_without_a_transaction(database_url,
 
 def _count(metrics: ConsumerMetrics, outcome: str) -> float:
     return metrics.events.labels("handles-test", outcome)._value.get()
+
+
+class CountingConsumer(EventConsumer):
+    """Counts the events that went the per-event way (a transaction each)."""
+
+    one_by_one = 0
+
+    async def _process(self, record):
+        self.one_by_one += 1
+        return await super()._process(record)
+
+
+async def test_a_flood_of_copies_is_dropped_by_one_inbox_lookup_per_batch(database_url, broker, tmp_path):
+    """Copies of events already handled (a relay re-publishing what a broker lost) are
+    found in the inbox in one query per batch: no transaction, no handler call each."""
+    pool = await db.create_pool(database_url, schema="dtest", min_size=1, max_size=4)
+    await db.migrate(pool, "dtest", tmp_path / "no-migrations")
+    seen: list[str] = []
+
+    async def handler(conn, envelope):
+        seen.append(envelope.id)
+
+    metrics = ConsumerMetrics(CollectorRegistry())
+    consumer = CountingConsumer(
+        name="flood-test", pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
+        session_timeout_ms=6000, metrics=metrics, source="test", topics_=["e112.test-flood"], partitions=1,
+    )  # fmt: skip
+    task = asyncio.create_task(consumer.run())
+    try:
+        now = datetime.now(UTC)
+        events = [
+            encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic="e112.test-flood",
+                   key="k", source="test")
+            for _ in range(20)
+        ]  # fmt: skip
+        await ensure_topics(broker.bootstrap, ["e112.test-flood"], 1)
+        await produce(broker.bootstrap, events)
+        await eventually(lambda: len(seen) == 20, timeout=90)
+        assert consumer.one_by_one == 20
+        fresh = encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now),
+                       topic="e112.test-flood", key="k", source="test")  # fmt: skip
+        await produce(broker.bootstrap, [*events, *events, fresh])  # two copies of each, then a new one
+        await eventually(lambda: len(seen) == 21, timeout=90)
+        assert seen == [e.event_id for e in events] + [fresh.event_id]  # the copies did nothing
+        assert metrics.events.labels("flood-test", "duplicate")._value.get() == 40
+        assert consumer.one_by_one == 21  # only the new one went the per-event way
+    finally:
+        await consumer.shutdown(task)
+        await pool.close()
