@@ -21,20 +21,31 @@ pytestmark = pytest.mark.integration
 TOPIC = "e112.test-handles"
 
 
-async def test_types_not_handled_are_skipped_without_a_transaction(database_url, broker, tmp_path):
-    pool = await db.create_pool(database_url, schema="htest", min_size=1, max_size=4)
-    await db.migrate(pool, "htest", tmp_path / "no-migrations")
+async def recording_consumer(database_url, broker, tmp_path, *, schema: str, name: str, topic: str,
+                             cls=EventConsumer, **options):  # fmt: skip
+    """A consumer on `topic` (one partition) in a fresh schema, whose handler records the
+    ce_ids it is given: (consumer, pool, the ids seen)."""
+    pool = await db.create_pool(database_url, schema=schema, min_size=1, max_size=4)
+    await db.migrate(pool, schema, tmp_path / "no-migrations")
     seen: list[str] = []
 
     async def handler(conn, envelope):
         seen.append(envelope.id)
 
-    metrics = ConsumerMetrics(CollectorRegistry())
-    consumer = EventConsumer(
-        name="handles-test", pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
-        session_timeout_ms=6000, metrics=metrics, source="test", topics_=[TOPIC], partitions=1,
+    consumer = cls(
+        name=name, pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
+        session_timeout_ms=6000, metrics=ConsumerMetrics(CollectorRegistry()), source="test", topics_=[topic],
+        partitions=1, **options,
+    )  # fmt: skip
+    return consumer, pool, seen
+
+
+async def test_types_not_handled_are_skipped_without_a_transaction(database_url, broker, tmp_path):
+    consumer, pool, seen = await recording_consumer(
+        database_url, broker, tmp_path, schema="htest", name="handles-test", topic=TOPIC,
         handles=frozenset({ReportUnrouted.ce_type}),
     )  # fmt: skip
+    metrics = consumer.metrics
     task = asyncio.create_task(consumer.run())
     try:
         now = datetime.now(UTC)
@@ -80,18 +91,11 @@ class CountingConsumer(EventConsumer):
 async def test_a_flood_of_copies_is_dropped_by_one_inbox_lookup_per_batch(database_url, broker, tmp_path):
     """Copies of events already handled (a relay re-publishing what a broker lost) are
     found in the inbox in one query per batch: no transaction, no handler call each."""
-    pool = await db.create_pool(database_url, schema="dtest", min_size=1, max_size=4)
-    await db.migrate(pool, "dtest", tmp_path / "no-migrations")
-    seen: list[str] = []
-
-    async def handler(conn, envelope):
-        seen.append(envelope.id)
-
-    metrics = ConsumerMetrics(CollectorRegistry())
-    consumer = CountingConsumer(
-        name="flood-test", pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
-        session_timeout_ms=6000, metrics=metrics, source="test", topics_=["e112.test-flood"], partitions=1,
+    consumer, pool, seen = await recording_consumer(
+        database_url, broker, tmp_path, schema="dtest", name="flood-test", topic="e112.test-flood",
+        cls=CountingConsumer,
     )  # fmt: skip
+    metrics = consumer.metrics
     task = asyncio.create_task(consumer.run())
     try:
         now = datetime.now(UTC)
