@@ -223,8 +223,9 @@ async def test_alerts_and_dashboards_evaluate_on_a_real_prometheus_scraping_the_
                timeout=60)  # fmt: skip
     # Prometheus counts a delivery when the notifier has it; the receiver may still be
     # answering the last webhook, so wait for it rather than read it at once.
-    await eventually(lambda: len({r.json["report_id"] for r in receiver.requests}) >= 2 * emergencies_dispatched,
-                     timeout=60)
+    await eventually(
+        lambda: len({r.json["report_id"] for r in receiver.requests}) >= 2 * emergencies_dispatched, timeout=60
+    )
     time.sleep(3)  # a few more scrapes, so rates over the last minute have their samples
 
     # Every alert expression evaluates; the services are all up and named as the rules expect.
