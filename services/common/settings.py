@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     outbox_retention_seconds: float = Field(600, ge=0, le=7 * 86400)
     # The key apps and admins present as `Authorization: Bearer …`.
     e112_api_key: SecretStr | None = None
+    # Larger bodies are a 413 before they are read (a report is a few KB).
+    max_request_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

@@ -19,9 +19,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.problems import PROBLEM_JSON, problem_body
+from services.common.request_guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
+
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
 
@@ -37,8 +39,9 @@ class Problem(Exception):
 
 
 def problem_response(status: int, title: str, detail: str, *, headers: dict | None = None, **extra) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        problem_body(status, title, detail, **extra), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def field_errors(errors) -> list[dict[str, str]]:
@@ -59,6 +62,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, text in {
         400: "Malformed request (e.g. not JSON)",
         401: "Missing or wrong API key",
+        413: "Request body larger than the service accepts",
         422: "Validation failed: `errors` names every wrong field",
     }.items()
 }
@@ -105,6 +109,7 @@ def new_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     registry: CollectorRegistry,
     readiness: Readiness,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     requests = Histogram(
@@ -114,6 +119,9 @@ def new_app(
         registry=registry,
     )
 
+    # Added before the timing middleware, so it runs inside it: refused input is timed
+    # and given a request id too.
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestIdAndTiming, histogram=requests)
 
     @app.exception_handler(Problem)

@@ -90,7 +90,7 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
         title="e112 console",
         description="The call takers' console: take a call, the queue and verdicts, the dispatch board, the shift. "
         "The page's backend: it calls intake, shifts and notifier for the signed-in operator.",
-        lifespan=lifespan, registry=registry, readiness=readiness,
+        lifespan=lifespan, registry=registry, readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
     )  # fmt: skip
     app.state.broadcaster = broadcaster
 

@@ -79,7 +79,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app = new_app(
         title="e112 intake",
         description="Files emergency reports for Layanan 112 Kabupaten Blitar and shows their progress.",
-        lifespan=lifespan, registry=registry, readiness=readiness,
+        lifespan=lifespan, registry=registry, readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
     )  # fmt: skip
     app.state.authenticator = Authenticator(settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
     app.include_router(build_router(settings, IntakeMetrics(registry)))

@@ -124,7 +124,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             "Delivers dispatches to the agencies (webhook, then e-mail), records every attempt, takes "
             "acknowledgements and field status, and escalates silence."
         ),
-        lifespan=lifespan, registry=registry, readiness=readiness,
+        lifespan=lifespan, registry=registry, readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
     )  # fmt: skip
     auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
     app.include_router(

@@ -71,7 +71,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     app = new_app(
         title="e112 router",
         description="Decides which agencies get each report, from a versioned routing table.",
-        lifespan=lifespan, registry=registry, readiness=readiness,
+        lifespan=lifespan, registry=registry, readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
     )  # fmt: skip
     auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
     app.include_router(build_router(auth))

@@ -87,7 +87,7 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
         title="e112 shifts",
         description="Operators, the three daily shifts and the monthly roster, check-in, status and coverage "
         "alerts, handover notes.",
-        lifespan=lifespan, registry=registry, readiness=readiness,
+        lifespan=lifespan, registry=registry, readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
     )  # fmt: skip
     auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
     app.include_router(build_router(auth, metrics, clock, timedelta(minutes=settings.check_in_early_minutes)))

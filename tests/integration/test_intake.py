@@ -114,6 +114,10 @@ async def test_one_report_when_the_same_request_races_twenty_times(database_url,
         ({"channel": "pigeon"}, 422, "channel"),
         ({"colour": "red"}, 422, "colour"),
         ({"description": None}, 422, "description"),  # required for an emergency
+        # PostgreSQL refuses NUL in text; it used to reach the store and answer 503 "retry".
+        ({"description": "a\u0000b"}, 422, "description"),
+        ({"location": {"kecamatan": "Wlingi", "address": "Jl.\u0007 Beru"}}, 422, "location.address"),
+        ({"caller": {"name": "Budi\u0085", "phone": "081234567890"}}, 422, "caller.name"),
     ],
 )
 async def test_bad_input_is_a_4xx_problem_naming_the_field(database_url, broker, change, status, field):
@@ -126,6 +130,29 @@ async def test_bad_input_is_a_4xx_problem_naming_the_field(database_url, broker,
     assert body["status"] == status and body["detail"]
     assert field in [e["field"] for e in body["errors"]]
     assert "081234567890" not in response.text  # the caller's number is not echoed back
+
+
+async def test_refused_input_stores_nothing_and_an_oversized_body_is_413_before_the_key_is_checked(
+    database_url, broker
+):
+    app = create_app(intake(database_url, broker.bootstrap))
+    async with running(app, API_KEY) as client:
+        nul = await client.post("/v1/reports", json={**FIRE_REPORT, "description": "a\u0000b"})
+        huge = await client.post(
+            "/v1/reports", content=b'{"description": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+            headers={"content-type": "application/json", "Authorization": ""},
+        )  # fmt: skip
+        nul_in_path = await client.get("/v1/reports/a%00b")
+        nul_in_query = await client.get("/v1/reports", params={"kecamatan": "Wl\x00ingi"})
+    assert nul.status_code == 422 and nul.json()["errors"][0]["field"] == "description"
+    assert huge.status_code == 413 and huge.headers["content-type"].startswith(PROBLEM), huge.text
+    assert nul_in_path.status_code == 422 and nul_in_query.status_code == 422
+    assert [e["field"] for e in nul_in_query.json()["errors"]] == ["query.kecamatan"]
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM intake.reports") == 0
+    finally:
+        await conn.close()
 
 
 async def test_malformed_json_and_missing_key_are_problems(database_url, broker):
