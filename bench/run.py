@@ -350,6 +350,7 @@ def bench(
     stack = Stack(
         data_dir=workdir / "stack", api_key="bench-" + secrets.token_urlsafe(32), ephemeral=True,
         broker_port=free_port(), ports={name: free_port() for name in ("intake", "router", "notifier")},
+        extra_env={"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32"},  # the bench's receiver is on loopback
     )  # fmt: skip
     sampler = Sampler()
     started = time.time()

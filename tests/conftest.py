@@ -2,6 +2,7 @@
 Kafka-protocol broker, started here. Every test gets its own database and its own
 broker, so nothing leaks from one test into the next. Unit tests use neither."""
 
+import os
 import uuid
 
 import asyncpg
@@ -12,6 +13,10 @@ from devstack.postgres import EmbeddedPostgres, create_database
 from devstack.processes import free_port
 
 API_KEY = "test-key-" + "x" * 32
+
+# The tests' webhook receivers listen on loopback, which the notifier otherwise refuses
+# (services/notifier/egress.py); the services the tests start inherit this.
+os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
 
 
 @pytest.fixture(scope="session")

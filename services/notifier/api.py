@@ -14,6 +14,7 @@ from services.common.web import PROBLEM_RESPONSES, Problem
 from services.notifier import escalation, signing, store
 from services.notifier.breaker import Breakers
 from services.notifier.clock import Clock
+from services.notifier.egress import EgressPolicy
 from services.notifier.store import AgencyConfig
 
 NOT_FOUND = {404: {**PROBLEM_RESPONSES[422], "description": "Not found"}}
@@ -150,8 +151,16 @@ class DispatchPublic(BaseModel):
     )
 
 
-def build_router(auth, *, clock: Clock, breakers: Breakers, default_deadline: int, secret_grace_seconds: int):
+def build_router(
+    auth, *, clock: Clock, breakers: Breakers, default_deadline: int, secret_grace_seconds: int, egress: EgressPolicy
+):
     router = APIRouter(prefix="/v1", dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
+
+    async def refuse_internal(url: str | None, field: str) -> None:
+        problem = url and await egress.check_configured(url)
+        if problem:
+            message = f"refused: it {problem}"
+            raise Problem(422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message}])
 
     def public(config: AgencyConfig, *, secret: str | None = None) -> AgencyPublic:
         breaker = breakers.by_agency.get(config.agency)
@@ -193,6 +202,8 @@ def build_router(auth, *, clock: Clock, breakers: Breakers, default_deadline: in
         summary="Set an agency's channels, webhook, e-mail, acknowledgement deadline and escalation contacts",
     )  # fmt: skip
     async def put_agency(agency: Agency, body: AgencyConfigChange, request: Request) -> AgencyPublic:
+        await refuse_internal(body.webhook_url and str(body.webhook_url), "webhook_url")
+
         def edit(old: AgencyConfig) -> AgencyConfig:
             url = str(body.webhook_url) if body.webhook_url else None
             return AgencyConfig(**{
@@ -206,6 +217,7 @@ def build_router(auth, *, clock: Clock, breakers: Breakers, default_deadline: in
 
     @router.put("/agencies/{agency}/webhook", tags=["agencies"], summary="Set an agency's webhook URL only")
     async def put_webhook(agency: Agency, body: WebhookChange, request: Request) -> AgencyPublic:
+        await refuse_internal(str(body.url), "url")
         return await change(
             request, agency,
             lambda old: AgencyConfig(**{**old.__dict__, "webhook_url": str(body.url), "updated_by": body.updated_by}),

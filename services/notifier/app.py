@@ -71,7 +71,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
         app.state.pool = pool
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
-        channels = {"webhook": WebhookChannel(client), "email": EmailChannel(mailer, links)}
+        channels = {"webhook": WebhookChannel(client, settings.egress_policy()), "email": EmailChannel(mailer, links)}
         # A lease outlives the slowest attempt (webhook or SMTP), so only a dead worker's
         # dispatch comes due again. Without an SMTP server no attempt waits on SMTP: the
         # SMTP timeout must not stretch the lease (a SIGKILLed notifier's dispatches wait
@@ -130,7 +130,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
     app.include_router(
         build_router(
             auth, clock=clock, breakers=breakers, default_deadline=settings.default_ack_deadline_seconds,
-            secret_grace_seconds=settings.webhook_secret_grace_seconds,
+            secret_grace_seconds=settings.webhook_secret_grace_seconds, egress=settings.egress_policy(),
         )
     )  # fmt: skip
     app.include_router(build_agency_router(clock=clock, metrics=ack_metrics))

@@ -14,6 +14,7 @@ import aiosmtplib
 import httpx
 
 from services.notifier import mail, signing
+from services.notifier.egress import EgressPolicy, Refused, Unresolved
 from services.notifier.policy import Verdict, classify_smtp_code, classify_status
 from services.notifier.store import AgencyConfig, DueDispatch
 
@@ -87,8 +88,9 @@ class Mailer:
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, client: httpx.AsyncClient):
+    def __init__(self, client: httpx.AsyncClient, egress: EgressPolicy):
         self.client = client
+        self.egress = egress
 
     def target(self, config: AgencyConfig) -> tuple[str | None, str]:
         return config.webhook_url, "no webhook configured for this agency"
@@ -111,7 +113,15 @@ class WebhookChannel:
             # Signed at send time: a retry after a long outage carries a fresh timestamp.
             headers[signing.SIGNATURE_HEADER] = signing.signature_header(secrets_, int(now.timestamp()), dispatch.body)
         try:
-            response = await self.client.post(target, content=dispatch.body, headers=headers)
+            pinned = await self.egress.pin(target)
+        except Refused as exc:
+            return Result(Verdict.PERMANENT, error=str(exc))
+        except Unresolved as exc:
+            return Result(Verdict.RETRYABLE, error=str(exc))
+        headers["host"] = pinned.host_header
+        extensions = {"sni_hostname": pinned.sni_hostname} if pinned.sni_hostname else None
+        try:
+            response = await self.client.post(pinned.url, content=dispatch.body, headers=headers, extensions=extensions)
         except httpx.InvalidURL as exc:
             return Result(Verdict.PERMANENT, error=f"invalid URL: {exc}")
         except httpx.UnsupportedProtocol as exc:

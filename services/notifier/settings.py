@@ -1,6 +1,7 @@
-from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
 from services.common.settings import ServiceSettings
+from services.notifier.egress import EgressPolicy, parse_networks
 
 DEV_ACK_LINK_SECRET = "development-only-ack-link-secret"
 DEV_PUBLIC_URL = "http://127.0.0.1:8003"
@@ -25,6 +26,10 @@ class NotifierSettings(ServiceSettings):
     # How long a rotated-out webhook secret still signs (a second v1=), so an agency
     # can switch to the new one without rejecting dispatches meanwhile.
     webhook_secret_grace_seconds: int = Field(86_400, ge=0, le=30 * 86_400)
+    # Networks a webhook may reach although they are internal (comma-separated CIDRs or
+    # addresses, e.g. the regency's WAN; 127.0.0.1/32 for a local test receiver). Every
+    # other loopback, private, link-local or reserved address is refused (egress.py).
+    webhook_allowed_networks: str = ""
     # E-mail (the fallback channel and escalation notices). No host: no e-mail channel.
     smtp_host: str | None = None
     smtp_port: int = Field(25, ge=1, le=65535)
@@ -38,6 +43,17 @@ class NotifierSettings(ServiceSettings):
     public_base_url: AnyHttpUrl = AnyHttpUrl(DEV_PUBLIC_URL)
     ack_link_secret: SecretStr = SecretStr(DEV_ACK_LINK_SECRET)
     ack_link_ttl_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    def egress_policy(self) -> EgressPolicy:
+        """Webhooks over HTTPS only in production; plain HTTP is for development."""
+        return EgressPolicy(require_https=self.e112_env == "production",
+                            allowed_networks=parse_networks(self.webhook_allowed_networks))  # fmt: skip
 
     @model_validator(mode="after")
     def _no_notifier_dev_defaults_in_production(self) -> "NotifierSettings":

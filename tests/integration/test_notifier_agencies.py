@@ -105,3 +105,20 @@ async def test_agency_keys_are_shown_once_and_listed_without_the_key(database_ur
     assert "key" not in listed[0] and others == []
     assert wrong_agency.status_code == 404
     assert missing_by.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8002/v1/routing-table", "http://169.254.169.254/", "http://[::1]/", "http://10.0.0.1/",
+     "http://0x7f000001/"],
+)  # fmt: skip
+async def test_a_webhook_pointing_inside_is_refused(database_url, broker, url):
+    settings = notifier_settings(database_url, broker.bootstrap, webhook_allowed_networks="")
+    async with running(create_app(settings), API_KEY) as client:
+        whole = await client.put("/v1/agencies/bpbd", json={**FULL, "webhook_url": url})
+        only = await client.put("/v1/agencies/bpbd/webhook", json={"url": url, "updated_by": "t"})
+        unchanged = (await client.get("/v1/agencies/bpbd")).json()
+    assert whole.status_code == only.status_code == 422, (whole.text, only.text)
+    assert [e["field"] for e in whole.json()["errors"]] == ["webhook_url"]
+    assert [e["field"] for e in only.json()["errors"]] == ["url"]
+    assert unchanged["webhook_url"] is None
