@@ -18,7 +18,7 @@ def provision_intake_key(intake_url: str, admin_key: str) -> str:
         for key in client.get("/v1/admin/api-keys").raise_for_status().json():
             if key["name"] == KEY_NAME and key["revoked_at"] is None:
                 client.delete(f"/v1/admin/api-keys/{key['id']}").raise_for_status()
-        created = client.post("/v1/admin/api-keys", json={"name": KEY_NAME, "rate_per_minute": 6000})
+        created = client.post("/v1/admin/api-keys", json={"name": KEY_NAME, "rate_per_minute": 6000, "role": "console"})
         return created.raise_for_status().json()["key"]
 
 

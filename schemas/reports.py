@@ -63,6 +63,9 @@ class Caller(BaseModel):
 
 
 # What an emergency must carry; other kinds of contact carry what was learnt.
+# The header in which the call takers' console names the operator signed in to it, on
+# the actions intake takes only from an operator (verdicts, unlinks).
+OPERATOR_HEADER = "E112-Operator-Id"
 EMERGENCY_REQUIRED = ("category", "description", "location.kecamatan", "caller.phone")
 
 

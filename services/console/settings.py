@@ -18,8 +18,9 @@ class ConsoleSettings(ServiceSettings):
     intake_url: str = DEV_URLS["intake_url"]
     shifts_url: str = DEV_URLS["shifts_url"]
     notifier_url: str = DEV_URLS["notifier_url"]
-    # The console's own intake app key (`POST /v1/admin/api-keys {"name": "console"}`), so
-    # intake knows the console filed a report; `make run` makes one at start.
+    # The console's own intake key (`POST /v1/admin/api-keys {"name": "console", "role":
+    # "console"}`): intake knows the console filed a report and takes verdicts from it for
+    # the signed-in operator only; `make run` makes one at start.
     intake_api_key: SecretStr | None = None
     upstream_timeout_seconds: float = Field(10.0, gt=0, le=120)
     # A session outlives an 8-hour shift with room for a late handover, no more.

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from schemas.catalog import Category, ContactKind
+from schemas.reports import OPERATOR_HEADER
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.console.board import OPEN_STATUSES, board
 from services.console.catalog import form_catalog
@@ -139,14 +140,14 @@ def build_work_router(metrics) -> APIRouter:
         if body.verdict == "duplicate" and body.duplicate_of is None:
             raise Problem(422, "Invalid request", "duplicate_of: name the report this one repeats.",
                           errors=[{"field": "duplicate_of", "message": "required with verdict duplicate"}])  # fmt: skip
-        payload = {"verdict": body.verdict, "operator_id": str(operator.id)}
+        payload: dict = {"verdict": body.verdict}
         if body.duplicate_of is not None and body.verdict == "duplicate":
             payload["duplicate_of"] = str(body.duplicate_of)
         if body.note:
             payload["note"] = body.note
         result = await request.app.state.upstream.json(
             "intake", "POST", f"/v1/reports/{report_id}/verification", json=payload,
-            request_id=request.state.request_id,
+            headers={OPERATOR_HEADER: str(operator.id)}, request_id=request.state.request_id,
         )  # fmt: skip
         metrics.actions.labels("verdict", body.verdict).inc()
         log.info("verdict given", extra={"fields": {"operator_id": str(operator.id), "report_id": str(report_id),

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.intake import clients
-from services.intake.clients import AdminClient
+from services.intake.clients import AdminClient, Role
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -17,7 +17,9 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 class ApiKeyCreate(BaseModel):
     name: Name = Field(description="Which app uses the key, e.g. `console`, `sms-gateway`")
     rate_per_minute: int = Field(600, ge=1, le=100_000)
-    is_admin: bool = False
+    role: Role = Field("app", description="app: files reports; console: the call takers' console, acts for the "
+                       "operator signed in to it; admin: manages keys and policy")  # fmt: skip
+    is_admin: bool = Field(False, description="Same as role admin (kept for existing scripts)")
 
 
 class ApiKeyPublic(BaseModel):
@@ -25,6 +27,7 @@ class ApiKeyPublic(BaseModel):
     name: str
     key_prefix: str
     rate_per_minute: int
+    role: Role
     is_admin: bool
     created_by: str
     created_at: datetime
@@ -36,6 +39,7 @@ class ApiKeyCreated(BaseModel):
     name: str
     key: str = Field(description="Shown this once; only its hash is stored")
     rate_per_minute: int
+    role: Role
     is_admin: bool
 
 
@@ -49,12 +53,13 @@ def build_router() -> APIRouter:
     async def create(body: ApiKeyCreate, admin: AdminClient, request: Request) -> ApiKeyCreated:
         async with request.app.state.pool.acquire() as conn:
             new = await clients.create_key(
-                conn, name=body.name, rate_per_minute=body.rate_per_minute, is_admin=body.is_admin,
-                created_by=admin.name,
+                conn, name=body.name, rate_per_minute=body.rate_per_minute,
+                role="admin" if body.is_admin else body.role, created_by=admin.name,
             )  # fmt: skip
         return ApiKeyCreated(
-            id=new.id, name=new.name, key=new.key, rate_per_minute=new.rate_per_minute, is_admin=new.is_admin
-        )
+            id=new.id, name=new.name, key=new.key, rate_per_minute=new.rate_per_minute, role=new.role,
+            is_admin=new.is_admin,
+        )  # fmt: skip
 
     @router.get("/api-keys", summary="Every API key (never the keys themselves)")
     async def list_all(admin: AdminClient, request: Request) -> list[ApiKeyPublic]:

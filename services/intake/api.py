@@ -8,10 +8,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from schemas.catalog import Category, Channel, ContactKind, canonical_kecamatan
 from schemas.reports import (
+    OPERATOR_HEADER,
     ContactCount,
     ContactStats,
     ReportAccepted,
@@ -22,7 +23,7 @@ from schemas.reports import (
 )
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.intake import store
-from services.intake.clients import CurrentClient
+from services.intake.clients import CurrentClient, OperatorAction
 from services.intake.linking import Place, find_incident
 from services.intake.reading import report_public
 from services.intake.settings import IntakeSettings
@@ -44,9 +45,8 @@ COMMON_PROBLEMS = {
 
 
 class Unlink(BaseModel):
-    operator: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = Field(
-        description="Who undoes the link"
-    )
+    model_config = ConfigDict(extra="forbid")
+
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
@@ -238,9 +238,11 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
 
     @router.post(
         "/reports/{report_id}/unlink", summary="Undo a link: the report is then dispatched on its own",
-        responses={404: _problem("No such report"), 409: _problem("The report is not linked")},
+        description=f"Sent by the console for the operator signed in to it, named in `{OPERATOR_HEADER}`.",
+        responses={403: _problem("Not a console key: an app's key may not undo links"),
+                   404: _problem("No such report"), 409: _problem("The report is not linked")},
     )  # fmt: skip
-    async def unlink(report_id: UUID, body: Unlink, client: CurrentClient, request: Request) -> ReportAccepted:
+    async def unlink(report_id: UUID, body: Unlink, actor: OperatorAction, request: Request) -> ReportAccepted:
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow("SELECT linked_to FROM reports WHERE id = $1 FOR UPDATE", report_id)
@@ -248,7 +250,7 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
                 raise Problem(404, "Not found", f"No report {report_id}.")
             if row["linked_to"] is None:
                 raise Problem(409, "Not linked", "This report is not linked to another; nothing to undo.")
-            await store.unlink_report(conn, report_id, row["linked_to"], operator=body.operator,
+            await store.unlink_report(conn, report_id, row["linked_to"], operator=str(actor.operator_id),
                                       reason=body.reason, at=now)  # fmt: skip
             report = await store.fetch_report(conn, report_id)
         return ReportAccepted(id=report_id, status=report["status"], kind=report["kind"],

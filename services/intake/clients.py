@@ -1,6 +1,9 @@
 """The apps that post reports: keys, authentication and rate limits.
 
 Keys are random 256-bit tokens shown once at creation; only their SHA-256 is stored.
+Each key has a role: `app` (files reports), `console` (the call takers' console: acts
+for the operator signed in to it, who is named in the `E112-Operator-Id` header, never
+in a body) or `admin` (manages keys and policy, and may act as the console does).
 A fast hash is enough here (unlike passwords, the keys have full entropy, so there is
 nothing to brute-force). The key in `E112_API_KEY` is the bootstrap admin key (what
 `make run` prints): it can manage the other keys and is not rate-limited.
@@ -13,26 +16,41 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from schemas.reports import OPERATOR_HEADER
 from services.common.web import Problem
 from services.intake.ratelimit import TokenBucket, retry_after_header
 
 KEY_PREFIX = "e112_"
 BOOTSTRAP = "bootstrap"
+Role = Literal["app", "console", "admin"]
+ACTS_FOR_OPERATORS: frozenset[str] = frozenset({"console", "admin"})
 
 
 @dataclass(frozen=True)
 class Client:
     id: str  # api_clients.id, or "bootstrap"
     name: str
-    is_admin: bool
+    role: Role
     rate_per_minute: int | None  # None: not limited
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class ActingOperator:
+    """An operator's action, sent by a key that may act for operators."""
+
+    client: Client
+    operator_id: UUID
 
 
 @dataclass(frozen=True)
@@ -42,7 +60,11 @@ class NewKey:
     key: str  # shown once
     key_prefix: str
     rate_per_minute: int
-    is_admin: bool
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def hash_key(key: str) -> bytes:
@@ -50,18 +72,18 @@ def hash_key(key: str) -> bytes:
 
 
 async def create_key(
-    conn: asyncpg.Connection, *, name: str, rate_per_minute: int, is_admin: bool, created_by: str
+    conn: asyncpg.Connection, *, name: str, rate_per_minute: int, role: Role, created_by: str
 ) -> NewKey:
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     client_id = uuid.uuid4()
     await conn.execute(
         """
-        INSERT INTO api_clients (id, name, key_hash, key_prefix, rate_per_minute, is_admin, created_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        INSERT INTO api_clients (id, name, key_hash, key_prefix, rate_per_minute, is_admin, role, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         """,
-        client_id, name, hash_key(key), key[:12], rate_per_minute, is_admin, created_by,
+        client_id, name, hash_key(key), key[:12], rate_per_minute, role == "admin", role, created_by,
     )  # fmt: skip
-    return NewKey(client_id, name, key, key[:12], rate_per_minute, is_admin)
+    return NewKey(client_id, name, key, key[:12], rate_per_minute, role)
 
 
 async def revoke_key(conn: asyncpg.Connection, client_id: UUID) -> bool:
@@ -74,7 +96,7 @@ async def revoke_key(conn: asyncpg.Connection, client_id: UUID) -> bool:
 
 async def list_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT id, name, key_prefix, rate_per_minute, is_admin, created_by, created_at, revoked_at "
+        "SELECT id, name, key_prefix, rate_per_minute, is_admin, role, created_by, created_at, revoked_at "
         "FROM api_clients ORDER BY created_at"
     )
 
@@ -89,16 +111,15 @@ class Authenticator:
 
     async def resolve(self, pool: asyncpg.Pool, key: str) -> Client | None:
         if self.bootstrap_key and hmac.compare_digest(key.encode(), self.bootstrap_key.encode()):
-            return Client(BOOTSTRAP, BOOTSTRAP, True, None)
+            return Client(BOOTSTRAP, BOOTSTRAP, "admin", None)
         if not key.startswith(KEY_PREFIX):
             return None
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT id, name, is_admin, rate_per_minute FROM api_clients "
-                "WHERE key_hash = $1 AND revoked_at IS NULL",
+                "SELECT id, name, role, rate_per_minute FROM api_clients WHERE key_hash = $1 AND revoked_at IS NULL",
                 hash_key(key),
             )
-        return Client(str(row["id"]), row["name"], row["is_admin"], row["rate_per_minute"]) if row else None
+        return Client(str(row["id"]), row["name"], row["role"], row["rate_per_minute"]) if row else None
 
     def throttle(self, client: Client) -> None:
         if client.rate_per_minute is None:
@@ -146,5 +167,22 @@ async def admin_client(client: Annotated[Client, Depends(current_client)]) -> Cl
     return client
 
 
+async def acting_operator(
+    client: Annotated[Client, Depends(current_client)],
+    operator_id: Annotated[
+        UUID | None, Header(alias=OPERATOR_HEADER, description="The operator signed in to the console")
+    ] = None,
+) -> ActingOperator:
+    if client.role not in ACTS_FOR_OPERATORS:
+        raise Problem(403, "Forbidden", "Only the call takers' console acts for an operator; an app's key may "
+                      "file reports but not give verdicts or undo links.")  # fmt: skip
+    if operator_id is None:
+        message = "required: the operator signed in to the console"
+        raise Problem(422, "Invalid request", f"{OPERATOR_HEADER}: {message}",
+                      errors=[{"field": f"header.{OPERATOR_HEADER}", "message": message}])  # fmt: skip
+    return ActingOperator(client, operator_id)
+
+
 CurrentClient = Annotated[Client, Depends(current_client)]
 AdminClient = Annotated[Client, Depends(admin_client)]
+OperatorAction = Annotated[ActingOperator, Depends(acting_operator)]

@@ -1,6 +1,6 @@
 """Manage the apps' API keys from a shell, where the database is reachable:
 
-    python -m services.intake.keys create --name sms-gateway [--rate 600] [--admin]
+    python -m services.intake.keys create --name sms-gateway [--rate 600] [--role app|console|admin]
     python -m services.intake.keys list
     python -m services.intake.keys revoke <id>
 
@@ -30,16 +30,16 @@ async def main(args: argparse.Namespace) -> int:
         async with pool.acquire() as conn:
             if args.command == "create":
                 new = await clients.create_key(
-                    conn, name=args.name, rate_per_minute=args.rate, is_admin=args.admin,
+                    conn, name=args.name, rate_per_minute=args.rate, role="admin" if args.admin else args.role,
                     created_by=f"cli:{getpass.getuser()}",
                 )  # fmt: skip
                 print(f"id   {new.id}\nname {new.name}\nkey  {new.key}\n(the key is shown only now)")
             elif args.command == "list":
                 for row in await clients.list_keys(conn):
                     state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
-                    role = "admin" if row["is_admin"] else "app"
+                    role = row["role"]
                     print(f"{row['id']}  {row['key_prefix']}…  {row['name']:<20} {row['rate_per_minute']:>6}/min  "
-                          f"{role:<5} {state}")  # fmt: skip
+                          f"{role:<7} {state}")  # fmt: skip
             elif not await clients.revoke_key(conn, UUID(args.id)):
                 print(f"no active key {args.id}", file=sys.stderr)
                 return 1
@@ -57,7 +57,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     create = sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True, help="which app uses it")
     create.add_argument("--rate", type=int, default=600, help="requests per minute (default 600)")
-    create.add_argument("--admin", action="store_true", help="may manage keys")
+    create.add_argument(
+        "--role",
+        choices=["app", "console", "admin"],
+        default="app",
+        help="app: files reports; console: acts for its signed-in operator; admin: manages keys",
+    )
+    create.add_argument("--admin", action="store_true", help="same as --role admin")
     sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("id")

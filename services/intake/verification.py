@@ -83,7 +83,6 @@ class VerdictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     verdict: Verdict
-    operator_id: UUID = Field(description="The operator who verified (their id in the shifts service)")
     duplicate_of: UUID | None = Field(None, description="With verdict duplicate: the report of the same incident")
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
 

@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 
 from schemas.catalog import PUBLIC_CHANNELS
-from schemas.reports import ReportCreate, ReportPublic
+from schemas.reports import OPERATOR_HEADER, ReportCreate, ReportPublic
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.intake import store
-from services.intake.clients import AdminClient, CurrentClient
+from services.intake.clients import AdminClient, CurrentClient, OperatorAction
 from services.intake.reading import report_public
 from services.intake.settings import IntakeSettings
 from services.intake.verification import (
@@ -82,12 +82,14 @@ def build_router(settings: IntakeSettings, metrics: VerificationMetrics) -> APIR
     @router.post(
         "/reports/{report_id}/verification",
         summary="An operator's verdict on a public-channel report: genuine, prank, duplicate or information",
+        description=f"Sent by the console for the operator signed in to it, named in `{OPERATOR_HEADER}`.",
         responses={
+            403: _problem("Not a console key: an app's key may not give verdicts"),
             404: _problem("No such report"),
             409: _problem("The report awaits no verdict (not required, or already given)"),
         },
     )  # fmt: skip
-    async def verify(report_id: UUID, body: VerdictIn, client: CurrentClient, request: Request) -> ReportPublic:
+    async def verify(report_id: UUID, body: VerdictIn, actor: OperatorAction, request: Request) -> ReportPublic:
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow("SELECT * FROM reports WHERE id = $1 FOR UPDATE", report_id)
@@ -101,7 +103,7 @@ def build_router(settings: IntakeSettings, metrics: VerificationMetrics) -> APIR
                               f"{row['verified_at'].isoformat()}.", verdict=row["verdict"])  # fmt: skip
             incident_id = await _incident_of(conn, report_id, body)
             await store.record_verdict(
-                conn, row, verdict=body.verdict, kind=KIND_OF_VERDICT[body.verdict], operator_id=body.operator_id,
+                conn, row, verdict=body.verdict, kind=KIND_OF_VERDICT[body.verdict], operator_id=actor.operator_id,
                 incident_id=incident_id, note=body.note, at=now,
             )  # fmt: skip
             report = await report_public(conn, report_id, settings)

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from devstack.processes import Stack, free_port
+from schemas.reports import OPERATOR_HEADER
 from tests.conftest import API_KEY
 from tests.e2e.test_pipeline import auth
 from tests.support import FIRE_REPORT, WebhookReceiver, eventually
@@ -61,8 +62,8 @@ async def test_a_held_sms_reaches_the_police_only_after_the_operators_verdict(st
         assigned = await eventually(task, timeout=30)
         shown = await eventually(lambda: _assigned_in_intake(client, intake, report_id, sari), timeout=30)
         nothing_yet = hooks_for(receiver, report_id)
-        verdict = await client.post(f"{intake}/v1/reports/{report_id}/verification",
-                                    json={"verdict": "genuine", "operator_id": sari})  # fmt: skip
+        verdict = await client.post(f"{intake}/v1/reports/{report_id}/verification", json={"verdict": "genuine"},
+                                    headers={OPERATOR_HEADER: sari})  # fmt: skip
         await eventually(lambda: len(hooks_for(receiver, report_id)) == 2, timeout=30)
         closed = await eventually(lambda: _task_closed(client, shifts, report_id), timeout=30)
     assert accepted["status"] == "awaiting_verification"
@@ -85,7 +86,8 @@ async def test_an_unverified_fire_goes_out_at_once_and_is_called_off_as_a_prank(
         await eventually(lambda: len(hooks_for(receiver, report_id)) == 3, timeout=30)
         verdict = await client.post(
             f"{intake}/v1/reports/{report_id}/verification",
-            json={"verdict": "prank", "operator_id": "00000000-0000-4000-8000-000000000001"},
+            json={"verdict": "prank"},
+            headers={OPERATOR_HEADER: "00000000-0000-4000-8000-000000000001"},
         )
         await eventually(lambda: len(hooks_for(receiver, report_id)) == 6, timeout=30)
         report = (await client.get(f"{intake}/v1/reports/{report_id}")).json()

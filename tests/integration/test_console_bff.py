@@ -72,7 +72,7 @@ async def services(database_url: str, bootstrap: str, **console_overrides):
         running(shifts, API_KEY) as shifts_client,
         running(notifier, API_KEY) as notifier_client,
     ):
-        made = await intake_client.post("/v1/admin/api-keys", json={"name": "console"})
+        made = await intake_client.post("/v1/admin/api-keys", json={"name": "console", "role": "console"})
         settings = ConsoleSettings(**base, intake_api_key=made.json()["key"], **console_overrides)
         transports = {name: httpx.ASGITransport(app=app) for name, app in
                       (("intake", intake), ("shifts", shifts), ("notifier", notifier))}  # fmt: skip

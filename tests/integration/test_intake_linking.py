@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from schemas import topics
+from schemas.reports import OPERATOR_HEADER
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from tests.conftest import API_KEY
@@ -44,15 +45,24 @@ async def test_a_second_caller_for_the_same_fire_is_linked(database_url, broker)
 async def test_an_operator_can_undo_a_link(database_url, broker):
     settings = IntakeSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap,
                               e112_api_key=API_KEY, link_related_reports=True)  # fmt: skip
+    sari = str(uuid.uuid4())
     async with running(create_app(settings), API_KEY) as client:
         first = (await client.post("/v1/reports", json=fire("Beru"))).json()
         second = (await client.post("/v1/reports", json=fire("Beru"))).json()
-        undo = await client.post(
-            f"/v1/reports/{second['id']}/unlink",
-            json={"operator": "Sari", "reason": "a different house, across the river"},
+        app_key = (await client.post("/v1/admin/api-keys", json={"name": "sms-gateway"})).json()["key"]
+        unlink = f"/v1/reports/{second['id']}/unlink"
+        as_app = {"Authorization": f"Bearer {app_key}", OPERATOR_HEADER: sari}
+        by_an_app = await client.post(unlink, json={"reason": "x"}, headers=as_app)
+        no_operator = await client.post(unlink, json={"reason": "x"})
+        named_in_body = await client.post(
+            unlink, json={"operator": "Sari", "reason": "x"}, headers={OPERATOR_HEADER: sari}
         )
-        again = await client.post(f"/v1/reports/{second['id']}/unlink", json={"operator": "Sari", "reason": "x"})
-        unknown = await client.post(f"/v1/reports/{uuid.uuid4()}/unlink", json={"operator": "Sari", "reason": "x"})
+        client.headers[OPERATOR_HEADER] = sari
+        undo = await client.post(
+            f"/v1/reports/{second['id']}/unlink", json={"reason": "a different house, across the river"}
+        )
+        again = await client.post(f"/v1/reports/{second['id']}/unlink", json={"reason": "x"})
+        unknown = await client.post(f"/v1/reports/{uuid.uuid4()}/unlink", json={"reason": "x"})
         report = (await client.get(f"/v1/reports/{second['id']}")).json()
         incident = (await client.get(f"/v1/reports/{first['id']}")).json()
         events = await read_topics(
@@ -61,10 +71,11 @@ async def test_an_operator_can_undo_a_link(database_url, broker):
             until=lambda ms: any(m.headers["ce_type"].endswith("report.unlinked.v1") for m in ms),
         )
     assert second["linked_to"] == first["id"]
+    assert by_an_app.status_code == 403 and no_operator.status_code == 422 and named_in_body.status_code == 422
     assert undo.status_code == 200 and undo.json()["status"] == "received"
     assert again.status_code == 409 and unknown.status_code == 404
     assert report["linked_to"] is None and report["status"] == "received"
     assert [e["event"] for e in report["timeline"]] == ["received", "linked", "unlinked"]
     assert incident["linked_reports"] == []
     unlinked = next(m for m in events if m.headers["ce_type"].endswith("report.unlinked.v1"))
-    assert unlinked.key == second["id"] and unlinked.data["unlinked_by"] == "Sari"
+    assert unlinked.key == second["id"] and unlinked.data["unlinked_by"] == sari

@@ -6,6 +6,7 @@ import uuid
 import pytest
 
 from schemas import topics
+from schemas.reports import OPERATOR_HEADER
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from tests.conftest import API_KEY
@@ -30,6 +31,7 @@ def of_type(messages, suffix: str) -> list:
 
 async def test_public_reports_wait_or_go_out_flagged_and_calls_go_at_once(database_url, broker):
     async with running(create_app(settings_for(database_url, broker)), API_KEY) as client:
+        client.headers[OPERATOR_HEADER] = OPERATOR
         riot_sms = (await client.post("/v1/reports", json=report("sms", "kerusuhan"))).json()
         fire_wa = (await client.post("/v1/reports", json=report("whatsapp", "kebakaran", "Tangkil"))).json()
         riot_call = (await client.post("/v1/reports", json=report("call", "kerusuhan", "Klemunan"))).json()
@@ -51,11 +53,12 @@ async def test_public_reports_wait_or_go_out_flagged_and_calls_go_at_once(databa
 
 async def test_a_prank_verdict_makes_the_report_a_prank_once(database_url, broker):
     async with running(create_app(settings_for(database_url, broker)), API_KEY) as client:
+        client.headers[OPERATOR_HEADER] = OPERATOR
         sms = (await client.post("/v1/reports", json=report("sms", "binatang_buas"))).json()
         verdict = await client.post(f"/v1/reports/{sms['id']}/verification",
-                                    json={"verdict": "prank", "operator_id": OPERATOR, "note": "laughing"})  # fmt: skip
+                                    json={"verdict": "prank", "note": "laughing"})  # fmt: skip
         again = await client.post(f"/v1/reports/{sms['id']}/verification",
-                                  json={"verdict": "genuine", "operator_id": OPERATOR})  # fmt: skip
+                                  json={"verdict": "genuine"})  # fmt: skip
         stats = (await client.get("/v1/stats/contacts", params={"since": "2020-01-01T00:00:00Z"})).json()
         messages = await read_topics(broker.bootstrap, [topics.REPORTS],
                                      until=lambda ms: of_type(ms, "report.verified.v1"))  # fmt: skip
@@ -75,12 +78,13 @@ async def test_a_prank_verdict_makes_the_report_a_prank_once(database_url, broke
 
 async def test_a_duplicate_joins_the_first_report_of_its_incident(database_url, broker):
     async with running(create_app(settings_for(database_url, broker)), API_KEY) as client:
+        client.headers[OPERATOR_HEADER] = OPERATOR
         first = (await client.post("/v1/reports", json=report("call", "kerusuhan"))).json()
         linked = (await client.post("/v1/reports", json=report("call", "kerusuhan"))).json()
         sms = (await client.post("/v1/reports", json=report("web", "kerusuhan", "Tangkil"))).json()
         # Named as a duplicate of the second caller: it joins the incident's first report.
         verdict = await client.post(f"/v1/reports/{sms['id']}/verification",
-                                    json={"verdict": "duplicate", "operator_id": OPERATOR,
+                                    json={"verdict": "duplicate",
                                           "duplicate_of": linked["id"]})  # fmt: skip
         incident = (await client.get(f"/v1/reports/{first['id']}")).json()
         messages = await read_topics(broker.bootstrap, [topics.REPORTS],
@@ -96,24 +100,25 @@ async def test_a_duplicate_joins_the_first_report_of_its_incident(database_url, 
 
 async def test_wrong_verdicts_are_clear_4xx(database_url, broker):
     async with running(create_app(settings_for(database_url, broker)), API_KEY) as client:
+        client.headers[OPERATOR_HEADER] = OPERATOR
         call = (await client.post("/v1/reports", json=report("call", "kerusuhan"))).json()
         sms = (await client.post("/v1/reports", json=report("sms", "kerusuhan", "Tangkil"))).json()
         prank = (await client.post("/v1/reports", json={"kind": "prank", "channel": "call"})).json()
         answers = {
             "not required": await client.post(f"/v1/reports/{call['id']}/verification",
-                                              json={"verdict": "genuine", "operator_id": OPERATOR}),
+                                              json={"verdict": "genuine"}),
             "unknown report": await client.post(f"/v1/reports/{uuid.uuid4()}/verification",
-                                                json={"verdict": "genuine", "operator_id": OPERATOR}),
+                                                json={"verdict": "genuine"}),
             "no duplicate_of": await client.post(f"/v1/reports/{sms['id']}/verification",
-                                                 json={"verdict": "duplicate", "operator_id": OPERATOR}),
+                                                 json={"verdict": "duplicate"}),
             "itself": await client.post(f"/v1/reports/{sms['id']}/verification",
-                                        json={"verdict": "duplicate", "operator_id": OPERATOR,
+                                        json={"verdict": "duplicate",
                                               "duplicate_of": sms["id"]}),
             "of a prank": await client.post(f"/v1/reports/{sms['id']}/verification",
-                                            json={"verdict": "duplicate", "operator_id": OPERATOR,
+                                            json={"verdict": "duplicate",
                                                   "duplicate_of": prank["id"]}),
             "bad verdict": await client.post(f"/v1/reports/{sms['id']}/verification",
-                                             json={"verdict": "maybe", "operator_id": OPERATOR}),
+                                             json={"verdict": "maybe"}),
         }  # fmt: skip
         still = (await client.get(f"/v1/reports/{sms['id']}")).json()
     statuses = {name: a.status_code for name, a in answers.items()}
@@ -126,6 +131,7 @@ async def test_wrong_verdicts_are_clear_4xx(database_url, broker):
 
 async def test_the_policy_is_versioned_and_live_at_the_next_report(database_url, broker):
     async with running(create_app(settings_for(database_url, broker)), API_KEY) as client:
+        client.headers[OPERATOR_HEADER] = OPERATOR
         shipped = (await client.get("/v1/verification-policy")).json()
         before = (await client.post("/v1/reports", json=report("app", "kerusuhan"))).json()
         change = await client.put("/v1/verification-policy", json={
@@ -150,3 +156,30 @@ async def test_the_policy_is_versioned_and_live_at_the_next_report(database_url,
     assert [(v["version"], v["changed_by"]) for v in versions] == [(2, "Kepala 112"), (1, "system")]
     assert refused.status_code == 403
     assert bad.status_code == 422 and "channel" in bad.text
+
+
+async def test_only_the_console_gives_verdicts_and_the_operator_comes_from_its_header(database_url, broker):
+    """App B's key could call off app A's SMS fire as a prank, naming any operator in the body."""
+    async with running(create_app(settings_for(database_url, broker)), API_KEY) as admin:
+        app_a = (await admin.post("/v1/admin/api-keys", json={"name": "sms-gateway"})).json()["key"]
+        app_b = (await admin.post("/v1/admin/api-keys", json={"name": "web-form"})).json()["key"]
+        console = (await admin.post("/v1/admin/api-keys", json={"name": "console", "role": "console"})).json()
+        fire = await admin.post(
+            "/v1/reports", json=report("sms", "kerusuhan"), headers={"Authorization": f"Bearer {app_a}"}
+        )
+        url = f"/v1/reports/{fire.json()['id']}/verification"
+        as_app_b = {"Authorization": f"Bearer {app_b}", OPERATOR_HEADER: OPERATOR}
+        as_app_b = await admin.post(url, json={"verdict": "prank"}, headers=as_app_b)
+        as_console = {"Authorization": f"Bearer {console['key']}"}
+        without_operator = await admin.post(url, json={"verdict": "prank"}, headers=as_console)
+        operator_in_body = await admin.post(url, json={"verdict": "prank", "operator_id": OPERATOR},
+                                            headers={**as_console, OPERATOR_HEADER: OPERATOR})  # fmt: skip
+        untouched = (await admin.get(fire.headers["location"])).json()
+        given = await admin.post(url, json={"verdict": "genuine"}, headers={**as_console, OPERATOR_HEADER: OPERATOR})
+    assert console["role"] == "console" and not console["is_admin"]
+    assert as_app_b.status_code == 403 and as_app_b.headers["content-type"] == "application/problem+json"
+    assert without_operator.status_code == 422 and OPERATOR_HEADER in without_operator.json()["detail"]
+    assert operator_in_body.status_code == 422  # the body names no one any more
+    assert untouched["verification"]["state"] == "pending" and untouched["kind"] == "emergency"
+    assert given.status_code == 200, given.text
+    assert given.json()["verification"]["operator_id"] == OPERATOR
