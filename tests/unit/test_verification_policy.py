@@ -61,7 +61,7 @@ def test_two_rules_for_the_same_channel_and_category_are_refused():
 
 def test_a_duplicate_verdict_names_its_report_and_only_it_does():
     with pytest.raises(ValidationError, match="duplicate_of"):
-        VerdictIn(verdict="duplicate", operator_id=OPERATOR)
+        VerdictIn(verdict="duplicate")
     with pytest.raises(ValidationError, match="duplicate_of goes with verdict duplicate only"):
-        VerdictIn(verdict="prank", operator_id=OPERATOR, duplicate_of=OPERATOR)
-    assert VerdictIn(verdict="duplicate", operator_id=OPERATOR, duplicate_of=OPERATOR).duplicate_of
+        VerdictIn(verdict="prank", duplicate_of=OPERATOR)
+    assert VerdictIn(verdict="duplicate", duplicate_of=OPERATOR).duplicate_of
