@@ -1,24 +1,26 @@
 """CloudEvents 1.0 in Kafka binary content mode: the one place every service encodes
 and decodes its events.
 
-The CloudEvents SDK's Kafka binding maps attributes to `ce_*` headers and
-`datacontenttype` to `content-type`, and validates the required attributes on read.
-The data itself is serialised by pydantic (faster, and exactly the published JSON
-Schema).
+Binary mode is a fixed mapping: each attribute is a `ce_<name>` header, the data
+content type is `content-type`, the value is the data. It is written out here rather
+than through the CloudEvents SDK's Kafka binding because the SDK built and validated a
+generic event object on every message: 53 µs to encode and 100 µs to decode, against
+8 and 10 µs for the data itself, about a millisecond of each report's CPU over its
+events (bench/). tests/unit/test_envelope.py checks that the SDK reads what this
+writes, and that this reads what the SDK writes. The data is serialised by pydantic,
+exactly the published JSON Schema.
 """
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cloudevents.core.bindings import kafka as ce_kafka
-from cloudevents.core.exceptions import BaseCloudEventException
-from cloudevents.core.v1.event import CloudEvent
 from pydantic import ValidationError
 
 from schemas.events import EVENT_MODELS, Event
 
 CONTENT_TYPE = "application/json"
+CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
 Headers = list[tuple[str, bytes]]
 
 
@@ -74,65 +76,64 @@ def encode(
     event_id: str | None = None,
     time: datetime | None = None,
 ) -> KafkaRecord:
-    attributes = {
-        "specversion": "1.0",
-        "id": event_id or new_event_id(),
-        "source": source,
-        "type": event.ce_type,
-        "time": time or datetime.now(UTC),
-        "datacontenttype": CONTENT_TYPE,
-    }
-    message = ce_kafka.to_binary(
-        CloudEvent(attributes=attributes, data=event.model_dump_json().encode()),
-        ce_kafka.JSONFormat(),
-        key_mapper=lambda _event: None,
-    )
+    stamp = (time or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
     return KafkaRecord(
         topic=topic,
         key=key.encode(),
-        headers=[(name, value) for name, value in message.headers.items()],
-        value=message.value,
+        headers=[
+            ("ce_specversion", b"1.0"),
+            ("ce_id", (event_id or new_event_id()).encode()),
+            ("ce_source", source.encode()),
+            ("ce_type", event.ce_type.encode()),
+            ("ce_time", stamp.encode()),
+            ("content-type", CONTENT_TYPE_BYTES),
+        ],
+        value=event.model_dump_json().encode(),
     )
 
 
 def decode(headers: Headers | tuple, value: bytes | None, key: bytes | None = None) -> Envelope:
     """Parse a Kafka message; raise InvalidEvent for anything not a valid known event."""
     header_map = {name: bytes(raw) for name, raw in headers}
-    # The SDK fills in a missing id (a random one: fatal for deduplication) and a
-    # missing or older specversion; the contract requires both, so check them first.
+    # The contract requires id and specversion (a reader must never invent an id: it is
+    # the deduplication key), source and type, and JSON data.
     if header_map.get("ce_specversion") != b"1.0":
         raise InvalidEvent("ce_specversion must be 1.0")
-    if not header_map.get("ce_id"):
-        raise InvalidEvent("ce_id is missing: it is the deduplication key")
     try:
-        event = ce_kafka.from_binary(
-            ce_kafka.KafkaMessage(headers=header_map, key=None, value=value or b""),
-            _RawData(),
-        )
-    except (BaseCloudEventException, UnicodeDecodeError, ValueError, TypeError) as exc:
+        event_id = header_map.get("ce_id", b"").decode()
+        source = header_map.get("ce_source", b"").decode()
+        ce_type = header_map.get("ce_type", b"").decode()
+        raw_time = header_map.get("ce_time")
+        event_time = _rfc3339(raw_time.decode()) if raw_time is not None else None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEvent(f"not a CloudEvents 1.0 binary-mode message: {exc}") from None
-    if header_map.get("content-type", b"").split(b";")[0].strip() != CONTENT_TYPE.encode():
+    if not event_id:
+        raise InvalidEvent("ce_id is missing: it is the deduplication key")
+    if not source or not ce_type:
+        raise InvalidEvent("not a CloudEvents 1.0 binary-mode message: ce_source and ce_type are required")
+    if header_map.get("content-type", b"").split(b";")[0].strip() != CONTENT_TYPE_BYTES:
         raise InvalidEvent(f"content-type must be {CONTENT_TYPE}")
-    model = EVENT_MODELS.get(event.get_type())
+    model = EVENT_MODELS.get(ce_type)
     data = None
     if model is not None:
         try:
             data = model.model_validate_json(value or b"")
         except ValidationError as exc:
-            raise InvalidEvent(f"{event.get_type()} data does not match its schema: {exc}") from None
+            raise InvalidEvent(f"{ce_type} data does not match its schema: {exc}") from None
     return Envelope(
-        id=event.get_id(),
-        type=event.get_type(),
-        source=event.get_source(),
-        time=event.get_time(),
+        id=event_id,
+        type=ce_type,
+        source=source,
+        time=event_time,
         key=key.decode(errors="replace") if key is not None else None,
         data=data,
         raw_data=value or b"",
     )
 
 
-class _RawData(ce_kafka.JSONFormat):
-    """Leave the data as bytes: pydantic parses it once, against the event's model."""
-
-    def read_data(self, body, content_type):  # noqa: D401 - SDK hook
-        return bytes(body) if body is not None else None
+def _rfc3339(text: str) -> datetime:
+    """An RFC 3339 timestamp (date, `T`, time, offset or `Z`), as CloudEvents requires."""
+    parsed = datetime.fromisoformat(text)
+    if "T" not in text.upper() or parsed.tzinfo is None:
+        raise ValueError(f"ce_time is not an RFC 3339 timestamp: {text[:40]!r}")
+    return parsed

@@ -1,10 +1,11 @@
 """One-line JSON logs. Callers' names and phones are never passed to a logger: log
 report and dispatch ids, never payloads."""
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+import orjson
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,7 +24,9 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # orjson: a log line is written for most events a service handles, and the
+        # standard library's encoder took a few percent of a busy service's CPU.
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure(service: str, level: str = "INFO") -> None:

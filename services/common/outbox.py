@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterable
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaError
@@ -215,7 +216,7 @@ class OutboxRelay:
         published with where the broker put them (one UPDATE for the batch)."""
         futures = []
         for row in rows:
-            headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+            headers = [(name, value.encode()) for name, value in orjson.loads(row["headers"])]
             futures.append(await producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers))
         placed = await asyncio.gather(*futures)  # in send order: offsets grow per partition
         await conn.execute(

@@ -252,3 +252,44 @@ def test_specversion_other_than_1_0_is_invalid(version):
     headers = [(n, version if n == "ce_specversion" else v) for n, v in rec.headers]
     with pytest.raises(InvalidEvent):
         decode(headers, rec.value, rec.key)
+
+
+def test_the_cloudevents_sdk_reads_what_encode_writes():
+    """The binding is written by hand for speed (schemas/envelope.py); the SDK is the
+    reference an agency in Python would use."""
+    from cloudevents.core.bindings import kafka as ce_kafka
+
+    event = requested()
+    record = encode(event, topic="e112.dispatch.damkar", key=str(event.report_id), source="e112/router")
+    read = ce_kafka.from_binary(ce_kafka.KafkaMessage(headers=dict(record.headers), key=None, value=record.value),
+                                ce_kafka.JSONFormat())  # fmt: skip
+    assert read.get_id() == record.event_id and read.get_type() == event.ce_type
+    assert read.get_source() == "e112/router" and read.get_specversion() == "1.0"
+    assert read.get_time() is not None and read.get_time().tzinfo is not None
+    assert read.get_data() == json.loads(record.value)
+
+
+def test_decode_reads_what_the_cloudevents_sdk_writes():
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.v1.event import CloudEvent
+
+    event = requested()
+    attributes = {"specversion": "1.0", "id": "sdk-1", "source": "agency-test", "type": event.ce_type,
+                  "time": datetime(2026, 12, 1, 7, 30, tzinfo=timezone(timedelta(hours=7))),
+                  "datacontenttype": "application/json"}  # fmt: skip
+    message = ce_kafka.to_binary(
+        CloudEvent(attributes=attributes, data=event.model_dump_json().encode()), ce_kafka.JSONFormat(),
+        key_mapper=lambda _event: None,
+    )  # fmt: skip
+    envelope = decode(list(message.headers.items()), message.value, b"k")
+    assert (envelope.id, envelope.source, envelope.type) == ("sdk-1", "agency-test", event.ce_type)
+    assert envelope.time == datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+    assert envelope.data == event
+
+
+@pytest.mark.parametrize("stamp", [b"2026-12-01", b"2026-12-01T10:00:00", b"yesterday", b"\xff"])
+def test_a_ce_time_that_is_not_rfc3339_is_invalid(stamp):
+    rec = record()
+    headers = [(n, stamp if n == "ce_time" else v) for n, v in rec.headers]
+    with pytest.raises(InvalidEvent):
+        decode(headers, rec.value)
