@@ -21,9 +21,11 @@ class ServiceSettings(BaseSettings):
     e112_env: Literal["development", "test", "production"] = "development"
     database_url: str = DEV_DATABASE_URL
     kafka_bootstrap_servers: str = DEV_BOOTSTRAP
-    # Tansu answers a waiting fetch only at the wait's end: a shorter wait lowers the
-    # latency of each hop at some broker CPU (../shared/ENVIRONMENT.md).
-    kafka_fetch_max_wait_ms: int = Field(100, ge=10, le=5000)
+    # Tansu answers a waiting fetch only at the wait's end, so each hop waits up to this
+    # long for news: short for the hops a dispatch goes through (router, notifier),
+    # longer where only bookkeeping waits (intake's timeline, shifts), which also keeps
+    # idle fetching cheap for the broker.
+    kafka_fetch_max_wait_ms: int = Field(30, ge=10, le=5000)
     kafka_topic_partitions: int = Field(3, ge=1, le=64)
     # How fast a dead consumer's partitions move to a live one. Apache Kafka's brokers
     # accept 6 s and up by default; Tansu also makes a group join wait half of it.

@@ -5,6 +5,8 @@ from services.common.settings import ServiceSettings
 
 class IntakeSettings(ServiceSettings):
     port: int = 8001
+    # Not on a dispatch's way: its consumer may wait longer for bigger batches.
+    kafka_fetch_max_wait_ms: int = Field(250, ge=10, le=5000)
     # How long a client waits before retrying when PostgreSQL is unavailable.
     retry_after_seconds: int = Field(5, ge=1, le=300)
     outbox_poll_interval: float = Field(1.0, gt=0, le=60)
