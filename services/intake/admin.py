@@ -74,5 +74,6 @@ def build_router() -> APIRouter:
         async with request.app.state.pool.acquire() as conn:
             if not await clients.revoke_key(conn, key_id):
                 raise Problem(404, "Not found", f"No active API key {key_id}.")
+        request.app.state.authenticator.forget()
 
     return router

@@ -108,18 +108,39 @@ class Authenticator:
     bootstrap_key: str | None
     clock: Callable[[], float] = time.monotonic
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    # A valid key is looked up again after this long, so a revocation (on any replica)
+    # takes effect within it; meanwhile a request costs no database round trip.
+    cache_seconds: float = 5.0
+    cache_limit: int = 10_000
+    _cache: dict[bytes, tuple[Client, float]] = field(default_factory=dict)
 
     async def resolve(self, pool: asyncpg.Pool, key: str) -> Client | None:
         if self.bootstrap_key and hmac.compare_digest(key.encode(), self.bootstrap_key.encode()):
             return Client(BOOTSTRAP, BOOTSTRAP, "admin", None)
         if not key.startswith(KEY_PREFIX):
             return None
+        digest = hash_key(key)
+        now = self.clock()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT id, name, role, rate_per_minute FROM api_clients WHERE key_hash = $1 AND revoked_at IS NULL",
-                hash_key(key),
+                digest,
             )
-        return Client(str(row["id"]), row["name"], row["role"], row["rate_per_minute"]) if row else None
+        if row is None:  # unknown or revoked: never cached, so a new key works at once
+            self._cache.pop(digest, None)
+            return None
+        client = Client(str(row["id"]), row["name"], row["role"], row["rate_per_minute"])
+        if len(self._cache) >= self.cache_limit:
+            self._cache.clear()
+        self._cache[digest] = (client, now + self.cache_seconds)
+        return client
+
+    def forget(self) -> None:
+        """Drop every cached key (this replica revoked one: honour it here at once)."""
+        self._cache.clear()
 
     def throttle(self, client: Client) -> None:
         if client.rate_per_minute is None:
