@@ -79,13 +79,23 @@ def _count(metrics: ConsumerMetrics, outcome: str) -> float:
 
 
 class CountingConsumer(EventConsumer):
-    """Counts the events that went the per-event way (a transaction each)."""
+    """Counts the transactions spent on events: one per event on the per-event way, one
+    per partition batch on the batch way."""
 
     one_by_one = 0
+    together = 0
 
     async def _process(self, record):
         self.one_by_one += 1
         return await super()._process(record)
+
+    async def _process_together(self, records):
+        self.together += 1
+        return await super()._process_together(records)
+
+    @property
+    def transactions(self) -> int:
+        return self.one_by_one + self.together
 
 
 async def test_a_flood_of_copies_is_dropped_by_one_inbox_lookup_per_batch(database_url, broker, tmp_path):
@@ -107,14 +117,65 @@ async def test_a_flood_of_copies_is_dropped_by_one_inbox_lookup_per_batch(databa
         await ensure_topics(broker.bootstrap, ["e112.test-flood"], 1)
         await produce(broker.bootstrap, events)
         await eventually(lambda: len(seen) == 20, timeout=90)
-        assert consumer.one_by_one == 20
+        assert consumer.transactions <= 20
+        before = consumer.transactions
         fresh = encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now),
                        topic="e112.test-flood", key="k", source="test")  # fmt: skip
         await produce(broker.bootstrap, [*events, *events, fresh])  # two copies of each, then a new one
         await eventually(lambda: len(seen) == 21, timeout=90)
         assert seen == [e.event_id for e in events] + [fresh.event_id]  # the copies did nothing
         assert metrics.events.labels("flood-test", "duplicate")._value.get() == 40
-        assert consumer.one_by_one == 21  # only the new one went the per-event way
+        assert consumer.transactions == before + 1  # the copies cost none: only the new one
+    finally:
+        await consumer.shutdown(task)
+        await pool.close()
+
+
+async def test_a_batch_is_one_transaction_and_a_poison_event_in_it_goes_alone_to_the_dead_letters(
+    database_url, broker, tmp_path
+):
+    """Twenty events handled as one batch commit together; one the handler cannot handle
+    rolls the batch back, and then the others are handled one by one, once each, and it
+    alone is dead-lettered."""
+    topic = "e112.test-batch"
+    pool = await db.create_pool(database_url, schema="btest", min_size=1, max_size=4)
+    await db.migrate(pool, "btest", tmp_path / "no-migrations")
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE effects (event_id text NOT NULL)")
+    now = datetime.now(UTC)
+    events = [
+        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic=topic, key="k",
+               source="test")
+        for _ in range(20)
+    ]  # fmt: skip
+    poison = events[7].event_id
+
+    async def handler(conn, envelope):
+        await conn.execute("INSERT INTO effects (event_id) VALUES ($1)", envelope.id)
+        if envelope.id == poison:
+            raise ValueError("cannot be handled")
+
+    consumer = CountingConsumer(
+        name="batch-test", pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
+        session_timeout_ms=6000, metrics=ConsumerMetrics(CollectorRegistry()), source="test", topics_=[topic],
+        partitions=1,
+    )  # fmt: skip
+    await ensure_topics(broker.bootstrap, [topic], 1)
+    await produce(broker.bootstrap, events)
+    task = asyncio.create_task(consumer.run())
+    try:
+        metrics = consumer.metrics
+        await eventually(lambda: metrics.events.labels("batch-test", "deadlettered")._value.get() == 1, timeout=90)
+        await eventually(lambda: metrics.events.labels("batch-test", "handled")._value.get() == 19, timeout=30)
+        async with pool.acquire() as conn:
+            effects = [r["event_id"] for r in await conn.fetch("SELECT event_id FROM effects")]
+            claimed = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM inbox")}
+            deadletters = await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = 'e112.deadletter'")
+        good = [e.event_id for e in events if e.event_id != poison]
+        assert sorted(effects) == sorted(good)  # once each; nothing of the rolled-back batch stayed
+        assert set(good) <= claimed and poison not in claimed
+        assert deadletters == 1
+        assert consumer.together >= 1
     finally:
         await consumer.shutdown(task)
         await pool.close()
