@@ -295,7 +295,8 @@ async def refresh_status(conn: asyncpg.Connection, row: asyncpg.Record) -> str:
     timeline = await fetch_timeline(conn, row["id"])
     linked = row["linked_to"] is not None
     status, _ = summarise(row["kind"], timeline, linked=linked, awaiting_verdict=awaiting_verdict(row))
-    await conn.execute("UPDATE reports SET status = $2 WHERE id = $1", row["id"], status)
+    if status != row["status"]:  # most entries leave it as it was: no row version, no index entry
+        await conn.execute("UPDATE reports SET status = $2 WHERE id = $1", row["id"], status)
     return status
 
 
