@@ -12,6 +12,7 @@ from schemas.catalog import AGENCIES, AGENCY_NAMES, Agency
 from schemas.events import TYPE_PREFIX
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.notifier import escalation, signing, store
+from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.breaker import Breakers
 from services.notifier.clock import Clock
 from services.notifier.egress import EgressPolicy
@@ -152,7 +153,14 @@ class DispatchPublic(BaseModel):
 
 
 def build_router(
-    auth, *, clock: Clock, breakers: Breakers, default_deadline: int, secret_grace_seconds: int, egress: EgressPolicy
+    auth,
+    *,
+    clock: Clock,
+    breakers: Breakers,
+    default_deadline: int,
+    secret_grace_seconds: int,
+    egress: EgressPolicy,
+    configs: AgencyConfigs,
 ):
     router = APIRouter(prefix="/v1", dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
 
@@ -185,7 +193,9 @@ def build_router(
                 secret = signing.new_webhook_secret()
                 config = AgencyConfig(**{**config.__dict__, "webhook_secret": secret})
             await store.save_agency_config(conn, config, clock.now())
-            return public(await store.agency_config(conn, agency), secret=secret)
+            saved = public(await store.agency_config(conn, agency), secret=secret)
+        configs.forget()  # after the commit: a read in between must not keep the old row
+        return saved
 
     @router.get("/agencies", tags=["agencies"], summary="Every agency and its configuration")
     async def list_agencies(request: Request) -> list[AgencyPublic]:
@@ -234,6 +244,7 @@ def build_router(
                 "previous_secret_until = NULL WHERE agency = $1",
                 agency,
             )
+        configs.forget()
 
     @router.post(
         "/agencies/{agency}/webhook/secret", tags=["agencies"], responses=NOT_FOUND,
@@ -252,6 +263,7 @@ def build_router(
                 **old.__dict__, "webhook_secret": secret, "previous_webhook_secret": old.webhook_secret,
                 "previous_secret_until": until,
             }), now)  # fmt: skip
+        configs.forget()
         return WebhookSecretPublic(agency=agency, webhook_secret=secret, previous_secret_valid_until=until)
 
     @router.post(

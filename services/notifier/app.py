@@ -17,6 +17,7 @@ from services.common.outbox import OutboxMetrics, OutboxRelay
 from services.common.web import new_app, require_api_key
 from services.notifier.acks import AckMetrics
 from services.notifier.agency_api import build_agency_router, build_link_router
+from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.api import build_router
 from services.notifier.breaker import Breakers
 from services.notifier.channels import AckLinks, EmailChannel, Mailer, WebhookChannel
@@ -62,6 +63,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
     link_secret = settings.ack_link_secret.get_secret_value()
     links = AckLinks(str(settings.public_base_url), link_secret, settings.ack_link_ttl_seconds)
     holder: dict = {}
+    configs = AgencyConfigs()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -81,7 +83,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         deliverer = Deliverer(
             pool=pool, dsn=settings.database_url, schema=SCHEMA, channels=channels, metrics=delivery_metrics,
             policy=policy, breakers=breakers, clock=clock, concurrency=settings.delivery_concurrency,
-            lease_seconds=lease, poll_interval=settings.delivery_poll_interval,
+            lease_seconds=lease, poll_interval=settings.delivery_poll_interval, configs=configs,
         )  # fmt: skip
         escalator = Escalator(
             pool=pool, clock=clock, mailer=mailer, links=links, policy=policy, metrics=escalation_metrics,
@@ -94,7 +96,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             retention_seconds=settings.outbox_retention_seconds,
         )  # fmt: skip
         consumer = EventConsumer(
-            name="notifier", pool=pool, handler=make_handler(clock, settings.default_ack_deadline_seconds),
+            name="notifier", pool=pool, handler=make_handler(clock, settings.default_ack_deadline_seconds, configs),
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source=SOURCE,
             pattern=topics.DISPATCH_PATTERN, create_topics=topics.all_topics(),
@@ -131,6 +133,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         build_router(
             auth, clock=clock, breakers=breakers, default_deadline=settings.default_ack_deadline_seconds,
             secret_grace_seconds=settings.webhook_secret_grace_seconds, egress=settings.egress_policy(),
+            configs=configs,
         )
     )  # fmt: skip
     app.include_router(build_agency_router(clock=clock, metrics=ack_metrics))

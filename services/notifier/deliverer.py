@@ -44,6 +44,7 @@ from schemas.events import (
 from services.common.consumer import TRANSIENT_ERRORS
 from services.common.outbox import enqueue
 from services.notifier import store
+from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.breaker import Breakers, State
 from services.notifier.channels import Result, elapsed_ms
 from services.notifier.clock import Clock
@@ -149,8 +150,10 @@ class Deliverer:
         concurrency: int = 16,
         lease_seconds: float = 30.0,
         poll_interval: float = 1.0,
+        configs: AgencyConfigs | None = None,
     ):
         self.pool = pool
+        self.configs = configs or AgencyConfigs(ttl_seconds=0)
         self.dsn = dsn
         self.schema = schema
         self.channels = channels
@@ -250,7 +253,7 @@ class Deliverer:
 
     async def deliver(self, dispatch: DueDispatch) -> None:
         async with self.pool.acquire() as conn:
-            config = await store.agency_config(conn, dispatch.agency)
+            config = await self.configs.get(conn, dispatch.agency)
         now = self.clock.now()
         tried, errors = list(dispatch.channels_tried), list(dispatch.channel_errors)
         channel_attempts = dispatch.channel_attempts

@@ -20,6 +20,7 @@ from schemas.envelope import Envelope
 from schemas.events import DispatchCallerAdded, DispatchCancelled, DispatchRequested
 from services.common.consumer import Handler
 from services.notifier import escalation, store
+from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.clock import Clock
 
 # The types the handler acts on; the consumer skips the rest unread.
@@ -33,7 +34,9 @@ def update_id(dispatch_id: uuid.UUID, new_report_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(dispatch_id, f"caller_added:{new_report_id}")
 
 
-def make_handler(clock: Clock, default_ack_deadline_seconds: int) -> Handler:
+def make_handler(clock: Clock, default_ack_deadline_seconds: int, configs: AgencyConfigs | None = None) -> Handler:
+    configs = configs or AgencyConfigs(ttl_seconds=0)
+
     async def queue_dispatch(conn: asyncpg.Connection, envelope: Envelope) -> None:
         data = envelope.data
         if isinstance(data, DispatchCallerAdded):
@@ -44,7 +47,7 @@ def make_handler(clock: Clock, default_ack_deadline_seconds: int) -> Handler:
             return
         if not isinstance(data, DispatchRequested):
             return
-        config = await store.agency_config(conn, data.agency)
+        config = await configs.get(conn, data.agency)
         deadline = config.ack_deadline_seconds or default_ack_deadline_seconds
         now = clock.now()
         await store.enqueue_dispatch(

@@ -1,0 +1,35 @@
+"""Agencies' configurations as the hot paths read them: a dispatch queued and each
+attempt delivered used to read the agency's row every time, two round trips per
+dispatch for a row that changes a few times a year.
+
+A read is kept for `ttl_seconds`: a change made through this replica's API is seen at
+once (it calls `forget`), one made on another replica within the TTL. Read-modify-write
+changes (api.py) never use this: they read the row under the agency's lock.
+"""
+
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from services.notifier import store
+from services.notifier.store import AgencyConfig
+
+
+class AgencyConfigs:
+    def __init__(self, ttl_seconds: float = 2.0, clock: Callable[[], float] = time.monotonic):
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._kept: dict[str, tuple[AgencyConfig, float]] = {}
+
+    async def get(self, conn: asyncpg.Connection, agency: str) -> AgencyConfig:
+        now = self.clock()
+        kept = self._kept.get(agency)
+        if kept is not None and kept[1] > now:
+            return kept[0]
+        config = await store.agency_config(conn, agency)
+        self._kept[agency] = (config, now + self.ttl_seconds)
+        return config
+
+    def forget(self) -> None:
+        self._kept.clear()
