@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas import topics
 from services.common import db
+from services.common.backlog import BacklogProbe, WatchedGroup
 from services.common.consumer import TRANSIENT_ERRORS, ConsumerMetrics, EventConsumer
 from services.common.lifecycle import cancel_tasks
 from services.common.outbox import OutboxMetrics, OutboxRelay
@@ -25,6 +26,15 @@ from services.intake.watchdog import Watchdog, WatchdogMetrics
 
 log = logging.getLogger(__name__)
 SCHEMA = "intake"
+
+
+# The consumer groups a dispatch passes through on its way, and the one that records
+# what the notifier says of it: the watchdog waits while one of them is behind.
+PIPELINE_GROUPS = [
+    WatchedGroup("e112-router", (topics.REPORTS,)),
+    WatchedGroup("e112-notifier", (topics.DISPATCH_PREFIX,)),
+    WatchedGroup("e112-intake-timeline", tuple(timeline.TOPICS)),
+]
 
 
 def create_app(settings: IntakeSettings) -> FastAPI:
@@ -60,9 +70,11 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         consumer_task = asyncio.create_task(consumer.run(), name="timeline-consumer")
         housekeeping_task = asyncio.create_task(_housekeeping(pool, settings), name="housekeeping")
+        backlog = BacklogProbe(settings.kafka_bootstrap_servers, PIPELINE_GROUPS)
         watchdog = Watchdog(
             pool, bound=timedelta(seconds=settings.watchdog_bound_seconds),
-            interval=settings.watchdog_interval_seconds, metrics=watchdog_metrics,
+            interval=settings.watchdog_interval_seconds, metrics=watchdog_metrics, backlog=backlog,
+            hold_backlog=settings.watchdog_hold_backlog, max_attempts=settings.watchdog_max_attempts,
         )  # fmt: skip
         app.state.watchdog = watchdog
         watchdog_task = asyncio.create_task(watchdog.run(), name="watchdog")
@@ -71,6 +83,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         finally:
             await consumer.shutdown(consumer_task)
             await cancel_tasks(relay_task, housekeeping_task, watchdog_task)
+            await backlog.close()
             await pool.close()
 
     async def readiness() -> dict[str, bool]:

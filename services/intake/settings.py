@@ -24,3 +24,7 @@ class IntakeSettings(ServiceSettings):
     # on-duty operators alerted. Each replica looks every interval; one at a time.
     watchdog_bound_seconds: float = Field(60, gt=0, le=3600)
     watchdog_interval_seconds: float = Field(10, gt=0, le=600)
+    # Re-drives wait while a pipeline consumer group (router, notifier, this timeline)
+    # has more than this many events to read: a late dispatch is not a lost one.
+    watchdog_hold_backlog: int = Field(100, ge=0, le=1_000_000)
+    watchdog_max_attempts: int = Field(6, ge=1, le=100)

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from schemas import topics
 from schemas.envelope import derived_event_id, encode
 from schemas.events import ReportStalled
+from services.common.backlog import BacklogProbe
 from services.common.consumer import TRANSIENT_ERRORS
 from services.common.outbox import enqueue
 from services.intake import stall_rules, store
@@ -42,6 +43,9 @@ WINDOW = timedelta(days=1)  # older reports are the operators' business, not the
 # Reports looked at per round, newest first: far more than a day of the regency's
 # emergencies still on their way; a flood beyond it still sees its newest reports.
 BATCH = 5000
+# How long a backlog holds re-drives back, in bounds: a slow pipeline catches up in that
+# time; a consumer stuck for good must still reach the operators as stalled reports.
+HOLD_LIMIT_BOUNDS = 5
 
 
 class WatchdogMetrics:
@@ -50,6 +54,17 @@ class WatchdogMetrics:
             "e112_watchdog_redriven_total",
             "Stalled reports the watchdog re-drove, by what was missing (routing or delivery)",
             ["missing"],
+            registry=registry,
+        )
+        self.held_back = Counter(
+            "e112_watchdog_held_back_total",
+            "Watchdog rounds that saw stalled reports but re-drove none: a consumer group was behind",
+            registry=registry,
+        )
+        self.backlog = Gauge(
+            "e112_watchdog_consumer_backlog_events",
+            "Events a pipeline consumer group had yet to commit, at the watchdog's last look",
+            ["group"],
             registry=registry,
         )
         self.stalled = Gauge(
@@ -70,6 +85,7 @@ class Redriven:
 class Round:
     led: bool  # False: another replica held the lock; nothing was looked at
     stalled: int = 0
+    held_back: bool = False  # the pipeline was behind: nothing re-driven
     redriven: list[Redriven] = field(default_factory=list)
 
 
@@ -82,12 +98,23 @@ class Watchdog:
         interval: float,
         metrics: WatchdogMetrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        backlog: BacklogProbe | None = None,
+        hold_backlog: int = 100,
+        max_attempts: int = 6,
     ):
+        """`backlog`: the pipeline's consumer groups; while one of them has more than
+        `hold_backlog` events to read, stalled reports are counted but not re-driven
+        (they are late, not lost) until HOLD_LIMIT_BOUNDS bounds have passed. A report
+        is re-driven `max_attempts` times at most: the operators have had a task for it
+        since the first."""
         self.pool = pool
         self.bound = bound
         self.interval = interval
         self.metrics = metrics
         self.clock = clock
+        self.backlog = backlog
+        self.hold_backlog = hold_backlog
+        self.max_attempts = max_attempts
 
     async def run(self) -> None:
         while True:
@@ -101,10 +128,14 @@ class Watchdog:
 
     async def round(self) -> Round:
         now = self.clock()
+        held_back = await self._pipeline_behind()
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", LOCK_KEY):
                 return Round(led=False)
-            result = await self._look(conn, now)
+            result = await self._look(conn, now, may_redrive=not held_back)
+        result.held_back = held_back
+        if held_back and result.stalled:
+            self.metrics.held_back.inc()
         # Counted once committed: a round that rolled back re-drove nothing.
         self.metrics.stalled.set(result.stalled)
         for r in result.redriven:
@@ -115,7 +146,17 @@ class Watchdog:
             )
         return result
 
-    async def _look(self, conn: asyncpg.Connection, now: datetime) -> Round:
+    async def _pipeline_behind(self) -> bool:
+        if self.backlog is None:
+            return False
+        behind = await self.backlog.backlog()
+        if behind is None:  # the broker cannot say: re-drive as without the probe
+            return False
+        for group, events in behind.items():
+            self.metrics.backlog.labels(group).set(events)
+        return any(events > self.hold_backlog for events in behind.values())
+
+    async def _look(self, conn: asyncpg.Connection, now: datetime, *, may_redrive: bool = True) -> Round:
         # Statuses of an emergency still on its way (status.py; literal, as in the partial
         # index of 004_watchdog.sql): the others have every dispatch heard of, or are
         # unrouted, recorded or held. Another caller's report stays `linked`: it is looked
@@ -155,6 +196,10 @@ class Watchdog:
             since = stall_rules.dispatchable_since(watched, entries)
             if watched.linked and not stall_rules.routed_on_its_own(entries):
                 since = stall_rules.linked_since(watched, entries, incident) or since
+            if attempts and attempts.count >= self.max_attempts:
+                continue
+            if not may_redrive and now - since < HOLD_LIMIT_BOUNDS * self.bound:
+                continue  # late behind a backlog; past the limit a stuck consumer is alerted on
             if now < stall_rules.next_redrive_at(attempts, since, self.bound):
                 continue
             attempt = (attempts.count if attempts else 0) + 1

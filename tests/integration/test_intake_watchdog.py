@@ -76,6 +76,14 @@ def of(messages, ce_type: str, report_id: str) -> list:
     return [m for m in messages if m.headers.get("ce_type") == ce_type and m.key == report_id]
 
 
+def distinct_ids(messages) -> int:
+    return len({m.headers["ce_id"] for m in messages})
+
+
+def of_agency(messages, report_id: str, agency: str) -> list:
+    return [m for m in of(messages, DISPATCH, report_id) if m.topic == topics.dispatch_topic(agency)]
+
+
 async def status_of(client, report_id: str, wanted: str) -> dict | None:
     report = (await client.get(f"/v1/reports/{report_id}")).json()
     return report if report["status"] == wanted else None
@@ -104,9 +112,11 @@ async def test_a_report_lost_with_the_broker_is_routed_by_the_watchdog_and_redri
 
             first = await round_at(intake, received_at + BOUND + timedelta(seconds=1))
             assert [(str(r.report_id), r.missing, r.attempt) for r in first.redriven] == [(report_id, ["routing"], 1)]
+            # Three dispatches; the relay's replay of the lost report.received may route it
+            # too, before or after the re-drive: a copy then carries the same ce_id.
             seen = await read_topics(
                 broker.bootstrap, [topics.REPORTS, *FIRE_TOPICS], timeout=60,
-                until=lambda ms: len(of(ms, DISPATCH, report_id)) == 3 and of(ms, STALLED, report_id),
+                until=lambda ms: distinct_ids(of(ms, DISPATCH, report_id)) == 3 and of(ms, STALLED, report_id),
             )  # fmt: skip
             stalled = of(seen, STALLED, report_id)[0].data
             assert stalled["missing"] == ["routing"] and stalled["attempt"] == 1
@@ -127,12 +137,13 @@ async def test_a_report_lost_with_the_broker_is_routed_by_the_watchdog_and_redri
             assert [(r.missing, r.attempt) for r in second.redriven] == [(list(FIRE_AGENCIES), 2)]
             seen = await read_topics(
                 broker.bootstrap, [topics.REPORTS, *FIRE_TOPICS], timeout=60,
-                until=lambda ms: len(of(ms, DISPATCH, report_id)) == 6 and len(of(ms, STALLED, report_id)) == 2,
+                until=lambda ms: len(of(ms, STALLED, report_id)) == 2
+                and all(len(of_agency(ms, report_id, a)) >= 2 for a in FIRE_AGENCIES),
             )  # fmt: skip
             dispatches = of(seen, DISPATCH, report_id)
             for agency in FIRE_AGENCIES:
                 copies = [m for m in dispatches if m.topic == topics.dispatch_topic(agency)]
-                assert len(copies) == 2
+                assert len(copies) >= 2
                 assert len({m.headers["ce_id"] for m in copies}) == 1
                 assert {m.data["dispatch_id"] for m in copies} == {str(dispatch_id(uuid.UUID(report_id), agency))}
                 assert copies[0].raw == copies[1].raw  # the very same event
@@ -189,7 +200,9 @@ async def test_two_intake_replicas_redrive_a_round_once(database_url, broker):
         rounds = await asyncio.gather(*(watchdog_at(app, at).round() for app in (first, second, first, second)))
         while not any(r.led for r in rounds):  # the apps' own loop had the lock: again
             rounds += await asyncio.gather(watchdog_at(first, at).round(), watchdog_at(second, at).round())
-        assert sum(len(r.redriven) for r in rounds) == 1
+        # One re-drive in all: by one of these rounds, or by an app's own loop round that
+        # ran meanwhile on the clock set here (the attempts row and the topic below say once).
+        assert sum(len(r.redriven) for r in rounds) <= 1
         again = [await round_at(first, at), await round_at(second, at)]
         assert sum(len(r.redriven) for r in again) == 0  # the attempt is recorded: not due again yet
         seen = await read_topics(
@@ -277,3 +290,27 @@ def update_outcome(incident: str, caller: str, agency: str, at: datetime, failed
         else DispatchUpdateDelivered(**common, channel="webhook", delivered_at=at)
     )
     return encode(event, topic=topics.DISPATCH_STATUS, key=incident, source="e112/notifier")
+
+
+async def test_while_the_router_is_behind_stalled_reports_wait_and_past_the_limit_they_are_redriven(
+    database_url, broker
+):
+    """Late is not lost: four reports nobody routed yet wait on e112.reports for the
+    router's group (its backlog, asked of the broker), so the watchdog counts them
+    stalled but re-drives none until HOLD_LIMIT_BOUNDS bounds have passed."""
+    from services.intake.watchdog import HOLD_LIMIT_BOUNDS
+
+    settings = intake_settings(database_url, broker).model_copy(update={"watchdog_hold_backlog": 2})
+    intake = intake_app(settings)
+    async with running(intake, API_KEY) as client:
+        ids = [(await client.post("/v1/reports", json={**FIRE_REPORT, "location": {"kecamatan": k}})).json()["id"]
+               for k in ("Wlingi", "Talun", "Garum", "Doko")]  # fmt: skip
+        await read_topics(broker.bootstrap, [topics.REPORTS], until=lambda ms: len(ms) >= 4, timeout=30)
+        now = datetime.now(UTC)
+        held = await round_at(intake, now + BOUND * 2)
+        behind = intake.state.watchdog.metrics.backlog.labels("e112-router")._value.get()
+        past_the_limit = await round_at(intake, now + BOUND * (HOLD_LIMIT_BOUNDS + 1))
+    assert behind > 2  # Tansu counts a partition's end from its last record batch: at least one per batch
+    assert held.held_back and held.stalled == 4 and held.redriven == []
+    assert past_the_limit.held_back  # still behind, but waiting longer would hide a stuck router
+    assert sorted(str(r.report_id) for r in past_the_limit.redriven) == sorted(ids)
