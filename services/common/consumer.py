@@ -107,6 +107,7 @@ class EventConsumer:
         partitions: int = 3,
         max_records: int = 200,
         handles: frozenset[str] | None = None,
+        inbox_retention_days: float = 35,
     ):
         """`handles`: the ce_types the handler acts on (None: every known type); the
         others are skipped unread."""
@@ -126,6 +127,8 @@ class EventConsumer:
         self.partitions = partitions
         self.max_records = max_records
         self.handles = handles
+        self.inbox_retention_days = inbox_retention_days
+        self._pruned_at = 0.0
         self._consumer = None
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -176,6 +179,7 @@ class EventConsumer:
                         await self._process_batch(consumer, batch)
                     await rewind_past_end(consumer, self.name)
                     self._restart_if_stranded(consumer)
+                    await self._prune_inbox()
             except asyncio.CancelledError:
                 raise
             except (KafkaError, OSError) as exc:
@@ -314,6 +318,19 @@ class EventConsumer:
             return set()
         return {r["event_id"] for r in rows}
 
+    async def _prune_inbox(self) -> None:
+        """Forget, once an hour, the ce_ids handled longer ago than the retention: the
+        inbox would otherwise grow for years, and every lookup with it."""
+        now = asyncio.get_running_loop().time()
+        if now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = now
+        try:
+            async with self.pool.acquire() as conn:
+                await prune_inbox(conn, self.name, self.inbox_retention_days)
+        except TRANSIENT_ERRORS:
+            self._pruned_at = 0.0  # the next loop tries again
+
     def _wanted(self, record: ConsumerRecord) -> bool:
         return self.handles is None or _header(record, "ce_type") in self.handles
 
@@ -436,6 +453,16 @@ class EventConsumer:
 
 
 STRANDED_RESTART_EVERY = 10.0
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+async def prune_inbox(conn: asyncpg.Connection, consumer: str, retention_days: float) -> int:
+    """Delete this consumer's inbox rows older than the retention; how many."""
+    status = await conn.execute(
+        "DELETE FROM inbox WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)",
+        consumer, retention_days * 86400.0,
+    )  # fmt: skip
+    return int(status.split()[-1])
 
 
 async def rewind_past_end(consumer, name: str) -> None:

@@ -33,6 +33,10 @@ class ServiceSettings(BaseSettings):
     # How long the outbox relay keeps a published event, to publish it again if the
     # broker loses it after acknowledging it (services/common/outbox.py).
     outbox_retention_seconds: float = Field(600, ge=0, le=7 * 86400)
+    # How long a consumer remembers the ce_ids it handled. Longer than any way a copy can
+    # come back: the topics' retention (30 days at most, deploy/k8s) and the relays'
+    # replay window, so a copy never finds its id forgotten.
+    inbox_retention_days: float = Field(35, ge=1, le=3650)
     # The key apps and admins present as `Authorization: Bearer …`.
     e112_api_key: SecretStr | None = None
     # Larger bodies are a 413 before they are read (a report is a few KB).

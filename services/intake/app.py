@@ -62,7 +62,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         consumer = EventConsumer(
             name="intake-timeline", pool=pool, handler=timeline.record,
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms, inbox_retention_days=settings.inbox_retention_days,
             metrics=consumer_metrics, source="e112/intake", topics_=timeline.TOPICS,
             partitions=settings.kafka_topic_partitions, handles=timeline.HANDLES,
         )  # fmt: skip

@@ -98,7 +98,8 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         consumer = EventConsumer(
             name="notifier", pool=pool, handler=make_handler(clock, settings.default_ack_deadline_seconds, configs),
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source=SOURCE,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            inbox_retention_days=settings.inbox_retention_days, metrics=consumer_metrics, source=SOURCE,
             pattern=topics.DISPATCH_PATTERN, create_topics=topics.all_topics(),
             partitions=settings.kafka_topic_partitions, handles=HANDLES,
         )  # fmt: skip

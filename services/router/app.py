@@ -49,7 +49,8 @@ def create_app(settings: RouterSettings) -> FastAPI:
         consumer = RouterConsumer(
             router_metrics=router_metrics, name="router", pool=pool, handler=handler,
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source=SOURCE,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            inbox_retention_days=settings.inbox_retention_days, metrics=consumer_metrics, source=SOURCE,
             topics_=[topics.REPORTS], create_topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
             handles=HANDLES,
         )  # fmt: skip

@@ -65,7 +65,8 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
         consumer = EventConsumer(
             name="shifts-tasks", pool=pool, handler=tasks.make_handler(assigner, clock),
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=settings.kafka_session_timeout_ms, metrics=consumer_metrics, source="e112/shifts",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            inbox_retention_days=settings.inbox_retention_days, metrics=consumer_metrics, source="e112/shifts",
             topics_=tasks.TOPICS, partitions=settings.kafka_topic_partitions, handles=tasks.HANDLES,
         )  # fmt: skip
         holder["consumer"] = consumer

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from schemas.envelope import KafkaRecord, encode
 from schemas.events import ReportUnlinked, ReportUnrouted
 from services.common import db
-from services.common.consumer import ConsumerMetrics, EventConsumer
+from services.common.consumer import ConsumerMetrics, EventConsumer, prune_inbox
 from services.common.kafka import ensure_topics
 from tests.support import eventually, produce
 
@@ -179,3 +179,21 @@ async def test_a_batch_is_one_transaction_and_a_poison_event_in_it_goes_alone_to
     finally:
         await consumer.shutdown(task)
         await pool.close()
+
+
+async def test_the_inbox_forgets_only_this_consumers_ids_older_than_the_retention(database_url, tmp_path):
+    pool = await db.create_pool(database_url, schema="ptest", min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, "ptest", tmp_path / "no-migrations")
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO inbox (consumer, event_id, processed_at) VALUES "
+                "('router', 'old', now() - interval '36 days'), ('router', 'recent', now() - interval '34 days'), "
+                "('notifier', 'old', now() - interval '36 days')"
+            )
+            pruned = await prune_inbox(conn, "router", 35)
+            left = {(r["consumer"], r["event_id"]) for r in await conn.fetch("SELECT consumer, event_id FROM inbox")}
+    finally:
+        await pool.close()
+    assert pruned == 1
+    assert left == {("router", "recent"), ("notifier", "old")}
