@@ -30,7 +30,7 @@ import asyncpg
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import topics
 from schemas.envelope import Envelope, InvalidEvent, KafkaRecord, decode
@@ -68,6 +68,10 @@ class ConsumerMetrics:
         self.retries = Counter(
             "e112_consumer_retries_total", "Transient failures retried", ["consumer"], registry=registry
         )
+        self.paused = Gauge(
+            "e112_consumer_paused", "1 while the consumer holds off fetching (its service's queue is full)",
+            ["consumer"], registry=registry,
+        )  # fmt: skip
         self.lag_seconds = Histogram(
             "e112_consumer_event_age_seconds",
             "Time from an event's ce_time to the end of its handling",
@@ -108,7 +112,10 @@ class EventConsumer:
         max_records: int = 200,
         handles: frozenset[str] | None = None,
         inbox_retention_days: float = 35,
+        pause_while: Callable[[], bool] | None = None,
     ):
+        """`pause_while`: while it says so, the consumer keeps its group membership but
+        fetches nothing (backpressure from the service's own queue)."""
         """`handles`: the ce_types the handler acts on (None: every known type); the
         others are skipped unread."""
         if (topics_ is None) == (pattern is None):
@@ -128,6 +135,7 @@ class EventConsumer:
         self.max_records = max_records
         self.handles = handles
         self.inbox_retention_days = inbox_retention_days
+        self.pause_while = pause_while
         self._pruned_at = 0.0
         self._consumer = None
         self._batch_lock = asyncio.Lock()
@@ -174,6 +182,7 @@ class EventConsumer:
                 log.info("consumer started", extra={"fields": {"consumer": self.name}})
                 backoff = 0.5
                 while not self._stopping.is_set():
+                    self._apply_backpressure(consumer)
                     batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
                     if batch:
                         await self._process_batch(consumer, batch)
@@ -317,6 +326,20 @@ class EventConsumer:
         except TRANSIENT_ERRORS:
             return set()
         return {r["event_id"] for r in rows}
+
+    def _apply_backpressure(self, consumer) -> None:
+        """Pause every assigned partition while `pause_while()` holds, resume after.
+        Paused, getmany() still runs (heartbeats, rebalances) and returns nothing."""
+        if self.pause_while is None:
+            return
+        if self.pause_while():
+            unpaused = consumer.assignment() - consumer.paused()  # a rebalance may have added some
+            if unpaused:
+                consumer.pause(*unpaused)
+                self.metrics.paused.labels(self.name).set(1)
+        elif consumer.paused():
+            consumer.resume(*consumer.paused())
+            self.metrics.paused.labels(self.name).set(0)
 
     async def _prune_inbox(self) -> None:
         """Forget, once an hour, the ce_ids handled longer ago than the retention: the

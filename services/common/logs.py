@@ -39,3 +39,6 @@ def configure(service: str, level: str = "INFO") -> None:
     # drowns everything else. Our own code logs the outage once per state change.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: a line per webhook attempt, with its URL. The
+    # notifier records every attempt itself (the attempt log, metrics).
+    logging.getLogger("httpx").setLevel(logging.WARNING)

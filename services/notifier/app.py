@@ -101,7 +101,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             session_timeout_ms=settings.kafka_session_timeout_ms,
             inbox_retention_days=settings.inbox_retention_days, metrics=consumer_metrics, source=SOURCE,
             pattern=topics.DISPATCH_PATTERN, create_topics=topics.all_topics(),
-            partitions=settings.kafka_topic_partitions, handles=HANDLES,
+            partitions=settings.kafka_topic_partitions, handles=HANDLES, pause_while=deliverer.overloaded,
         )  # fmt: skip
         holder["consumer"] = consumer
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")

@@ -151,6 +151,7 @@ class Deliverer:
         lease_seconds: float = 30.0,
         poll_interval: float = 1.0,
         configs: AgencyConfigs | None = None,
+        backpressure_at: int | None = None,
     ):
         self.pool = pool
         self.configs = configs or AgencyConfigs(ttl_seconds=0)
@@ -166,6 +167,16 @@ class Deliverer:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
+        self.due_backlog = 0  # due and not yet taken, at the last look (at most a second old under load)
+        self.backpressure_at = backpressure_at if backpressure_at is not None else 8 * concurrency
+
+    def overloaded(self) -> bool:
+        """More dispatches due than a few rounds of attempts can take: the consumer then
+        stops taking more from the topics until the queue is worked down. The backlog
+        stays on the topics, where the watchdog sees it as the notifier's consumer lag
+        and holds its re-drives back (a late dispatch is not a lost one); an agency that
+        is down does not count, its retries wait for a later time."""
+        return self.due_backlog > self.backpressure_at
 
     def wake(self) -> None:
         self._wake.set()
@@ -188,7 +199,8 @@ class Deliverer:
                         async with self.pool.acquire() as conn:
                             if claimed < asked:
                                 next_due = await store.seconds_until_next_due(conn, self.clock.now())
-                            self.metrics.pending.set(await store.pending_count(conn))
+                            pending, self.due_backlog = await store.pending_and_due(conn, self.clock.now())
+                            self.metrics.pending.set(pending)
                         gauge_at = time.monotonic()
                     wait = self.poll_interval if next_due is None else min(self.poll_interval, next_due)
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when

@@ -244,6 +244,18 @@ async def pending_count(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT count(*) FROM dispatches WHERE state = 'pending'")
 
 
+async def pending_and_due(conn: asyncpg.Connection, now: datetime) -> tuple[int, int]:
+    """(dispatches not yet delivered or failed, those of them due now and not leased):
+    the second is the queue the deliverer has not reached; waiting retries, breaker
+    postponements and attempts in flight are not in it."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS pending, count(*) FILTER (WHERE next_attempt_at <= $1) AS due "
+        "FROM dispatches WHERE state = 'pending'",
+        now,
+    )
+    return row["pending"], row["due"]
+
+
 async def record_attempt(
     conn: asyncpg.Connection,
     *,

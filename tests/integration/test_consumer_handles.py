@@ -197,3 +197,34 @@ async def test_the_inbox_forgets_only_this_consumers_ids_older_than_the_retentio
         await pool.close()
     assert pruned == 1
     assert left == {("router", "recent"), ("notifier", "old")}
+
+
+async def test_a_consumer_under_backpressure_takes_nothing_until_its_queue_has_room(database_url, broker, tmp_path):
+    """The notifier's consumer pauses while its deliverer has too much due: the events
+    wait on the topic (the group's lag, which the watchdog reads) and come after."""
+    full = [True]
+    consumer, pool, seen = await recording_consumer(
+        database_url, broker, tmp_path, schema="bptest", name="backpressure-test", topic="e112.test-bp",
+        pause_while=lambda: full[0],
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    events = [
+        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic="e112.test-bp",
+               key="k", source="test")
+        for _ in range(5)
+    ]  # fmt: skip
+    await ensure_topics(broker.bootstrap, ["e112.test-bp"], 1)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: consumer._consumer is not None and consumer._consumer.paused(), timeout=60)
+        await produce(broker.bootstrap, events)
+        await asyncio.sleep(3)  # several fetch rounds while paused
+        held = list(seen)
+        paused = consumer.metrics.paused.labels("backpressure-test")._value.get()
+        full[0] = False
+        await eventually(lambda: len(seen) == 5, timeout=60)
+    finally:
+        await consumer.shutdown(task)
+        await pool.close()
+    assert held == [] and paused == 1
+    assert seen == [e.event_id for e in events]
