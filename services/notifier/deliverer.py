@@ -175,7 +175,9 @@ class Deliverer:
         stops taking more from the topics until the queue is worked down. The backlog
         stays on the topics, where the watchdog sees it as the notifier's consumer lag
         and holds its re-drives back (a late dispatch is not a lost one); an agency that
-        is down does not count, its retries wait for a later time."""
+        is down does not count, its retries wait for a later time, and neither do the
+        re-sends of unacknowledged dispatches (they must not hold new emergencies back
+        on the topics)."""
         return self.due_backlog > self.backpressure_at
 
     def wake(self) -> None:

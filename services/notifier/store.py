@@ -245,11 +245,12 @@ async def pending_count(conn: asyncpg.Connection) -> int:
 
 
 async def pending_and_due(conn: asyncpg.Connection, now: datetime) -> tuple[int, int]:
-    """(dispatches not yet delivered or failed, those of them due now and not leased):
-    the second is the queue the deliverer has not reached; waiting retries, breaker
-    postponements and attempts in flight are not in it."""
+    """(dispatches not yet delivered or failed, first deliveries of them due now and not
+    leased): the second is the queue of new dispatches the deliverer has not reached;
+    waiting retries, breaker postponements, attempts in flight and the re-sends of an
+    escalation (round 2) are not in it."""
     row = await conn.fetchrow(
-        "SELECT count(*) AS pending, count(*) FILTER (WHERE next_attempt_at <= $1) AS due "
+        "SELECT count(*) AS pending, count(*) FILTER (WHERE next_attempt_at <= $1 AND round = 1) AS due "
         "FROM dispatches WHERE state = 'pending'",
         now,
     )
