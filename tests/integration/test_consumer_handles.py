@@ -21,6 +21,13 @@ pytestmark = pytest.mark.integration
 TOPIC = "e112.test-handles"
 
 
+def unrouted_events(topic: str, count: int) -> list[KafkaRecord]:
+    """`count` distinct report.unrouted events for `topic`, one key (one partition)."""
+    now = datetime.now(UTC)
+    return [encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic=topic, key="k",
+                   source="test") for _ in range(count)]  # fmt: skip
+
+
 async def recording_consumer(database_url, broker, tmp_path, *, schema: str, name: str, topic: str,
                              cls=EventConsumer, **options):  # fmt: skip
     """A consumer on `topic` (one partition) in a fresh schema, whose handler records the
@@ -49,11 +56,7 @@ async def test_types_not_handled_are_skipped_without_a_transaction(database_url,
     task = asyncio.create_task(consumer.run())
     try:
         now = datetime.now(UTC)
-        unrouted = [
-            encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic=TOPIC, key="k",
-                   source="test")
-            for _ in range(3)
-        ]  # fmt: skip
+        unrouted = unrouted_events(TOPIC, 3)
         unlinked = encode(
             ReportUnlinked(report_id=uuid.uuid4(), incident_report_id=uuid.uuid4(), unlinked_by="x", unlinked_at=now),
             topic=TOPIC, key="k", source="test",
@@ -108,19 +111,13 @@ async def test_a_flood_of_copies_is_dropped_by_one_inbox_lookup_per_batch(databa
     metrics = consumer.metrics
     task = asyncio.create_task(consumer.run())
     try:
-        now = datetime.now(UTC)
-        events = [
-            encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic="e112.test-flood",
-                   key="k", source="test")
-            for _ in range(20)
-        ]  # fmt: skip
+        events = unrouted_events("e112.test-flood", 20)
         await ensure_topics(broker.bootstrap, ["e112.test-flood"], 1)
         await produce(broker.bootstrap, events)
         await eventually(lambda: len(seen) == 20, timeout=90)
         assert consumer.transactions <= 20
         before = consumer.transactions
-        fresh = encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now),
-                       topic="e112.test-flood", key="k", source="test")  # fmt: skip
+        (fresh,) = unrouted_events("e112.test-flood", 1)
         await produce(broker.bootstrap, [*events, *events, fresh])  # two copies of each, then a new one
         await eventually(lambda: len(seen) == 21, timeout=90)
         assert seen == [e.event_id for e in events] + [fresh.event_id]  # the copies did nothing
@@ -142,12 +139,7 @@ async def test_a_batch_is_one_transaction_and_a_poison_event_in_it_goes_alone_to
     await db.migrate(pool, "btest", tmp_path / "no-migrations")
     async with pool.acquire() as conn:
         await conn.execute("CREATE TABLE effects (event_id text NOT NULL)")
-    now = datetime.now(UTC)
-    events = [
-        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic=topic, key="k",
-               source="test")
-        for _ in range(20)
-    ]  # fmt: skip
+    events = unrouted_events(topic, 20)
     poison = events[7].event_id
 
     async def handler(conn, envelope):
@@ -207,12 +199,7 @@ async def test_a_consumer_under_backpressure_takes_nothing_until_its_queue_has_r
         database_url, broker, tmp_path, schema="bptest", name="backpressure-test", topic="e112.test-bp",
         pause_while=lambda: full[0],
     )  # fmt: skip
-    now = datetime.now(UTC)
-    events = [
-        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic="e112.test-bp",
-               key="k", source="test")
-        for _ in range(5)
-    ]  # fmt: skip
+    events = unrouted_events("e112.test-bp", 5)
     await ensure_topics(broker.bootstrap, ["e112.test-bp"], 1)
     task = asyncio.create_task(consumer.run())
     try:
