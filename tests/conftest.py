@@ -18,6 +18,11 @@ API_KEY = "test-key-" + "x" * 32
 # (services/notifier/egress.py); the services the tests start inherit this.
 os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
 
+# For a whole stack on the real clock: a check-in counts for the shift on now, even in the
+# half hour before a shift change, when it would count for the next one and leave the
+# operator off duty (tests then failed between 06:30 and 07:00 WIB, and so on).
+ON_DUTY_NOW = {"CHECK_IN_EARLY_MINUTES": "0"}
+
 
 @pytest.fixture(scope="session")
 def pg_admin_uri(tmp_path_factory):

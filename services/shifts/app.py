@@ -67,6 +67,7 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             inbox_retention_days=settings.inbox_retention_days, metrics=consumer_metrics, source="e112/shifts",
+            batch_transactions=False,
             topics_=tasks.TOPICS, partitions=settings.kafka_topic_partitions, handles=tasks.HANDLES,
         )  # fmt: skip
         holder["consumer"] = consumer

@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from devstack.console import seed_operator
 from devstack.processes import Stack, free_port
 from schemas.catalog import AGENCIES
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, ON_DUTY_NOW
 from tests.support import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,7 @@ def stack(tmp_path_factory, receiver):
         ports={name: free_port() for name in ("intake", "router", "notifier", "shifts", "console")},
         # The page's periodic reload is pushed out of the way, so whatever changes on
         # screen during a test came through the live updates.
-        extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", "PAGE_REFRESH_SECONDS": "3600"},
+        extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", **ON_DUTY_NOW, "PAGE_REFRESH_SECONDS": "3600"},
     )  # fmt: skip
     try:
         instance.start_infrastructure()

@@ -17,7 +17,7 @@ import yaml
 
 from devstack.processes import DEFAULT_PORTS, Stack, free_port
 from schemas.catalog import AGENCIES
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, ON_DUTY_NOW
 from tests.support import FIRE_REPORT, WebhookReceiver, eventually
 
 pytestmark = pytest.mark.e2e
@@ -77,7 +77,8 @@ def receiver():
 def stack(tmp_path_factory, receiver):
     instance = Stack(
         data_dir=tmp_path_factory.mktemp("stack"), api_key=API_KEY, ephemeral=True, broker_port=free_port(),
-        ports={name: free_port() for name in DEFAULT_PORTS}, extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000"},
+        ports={name: free_port() for name in DEFAULT_PORTS},
+        extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", **ON_DUTY_NOW},
     )  # fmt: skip
     try:
         instance.start_infrastructure()

@@ -13,7 +13,7 @@ import pytest
 from devstack.processes import Stack, free_port
 from schemas import topics
 from schemas.catalog import AGENCIES
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, ON_DUTY_NOW
 from tests.support import FIRE_REPORT, WebhookReceiver, eventually, read_topics
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +53,7 @@ def stack(tmp_path_factory, receiver):
     instance = Stack(
         data_dir=tmp_path_factory.mktemp("stack"), api_key=API_KEY, ephemeral=True, broker_port=free_port(),
         ports={name: free_port() for name in ("intake", "router", "notifier", "shifts")},
-        extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000"},
+        extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", **ON_DUTY_NOW},
     )  # fmt: skip
     try:
         instance.start_infrastructure()

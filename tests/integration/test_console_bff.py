@@ -65,14 +65,16 @@ def common(database_url: str, bootstrap: str) -> dict:
 async def services(database_url: str, bootstrap: str, **console_overrides):
     base = common(database_url, bootstrap)
     intake = intake_app(IntakeSettings(**base, outbox_poll_interval=0.2))
-    shifts = shifts_app(ShiftsSettings(**base, outbox_poll_interval=0.2))
+    shifts = shifts_app(ShiftsSettings(**base, outbox_poll_interval=0.2, check_in_early_minutes=0))
     notifier = notifier_app(NotifierSettings(**base, outbox_poll_interval=0.2, delivery_poll_interval=0.2))
     async with (
         running(intake, API_KEY) as intake_client,
         running(shifts, API_KEY) as shifts_client,
         running(notifier, API_KEY) as notifier_client,
     ):
-        made = await intake_client.post("/v1/admin/api-keys", json={"name": "console", "role": "console"})
+        made = await intake_client.post(
+            "/v1/admin/api-keys", json={"name": "console", "role": "console", "rate_per_minute": 6000}
+        )
         settings = ConsoleSettings(**base, intake_api_key=made.json()["key"], **console_overrides)
         transports = {name: httpx.ASGITransport(app=app) for name, app in
                       (("intake", intake), ("shifts", shifts), ("notifier", notifier))}  # fmt: skip
