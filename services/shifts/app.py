@@ -67,6 +67,9 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             inbox_retention_days=settings.inbox_retention_days, metrics=consumer_metrics, source="e112/shifts",
+            # One transaction per event: the assigner tells a task opened by this event
+            # from one already waiting by the transaction it was made in (its wait and the
+            # "new"/"from_queue" count), and shifts is not on a dispatch's way.
             batch_transactions=False,
             topics_=tasks.TOPICS, partitions=settings.kafka_topic_partitions, handles=tasks.HANDLES,
         )  # fmt: skip
