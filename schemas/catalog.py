@@ -55,8 +55,12 @@ Verdict = Literal["genuine", "prank", "duplicate", "information"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 
 # Why a report needs an operator (services/shifts assigns these as tasks).
-TaskReason = Literal["verify", "unrouted", "escalated", "stalled"]
+TaskReason = Literal["verify", "unrouted", "escalated", "stalled", "phone_agency"]
 TASK_REASONS: tuple[str, ...] = get_args(TaskReason)
+# The order tasks go out and are shown, most urgent first: an agency not reached (phone
+# it), reports held for a verdict before dispatch, reports nobody could route, stalled
+# ones, unanswered escalations (the agency has those dispatches already).
+TASK_URGENCY: dict[str, int] = {"phone_agency": 0, "verify": 1, "unrouted": 2, "stalled": 3, "escalated": 4}
 
 # The 22 kecamatan of Kabupaten Blitar, canonical spelling.
 KECAMATAN: tuple[str, ...] = (

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas import topics
 from schemas.catalog import Agency, Category, Channel, ContactKind, Role, TaskReason, Verdict, Verification
 
 TYPE_PREFIX = "id.go.blitarkab.e112."
@@ -35,12 +36,14 @@ class EventCaller(BaseModel):
 class Event(BaseModel):
     model_config = ConfigDict(extra="ignore")
     ce_type: ClassVar[str]
+    topic: ClassVar[str]  # where it is published (the AsyncAPI document is made from this)
 
 
 class ReportReceived(Event):
     """Intake accepted and stored a contact (any kind). Topic e112.reports, key report id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.received.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     kind: ContactKind
     category: Category | None
@@ -71,6 +74,7 @@ class ReportRouted(Event):
     """The router decided which agencies get the report. Topic e112.reports."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.routed.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     category: Category
     rule_version: int
@@ -82,6 +86,7 @@ class ReportUnrouted(Event):
     """No rule routes the report: it waits for the on-duty operators. Topic e112.reports."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.unrouted.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     category: str | None
     reason: str
@@ -100,6 +105,7 @@ class DispatchRequested(Event):
     """One agency is asked to act on a report. Topic e112.dispatch.<agency>, key report id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.requested.v1"
+    topic: ClassVar[str] = topics.DISPATCH_TEMPLATE
     dispatch_id: UUID
     report_id: UUID
     agency: Agency
@@ -125,6 +131,7 @@ class DispatchDelivered(Event):
     """The dispatch reached the agency's endpoint. Topic e112.dispatch-status."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.delivered.v1"
+    topic: ClassVar[str] = topics.DISPATCH_STATUS
     dispatch_id: UUID
     report_id: UUID
     agency: Agency
@@ -137,6 +144,7 @@ class DispatchFailed(Event):
     """Delivery gave up on every channel. Topic e112.dispatch-status."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.failed.v1"
+    topic: ClassVar[str] = topics.DISPATCH_STATUS
     dispatch_id: UUID
     report_id: UUID
     agency: Agency
@@ -145,12 +153,32 @@ class DispatchFailed(Event):
     failed_at: datetime
 
 
+class DispatchHeld(Event):
+    """The notifier has the dispatch but cannot deliver it yet (its endpoint failed, or
+    the agency's circuit breaker is open) and will not before `next_attempt_at`: said
+    once per dispatch and round, soon after it arrived. It is not lost, so intake's
+    watchdog does not re-drive it; it is not reaching the agency, so the shifts service
+    gives an on-duty operator the task of phoning the agency. Topic
+    e112.dispatch-status, key: the report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.held.v1"
+    topic: ClassVar[str] = topics.DISPATCH_STATUS
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    reason: str = Field(description="why it is not delivered yet, e.g. `webhook: HTTP 503` or `breaker open`")
+    attempts: int
+    held_at: datetime
+    next_attempt_at: datetime | None = Field(None, description="when the notifier tries again")
+
+
 class DispatchUpdateDelivered(Event):
     """An update to a dispatch (another caller, a cancellation notice) reached the
     agency. Topic e112.dispatch-status, key: the dispatch's report id. Intake's watchdog
     reads it: without it, a lost `dispatch.caller_added` could not be told from a slow one."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.update_delivered.v1"
+    topic: ClassVar[str] = topics.DISPATCH_STATUS
     update_id: UUID = Field(description="the update's id: the Idempotency-Key the agency deduplicates by")
     update_type: Literal["caller_added", "cancelled"]
     dispatch_id: UUID = Field(description="the dispatch it updates")
@@ -167,6 +195,7 @@ class DispatchUpdateFailed(Event):
     e112.dispatch-status, key: the dispatch's report id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.update_failed.v1"
+    topic: ClassVar[str] = topics.DISPATCH_STATUS
     update_id: UUID
     update_type: Literal["caller_added", "cancelled"]
     dispatch_id: UUID
@@ -182,6 +211,7 @@ class OperatorCheckedIn(Event):
     """An operator started work. Topic e112.shifts, key operator id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "operator.checked_in.v1"
+    topic: ClassVar[str] = topics.SHIFTS
     operator_id: UUID
     shift: str | None
     at: datetime
@@ -191,6 +221,7 @@ class OperatorCheckedOut(Event):
     """An operator stopped work. Topic e112.shifts, key operator id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "operator.checked_out.v1"
+    topic: ClassVar[str] = topics.SHIFTS
     operator_id: UUID
     shift: str | None
     at: datetime
@@ -201,6 +232,7 @@ class OperatorStatusChanged(Event):
     (check-in makes one available, check-out offline). Topic e112.shifts, key operator id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "operator.status_changed.v1"
+    topic: ClassVar[str] = topics.SHIFTS
     operator_id: UUID
     shift: str | None
     status: str = Field(description="available, handling_report or break")
@@ -214,6 +246,7 @@ class OperatorStillCheckedIn(Event):
     do not count for the shift now. Once per check-in. Topic e112.shifts, key operator id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "operator.still_checked_in.v1"
+    topic: ClassVar[str] = topics.SHIFTS
     operator_id: UUID
     shift: str
     shift_ended_at: datetime
@@ -227,6 +260,7 @@ class ShiftCoverageAlert(Event):
     Topic e112.shifts, key `coverage`."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "shift.coverage_alert.v1"
+    topic: ClassVar[str] = topics.SHIFTS
     shift: str
     shift_starts_at: datetime
     shift_ends_at: datetime
@@ -246,6 +280,7 @@ class ShiftCoverageRestored(Event):
     ended. Topic e112.shifts, key `coverage`."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "shift.coverage_restored.v1"
+    topic: ClassVar[str] = topics.SHIFTS
     shift: str
     shift_starts_at: datetime
     needed: int
@@ -269,6 +304,7 @@ class RosterChanged(Event):
     over; who and why. Topic e112.shifts, key `roster`."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "roster.changed.v1"
+    topic: ClassVar[str] = topics.SHIFTS
     change_id: int
     kind: str = Field(description="generated, swap or take_over")
     month: str = Field(description="YYYY-MM")
@@ -285,6 +321,7 @@ class ReportLinked(Event):
     it instead of being dispatched again. Topic e112.reports, key: the new report id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.linked.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     incident_report_id: UUID = Field(description="the open report it was linked to")
     reason: str = Field(description="same_desa or within_distance")
@@ -296,6 +333,7 @@ class ReportUnlinked(Event):
     """An operator undid a link: the report is then routed on its own. Topic e112.reports."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.unlinked.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     incident_report_id: UUID
     unlinked_by: str
@@ -307,6 +345,7 @@ class DispatchCallerAdded(Event):
     Topic e112.dispatch.<agency>, key: the incident's report id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.caller_added.v1"
+    topic: ClassVar[str] = topics.DISPATCH_TEMPLATE
     dispatch_id: UUID = Field(description="the agency's existing dispatch for the incident")
     report_id: UUID = Field(description="the incident's report id")
     agency: Agency
@@ -324,6 +363,7 @@ class DispatchAcknowledged(Event):
     Topic e112.dispatch-status."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.acknowledged.v1"
+    topic: ClassVar[str] = topics.DISPATCH_STATUS
     dispatch_id: UUID
     report_id: UUID
     agency: Agency
@@ -335,6 +375,7 @@ class DispatchFieldStatus(Event):
     """The agency's field status: on_the_way, on_scene, done. Topic e112.dispatch-status."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.field_status.v1"
+    topic: ClassVar[str] = topics.DISPATCH_STATUS
     dispatch_id: UUID
     report_id: UUID
     agency: Agency
@@ -348,6 +389,7 @@ class DispatchEscalated(Event):
     escalation contacts, and the on-duty operators alerted. Topic e112.dispatch-status."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.escalated.v1"
+    topic: ClassVar[str] = topics.DISPATCH_STATUS
     dispatch_id: UUID
     report_id: UUID
     agency: Agency
@@ -362,6 +404,7 @@ class ReportVerified(Event):
     cancelled if it went out unverified); duplicate: linked to `duplicate_of`."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.verified.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     verdict: Verdict
     duplicate_of: UUID | None = None
@@ -375,6 +418,7 @@ class ReportAssigned(Event):
     """A report that needs a person was given to an on-duty operator. Topic e112.reports."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.assigned.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     task_id: UUID
     reason: TaskReason
@@ -391,6 +435,7 @@ class ReportTaskClosed(Event):
     Topic e112.reports."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.task_closed.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     task_id: UUID
     reason: TaskReason
@@ -405,6 +450,7 @@ class ReportStalled(Event):
     the on-duty operators are alerted. Topic e112.reports."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "report.stalled.v1"
+    topic: ClassVar[str] = topics.REPORTS
     report_id: UUID
     missing: list[str] = Field(
         description="'routing' if never routed, else the agencies without a delivery (of another caller's report: "
@@ -425,6 +471,7 @@ class DispatchCancelled(Event):
     may stand down. Topic e112.dispatch.<agency>, key report id."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.cancelled.v1"
+    topic: ClassVar[str] = topics.DISPATCH_TEMPLATE
     dispatch_id: UUID
     report_id: UUID
     agency: Agency
@@ -433,34 +480,5 @@ class DispatchCancelled(Event):
     cancelled_at: datetime
 
 
-EVENT_MODELS: dict[str, type[Event]] = {
-    model.ce_type: model
-    for model in (
-        ReportReceived,
-        ReportRouted,
-        ReportUnrouted,
-        DispatchRequested,
-        DispatchDelivered,
-        DispatchFailed,
-        ReportLinked,
-        ReportUnlinked,
-        DispatchCallerAdded,
-        DispatchUpdateDelivered,
-        DispatchUpdateFailed,
-        DispatchAcknowledged,
-        DispatchFieldStatus,
-        DispatchEscalated,
-        ReportVerified,
-        ReportAssigned,
-        ReportTaskClosed,
-        ReportStalled,
-        DispatchCancelled,
-        OperatorCheckedIn,
-        OperatorCheckedOut,
-        OperatorStatusChanged,
-        OperatorStillCheckedIn,
-        ShiftCoverageAlert,
-        ShiftCoverageRestored,
-        RosterChanged,
-    )
-}
+# Every event model, by ce_type: the models declared above, each with its type and topic.
+EVENT_MODELS: dict[str, type[Event]] = {model.ce_type: model for model in Event.__subclasses__()}

@@ -13,70 +13,14 @@ from pathlib import Path
 
 from schemas import topics
 from schemas.catalog import AGENCIES
-from schemas.events import (
-    DispatchAcknowledged,
-    DispatchCallerAdded,
-    DispatchCancelled,
-    DispatchDelivered,
-    DispatchEscalated,
-    DispatchFailed,
-    DispatchFieldStatus,
-    DispatchRequested,
-    DispatchUpdateDelivered,
-    DispatchUpdateFailed,
-    OperatorCheckedIn,
-    OperatorCheckedOut,
-    OperatorStatusChanged,
-    OperatorStillCheckedIn,
-    ReportAssigned,
-    ReportLinked,
-    ReportReceived,
-    ReportRouted,
-    ReportStalled,
-    ReportTaskClosed,
-    ReportUnlinked,
-    ReportUnrouted,
-    ReportVerified,
-    RosterChanged,
-    ShiftCoverageAlert,
-    ShiftCoverageRestored,
-)
+from schemas.events import EVENT_MODELS
 from schemas.reports import ReportAccepted, ReportCreate, ReportPublic
 
 HERE = Path(__file__).parent
 REST_MODELS = {"report-create": ReportCreate, "report-accepted": ReportAccepted, "report": ReportPublic}
-EVENTS_BY_TOPIC = {
-    topics.REPORTS: [
-        ReportReceived,
-        ReportRouted,
-        ReportUnrouted,
-        ReportLinked,
-        ReportUnlinked,
-        ReportVerified,
-        ReportAssigned,
-        ReportTaskClosed,
-        ReportStalled,
-    ],
-    "e112.dispatch.{agency}": [DispatchRequested, DispatchCallerAdded, DispatchCancelled],
-    topics.DISPATCH_STATUS: [
-        DispatchDelivered,
-        DispatchFailed,
-        DispatchUpdateDelivered,
-        DispatchUpdateFailed,
-        DispatchAcknowledged,
-        DispatchFieldStatus,
-        DispatchEscalated,
-    ],
-    topics.SHIFTS: [
-        OperatorCheckedIn,
-        OperatorCheckedOut,
-        OperatorStatusChanged,
-        OperatorStillCheckedIn,
-        ShiftCoverageAlert,
-        ShiftCoverageRestored,
-        RosterChanged,
-    ],
-}
+TOPIC_ORDER = [topics.REPORTS, topics.DISPATCH_TEMPLATE, topics.DISPATCH_STATUS, topics.SHIFTS]
+EVENTS_BY_TOPIC = {topic: [m for m in EVENT_MODELS.values() if m.topic == topic] for topic in TOPIC_ORDER}
+assert sum(map(len, EVENTS_BY_TOPIC.values())) == len(EVENT_MODELS), "an event model on an unknown topic"
 
 
 def event_file_name(model) -> str:

@@ -7,6 +7,7 @@ DISPATCH_STATUS = "e112.dispatch-status"
 SHIFTS = "e112.shifts"
 DEADLETTER = "e112.deadletter"
 DISPATCH_PREFIX = "e112.dispatch."
+DISPATCH_TEMPLATE = DISPATCH_PREFIX + "{agency}"  # one topic per agency
 # Matches e112.dispatch.<agency> but not e112.dispatch-status.
 DISPATCH_PATTERN = r"^e112\.dispatch\.[a-z0-9_]+$"
 
