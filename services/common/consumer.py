@@ -12,9 +12,9 @@ Policy, chosen on purpose (at-least-once with idempotent effects):
   a handler error that is not transient) is dead-lettered to `e112.deadletter` through
   the outbox with the error, so one poison message cannot stall a partition.
 - Events of a type this code does not know are skipped (the contract lets producers
-  add types), and so are known types the service's handler does nothing with
-  (`handles`): read from the ce_type header before decoding, with no transaction and no
-  inbox row. Most events on `e112.reports` and `e112.dispatch-status` are for someone
+  add types), and so are known types missing from the service's handler table
+  (services/common/handlers.py): read from the ce_type header before decoding, with no
+  transaction and no inbox row. Most events on `e112.reports` and `e112.dispatch-status` are for someone
   else, and each used to cost every consumer a commit (bench/).
 - On a rebalance, partitions being taken away wait for the batch in hand to finish
   and commit (the lock), so no other member redoes it.
@@ -23,7 +23,7 @@ Policy, chosen on purpose (at-least-once with idempotent effects):
 import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -34,12 +34,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import topics
 from schemas.envelope import Envelope, InvalidEvent, KafkaRecord, decode
+from services.common.handlers import HandlerTable
 from services.common.kafka import broker_reachable, ensure_topics, new_consumer
 from services.common.outbox import enqueue, wait_or_timeout
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
 
 TRANSIENT_ERRORS = (
     OSError,
@@ -99,26 +99,22 @@ class EventConsumer:
         *,
         name: str,
         pool: asyncpg.Pool,
-        handler: Handler,
+        handler: HandlerTable,
         bootstrap: str,
         fetch_max_wait_ms: int,
         session_timeout_ms: int,
         metrics: ConsumerMetrics,
-        source: str,
         topics_: list[str] | None = None,
         pattern: str | None = None,
         create_topics: list[str] | None = None,
         partitions: int = 3,
         max_records: int = 200,
-        handles: frozenset[str] | None = None,
         inbox_retention_days: float = 35,
         pause_while: Callable[[], bool] | None = None,
         batch_transactions: bool = True,
     ):
         """`pause_while`: while it says so, the consumer keeps its group membership but
         fetches nothing (backpressure from the service's own queue)."""
-        """`handles`: the ce_types the handler acts on (None: every known type); the
-        others are skipped unread."""
         if (topics_ is None) == (pattern is None):
             raise ValueError("give topics or a pattern")
         self.name = name
@@ -128,13 +124,12 @@ class EventConsumer:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.session_timeout_ms = session_timeout_ms
         self.metrics = metrics
-        self.source = source
         self.topics = topics_
         self.pattern = pattern
         self.create_topics = create_topics or topics_ or []
         self.partitions = partitions
         self.max_records = max_records
-        self.handles = handles
+        self.handles = handler.handles
         self.inbox_retention_days = inbox_retention_days
         self.pause_while = pause_while
         self.batch_transactions = batch_transactions
@@ -362,7 +357,7 @@ class EventConsumer:
             self._pruned_at = 0.0  # the next loop tries again
 
     def _wanted(self, record: ConsumerRecord) -> bool:
-        return self.handles is None or _header(record, "ce_type") in self.handles
+        return _header(record, "ce_type") in self.handles
 
     async def _process_with_retry(self, record: ConsumerRecord) -> bool:
         delay = 0.2
@@ -392,11 +387,7 @@ class EventConsumer:
     def _not_for_us(self, record: ConsumerRecord) -> bool:
         """A known CloudEvent type this service's handler does nothing with: skipped
         unread. No ce_type at all is not a CloudEvent: decode() dead-letters it."""
-        return (
-            self.handles is not None
-            and (ce_type := _header(record, "ce_type")) is not None
-            and ce_type not in self.handles
-        )
+        return (ce_type := _header(record, "ce_type")) is not None and ce_type not in self.handles
 
     async def _process(self, record: ConsumerRecord) -> str:
         if self._not_for_us(record):

@@ -9,3 +9,13 @@ async def cancel_tasks(*tasks: asyncio.Task) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def stop_for_sure(task: asyncio.Task, every: float = 0.5) -> None:
+    """Cancel `task` until it has stopped. The outbox relay waits with asyncio.wait_for,
+    which on Python 3.11 can swallow a cancellation that lands just as its wake-up
+    comes; its loop then runs on and the shutdown would hang (seen in the tests)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    await asyncio.gather(task, return_exceptions=True)

@@ -33,6 +33,12 @@ class ServiceSettings(BaseSettings):
     # How long the outbox relay keeps a published event, to publish it again if the
     # broker loses it after acknowledging it (services/common/outbox.py).
     outbox_retention_seconds: float = Field(600, ge=0, le=7 * 86400)
+    # The relay wakes on the outbox's NOTIFY; this timer is only the fallback.
+    outbox_poll_interval: float = Field(1.0, gt=0, le=60)
+    # How long a stopping consumer may take to finish the batch in hand before it is
+    # cancelled (its uncommitted events then go to another replica). Keep it below the
+    # platform's kill timeout (Kubernetes' terminationGracePeriodSeconds).
+    shutdown_grace_seconds: float = Field(10.0, gt=0, le=120)
     # How long a consumer remembers the ce_ids it handled. Longer than any way a copy can
     # come back: the topics' retention (30 days at most, deploy/k8s) and the relays'
     # replay window, so a copy never finds its id forgotten.

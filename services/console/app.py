@@ -1,9 +1,8 @@
 """Builds the console: the page (static files), the backend-for-frontend API the page
-calls, and the live feed. The lifespan owns the pool, the upstream clients and the
-Kafka reader, and closes them."""
+calls, and the live feed. services/common/assembly.py runs the upstream
+clients and the Kafka reader beside the routes."""
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,9 +13,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter
 
-from services.common import db
-from services.common.lifecycle import cancel_tasks
-from services.common.web import new_app, problem_response, require_api_key
+from services.common.assembly import Parts, Service, assemble
+from services.common.web import problem_response, require_api_key
 from services.console import store
 from services.console.events_api import build_events_router
 from services.console.live import Broadcaster, LiveFeed, LiveMetrics
@@ -28,7 +26,6 @@ from services.console.upstream import Upstream
 from services.console.work_api import build_work_router
 
 log = logging.getLogger(__name__)
-SCHEMA = "console"
 STATIC = Path(__file__).parent / "static"
 # The page loads only its own files: no inline script, nothing from elsewhere, no framing.
 SECURITY_HEADERS = {
@@ -58,40 +55,32 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
     metrics = ConsoleMetrics(registry)
     broadcaster = Broadcaster(settings.live_queue_size, LiveMetrics(registry))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        pool = await db.create_pool(
-            settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-        )
-        await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
-        app.state.pool = pool
+    def build(pool, app: FastAPI) -> Parts:
         app.state.upstream = upstream = Upstream.from_settings(settings, transports)
         broadcaster.bind(asyncio.get_running_loop())
         app.state.live = feed = LiveFeed(
             bootstrap=settings.kafka_bootstrap_servers, broadcaster=broadcaster,
             partitions=settings.kafka_topic_partitions, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )  # fmt: skip
-        feed_task = asyncio.create_task(feed.run(), name="live-feed")
-        housekeeping_task = asyncio.create_task(_housekeeping(pool), name="housekeeping")
-        try:
-            yield
-        finally:
+
+        async def end_streams() -> None:
             broadcaster.close()
-            await cancel_tasks(feed_task, housekeeping_task)
-            await upstream.close()
-            await pool.close()
 
-    async def readiness() -> dict[str, bool]:
-        # The database only: without the broker the console still files calls and shows
-        # every screen (refreshed periodically); the page says live updates are paused.
-        return await db.readiness_of(getattr(app.state, "pool", None))
+        return Parts(
+            loops={"live-feed": feed.run, "housekeeping": lambda: _housekeeping(pool)},
+            drains=[end_streams],
+            closes=[upstream.close],
+        )
 
-    app = new_app(
+    # Ready with the database alone: without the broker the console still files calls and
+    # shows every screen (refreshed periodically); the page says live updates are paused.
+    service = Service(
         title="e112 console",
         description="The call takers' console: take a call, the queue and verdicts, the dispatch board, the shift. "
         "The page's backend: it calls intake, shifts and notifier for the signed-in operator.",
-        lifespan=lifespan, registry=registry, readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
+        schema="console", migrations=Path(__file__).parent / "migrations", build=build, ready_needs_broker=False,
     )  # fmt: skip
+    app = assemble(service, settings, registry)
     app.state.broadcaster = broadcaster
 
     @app.middleware("http")

@@ -4,9 +4,10 @@ verdict (intake's pending reports), one list, what needs them first. Pure."""
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.catalog import TASK_URGENCY
 from services.console.board import _parse
 
-REASON_ORDER = {"escalated": 0, "stalled": 1, "unrouted": 2, "verify": 3}
+REASON_ORDER = TASK_URGENCY
 
 
 def queue_items(
@@ -14,7 +15,8 @@ def queue_items(
 ) -> list[dict[str, Any]]:
     """`tasks`: shifts' open tasks assigned to me; `pending`: intake's summaries of reports
     awaiting a verdict; `summaries`: report_id -> intake summary for the tasks' reports.
-    Mine first (escalations before verifications), then the rest oldest first."""
+    Mine first, the most urgent first (schemas.catalog.TASK_URGENCY), then the rest
+    oldest first."""
     # One item per task (a report may need me twice: an escalation and a stall), and one
     # per pending report that no task of mine covers.
     items: dict[str, dict[str, Any]] = {}

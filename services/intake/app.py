@@ -1,8 +1,7 @@
-"""Builds the intake service. Nothing connects at import time: the lifespan owns the
-pool, the outbox relay and the timeline consumer, and closes them."""
+"""The intake service, declared: the report API, the timeline consumer, the watchdog and
+the housekeeping of Idempotency-Keys (services/common/assembly.py runs them)."""
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -12,12 +11,10 @@ from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
 from schemas import topics
-from services.common import db
+from services.common.assembly import ConsumerSpec, Parts, Service, assemble
 from services.common.backlog import BacklogProbe, WatchedGroup
-from services.common.consumer import TRANSIENT_ERRORS, ConsumerMetrics, EventConsumer
-from services.common.lifecycle import cancel_tasks
-from services.common.outbox import OutboxMetrics, OutboxRelay
-from services.common.web import new_app, problem_response
+from services.common.consumer import TRANSIENT_ERRORS
+from services.common.web import problem_response
 from services.intake import admin, store, timeline, verification_api
 from services.intake.api import IntakeMetrics, build_router
 from services.intake.clients import Authenticator
@@ -25,7 +22,6 @@ from services.intake.settings import IntakeSettings
 from services.intake.watchdog import Watchdog, WatchdogMetrics
 
 log = logging.getLogger(__name__)
-SCHEMA = "intake"
 
 
 # The consumer groups a dispatch passes through on its way, and the one that records
@@ -39,65 +35,35 @@ PIPELINE_GROUPS = [
 
 def create_app(settings: IntakeSettings) -> FastAPI:
     registry = CollectorRegistry()
-    outbox_metrics = OutboxMetrics(registry)
-    consumer_metrics = ConsumerMetrics(registry)
     watchdog_metrics = WatchdogMetrics(registry)
-    state: dict = {}
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        pool = await db.create_pool(
-            settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-        )
-        await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
-        async with pool.acquire() as conn:
-            await verification_api.seed_default_policy(conn)
-        app.state.pool = pool
-        relay = OutboxRelay(
-            dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
-            topics=[topics.REPORTS, topics.DEADLETTER], partitions=settings.kafka_topic_partitions,
-            metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
-            retention_seconds=settings.outbox_retention_seconds,
-        )  # fmt: skip
-        consumer = EventConsumer(
-            name="intake-timeline", pool=pool, handler=timeline.record,
-            bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=settings.kafka_session_timeout_ms, inbox_retention_days=settings.inbox_retention_days,
-            metrics=consumer_metrics, source="e112/intake", topics_=timeline.TOPICS,
-            partitions=settings.kafka_topic_partitions, handles=timeline.HANDLES,
-        )  # fmt: skip
-        state["consumer"] = consumer
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        consumer_task = asyncio.create_task(consumer.run(), name="timeline-consumer")
-        housekeeping_task = asyncio.create_task(_housekeeping(pool, settings), name="housekeeping")
+    def build(pool, app: FastAPI) -> Parts:
         backlog = BacklogProbe(settings.kafka_bootstrap_servers, PIPELINE_GROUPS)
-        watchdog = Watchdog(
+        app.state.watchdog = watchdog = Watchdog(
             pool, bound=timedelta(seconds=settings.watchdog_bound_seconds),
             interval=settings.watchdog_interval_seconds, metrics=watchdog_metrics, backlog=backlog,
             hold_backlog=settings.watchdog_hold_backlog, max_attempts=settings.watchdog_max_attempts,
         )  # fmt: skip
-        app.state.watchdog = watchdog
-        watchdog_task = asyncio.create_task(watchdog.run(), name="watchdog")
-        try:
-            yield
-        finally:
-            await consumer.shutdown(consumer_task)
-            await cancel_tasks(relay_task, housekeeping_task, watchdog_task)
-            await backlog.close()
-            await pool.close()
+        return Parts(
+            consumer=ConsumerSpec(name="intake-timeline", handler=timeline.TABLE, topics=timeline.TOPICS),
+            loops={"housekeeping": lambda: _housekeeping(pool, settings), "watchdog": watchdog.run},
+            closes=[backlog.close],
+        )
 
-    async def readiness() -> dict[str, bool]:
-        return await db.readiness_of(getattr(app.state, "pool", None))
-
-    app = new_app(
+    service = Service(
         title="e112 intake",
         description="Files emergency reports for Layanan 112 Kabupaten Blitar and shows their progress.",
-        lifespan=lifespan, registry=registry, readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
+        schema="intake", migrations=Path(__file__).parent / "migrations", publishes=[topics.REPORTS, topics.DEADLETTER],
+        routers=[
+            build_router(settings, IntakeMetrics(registry)),
+            verification_api.build_router(settings, verification_api.VerificationMetrics(registry)),
+            admin.build_router(),
+        ],
+        seed=verification_api.seed_default_policy, build=build,
+        ready_needs_broker=False,  # reports are still taken into the outbox while the broker is away
     )  # fmt: skip
+    app = assemble(service, settings, registry)
     app.state.authenticator = Authenticator(settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
-    app.include_router(build_router(settings, IntakeMetrics(registry)))
-    app.include_router(verification_api.build_router(settings, verification_api.VerificationMetrics(registry)))
-    app.include_router(admin.build_router())
 
     @app.exception_handler(asyncpg.PostgresError)
     async def on_database_error(request: Request, exc: Exception):

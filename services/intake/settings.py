@@ -9,7 +9,6 @@ class IntakeSettings(ServiceSettings):
     kafka_fetch_max_wait_ms: int = Field(250, ge=10, le=5000)
     # How long a client waits before retrying when PostgreSQL is unavailable.
     retry_after_seconds: int = Field(5, ge=1, le=300)
-    outbox_poll_interval: float = Field(1.0, gt=0, le=60)
     # An Idempotency-Key is remembered this long; after that the same key starts a new report.
     idempotency_ttl_hours: float = Field(24, gt=0, le=24 * 30)
     # Related reports: same category, within this window, same desa or within this distance.

@@ -3,8 +3,9 @@ another re-drive due. The loop and its SQL are in watchdog.py.
 
 A report is stalled when, a bound after it became dispatchable, its timeline lacks the
 router's decision (`routed` or `unrouted`: missing ["routing"]) or some dispatch of the
-`routed` entry has heard nothing from the notifier (no delivered, acknowledged, failed,
-escalated or field status: missing those agencies).
+`routed` entry has heard nothing from the notifier (no delivered, held, acknowledged,
+failed, escalated or field status: missing those agencies). A held dispatch is the
+notifier's, retrying, and an operator's, phoning: re-driving it would only add copies.
 
 Another caller's report (linked to an incident) is stalled when, a bound after both it
 arrived and its incident was routed, some agency of the incident's dispatches has no
@@ -25,9 +26,9 @@ from datetime import datetime, timedelta
 from services.intake.status import Entry
 
 ROUTING = "routing"
-# Entries saying the notifier has the dispatch (delivered, gave up, escalated, or the
-# agency answered): it is no longer lost.
-HEARD_OF = frozenset({"delivered", "acknowledged", "failed", "escalated", "field_status"})
+# Entries saying the notifier has the dispatch (delivered, held while it retries, gave
+# up, escalated, or the agency answered): it is no longer lost.
+HEARD_OF = frozenset({"delivered", "held", "acknowledged", "failed", "escalated", "field_status"})
 # Entries on another caller's report saying the notifier has its update for an agency.
 UPDATE_HEARD_OF = frozenset({"update_delivered", "update_failed"})
 # Entries after which the router is asked again to dispatch: the bound restarts there.

@@ -286,6 +286,18 @@ async def add_timeline_entry(
     return True
 
 
+async def set_assignee(conn: asyncpg.Connection, report_id: UUID, operator_id: UUID) -> None:
+    await conn.execute("UPDATE reports SET assigned_to = $2 WHERE id = $1", report_id, operator_id)
+
+
+async def clear_assignee(conn: asyncpg.Connection, report_id: UUID, operator_id: UUID | None) -> None:
+    """Only the operator who has it lets go: a late close of an older task must not
+    clear a newer assignment."""
+    await conn.execute(
+        "UPDATE reports SET assigned_to = NULL WHERE id = $1 AND assigned_to = $2", report_id, operator_id
+    )
+
+
 def awaiting_verdict(row: asyncpg.Record) -> bool:
     return row["verification"] == "before_dispatch" and row["verdict"] is None
 

@@ -20,6 +20,10 @@ Idempotency-Key (the update's id); its outcome is `dispatch.update_delivered` or
 While an agency's webhook circuit breaker is open, its dispatches are postponed to
 the breaker's next trial: no attempt, no count against the retry bound. When the
 breaker closes, the postponed ones come due at once.
+
+A dispatch whose next try (after a failure, or postponed by the breaker) comes later
+than `held_after` from the report's receipt is announced once as `dispatch.held`: the
+watchdog then knows it is not lost, and an operator is given the agency to phone.
 """
 
 import asyncio
@@ -38,6 +42,7 @@ from schemas.events import (
     DispatchCallerAdded,
     DispatchDelivered,
     DispatchFailed,
+    DispatchHeld,
     DispatchUpdateDelivered,
     DispatchUpdateFailed,
 )
@@ -48,6 +53,7 @@ from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.breaker import Breakers, State
 from services.notifier.channels import Result, elapsed_ms
 from services.notifier.clock import Clock
+from services.notifier.finisher import Delivered, DeliveredBatch
 from services.notifier.policy import RetryPolicy, Verdict, next_channel, trips_breaker
 from services.notifier.store import AgencyConfig, DueDispatch
 
@@ -83,6 +89,10 @@ class DeliveryMetrics:
             ["agency", "state"], registry=registry,
         )  # fmt: skip
         self.pending = Gauge("e112_dispatches_pending", "Dispatches not yet delivered or failed", registry=registry)
+        self.held = Counter(
+            "e112_dispatch_held_total", "Dispatches announced as held: not deliverable in time, an operator phones",
+            ["agency"], registry=registry,
+        )  # fmt: skip
         self.postponed = Counter(
             "e112_dispatch_postponed_total", "Attempts postponed by an open webhook circuit breaker", ["agency"],
             registry=registry,
@@ -124,6 +134,18 @@ def update_outcome_record(dispatch: DueDispatch, state: str, channel: str | None
     return _status_record(dispatch, event, now)
 
 
+def held_record(dispatch: DueDispatch, reason: str, attempts: int, next_attempt_at: datetime,
+                now: datetime) -> KafkaRecord:  # fmt: skip
+    event = DispatchHeld(
+        dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency, reason=reason[:300],
+        attempts=attempts, held_at=now, next_attempt_at=next_attempt_at,
+    )  # fmt: skip
+    return encode(
+        event, topic=topics.DISPATCH_STATUS, key=str(dispatch.report_id), source=SOURCE,
+        event_id=derived_event_id(str(dispatch.dispatch_id), "held"), time=now,
+    )  # fmt: skip
+
+
 def _status_record(dispatch: DueDispatch, event, now: datetime) -> KafkaRecord:
     # One outcome per dispatch and round: its ce_id derives from both, so a replay can
     # never announce a second outcome under a new id, while a re-sent round's outcome
@@ -152,6 +174,7 @@ class Deliverer:
         poll_interval: float = 1.0,
         configs: AgencyConfigs | None = None,
         backpressure_at: int | None = None,
+        held_after: timedelta = timedelta(seconds=5),
     ):
         self.pool = pool
         self.configs = configs or AgencyConfigs(ttl_seconds=0)
@@ -169,6 +192,8 @@ class Deliverer:
         self._in_flight: set[asyncio.Task] = set()
         self.due_backlog = 0  # due and not yet taken, at the last look (at most a second old under load)
         self.backpressure_at = backpressure_at if backpressure_at is not None else 8 * concurrency
+        self.held_after = held_after
+        self.delivered_batch = DeliveredBatch(pool, _delivered_record, self._finished)
 
     def overloaded(self) -> bool:
         """More dispatches due than a few rounds of attempts can take: the consumer then
@@ -305,6 +330,7 @@ class Deliverer:
                     conn, dispatch, channel=channel, channels_tried=tried, attempts=dispatch.attempts,
                     channel_attempts=channel_attempts, channel_errors=errors, next_attempt_at=until, error=None,
                 )  # fmt: skip
+                await self._announce_if_held(conn, dispatch, "breaker open", dispatch.attempts, until, now)
             return
 
         started = time.perf_counter()
@@ -324,6 +350,12 @@ class Deliverer:
             outcome = "permanent"
         self.metrics.attempts.labels(dispatch.agency, channel, outcome).inc()
 
+        if outcome == "delivered" and not skipped and not errors and not closed_again:
+            await self.delivered_batch.record(
+                Delivered(dispatch=dispatch, channel=channel, target=target, attempts=attempts, started_at=now,
+                          duration_ms=duration_ms, status_code=result.status_code, now=now)
+            )  # fmt: skip
+            return
         async with self.pool.acquire() as conn, conn.transaction():
             await self._record_skipped(conn, dispatch, skipped, now)
             await store.record_attempt(
@@ -334,11 +366,12 @@ class Deliverer:
             if outcome == "delivered":
                 await self._finish(conn, dispatch, "delivered", channel, attempts, errors, now)
             elif outcome == "retry":
+                retry_at = now + timedelta(seconds=self.policy.delay(channel_attempts))
                 await store.update_progress(
                     conn, dispatch, channel=channel, channels_tried=tried, attempts=attempts,
-                    channel_attempts=channel_attempts, channel_errors=errors,
-                    next_attempt_at=now + timedelta(seconds=self.policy.delay(channel_attempts)), error=error,
+                    channel_attempts=channel_attempts, channel_errors=errors, next_attempt_at=retry_at, error=error,
                 )  # fmt: skip
+                await self._announce_if_held(conn, dispatch, f"{channel}: {error}", attempts, retry_at, now)
             else:
                 errors.append(f"{channel}: {error}")
                 tried.append(channel)
@@ -355,6 +388,17 @@ class Deliverer:
                         "next_channel": following}})  # fmt: skip
             if closed_again:
                 await store.bring_forward(conn, dispatch.agency, "webhook", now)
+
+    async def _announce_if_held(self, conn, dispatch: DueDispatch, reason: str, attempts: int,
+                                next_attempt_at: datetime, now: datetime) -> None:  # fmt: skip
+        """`dispatch.held`, once, when this first delivery will not be made in time."""
+        if dispatch.kind != "dispatch" or dispatch.round != 1:
+            return  # an update or a re-send: the dispatch itself was delivered
+        if next_attempt_at - dispatch.received_at <= self.held_after:
+            return
+        if await store.mark_held(conn, dispatch.dispatch_id, now):
+            await enqueue(conn, [held_record(dispatch, reason, attempts, next_attempt_at, now)])
+            self.metrics.held.labels(dispatch.agency).inc()
 
     def _update_breaker(self, breaker, agency: str, verdict: Verdict, now: datetime) -> bool:
         """Feed the attempt's result to the agency's webhook breaker; True if it closed."""
@@ -395,12 +439,21 @@ class Deliverer:
             # Not dispatch.delivered/failed: those speak of a dispatch, and the update's id
             # is not one.
             await enqueue(conn, [update_outcome_record(dispatch, state, channel, attempts, reason, now)])
+        else:
+            await enqueue(conn, [outcome_record(dispatch, state, channel, attempts, reason, now)])
+        self._count_finished(dispatch, state, channel, attempts, now)
+
+    def _finished(self, delivered: Delivered) -> None:
+        self._count_finished(delivered.dispatch, "delivered", delivered.channel, delivered.attempts, delivered.now)
+
+    def _count_finished(self, dispatch: DueDispatch, state: str, channel: str | None, attempts: int,
+                        now: datetime) -> None:  # fmt: skip
+        if dispatch.kind == "update":
             self.metrics.updates_finished.labels(dispatch.agency, state).inc()
             log.info("dispatch update finished", extra={"fields": {
                 "update_id": str(dispatch.dispatch_id), "dispatch_id": str(dispatch.update_of),
                 "agency": dispatch.agency, "state": state, "channel": channel, "attempts": attempts}})  # fmt: skip
             return
-        await enqueue(conn, [outcome_record(dispatch, state, channel, attempts, reason, now)])
         self.metrics.finished.labels(dispatch.agency, state).inc()
         if state == "delivered":
             self.metrics.delivery_seconds.labels(dispatch.agency).observe((now - dispatch.received_at).total_seconds())
@@ -408,3 +461,11 @@ class Deliverer:
             "dispatch_id": str(dispatch.dispatch_id), "report_id": str(dispatch.report_id),
             "agency": dispatch.agency, "state": state, "channel": channel, "attempts": attempts,
             "round": dispatch.round}})  # fmt: skip
+
+
+def _delivered_record(delivered: Delivered) -> KafkaRecord:
+    """The outcome event of a delivery recorded by the batch (finisher.py)."""
+    d = delivered
+    if d.dispatch.kind == "update":
+        return update_outcome_record(d.dispatch, "delivered", d.channel, d.attempts, None, d.now)
+    return outcome_record(d.dispatch, "delivered", d.channel, d.attempts, None, d.now)

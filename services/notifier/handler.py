@@ -18,13 +18,10 @@ import asyncpg
 
 from schemas.envelope import Envelope
 from schemas.events import DispatchCallerAdded, DispatchCancelled, DispatchRequested
-from services.common.consumer import Handler
+from services.common.handlers import HandlerTable
 from services.notifier import escalation, store
 from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.clock import Clock
-
-# The types the handler acts on; the consumer skips the rest unread.
-HANDLES = frozenset(m.ce_type for m in (DispatchRequested, DispatchCallerAdded, DispatchCancelled))
 
 
 def update_id(dispatch_id: uuid.UUID, new_report_id: uuid.UUID) -> uuid.UUID:
@@ -34,19 +31,13 @@ def update_id(dispatch_id: uuid.UUID, new_report_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(dispatch_id, f"caller_added:{new_report_id}")
 
 
-def make_handler(clock: Clock, default_ack_deadline_seconds: int, configs: AgencyConfigs | None = None) -> Handler:
+def handler_table(
+    clock: Clock, default_ack_deadline_seconds: int, configs: AgencyConfigs | None = None
+) -> HandlerTable:
     configs = configs or AgencyConfigs(ttl_seconds=0)
 
     async def queue_dispatch(conn: asyncpg.Connection, envelope: Envelope) -> None:
-        data = envelope.data
-        if isinstance(data, DispatchCallerAdded):
-            await queue_update(conn, envelope, data)
-            return
-        if isinstance(data, DispatchCancelled):
-            await queue_cancellation(conn, envelope, data)
-            return
-        if not isinstance(data, DispatchRequested):
-            return
+        data: DispatchRequested = envelope.data
         config = await configs.get(conn, data.agency)
         deadline = config.ack_deadline_seconds or default_ack_deadline_seconds
         now = clock.now()
@@ -57,7 +48,8 @@ def make_handler(clock: Clock, default_ack_deadline_seconds: int, configs: Agenc
             escalation_due_at=escalation.first_due(now, deadline),
         )  # fmt: skip
 
-    async def queue_update(conn: asyncpg.Connection, envelope: Envelope, data: DispatchCallerAdded) -> None:
+    async def queue_update(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: DispatchCallerAdded = envelope.data
         await store.enqueue_update(
             conn, update_id=update_id(data.dispatch_id, data.new_report_id), dispatch_id=data.dispatch_id,
             new_report_id=data.new_report_id, report_id=data.report_id, agency=data.agency, event_id=envelope.id,
@@ -65,7 +57,8 @@ def make_handler(clock: Clock, default_ack_deadline_seconds: int, configs: Agenc
             received_at=data.received_at, now=clock.now(),
         )  # fmt: skip
 
-    async def queue_cancellation(conn: asyncpg.Connection, envelope: Envelope, data: DispatchCancelled) -> None:
+    async def queue_cancellation(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: DispatchCancelled = envelope.data
         now = clock.now()
         await store.cancel_dispatch(conn, data.dispatch_id, now)
         # Sent even when the dispatch was stopped before delivery: a delivery may be in
@@ -77,7 +70,9 @@ def make_handler(clock: Clock, default_ack_deadline_seconds: int, configs: Agenc
             received_at=data.cancelled_at, now=now,
         )  # fmt: skip
 
-    return queue_dispatch
+    return HandlerTable(
+        {DispatchRequested: queue_dispatch, DispatchCallerAdded: queue_update, DispatchCancelled: queue_cancellation}
+    )
 
 
 def cancellation_id(dispatch_id: uuid.UUID) -> uuid.UUID:

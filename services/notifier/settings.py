@@ -15,7 +15,9 @@ class NotifierSettings(ServiceSettings):
     delivery_backoff_cap_seconds: float = Field(120.0, gt=0)
     delivery_concurrency: int = Field(16, ge=1, le=256)
     delivery_poll_interval: float = Field(1.0, gt=0, le=60)
-    outbox_poll_interval: float = Field(1.0, gt=0, le=60)
+    # A dispatch that cannot be delivered within this many seconds of the report (its
+    # endpoint fails, its breaker is open) is announced as held: an operator phones.
+    held_notice_seconds: float = Field(5.0, ge=0, le=600)
     # An agency's acknowledgement deadline when its configuration sets none.
     default_ack_deadline_seconds: int = Field(300, ge=10, le=86_400)
     escalation_poll_interval: float = Field(1.0, gt=0, le=60)

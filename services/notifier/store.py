@@ -308,6 +308,17 @@ async def update_progress(
     return bool(done)
 
 
+async def mark_held(conn: asyncpg.Connection, dispatch_id: UUID, now: datetime) -> bool:
+    """Note that the dispatch was announced as held; False if it was already."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE dispatches SET held_at = $2 WHERE dispatch_id = $1 AND held_at IS NULL RETURNING true",
+            dispatch_id,
+            now,
+        )  # fmt: skip
+    )
+
+
 async def finish(
     conn: asyncpg.Connection,
     dispatch: DueDispatch,

@@ -16,6 +16,7 @@ from schemas.events import (
     ReportVerified,
     RoutedDispatch,
 )
+from services.common.handlers import HandlerTable
 from services.common.outbox import enqueue
 from services.router import linked, stalled, store, verification
 from services.router.metrics import RouterMetrics
@@ -25,40 +26,43 @@ from services.router.routing import RoutingTable, decide
 log = logging.getLogger(__name__)
 
 
-# The types ReportHandler acts on; the consumer skips the rest unread (keep in step with __call__).
-HANDLES = frozenset(m.ce_type for m in (ReportReceived, ReportVerified, ReportUnlinked, ReportStalled))
-
-
 class ReportHandler:
-    """What the router does with each event on `e112.reports` (the consumer's handler)."""
+    """What the router does with each event on `e112.reports`: `table` is the consumer's
+    handler; routed/unrouted events are the router's own, other types not for it."""
 
     def __init__(self, metrics: RouterMetrics):
         self.metrics = metrics
         # The last table read, by version: a report costs one small query unless the table changed.
         self.cache: dict[str, tuple[int, RoutingTable]] = {}
+        self.table = HandlerTable(
+            {
+                ReportReceived: self.on_received,
+                ReportVerified: self.on_verified,
+                ReportUnlinked: self.on_unlinked,
+                ReportStalled: self.on_stalled,
+            }
+        )
 
-    async def __call__(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
-        data = envelope.data
-        if isinstance(data, ReportReceived) and data.linked_to and data.kind == "emergency":
+    async def on_received(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: ReportReceived = envelope.data
+        if data.linked_to and data.kind == "emergency":
             await linked.handle_linked(conn, envelope.id, data, self.metrics)
-        elif isinstance(data, ReportReceived) and data.verification == "before_dispatch" and data.kind == "emergency":
+        elif data.verification == "before_dispatch" and data.kind == "emergency":
             await verification.hold(conn, envelope.id, data, self.metrics)
-        elif isinstance(data, ReportReceived):
+        else:
             await self.route_alone(conn, envelope.id, data)
-        elif isinstance(data, ReportVerified):
-            await verification.handle_verdict(conn, envelope.id, data, self.route_alone, self.metrics)
-        elif isinstance(data, ReportUnlinked):
-            await linked.handle_unlinked(conn, data, self.route_alone)
-        elif isinstance(data, ReportStalled):
-            await stalled.handle_stalled(conn, data, self.route_alone, self.metrics)
-        # routed/unrouted events are the router's own; other types are not for it
+
+    async def on_verified(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await verification.handle_verdict(conn, envelope.id, envelope.data, self.route_alone, self.metrics)
+
+    async def on_unlinked(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await linked.handle_unlinked(conn, envelope.data, self.route_alone)
+
+    async def on_stalled(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await stalled.handle_stalled(conn, envelope.data, self.route_alone, self.metrics)
 
     async def route_alone(self, conn: asyncpg.Connection, event_id: str, report: ReportReceived) -> None:
         await route_report(conn, event_id, report, self.metrics, self.cache)
-
-
-def build_handler(metrics: RouterMetrics) -> ReportHandler:
-    return ReportHandler(metrics)
 
 
 async def route_report(

@@ -1,8 +1,7 @@
-"""Builds the shifts service; the lifespan owns the pool, the outbox relay and the
-coverage check loop."""
+"""The shifts service, declared: operators, roster, handover and task routes, its task
+consumer, the coverage check and the assignment round (services/common/assembly.py runs
+them)."""
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,11 +10,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from schemas import topics
-from services.common import db
-from services.common.consumer import ConsumerMetrics, EventConsumer
-from services.common.lifecycle import cancel_tasks
-from services.common.outbox import OutboxMetrics, OutboxRelay
-from services.common.web import new_app, require_api_key
+from services.common.assembly import ConsumerSpec, Parts, Service, admin_key, assemble
 from services.shifts import tasks
 from services.shifts.api import build_router
 from services.shifts.assigner import Assigner
@@ -27,26 +22,15 @@ from services.shifts.rotation import RestRule
 from services.shifts.settings import ShiftsSettings
 from services.shifts.tasks_api import build_tasks_router
 
-SCHEMA = "shifts"
-
 
 def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
     """`clock` is injectable so that shift boundaries are tested without waiting; tests
     run the coverage check and the assignment round at a time of their choosing with
     `app.state.coverage.tick()` and `app.state.assigner.tick()`."""
     registry = CollectorRegistry()
-    outbox_metrics = OutboxMetrics(registry)
-    consumer_metrics = ConsumerMetrics(registry)
     metrics = ShiftMetrics(registry)
-    holder: dict = {}
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        pool = await db.create_pool(
-            settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-        )
-        await db.migrate(pool, SCHEMA, Path(__file__).parent / "migrations")
-        app.state.pool = pool
+    async def build(pool, app: FastAPI) -> Parts:
         app.state.coverage = coverage = CoverageMonitor(
             pool=pool, clock=clock, metrics=metrics, grace=timedelta(minutes=settings.coverage_grace_minutes),
             interval=settings.coverage_check_interval,
@@ -56,49 +40,31 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             pool=pool, clock=clock, metrics=metrics, capacity=settings.assign_capacity,
             interval=settings.coverage_check_interval,
         )  # fmt: skip
-        relay = OutboxRelay(
-            dsn=settings.database_url, schema=SCHEMA, bootstrap=settings.kafka_bootstrap_servers,
-            topics=[topics.SHIFTS, topics.REPORTS, topics.DEADLETTER], partitions=settings.kafka_topic_partitions,
-            metrics=outbox_metrics, poll_interval=settings.outbox_poll_interval,
-            retention_seconds=settings.outbox_retention_seconds,
-        )  # fmt: skip
-        consumer = EventConsumer(
-            name="shifts-tasks", pool=pool, handler=tasks.make_handler(assigner, clock),
-            bootstrap=settings.kafka_bootstrap_servers, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            inbox_retention_days=settings.inbox_retention_days, metrics=consumer_metrics, source="e112/shifts",
-            # One transaction per event: the assigner tells a task opened by this event
-            # from one already waiting by the transaction it was made in (its wait and the
-            # "new"/"from_queue" count), and shifts is not on a dispatch's way.
+        # One transaction per event: the assigner tells a task opened by this event from
+        # one already waiting by the transaction it was made in (its wait and the
+        # "new"/"from_queue" count), and shifts is not on a dispatch's way.
+        consumer = ConsumerSpec(
+            name="shifts-tasks",
+            handler=tasks.handler_table(assigner, clock),
+            topics=tasks.TOPICS,
             batch_transactions=False,
-            topics_=tasks.TOPICS, partitions=settings.kafka_topic_partitions, handles=tasks.HANDLES,
-        )  # fmt: skip
-        holder["consumer"] = consumer
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        consumer_task = asyncio.create_task(consumer.run(), name="tasks-consumer")
-        coverage_task = asyncio.create_task(coverage.run(), name="coverage-check")
-        assign_task = asyncio.create_task(assigner.run(), name="assignment")
-        try:
-            yield
-        finally:
-            await consumer.shutdown(consumer_task)
-            await cancel_tasks(coverage_task, assign_task, relay_task)
-            await pool.close()
+        )
+        return Parts(consumer=consumer, loops={"coverage-check": coverage.run, "assignment": assigner.run})
 
-    async def readiness() -> dict[str, bool]:
-        return await db.readiness_of(getattr(app.state, "pool", None), holder.get("consumer"), consumes=True)
-
-    app = new_app(
+    auth = admin_key(settings)
+    service = Service(
         title="e112 shifts",
         description="Operators, the three daily shifts and the monthly roster, check-in, status and coverage "
         "alerts, handover notes.",
-        lifespan=lifespan, registry=registry, readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
+        schema="shifts", migrations=Path(__file__).parent / "migrations",
+        publishes=[topics.SHIFTS, topics.REPORTS, topics.DEADLETTER],
+        routers=[
+            build_router(auth, metrics, clock, timedelta(minutes=settings.check_in_early_minutes)),
+            build_roster_router(auth, metrics, clock, RestRule(timedelta(hours=settings.roster_min_rest_hours))),
+            build_handover_router(auth, clock),
+        ],
+        build=build,
     )  # fmt: skip
-    auth = require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
-    app.include_router(build_router(auth, metrics, clock, timedelta(minutes=settings.check_in_early_minutes)))
-    app.include_router(
-        build_roster_router(auth, metrics, clock, RestRule(timedelta(hours=settings.roster_min_rest_hours)))
-    )
-    app.include_router(build_handover_router(auth, clock))
+    app = assemble(service, settings, registry)
     app.include_router(build_tasks_router(auth, lambda: app.state.assigner, clock))
     return app

@@ -17,11 +17,12 @@ from uuid import UUID
 import asyncpg
 
 from schemas import topics
+from schemas.catalog import TASK_REASONS
 from schemas.envelope import encode
 from schemas.events import ReportAssigned, ReportTaskClosed, ShiftCoverageAlert, ShiftCoverageRestored
 from services.common.outbox import enqueue
 from services.shifts import store
-from services.shifts.assignment import Operator, Task, may_hold, plan
+from services.shifts.assignment import Operator, Task, may_hold, plan, urgency_of
 from services.shifts.metrics import ShiftMetrics
 from services.shifts.roster import shift_at
 
@@ -59,7 +60,8 @@ class Assigner:
             for r in operator_rows
         ]
         task_rows = await conn.fetch("SELECT * FROM tasks WHERE state <> 'closed' ORDER BY created_at, seq FOR UPDATE")
-        tasks = [Task(r["id"], r["created_at"], r["operator_id"], queued=r["id"] not in fresh) for r in task_rows]
+        tasks = [Task(r["id"], r["created_at"], r["operator_id"], queued=r["id"] not in fresh,
+                      urgency=urgency_of(r["reason"])) for r in task_rows]  # fmt: skip
         result = plan(tasks, operators, shift_starts_at=shift.starts_at, capacity=self.capacity, now=now)
         by_task = {r["id"]: r for r in task_rows}
         records = []
@@ -152,7 +154,7 @@ class Assigner:
     async def _refresh_gauges(self, conn: asyncpg.Connection) -> None:
         rows = await conn.fetch("SELECT reason, state, count(*) AS n FROM tasks WHERE state <> 'closed' GROUP BY 1, 2")
         self.metrics.tasks_queued.set(sum(r["n"] for r in rows if r["state"] == "queued"))
-        open_by_reason = {r: 0 for r in ("verify", "unrouted", "escalated", "stalled")}
+        open_by_reason = dict.fromkeys(TASK_REASONS, 0)
         for r in rows:
             open_by_reason[r["reason"]] += r["n"]
         for reason, n in open_by_reason.items():

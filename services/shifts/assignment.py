@@ -7,14 +7,24 @@ there after their shift ended) are taken back and given out again, so nothing st
 with someone who is off duty. An operator is free while holding fewer tasks than the
 capacity; the least loaded free operator gets the next task, ties going to whoever was
 given one least recently (so two idle operators take turns). With nobody free, tasks
-wait in the queue and go out oldest first as soon as someone is.
+wait in the queue and go out as soon as someone is: the most urgent first (URGENCY),
+oldest first among equals. A dispatch that is not reaching its agency (phone it) goes
+to an operator on duty even past the capacity: a person must call now.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from schemas.catalog import TASK_URGENCY
+
 HOLDING_STATUSES = ("available", "handling_report")
+URGENCY = TASK_URGENCY  # lower goes first
+PAST_CAPACITY = 0  # tasks of this urgency go out even to an operator at capacity
+
+
+def urgency_of(reason: str) -> int:
+    return URGENCY.get(reason, max(URGENCY.values()))
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class Task:
     created_at: datetime
     operator_id: UUID | None = None
     queued: bool = False  # waited in the queue already (not created just now)
+    urgency: int = max(URGENCY.values())
 
 
 @dataclass(frozen=True)
@@ -63,14 +74,14 @@ def plan(
     tasks: list[Task], operators: list[Operator], *, shift_starts_at: datetime, capacity: int, now: datetime
 ) -> Plan:
     """Every open task's holder after the rules above; `tasks` in arrival order (a stable
-    sort by creation time keeps it for tasks created at the same instant)."""
+    sort by urgency and creation time keeps it for tasks created at the same instant)."""
     by_id = {op.operator_id: op for op in operators}
     holders = [op for op in operators if may_hold(op, shift_starts_at)]
     load = {op.operator_id: 0 for op in holders}
     last = {op.operator_id: op.last_assigned_at for op in holders}
     result = Plan()
     waiting: list[tuple[Task, str, UUID | None]] = []
-    for task in sorted(tasks, key=lambda t: t.created_at):
+    for task in sorted(tasks, key=lambda t: (t.urgency, t.created_at)):
         if task.operator_id in load:
             load[task.operator_id] += 1
         elif task.operator_id is None:
@@ -78,7 +89,8 @@ def plan(
         else:
             waiting.append((task, why_taken_back(by_id.get(task.operator_id), now), task.operator_id))
     for task, why, previous in waiting:
-        free = [op_id for op_id, n in load.items() if n < capacity and op_id != previous]
+        free = [op_id for op_id, n in load.items()
+                if (n < capacity or task.urgency <= PAST_CAPACITY) and op_id != previous]  # fmt: skip
         if not free:
             if previous is not None or why == "new":
                 result.moves.append(Move(task.task_id, None, previous, why))

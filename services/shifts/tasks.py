@@ -2,10 +2,11 @@
 consumer handler on `e112.reports` and `e112.dispatch-status`).
 
 Opened: a report to verify (`report.received` with verification), an unrouted report, a
-stalled one (the intake watchdog), an escalated dispatch. Closed: a verify task by the
-verdict (`report.verified`), an escalation by the agency's acknowledgement; the others
-by the operator (tasks_api.py). Runs in the consumer's transaction with the inbox row,
-and assigns at once."""
+stalled one (the intake watchdog), an escalated dispatch, and an agency to phone (its
+dispatch `dispatch.held` or `dispatch.failed`). Closed: a verify task by the verdict
+(`report.verified`), an escalation by the agency's acknowledgement, a phone task by the
+dispatch delivered or acknowledged after all; the others by the operator (tasks_api.py).
+Runs in the consumer's transaction with the inbox row, and assigns at once."""
 
 import json
 import uuid
@@ -19,73 +20,127 @@ from schemas import topics
 from schemas.envelope import Envelope
 from schemas.events import (
     DispatchAcknowledged,
+    DispatchDelivered,
     DispatchEscalated,
+    DispatchFailed,
+    DispatchHeld,
     ReportReceived,
     ReportStalled,
     ReportUnrouted,
     ReportVerified,
 )
-from services.common.consumer import Handler
+from services.common.handlers import HandlerTable
 from services.shifts.assigner import Assigner
 
 TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
-# The types the handler acts on; the consumer skips the rest unread (keep in step with the match).
-HANDLES = frozenset(
-    m.ce_type for m in (ReportReceived, ReportUnrouted, ReportStalled, DispatchEscalated, ReportVerified,
-                        DispatchAcknowledged)
-)  # fmt: skip
 
 
-async def open_task(conn: asyncpg.Connection, report_id: UUID, reason: str, detail: dict, now: datetime) -> UUID | None:
-    """A new task, or None when the report has an open one for this reason already."""
+async def open_task(
+    conn: asyncpg.Connection, report_id: UUID, reason: str, detail: dict, now: datetime, agency: str = ""
+) -> UUID | None:
+    """A new task, or None when the report has an open one for this reason (and agency,
+    for a task about one agency) already."""
     return await conn.fetchval(
         """
-        INSERT INTO tasks (id, report_id, reason, detail, state, created_at)
-        VALUES ($1, $2, $3, $4::jsonb, 'queued', $5)
-        ON CONFLICT (report_id, reason) WHERE state <> 'closed' DO NOTHING RETURNING id
+        INSERT INTO tasks (id, report_id, reason, detail, state, created_at, agency)
+        VALUES ($1, $2, $3, $4::jsonb, 'queued', $5, $6)
+        ON CONFLICT (report_id, reason, agency) WHERE state <> 'closed' DO NOTHING RETURNING id
         """,
-        uuid.uuid4(), report_id, reason, json.dumps(detail, default=str), now,
+        uuid.uuid4(), report_id, reason, json.dumps(detail, default=str), now, agency,
     )  # fmt: skip
 
 
-def make_handler(assigner: Assigner, clock: Callable[[], datetime]) -> Handler:
-    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
-        data, now = envelope.data, clock()
-        opened = None
-        match data:
-            case ReportReceived() if data.kind == "emergency" and data.verification != "not_required":
-                detail = {"category": data.category, "channel": data.channel, "verification": data.verification,
-                          "kecamatan": data.location.kecamatan if data.location else None}  # fmt: skip
-                opened = await open_task(conn, data.report_id, "verify", detail, now)
-            case ReportUnrouted():
-                opened = await open_task(conn, data.report_id, "unrouted", {"category": data.category,
-                                                                             "why": data.reason}, now)  # fmt: skip
-            case ReportStalled():
-                detail = {"missing": data.missing, "attempt": data.attempt}
-                opened = await open_task(conn, data.report_id, "stalled", detail, now)
-            case DispatchEscalated() if data.step == "escalated":
-                detail = {"agency": data.agency, "dispatch_id": data.dispatch_id, "why": data.reason}
-                opened = await open_task(conn, data.report_id, "escalated", detail, now)
-            case ReportVerified():
-                await close_open(conn, assigner, data.report_id, "verify", "verified", data.operator_id, now)
-            case DispatchAcknowledged():
-                # The agency answered after all: the escalation task is over.
-                await close_open(conn, assigner, data.report_id, "escalated", "superseded", None, now,
-                                 agency=data.agency)  # fmt: skip
-            case _:
-                return
+def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerTable:
+    """Each function opens or closes at most one task, then lets the assigner hand out
+    what waits (`fresh`: the task this very event opened)."""
+
+    async def reconcile(conn: asyncpg.Connection, now: datetime, opened: UUID | None) -> None:
         await assigner.reconcile(conn, now, fresh=frozenset([opened]) if opened else frozenset())
 
-    return handle
+    async def on_received(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: ReportReceived = envelope.data
+        if data.kind != "emergency" or data.verification == "not_required":
+            return
+        now = clock()
+        detail = {"category": data.category, "channel": data.channel, "verification": data.verification,
+                  "kecamatan": data.location.kecamatan if data.location else None}  # fmt: skip
+        await reconcile(conn, now, await open_task(conn, data.report_id, "verify", detail, now))
+
+    async def on_unrouted(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: ReportUnrouted = envelope.data
+        now = clock()
+        detail = {"category": data.category, "why": data.reason}
+        await reconcile(conn, now, await open_task(conn, data.report_id, "unrouted", detail, now))
+
+    async def on_stalled(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: ReportStalled = envelope.data
+        now = clock()
+        detail = {"missing": data.missing, "attempt": data.attempt}
+        await reconcile(conn, now, await open_task(conn, data.report_id, "stalled", detail, now))
+
+    async def on_escalated(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: DispatchEscalated = envelope.data
+        if data.step != "escalated":
+            return
+        now = clock()
+        detail = {"agency": data.agency, "dispatch_id": data.dispatch_id, "why": data.reason}
+        await reconcile(conn, now, await open_task(conn, data.report_id, "escalated", detail, now))
+
+    async def on_not_reaching(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        """Held (not deliverable in time) or failed (given up, or no channel at all): a
+        person phones the agency now."""
+        data: DispatchHeld | DispatchFailed = envelope.data
+        now = clock()
+        detail = {"agency": data.agency, "dispatch_id": data.dispatch_id, "why": data.reason,
+                  "attempts": data.attempts, "failed": isinstance(data, DispatchFailed)}  # fmt: skip
+        opened = await open_task(conn, data.report_id, "phone_agency", detail, now, agency=data.agency)
+        await reconcile(conn, now, opened)
+
+    async def on_reached(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        """Delivered after all, or the agency acknowledged: no call needed any more, and an
+        acknowledgement also ends an escalation's task."""
+        data: DispatchDelivered | DispatchAcknowledged = envelope.data
+        now = clock()
+        closed = await close_open(conn, assigner, data.report_id, "phone_agency", "superseded", None, now,
+                                  agency=data.agency)  # fmt: skip
+        if isinstance(data, DispatchAcknowledged):
+            closed |= await close_open(conn, assigner, data.report_id, "escalated", "superseded", None, now,
+                                       agency=data.agency)  # fmt: skip
+        if closed:
+            await reconcile(conn, now, None)
+
+    async def on_verified(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: ReportVerified = envelope.data
+        now = clock()
+        await close_open(conn, assigner, data.report_id, "verify", "verified", data.operator_id, now)
+        await reconcile(conn, now, None)
+
+    return HandlerTable(
+        {
+            ReportReceived: on_received,
+            ReportUnrouted: on_unrouted,
+            ReportStalled: on_stalled,
+            DispatchEscalated: on_escalated,
+            ReportVerified: on_verified,
+            DispatchHeld: on_not_reaching,
+            DispatchFailed: on_not_reaching,
+            DispatchDelivered: on_reached,
+            DispatchAcknowledged: on_reached,
+        }
+    )
 
 
 async def close_open(
     conn: asyncpg.Connection, assigner: Assigner, report_id: UUID, reason: str, outcome: str, by: UUID | None,
     now: datetime, agency: str | None = None,
-) -> None:  # fmt: skip
-    task = await conn.fetchrow(
+) -> bool:  # fmt: skip
+    """Close the report's open task for this reason (about this agency, if given);
+    whether there was one."""
+    closed = False
+    for task in await conn.fetch(
         "SELECT * FROM tasks WHERE report_id = $1 AND reason = $2 AND state <> 'closed' FOR UPDATE", report_id, reason
-    )
-    if task is None or (agency is not None and json.loads(task["detail"]).get("agency") != agency):
-        return
-    await assigner.close(conn, task, outcome=outcome, by=by, note=None, now=now)
+    ):
+        if agency is None or json.loads(task["detail"]).get("agency") == agency:
+            await assigner.close(conn, task, outcome=outcome, by=by, note=None, now=now)
+            closed = True
+    return closed

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from schemas.catalog import TaskReason
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.shifts.assigner import Assigner
+from services.shifts.assignment import urgency_of
 
 TaskState = Literal["queued", "assigned", "closed"]
 
@@ -19,7 +20,7 @@ TaskState = Literal["queued", "assigned", "closed"]
 class TaskPublic(BaseModel):
     id: UUID
     report_id: UUID
-    reason: TaskReason = Field(description="verify, unrouted, escalated or stalled")
+    reason: TaskReason = Field(description="verify, unrouted, escalated, stalled or phone_agency")
     detail: dict[str, Any] = Field(description="category, channel, kecamatan, agency, ... (never the caller)")
     state: TaskState
     operator_id: UUID | None
@@ -73,11 +74,13 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
             )  # fmt: skip
         return [task_public(r) for r in rows]
 
-    @router.get("/queue", summary="Tasks waiting for a free operator, oldest first (they go out in this order)")
+    @router.get(
+        "/queue", summary="Tasks waiting for a free operator, most urgent first, then oldest (the order they go out)"
+    )
     async def queue(request: Request) -> list[TaskPublic]:
         async with request.app.state.pool.acquire() as conn:
             rows = await conn.fetch("SELECT * FROM tasks WHERE state = 'queued' ORDER BY created_at, seq")
-        return [task_public(r) for r in rows]
+        return [task_public(r) for r in sorted(rows, key=lambda r: urgency_of(r["reason"]))]
 
     @router.post(
         "/tasks/{task_id}/close",

@@ -13,6 +13,7 @@ from schemas.envelope import KafkaRecord, encode
 from schemas.events import ReportUnlinked, ReportUnrouted
 from services.common import db
 from services.common.consumer import ConsumerMetrics, EventConsumer, prune_inbox
+from services.common.handlers import HandlerTable
 from services.common.kafka import ensure_topics
 from tests.support import eventually, produce
 
@@ -40,8 +41,9 @@ async def recording_consumer(database_url, broker, tmp_path, *, schema: str, nam
         seen.append(envelope.id)
 
     consumer = cls(
-        name=name, pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
-        session_timeout_ms=6000, metrics=ConsumerMetrics(CollectorRegistry()), source="test", topics_=[topic],
+        name=name, pool=pool, handler=HandlerTable({ReportUnrouted: handler}),
+        bootstrap=broker.bootstrap, fetch_max_wait_ms=100, session_timeout_ms=6000,
+        metrics=ConsumerMetrics(CollectorRegistry()), topics_=[topic],
         partitions=1, **options,
     )  # fmt: skip
     return consumer, pool, seen
@@ -50,7 +52,6 @@ async def recording_consumer(database_url, broker, tmp_path, *, schema: str, nam
 async def test_types_not_handled_are_skipped_without_a_transaction(database_url, broker, tmp_path):
     consumer, pool, seen = await recording_consumer(
         database_url, broker, tmp_path, schema="htest", name="handles-test", topic=TOPIC,
-        handles=frozenset({ReportUnrouted.ce_type}),
     )  # fmt: skip
     metrics = consumer.metrics
     task = asyncio.create_task(consumer.run())
@@ -148,8 +149,9 @@ async def test_a_batch_is_one_transaction_and_a_poison_event_in_it_goes_alone_to
             raise ValueError("cannot be handled")
 
     consumer = CountingConsumer(
-        name="batch-test", pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
-        session_timeout_ms=6000, metrics=ConsumerMetrics(CollectorRegistry()), source="test", topics_=[topic],
+        name="batch-test", pool=pool, handler=HandlerTable({ReportUnrouted: handler}),
+        bootstrap=broker.bootstrap, fetch_max_wait_ms=100, session_timeout_ms=6000,
+        metrics=ConsumerMetrics(CollectorRegistry()), topics_=[topic],
         partitions=1,
     )  # fmt: skip
     await ensure_topics(broker.bootstrap, [topic], 1)

@@ -14,6 +14,7 @@ from schemas.envelope import encode
 from schemas.events import ReportUnrouted
 from services.common import db
 from services.common.consumer import ConsumerMetrics, EventConsumer
+from services.common.handlers import HandlerTable
 from services.common.kafka import ensure_topics
 from tests.support import eventually, produce
 
@@ -44,8 +45,9 @@ async def test_a_consumer_restarts_after_an_unexpected_error_and_handles_what_fo
         seen.append(envelope.id)
 
     consumer = DeadLetterFailsOnce(
-        name="errors-test", pool=pool, handler=handler, bootstrap=broker.bootstrap, fetch_max_wait_ms=100,
-        session_timeout_ms=6000, metrics=ConsumerMetrics(CollectorRegistry()), source="test", topics_=[TOPIC],
+        name="errors-test", pool=pool, handler=HandlerTable({ReportUnrouted: handler}),
+        bootstrap=broker.bootstrap, fetch_max_wait_ms=100, session_timeout_ms=6000,
+        metrics=ConsumerMetrics(CollectorRegistry()), topics_=[TOPIC],
         partitions=1,
     )  # fmt: skip
     task = asyncio.create_task(consumer.run())

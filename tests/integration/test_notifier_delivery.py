@@ -12,6 +12,7 @@ from tests.conftest import API_KEY
 from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
     DELIVERED,
     FAILED,
+    HELD,
     dispatch_event,
     endpoint_fixture,
     notifier_settings,
@@ -153,3 +154,26 @@ async def test_every_channel_failing_fails_the_dispatch_with_each_reason(databas
     assert failed.data["attempts"] == 2
     assert "webhook: HTTP 410" in failed.data["reason"] and "email: every recipient refused" in failed.data["reason"]
     assert of_type(messages, DELIVERED) == []
+
+
+async def test_a_dispatch_not_deliverable_in_time_is_announced_held_once_then_delivered(database_url, broker, endpoint):
+    event = dispatch_event("pmi")
+    endpoint.status = 503
+    settings = notifier_settings(
+        database_url, broker.bootstrap, delivery_max_attempts=100, breaker_failure_threshold=1000,
+        held_notice_seconds=0.3,
+    )  # fmt: skip
+    async with running(create_app(settings), API_KEY) as client:
+        endpoint.secrets = [(await set_agency(client, "pmi", webhook_url=endpoint.url))["webhook_secret"]]
+        await produce(broker.bootstrap, [record_of(event)])
+        held = await status_events(broker.bootstrap, lambda ms: of_type(ms, HELD, event.dispatch_id))
+        hits_when_held = len(endpoint.hits)
+        await eventually(lambda: len(endpoint.hits) >= hits_when_held + 3)  # still failing, still trying
+        endpoint.status = 200
+        messages = await status_events(broker.bootstrap, lambda ms: of_type(ms, DELIVERED, event.dispatch_id),
+                                       settle=1.0)  # fmt: skip
+    [announced] = of_type(messages, HELD, event.dispatch_id)  # once, however many attempts failed after it
+    assert announced.data["dispatch_id"] == str(event.dispatch_id) and announced.data["agency"] == "pmi"
+    assert "503" in announced.data["reason"] and announced.data["next_attempt_at"]
+    assert of_type(held, HELD, event.dispatch_id)[0].data == announced.data
+    assert endpoint.accepted_keys() == [str(event.dispatch_id)]

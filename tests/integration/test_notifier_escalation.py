@@ -19,7 +19,7 @@ from services.notifier.app import create_app
 from services.notifier.channels import AckLinks, Mailer
 from services.notifier.clock import OffsetClock
 from services.notifier.escalator import EscalationMetrics, Escalator
-from services.notifier.handler import make_handler
+from services.notifier.handler import handler_table
 from services.notifier.policy import RetryPolicy
 from tests.conftest import API_KEY
 from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
@@ -124,7 +124,7 @@ async def _queued(database_url: str, clock: OffsetClock, count: int):
     """A migrated notifier schema with `count` dispatches queued by the real handler."""
     pool = await db.create_pool(database_url, schema="notifier")
     await db.migrate(pool, "notifier", Path(notifier_app.__file__).parent / "migrations")
-    handler = make_handler(clock, 60)
+    handler = handler_table(clock, 60)
     events = [dispatch_event("pmi") for _ in range(count)]
     for event in events:
         record = record_of(event)

@@ -34,6 +34,7 @@ DELIVERED = "id.go.blitarkab.e112.dispatch.delivered.v1"
 FAILED = "id.go.blitarkab.e112.dispatch.failed.v1"
 ESCALATED = "id.go.blitarkab.e112.dispatch.escalated.v1"
 FIELD = "id.go.blitarkab.e112.dispatch.field_status.v1"
+HELD = "id.go.blitarkab.e112.dispatch.held.v1"
 
 
 def notifier_settings(database_url: str, bootstrap: str, **overrides) -> NotifierSettings:

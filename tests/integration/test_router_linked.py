@@ -13,7 +13,7 @@ from schemas.envelope import encode
 from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked
 from services.router import linked
 from services.router.app import create_app
-from services.router.handler import build_handler
+from services.router.handler import ReportHandler
 from services.router.metrics import RouterMetrics
 from services.router.settings import RouterSettings
 from tests.conftest import API_KEY
@@ -92,7 +92,7 @@ async def test_a_link_whose_incident_never_comes_is_routed_on_its_own(database_u
     async with running(app, API_KEY):
         await produce(broker.bootstrap, [record(orphan)])
         await eventually(lambda: _is(database_url, orphan.report_id, "awaiting_incident"))
-        handler = build_handler(RouterMetrics(CollectorRegistry()))
+        handler = ReportHandler(RouterMetrics(CollectorRegistry()))
         assert await linked.route_overdue(app.state.pool, handler.route_alone, timedelta(0)) == 1
         messages = await read_topics(broker.bootstrap, FIRE_TOPICS, until=lambda ms: len(ms) >= 3)
     assert {m.data["report_id"] for m in messages} == {str(orphan.report_id)}

@@ -10,7 +10,10 @@ import pytest
 from schemas import topics
 from schemas.envelope import encode
 from schemas.events import (
+    DispatchDelivered,
     DispatchEscalated,
+    DispatchFailed,
+    DispatchHeld,
     EventLocation,
     ReportReceived,
     ReportUnrouted,
@@ -146,6 +149,44 @@ async def test_at_shift_change_open_tasks_pass_to_the_incoming_operators_with_th
     assert all(t["handover_note"] == "SMS dari Talun: penelepon tidak menjawab" for t in after)
     handovers = [m.data for m in _of(messages, "report.assigned") if m.data["why"] == "handover"]
     assert {h["previous_operator_id"] for h in handovers} == {eko}
+
+
+async def test_an_agency_not_reached_is_a_phone_task_first_even_past_capacity_and_ends_when_delivered(
+    database_url, broker
+):
+    clock = Clock(wib(2026, 3, 5, 9, 0))
+    app = create_app(settings(database_url, broker, assign_capacity=1), clock)
+    busy, fire = sms(), uuid.uuid4()
+    now = datetime.now(UTC)
+    held = DispatchHeld(dispatch_id=uuid.uuid4(), report_id=fire, agency="damkar", reason="webhook: HTTP 503",
+                        attempts=3, held_at=now, next_attempt_at=now)  # fmt: skip
+    failed = DispatchFailed(dispatch_id=uuid.uuid4(), report_id=fire, agency="pmi", reason="webhook: no URL",
+                            attempts=0, failed_at=now)  # fmt: skip
+    delivered = DispatchDelivered(dispatch_id=held.dispatch_id, report_id=fire, agency="damkar", channel="webhook",
+                                  attempts=4, delivered_at=now)  # fmt: skip
+    async with running(app, API_KEY) as client:
+        (ani,) = await add_operators(client, "Ani")
+        await client.post(f"/v1/operators/{ani}/check-in")
+        await produce(broker.bootstrap, [on_reports(busy)])
+        await eventually(lambda: _count(client, "assigned", 1))  # Ani is at her capacity of one
+        await produce(broker.bootstrap, [on_status(held), on_status(failed)])
+        await eventually(lambda: _count(client, "assigned", 3))
+        phone_tasks = [t for t in await open_tasks(client) if t["reason"] == "phone_agency"]
+        await produce(broker.bootstrap, [on_status(delivered)])
+        await eventually(lambda: _count(client, "closed", 1))
+        closed = (await client.get("/v1/tasks", params={"state": "closed"})).json()
+        still_open = [t for t in await open_tasks(client) if t["reason"] == "phone_agency"]
+    assert sorted(t["detail"]["agency"] for t in phone_tasks) == ["damkar", "pmi"]  # one call per agency
+    assert all(t["operator_id"] == ani and t["state"] == "assigned" for t in phone_tasks)
+    assert {t["detail"]["failed"] for t in phone_tasks} == {True, False}
+    assert [(t["reason"], t["detail"]["agency"], t["outcome"]) for t in closed] == [
+        ("phone_agency", "damkar", "superseded")
+    ]  # fmt: skip
+    assert [t["detail"]["agency"] for t in still_open] == ["pmi"]
+
+
+def on_status(event):
+    return encode(event, topic=topics.DISPATCH_STATUS, key=str(event.report_id), source="e112/notifier")
 
 
 async def _count(client, state: str, n: int) -> bool:

@@ -1,5 +1,6 @@
-"""The operator's queue: my tasks first (escalations before verifications), then the
-reports waiting for anyone's verdict, oldest first, each once."""
+"""The operator's queue: my tasks first, the most urgent first (an agency to phone, then
+verifications, before escalations), then the reports waiting for anyone's verdict,
+oldest first, each once."""
 
 from services.console.queue import queue_items
 
@@ -14,18 +15,20 @@ def summary(report_id, received, *, verification="before_dispatch", verdict=None
             "assigned_to": assigned_to}  # fmt: skip
 
 
-def test_mine_first_with_escalations_before_verifications_then_others_oldest_first():
+def test_mine_first_most_urgent_first_then_others_oldest_first():
     pending = [summary("p-new", 30), summary("p-old", 5), summary("mine-verify", 20, assigned_to=ME),
                summary("theirs", 1, assigned_to=OTHER)]  # fmt: skip
     tasks = [
         {"task_id": "t1", "report_id": "mine-verify", "reason": "verify"},
         {"task_id": "t2", "report_id": "escalated-one", "reason": "escalated"},
+        {"task_id": "t3", "report_id": "unreached", "reason": "phone_agency"},
     ]
-    summaries = {"escalated-one": summary("escalated-one", 40, verification="not_required")}
+    summaries = {"escalated-one": summary("escalated-one", 1, verification="not_required"),
+                 "unreached": summary("unreached", 50, verification="not_required")}  # fmt: skip
     items = queue_items(tasks, pending, summaries, ME)
-    assert [i["report_id"] for i in items] == ["escalated-one", "mine-verify", "theirs", "p-old", "p-new"]
-    assert [i["mine"] for i in items] == [True, True, False, False, False]
-    assert items[0]["task"]["task_id"] == "t2" and items[0]["needs_verdict"] is False
+    assert [i["report_id"] for i in items] == ["unreached", "mine-verify", "escalated-one", "theirs", "p-old", "p-new"]
+    assert [i["mine"] for i in items] == [True, True, True, False, False, False]
+    assert items[0]["task"]["task_id"] == "t3" and items[0]["needs_verdict"] is False
     assert items[1]["needs_verdict"] is True and items[1]["reason"] == "verify"
 
 
@@ -48,7 +51,7 @@ def test_two_tasks_on_one_report_are_two_items_and_a_pending_report_with_my_task
     ]
     items = queue_items(tasks, [summary("p", 1, assigned_to=ME)], {"r": summary("r", 2)}, ME)
     assert [(i["key"], i["reason"]) for i in items] == [
-        ("task:t-esc", "escalated"), ("task:t-stall", "stalled"), ("task:t-verify", "verify")
+        ("task:t-verify", "verify"), ("task:t-stall", "stalled"), ("task:t-esc", "escalated")
     ]  # fmt: skip
 
 

@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.shifts.assignment import Operator, Task, plan
+from services.shifts.assignment import Operator, Task, plan, urgency_of
 
 NOW = datetime(2026, 3, 5, 3, 0, tzinfo=UTC)  # 10:00 WIB, the pagi shift
 PAGI = datetime(2026, 3, 5, 0, 0, tzinfo=UTC)
@@ -76,3 +76,24 @@ def test_at_shift_end_the_leaving_operators_tasks_are_handed_over_or_queued():
     result = run(tasks(2, holder=leaving.operator_id), [leaving, incoming], capacity=1)
     assert [(m.operator_id, m.why) for m in result.moves] == [(incoming.operator_id, "handover"), (None, "handover")]
     assert len(result.queued) == 1
+
+
+def test_the_most_urgent_goes_first_and_an_agency_to_phone_goes_out_even_past_capacity():
+    ani = op("ani")
+    older_escalation = Task(uuid.uuid4(), NOW - timedelta(minutes=30), urgency=urgency_of("escalated"))
+    verify = Task(uuid.uuid4(), NOW - timedelta(minutes=10), urgency=urgency_of("verify"))
+    phone = Task(uuid.uuid4(), NOW - timedelta(minutes=1), urgency=urgency_of("phone_agency"))
+    another_phone = Task(uuid.uuid4(), NOW, urgency=urgency_of("phone_agency"))
+    result = run([older_escalation, verify, phone, another_phone], [ani], capacity=1)
+    assigned = [m.task_id for m in result.moves if m.operator_id == ani.operator_id]
+    # Ani's one slot is for the first phone task; the second goes to her past capacity;
+    # the verification waits before the older escalation.
+    assert assigned == [phone.task_id, another_phone.task_id]
+    assert result.queued == [verify.task_id, older_escalation.task_id]
+
+
+def test_with_nobody_on_duty_an_agency_to_phone_waits_at_the_head_of_the_queue():
+    phone = Task(uuid.uuid4(), NOW, urgency=urgency_of("phone_agency"))
+    stalled = Task(uuid.uuid4(), NOW - timedelta(hours=1), urgency=urgency_of("stalled"))
+    result = run([stalled, phone], [op("citra", "break")])
+    assert result.queued == [phone.task_id, stalled.task_id]

@@ -157,3 +157,9 @@ def test_another_caller_routed_on_its_own_is_watched_by_its_own_dispatches():
     assert stalled(CALLER, own, late, BOUND, [RECEIVED]) == ["damkar", "pln", "polres"]
     delivered = [entry("delivered", dispatch_id=d) for d in (D_DAMKAR, D_PLN, D_POLRES)]
     assert stalled(CALLER, [*own, *delivered], late, BOUND, [RECEIVED]) == []
+
+
+def test_a_dispatch_the_notifier_holds_is_not_missing_it_retries_and_an_operator_phones():
+    held = [entry("held", dispatch_id=D_PLN, agency="pln", reason="webhook: HTTP 503")]
+    assert missing([RECEIVED, routed(), *held]) == ["damkar", "polres"]
+    assert stalled(fire(), [RECEIVED, routed(), *held], LATE + BOUND, BOUND) == ["damkar", "polres"]

@@ -107,6 +107,8 @@ function renderDetail() {
     h("p", { class: "mono muted" }, report.id),
     pending ? h("p", { class: "tag warn" }, report.verification.required === "after_dispatch"
       ? t("queue.unverified_dispatched") : t("queue.held")) : null,
+    item.reason === "phone_agency" ? h("p", { class: "tag bad phone-agency" }, t("queue.phone_agency", {
+      agency: label("agency", item.task?.detail?.agency), why: item.task?.detail?.why || "" })) : null,
     h("dl", {},
       h("dt", {}, t("queue.description")), h("dd", { class: "description" }, report.description || "—"),
       h("dt", {}, t("queue.caller")), h("dd", {}, [report.caller?.name, report.caller?.phone].filter(Boolean).join(" · ") || "—"),
