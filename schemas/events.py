@@ -367,7 +367,8 @@ class DispatchAcknowledged(Event):
     dispatch_id: UUID
     report_id: UUID
     agency: Agency
-    via: str = Field(description="api or email_link")
+    via: str = Field(description="api, email_link, or phone (an operator reached the agency by phone)")
+    operator_id: UUID | None = Field(None, description="via phone: the operator who reached the agency")
     acknowledged_at: datetime
 
 

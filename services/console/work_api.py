@@ -85,6 +85,12 @@ class TaskClose(BaseModel):
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
 
 
+class PhoneCallIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["reached", "not_reached"]
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
 def build_work_router(metrics) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["work"], responses=PROBLEM_RESPONSES)
 
@@ -133,6 +139,11 @@ def build_work_router(metrics) -> APIRouter:
                    s.get("verification") != "not_required" else "unrouted"} for s in mine
                   if str(s["id"]) not in {str(t["report_id"]) for t in tasks}]  # fmt: skip
         items = queue_items(tasks + pseudo, pending_page["items"], summaries, me)
+        phones = await _agency_phones(upstream, {i["task"]["detail"]["agency"] for i in items
+                                                 if i["reason"] == "phone_agency" and i["task"]})  # fmt: skip
+        for item in items:
+            if item["reason"] == "phone_agency" and item["task"]:
+                item["phones"] = phones.get(item["task"]["detail"]["agency"], [])
         return {"items": items, "tasks_available": tasks_known, "now": datetime.now(UTC).isoformat()}
 
     @router.post("/reports/{report_id}/verification", summary="My verdict: genuine, prank, duplicate (of another)")
@@ -161,6 +172,40 @@ def build_work_router(metrics) -> APIRouter:
             request_id=request.state.request_id,
         )  # fmt: skip
         metrics.actions.labels("task_close", "done").inc()
+        return result
+
+    @router.post(
+        "/tasks/{task_id}/phone-call",
+        summary="My call to an agency the system cannot reach: reached (it has the dispatch) or not reached",
+    )  # fmt: skip
+    async def phone_call(task_id: UUID, body: PhoneCallIn, operator: ActingOperator, request: Request) -> dict:
+        upstream, me = request.app.state.upstream, str(operator.id)
+        tasks, _ = await _my_tasks(upstream, me)
+        task = next((t for t in tasks if str(t["task_id"]) == str(task_id)), None)
+        if task is None or task["reason"] != "phone_agency":
+            raise Problem(404, "Not found", f"You hold no task {task_id} to phone an agency.")
+        # The notifier first: if it cannot record the call, the task stays open and the
+        # operator tries again; the other way round a reached agency could be escalated.
+        await upstream.json(
+            "notifier", "POST", f"/v1/dispatches/{task['detail']['dispatch_id']}/phone-call",
+            json={"outcome": body.outcome, "operator_id": me}, request_id=request.state.request_id,
+        )  # fmt: skip
+        result = await upstream.json(
+            "shifts", "POST", f"/v1/tasks/{task_id}/close",
+            json={"operator_id": me, "outcome": body.outcome, "note": body.note}, request_id=request.state.request_id,
+        )  # fmt: skip
+        metrics.actions.labels("phone_call", body.outcome).inc()
+        log.info(
+            "agency phoned",
+            extra={
+                "fields": {
+                    "operator_id": me,
+                    "task_id": str(task_id),
+                    "agency": task["detail"].get("agency"),
+                    "outcome": body.outcome,
+                }
+            },
+        )
         return result
 
     @router.get("/board", summary="Open reports with each agency's state, step times and lateness")
@@ -195,6 +240,18 @@ async def _my_tasks(upstream, me: str) -> tuple[list[dict], bool]:
     body = response.json()
     tasks = body.get("items", []) if isinstance(body, dict) else body
     return [{**t, "task_id": t.get("task_id") or t.get("id")} for t in tasks], True
+
+
+async def _agency_phones(upstream, agencies: set[str]) -> dict[str, list[str]]:
+    """The 24-hour numbers of the agencies to phone (the notifier's configuration)."""
+
+    async def one(agency: str) -> tuple[str, list[str]]:
+        try:
+            return agency, (await upstream.json("notifier", "GET", f"/v1/agencies/{agency}")).get("phones", [])
+        except Problem:
+            return agency, []  # the task still shows; the operator finds the number another way
+
+    return dict(await asyncio.gather(*(one(a) for a in sorted(agencies))))
 
 
 async def _summary(upstream, report_id: str) -> dict | None:

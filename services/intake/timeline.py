@@ -96,7 +96,8 @@ async def on_acknowledged(conn: asyncpg.Connection, envelope: Envelope) -> None:
     data: DispatchAcknowledged = envelope.data
     known = await add_timeline_entry(
         conn, report_id=data.report_id, at=data.acknowledged_at, event="acknowledged", agency=data.agency,
-        dispatch_id=data.dispatch_id, detail={"via": data.via},
+        dispatch_id=data.dispatch_id,
+        detail={"via": data.via} | ({"operator_id": str(data.operator_id)} if data.operator_id else {}),
     )  # fmt: skip
     _warn_unless(known, envelope)
 

@@ -56,8 +56,11 @@ class FieldStatusBackwards(ValueError):
     pass
 
 
-async def acknowledge(conn: asyncpg.Connection, row, via: str, now: datetime, metrics: AckMetrics) -> Acknowledgement:
-    """Acknowledge the dispatch `row` (locked by the caller). Idempotent."""
+async def acknowledge(
+    conn: asyncpg.Connection, row, via: str, now: datetime, metrics: AckMetrics, operator_id: UUID | None = None
+) -> Acknowledgement:
+    """Acknowledge the dispatch `row` (locked by the caller). Idempotent. `operator_id`:
+    the operator who reached the agency by phone (`via` phone)."""
     done = await store.acknowledge(conn, row["dispatch_id"], via, now)
     if done is None:
         return Acknowledgement(
@@ -65,7 +68,7 @@ async def acknowledge(conn: asyncpg.Connection, row, via: str, now: datetime, me
         )
     event = DispatchAcknowledged(
         dispatch_id=done["dispatch_id"], report_id=done["report_id"], agency=done["agency"], via=via,
-        acknowledged_at=now,
+        operator_id=operator_id, acknowledged_at=now,
     )  # fmt: skip
     await enqueue(conn, [encode(
         event, topic=topics.DISPATCH_STATUS, key=str(done["report_id"]), source=SOURCE,

@@ -10,8 +10,10 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringC
 
 from schemas.catalog import AGENCIES, AGENCY_NAMES, Agency
 from schemas.events import TYPE_PREFIX
+from schemas.phone import to_e164
 from services.common.web import PROBLEM_RESPONSES, Problem
-from services.notifier import escalation, signing, store
+from services.notifier import acks, escalation, signing, store
+from services.notifier.acks import AckMetrics
 from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.breaker import Breakers
 from services.notifier.clock import Clock
@@ -44,7 +46,20 @@ class AgencyConfigChange(BaseModel):
         description="Unacknowledged this long: re-sent; twice as long: escalated. Omitted: the service default",
     )  # fmt: skip
     escalation_contacts: list[EmailStr] = Field(default_factory=list, max_length=20)
+    phones: list[str] = Field(
+        default_factory=list, max_length=10,
+        description="The agency's 24-hour numbers, tried in this order by an operator when the system cannot "
+        "reach it (e.g. 0342 801234, +6281…); stored as E.164",
+    )  # fmt: skip
     updated_by: Who
+
+    @field_validator("phones")
+    @classmethod
+    def _phones(cls, value: list[str]) -> list[str]:
+        numbers = [to_e164(v) for v in value]  # InvalidPhone is a ValueError: a 422 naming the field
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("each number at most once")
+        return numbers
 
     @field_validator("channels")
     @classmethod
@@ -66,8 +81,27 @@ class AgencyPublic(BaseModel):
     email: list[str]
     ack_deadline_seconds: int
     escalation_contacts: list[str]
+    phones: list[str] = Field(description="24-hour numbers, E.164")
     updated_by: str | None
     updated_at: datetime | None
+
+
+class PhoneCall(BaseModel):
+    """What an operator's call to the agency came to (a phone_agency task)."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["reached", "not_reached"] = Field(
+        description="reached: the agency has the dispatch (acknowledged via phone, delivery and escalation stop); "
+        "not_reached: the next escalation step is taken now"
+    )
+    operator_id: UUID = Field(description="Who phoned")
+
+
+class PhoneCallPublic(BaseModel):
+    dispatch_id: UUID
+    outcome: str
+    acknowledged_at: datetime | None
+    escalation_due_at: datetime | None
 
 
 class WebhookSecretPublic(BaseModel):
@@ -161,6 +195,7 @@ def build_router(
     secret_grace_seconds: int,
     egress: EgressPolicy,
     configs: AgencyConfigs,
+    ack_metrics: AckMetrics,
 ):
     router = APIRouter(prefix="/v1", dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
 
@@ -178,7 +213,7 @@ def build_router(
             webhook_secret_set=config.webhook_secret is not None, webhook_secret=secret,
             webhook_breaker=breaker.state if breaker else "closed", email=config.email_to,
             ack_deadline_seconds=config.ack_deadline_seconds or default_deadline,
-            escalation_contacts=config.escalation_contacts, updated_by=config.updated_by,
+            escalation_contacts=config.escalation_contacts, phones=config.phones, updated_by=config.updated_by,
             updated_at=config.updated_at,
         )  # fmt: skip
 
@@ -220,7 +255,8 @@ def build_router(
                 **old.__dict__, "channels": list(body.channels), "webhook_url": url,
                 "webhook_secret": old.webhook_secret if url else None, "email_to": [str(e) for e in body.email],
                 "ack_deadline_seconds": body.ack_deadline_seconds,
-                "escalation_contacts": [str(e) for e in body.escalation_contacts], "updated_by": body.updated_by,
+                "escalation_contacts": [str(e) for e in body.escalation_contacts], "phones": list(body.phones),
+                "updated_by": body.updated_by,
             })  # fmt: skip
 
         return await change(request, agency, edit)
@@ -325,5 +361,23 @@ def build_router(
             history=[AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in attempts],
             updates=updates,
         )  # fmt: skip
+
+    @router.post(
+        "/dispatches/{dispatch_id}/phone-call", tags=["dispatches"], responses=NOT_FOUND,
+        summary="An operator phoned the agency: reached (acknowledged via phone) or not reached (escalate now)",
+    )  # fmt: skip
+    async def phone_call(dispatch_id: UUID, body: PhoneCall, request: Request) -> PhoneCallPublic:
+        now = clock.now()
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            row = await store.dispatch_row(conn, dispatch_id, for_update=True)
+            if row is None:
+                raise Problem(404, "Not found", f"No dispatch {dispatch_id}.")
+            if body.outcome == "reached":
+                await acks.acknowledge(conn, row, "phone", now, ack_metrics, operator_id=body.operator_id)
+            else:
+                await store.escalate_now(conn, dispatch_id, now)
+            row = await store.dispatch_row(conn, dispatch_id)
+        return PhoneCallPublic(dispatch_id=dispatch_id, outcome=body.outcome, acknowledged_at=row["acknowledged_at"],
+                               escalation_due_at=row["escalation_due_at"])  # fmt: skip
 
     return router

@@ -77,6 +77,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
     admin_routes = build_router(
         admin_key(settings), clock=clock, breakers=breakers, default_deadline=settings.default_ack_deadline_seconds,
         secret_grace_seconds=settings.webhook_secret_grace_seconds, egress=settings.egress_policy(), configs=configs,
+        ack_metrics=ack_metrics,
     )  # fmt: skip
     service = Service(
         title="e112 notifier",

@@ -25,6 +25,7 @@ class AgencyConfig:
     email_to: list[str] = field(default_factory=list)
     ack_deadline_seconds: int | None = None
     escalation_contacts: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)  # 24-hour numbers, E.164
     updated_by: str | None = None
     updated_at: datetime | None = None
 
@@ -47,19 +48,19 @@ async def save_agency_config(conn: asyncpg.Connection, config: AgencyConfig, now
         """
         INSERT INTO agencies (agency, channels, webhook_url, webhook_secret, previous_webhook_secret,
                               previous_secret_until, email_to, ack_deadline_seconds, escalation_contacts,
-                              updated_by, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                              updated_by, updated_at, phones)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (agency) DO UPDATE SET
             channels = excluded.channels, webhook_url = excluded.webhook_url,
             webhook_secret = excluded.webhook_secret, previous_webhook_secret = excluded.previous_webhook_secret,
             previous_secret_until = excluded.previous_secret_until, email_to = excluded.email_to,
             ack_deadline_seconds = excluded.ack_deadline_seconds,
             escalation_contacts = excluded.escalation_contacts, updated_by = excluded.updated_by,
-            updated_at = excluded.updated_at
+            updated_at = excluded.updated_at, phones = excluded.phones
         """,
         config.agency, config.channels, config.webhook_url, config.webhook_secret, config.previous_webhook_secret,
         config.previous_secret_until, config.email_to, config.ack_deadline_seconds, config.escalation_contacts,
-        config.updated_by, now,
+        config.updated_by, now, config.phones,
     )  # fmt: skip
 
 
@@ -397,6 +398,19 @@ async def acknowledge(conn: asyncpg.Connection, dispatch_id: UUID, via: str, now
             dispatch_id,
         )
     return row
+
+
+async def escalate_now(conn: asyncpg.Connection, dispatch_id: UUID, now: datetime) -> bool:
+    """Bring the dispatch's next escalation step forward to now (an operator could not
+    reach the agency by phone); False if it is acknowledged or has no step left."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE dispatches SET escalation_due_at = $2 WHERE dispatch_id = $1 AND acknowledged_at IS NULL "
+            "AND escalation_due_at IS NOT NULL RETURNING true",
+            dispatch_id,
+            now,
+        )  # fmt: skip
+    )
 
 
 async def add_field_status(conn, dispatch_id: UUID, status: str, note: str | None, now: datetime) -> None:

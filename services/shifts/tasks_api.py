@@ -37,6 +37,9 @@ class TaskClose(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     operator_id: UUID = Field(description="Who closes it (usually its holder; a supervisor may close any)")
+    outcome: Literal["done", "reached", "not_reached"] = Field(
+        "done", description="done; for a phone_agency task, whether the agency was reached by phone"
+    )
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
 
 
@@ -101,8 +104,12 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
             if task["reason"] == "verify":
                 where = f"POST /v1/reports/{task['report_id']}/verification"
                 raise Problem(409, "Verify tasks close with the verdict", f"Give the verdict at intake: {where}.")
+            if (body.outcome == "done") == (task["reason"] == "phone_agency"):
+                wanted = "reached or not_reached" if task["reason"] == "phone_agency" else "done"
+                raise Problem(422, "Invalid request", f"outcome: a {task['reason']} task closes as {wanted}.",
+                              errors=[{"field": "outcome", "message": f"must be {wanted}"}])  # fmt: skip
             assigner = assigner_of()
-            await assigner.close(conn, task, outcome="done", by=body.operator_id, note=body.note, now=now)
+            await assigner.close(conn, task, outcome=body.outcome, by=body.operator_id, note=body.note, now=now)
             await assigner.reconcile(conn, now)
             return task_public(await conn.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id))
 

@@ -23,6 +23,9 @@ from schemas.envelope import encode
 from schemas.events import (
     DispatchAcknowledged,
     DispatchDelivered,
+    DispatchRequested,
+    EventCaller,
+    EventLocation,
     ReportReceived,
     ReportRouted,
     ReportUnrouted,
@@ -252,6 +255,77 @@ async def test_tasks_assigned_to_me_come_first_and_an_unrouted_one_is_closed_by_
     assert closed.status_code == 200 and closed.json()["state"] == "closed"
     assert in_shifts[0]["closed_by"] == sari and in_shifts[0]["note"] == "dikirim lewat telepon"
     assert verify_task.status_code == 409  # a verify task closes with the verdict
+
+
+async def test_an_agency_the_system_cannot_reach_is_my_task_to_phone_with_its_numbers_and_i_record_the_call(
+    database_url, broker
+):
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        assert (await env.console.post("/api/shift/check-in")).status_code == 200
+        # No channel the notifier can use (a webhook without a URL): each dispatch fails at once.
+        for agency, phones in (("damkar", ["(0342) 801234", "+6281234500001"]), ("pmi", [])):
+            configured = await env.notifier.put(f"/v1/agencies/{agency}", json={
+                "channels": ["webhook"], "phones": phones, "updated_by": "test"})  # fmt: skip
+            assert configured.status_code == 200, configured.text
+        bad_number = await env.notifier.put("/v1/agencies/pln", json={"phones": ["12"], "updated_by": "test"})
+        call = {"category": "kebakaran", "subtype": "rumah", "kecamatan": "Wlingi", "phone": "081234567890",
+                "description": "Rumah terbakar"}  # fmt: skip
+        report = (await env.console.post("/api/calls", json=call)).json()
+        fire, pmi = dispatch_to("damkar", report["id"]), dispatch_to("pmi", report["id"])
+        await produce(env.bootstrap, [dispatch_record(fire), dispatch_record(pmi)])
+
+        async def phone_tasks():
+            items = (await env.console.get("/api/queue")).json()["items"]
+            phone = {i["task"]["detail"]["agency"]: i for i in items if i["reason"] == "phone_agency" and i["mine"]}
+            return phone if len(phone) == 2 else None
+
+        tasks = await eventually(phone_tasks, timeout=30)
+        refused = await env.console.post(f"/api/tasks/{tasks['damkar']['task']['task_id']}/close", json={})
+        reached = await env.console.post(f"/api/tasks/{tasks['damkar']['task']['task_id']}/phone-call",
+                                         json={"outcome": "reached", "note": "diterima Pak Joko"})  # fmt: skip
+        not_reached = await env.console.post(f"/api/tasks/{tasks['pmi']['task']['task_id']}/phone-call",
+                                             json={"outcome": "not_reached"})  # fmt: skip
+        again = await env.console.post(f"/api/tasks/{tasks['damkar']['task']['task_id']}/phone-call",
+                                       json={"outcome": "reached"})  # fmt: skip
+        fire_now = (await env.notifier.get(f"/v1/dispatches/{fire.dispatch_id}")).json()
+        pmi_now = (await env.notifier.get(f"/v1/dispatches/{pmi.dispatch_id}")).json()
+
+        async def acknowledged_on_the_timeline():
+            timeline = (await env.intake.get(f"/v1/reports/{report['id']}")).json()["timeline"]
+            return next((e for e in timeline if e["event"] == "acknowledged"), None)
+
+        acknowledged = await eventually(acknowledged_on_the_timeline, timeout=30)
+        closed = {t["detail"]["agency"]: t for t in (await env.shifts.get(
+            "/v1/tasks", params={"report_id": report["id"], "state": "closed"})).json()}  # fmt: skip
+
+    assert bad_number.status_code == 422 and "phones" in bad_number.text
+    assert tasks["damkar"]["phones"] == ["+62342801234", "+6281234500001"] and tasks["pmi"]["phones"] == []
+    assert tasks["damkar"]["task"]["detail"]["failed"] is True
+    assert refused.status_code == 422  # a phone task closes with the call's outcome
+    assert reached.status_code == 200 and reached.json()["outcome"] == "reached"
+    assert not_reached.status_code == 200 and again.status_code == 404  # closed: no longer mine
+    assert fire_now["acknowledged_via"] == "phone" and fire_now["escalation_due_at"] is None
+    assert pmi_now["acknowledged_at"] is None and pmi_now["escalation_due_at"] is not None
+    assert datetime.fromisoformat(pmi_now["escalation_due_at"]) <= datetime.now(UTC)  # escalation goes on now
+    assert acknowledged["agency"] == "damkar" and acknowledged["detail"]["dispatch_id"] == str(fire.dispatch_id)
+    assert acknowledged["detail"]["via"] == "phone" and acknowledged["detail"]["operator_id"] == sari
+    assert closed["damkar"]["outcome"] == "reached" and closed["damkar"]["closed_by"] == sari
+    assert closed["damkar"]["note"] == "diterima Pak Joko" and closed["pmi"]["outcome"] == "not_reached"
+
+
+def dispatch_to(agency: str, report_id: str) -> DispatchRequested:
+    now = datetime.now(UTC)
+    return DispatchRequested(
+        dispatch_id=uuid.uuid4(), report_id=uuid.UUID(report_id), agency=agency, role="primary", category="kebakaran",
+        subtype="rumah", description="Rumah terbakar", location=EventLocation(kecamatan="Wlingi"),
+        caller=EventCaller(phone="+6281234567890"), channel="call", received_at=now, requested_at=now,
+    )  # fmt: skip
+
+
+def dispatch_record(event: DispatchRequested):
+    return encode(event, topic=topics.dispatch_topic(event.agency), key=str(event.report_id), source="e112/router")
 
 
 async def test_the_board_shows_each_agency_s_state_its_steps_and_its_deadline(database_url, broker):

@@ -107,8 +107,14 @@ function renderDetail() {
     h("p", { class: "mono muted" }, report.id),
     pending ? h("p", { class: "tag warn" }, report.verification.required === "after_dispatch"
       ? t("queue.unverified_dispatched") : t("queue.held")) : null,
-    item.reason === "phone_agency" ? h("p", { class: "tag bad phone-agency" }, t("queue.phone_agency", {
-      agency: label("agency", item.task?.detail?.agency), why: item.task?.detail?.why || "" })) : null,
+    item.reason === "phone_agency" ? h("div", { class: "phone-agency" },
+      h("p", { class: "tag bad" }, t("queue.phone_agency", {
+        agency: label("agency", item.task?.detail?.agency), why: item.task?.detail?.why || "" })),
+      item.phones?.length ? h("p", { class: "phones" }, ...item.phones.map((number) => h("a", { href: `tel:${number}`, class: "mono" }, number)))
+        : h("p", { class: "muted" }, t("queue.phone_agency.no_number")),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "primary", onclick: () => phoned("reached") }, h("kbd", {}, "R"), " ", t("queue.phone_agency.reached")),
+        h("button", { type: "button", class: "bad", onclick: () => phoned("not_reached") }, h("kbd", {}, "N"), " ", t("queue.phone_agency.not_reached")))) : null,
     h("dl", {},
       h("dt", {}, t("queue.description")), h("dd", { class: "description" }, report.description || "—"),
       h("dt", {}, t("queue.caller")), h("dd", {}, [report.caller?.name, report.caller?.phone].filter(Boolean).join(" · ") || "—"),
@@ -127,7 +133,7 @@ function renderDetail() {
         `${row.report_id.slice(0, 8)} · ${label("category", row.category)} · ${row.kecamatan || ""} · ${clock(row.received_at)}`)))
         : h("span", { class: "muted" }, t("queue.duplicate.none")),
       h("button", { type: "submit", disabled: !candidates.length }, t("queue.duplicate"))) : null,
-    item.task?.task_id && item.reason !== "verify" ? h("div", { class: "actions" },
+    item.task?.task_id && item.reason !== "verify" && item.reason !== "phone_agency" ? h("div", { class: "actions" },
       h("button", { type: "button", onclick: closeTask }, h("kbd", {}, "D"), " ", t("queue.close_task"))) : null,
     h("h3", {}, t("queue.timeline")),
     h("ol", { class: "plain timeline" }, ...(report.timeline || []).map((entry) => h("li", {},
@@ -150,6 +156,8 @@ function onKey(event) {
   else if (key === "i") { event.preventDefault(); verdict("information"); }
   else if (key === "l") { event.preventDefault(); $("#link-target")?.focus(); }
   else if (key === "d") { event.preventDefault(); closeTask(); }
+  else if (key === "r") { event.preventDefault(); phoned("reached"); }
+  else if (key === "n") { event.preventDefault(); phoned("not_reached"); }
 }
 
 async function act(promise, done) {
@@ -179,8 +187,15 @@ function link() {
     t("queue.done", { verdict: label("verdict", "duplicate") }));
 }
 
+function phoned(outcome) {
+  const item = selectedItem();
+  if (!item?.task?.task_id || item.reason !== "phone_agency") return;
+  act(api("POST", `/api/tasks/${item.task.task_id}/phone-call`, { outcome }),
+    t("queue.done", { verdict: t(`queue.phone_agency.${outcome}`) }));
+}
+
 function closeTask() {
   const item = selectedItem();
-  if (!item?.task?.task_id || item.reason === "verify") return;
+  if (!item?.task?.task_id || item.reason === "verify" || item.reason === "phone_agency") return;
   act(api("POST", `/api/tasks/${item.task.task_id}/close`, {}), t("queue.done", { verdict: t("queue.close_task") }));
 }
