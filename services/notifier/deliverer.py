@@ -53,7 +53,6 @@ from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.breaker import Breakers, State
 from services.notifier.channels import Result, elapsed_ms
 from services.notifier.clock import Clock
-from services.notifier.finisher import Delivered, DeliveredBatch
 from services.notifier.policy import RetryPolicy, Verdict, next_channel, trips_breaker
 from services.notifier.store import AgencyConfig, DueDispatch
 
@@ -193,7 +192,6 @@ class Deliverer:
         self.due_backlog = 0  # due and not yet taken, at the last look (at most a second old under load)
         self.backpressure_at = backpressure_at if backpressure_at is not None else 8 * concurrency
         self.held_after = held_after
-        self.delivered_batch = DeliveredBatch(pool, _delivered_record, self._finished)
 
     def overloaded(self) -> bool:
         """More dispatches due than a few rounds of attempts can take: the consumer then
@@ -350,12 +348,6 @@ class Deliverer:
             outcome = "permanent"
         self.metrics.attempts.labels(dispatch.agency, channel, outcome).inc()
 
-        if outcome == "delivered" and not skipped and not errors and not closed_again:
-            await self.delivered_batch.record(
-                Delivered(dispatch=dispatch, channel=channel, target=target, attempts=attempts, started_at=now,
-                          duration_ms=duration_ms, status_code=result.status_code, now=now)
-            )  # fmt: skip
-            return
         async with self.pool.acquire() as conn, conn.transaction():
             await self._record_skipped(conn, dispatch, skipped, now)
             await store.record_attempt(
@@ -443,9 +435,6 @@ class Deliverer:
             await enqueue(conn, [outcome_record(dispatch, state, channel, attempts, reason, now)])
         self._count_finished(dispatch, state, channel, attempts, now)
 
-    def _finished(self, delivered: Delivered) -> None:
-        self._count_finished(delivered.dispatch, "delivered", delivered.channel, delivered.attempts, delivered.now)
-
     def _count_finished(self, dispatch: DueDispatch, state: str, channel: str | None, attempts: int,
                         now: datetime) -> None:  # fmt: skip
         if dispatch.kind == "update":
@@ -461,11 +450,3 @@ class Deliverer:
             "dispatch_id": str(dispatch.dispatch_id), "report_id": str(dispatch.report_id),
             "agency": dispatch.agency, "state": state, "channel": channel, "attempts": attempts,
             "round": dispatch.round}})  # fmt: skip
-
-
-def _delivered_record(delivered: Delivered) -> KafkaRecord:
-    """The outcome event of a delivery recorded by the batch (finisher.py)."""
-    d = delivered
-    if d.dispatch.kind == "update":
-        return update_outcome_record(d.dispatch, "delivered", d.channel, d.attempts, None, d.now)
-    return outcome_record(d.dispatch, "delivered", d.channel, d.attempts, None, d.now)
