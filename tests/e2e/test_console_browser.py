@@ -279,3 +279,32 @@ def test_check_in_break_and_check_out_from_the_shift_panel(page, stack, sari, sh
     expect(page.locator('#shift-actions button[data-action="check-in"]')).to_be_visible()
     expect(page.locator(f'#shift-on-duty li[data-operator="{sari}"]')).to_have_count(0)
     assert httpx.get(f"{shifts}/v1/operators/{sari}", headers=AUTH).json()["on_duty"] is False
+
+
+def test_an_agency_the_system_cannot_reach_is_phoned_from_the_queue_in_one_key(page, stack, sari, shots, receiver):
+    notifier, shifts = stack.services["notifier"].url, stack.services["shifts"].url
+    httpx.post(f"{shifts}/v1/operators/{sari}/check-in", headers=AUTH)  # 409 if still in: fine
+    # The fire brigade's webhook removed: its dispatches cannot be delivered.
+    unreachable = {"channels": ["webhook"], "phones": ["(0342) 801113"], "updated_by": "e2e"}
+    assert httpx.put(f"{notifier}/v1/agencies/damkar", headers=AUTH, json=unreachable).status_code == 200
+    try:
+        body = {"category": "kebakaran", "subtype": "rumah", "description": "Gudang terbakar di Garum",
+                "location": {"kecamatan": "Garum"}, "caller": {"phone": "081355556666"}, "channel": "call"}  # fmt: skip
+        report_id = httpx.post(f"{stack.services['intake'].url}/v1/reports", headers=AUTH, json=body).json()["id"]
+        page.locator('#nav button[data-screen="queue"]').click()
+        item = page.locator(f'#queue-list li[data-report="{report_id}"]', has_text="Damkar")
+        expect(item).to_be_visible(timeout=30_000)
+        item.click()
+        expect(page.locator("#queue-detail")).to_contain_text("+62342801113")  # the number to dial
+        page.screenshot(path=shots / "queue-phone.png")
+        page.locator("#queue-list").focus()
+        page.keyboard.press("r")  # reached: the fire brigade has it
+        expect(item).to_have_count(0, timeout=30_000)
+        tasks = httpx.get(f"{shifts}/v1/tasks", headers=AUTH, params={"report_id": report_id}).json()
+    finally:
+        restored = {"channels": ["webhook"], "webhook_url": f"{receiver.url}/hooks/damkar", "updated_by": "e2e"}
+        httpx.put(f"{notifier}/v1/agencies/damkar", headers=AUTH, json=restored)
+    [phoned] = [t for t in tasks if t["reason"] == "phone_agency"]
+    assert phoned["state"] == "closed" and phoned["outcome"] == "reached" and phoned["closed_by"] == sari
+    dispatch = httpx.get(f"{notifier}/v1/dispatches/{phoned['detail']['dispatch_id']}", headers=AUTH).json()
+    assert dispatch["acknowledged_via"] == "phone"

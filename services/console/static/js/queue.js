@@ -66,6 +66,7 @@ export function render() {
   },
     h("span", { class: `tag reason-${item.reason}` }, label("reason", item.reason)),
     item.mine ? h("span", { class: "tag mine" }, t("queue.mine")) : null,
+    item.reason === "phone_agency" ? h("strong", { class: "agency-to-phone" }, `${label("agency", item.task?.detail?.agency)} · `) : null,
     h("strong", {}, label("category", item.category)), item.subtype ? ` · ${label("subtype", item.subtype)}` : "",
     h("div", { class: "muted" }, [item.kecamatan, label("channel", item.channel),
       t("queue.waiting", { age: age(now - Date.parse(item.received_at)) })].filter(Boolean).join(" · ")))));
