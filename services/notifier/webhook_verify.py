@@ -22,6 +22,7 @@ import hmac
 import time
 
 DEFAULT_TOLERANCE_SECONDS = 300
+HEX = frozenset("0123456789abcdef")
 
 
 class InvalidSignature(Exception):
@@ -41,9 +42,12 @@ def verify_webhook(
     timestamp, candidates = None, []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        # Strictly ASCII: str.isdigit() also says yes to "²", which int() refuses, and a
+        # non-ASCII candidate makes compare_digest raise; junk is a bad signature, never
+        # an exception of another kind (a receiver's 500).
+        if name == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             timestamp = int(value)
-        elif name == "v1":
+        elif name == "v1" and len(value) == 64 and all(c in HEX for c in value):
             candidates.append(value)
     if timestamp is None or not candidates:
         raise InvalidSignature("malformed E112-Signature header")

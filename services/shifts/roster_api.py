@@ -31,7 +31,11 @@ from services.shifts.rotation import (
     violations_caused,
 )
 
-Month = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM", examples=["2026-03"])]
+# Years 2000-2999 in ASCII digits: `\d` also takes other scripts' digits, and year 0000
+# is no date at all (both were a 500).
+Month = Annotated[
+    str, Path(pattern=r"^2[0-9]{3}-(0[1-9]|1[0-2])$", description="YYYY-MM, from 2000", examples=["2026-03"])
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 CONFLICT = {

@@ -87,6 +87,11 @@ async def test_a_month_is_generated_stored_and_published(database_url, broker):
         only_ani = (await client.get("/v1/roster/2026-03", params={"operator_id": ids[0]})).json()
         missing = await client.get("/v1/roster/2026-05")
         bad_month = await client.post("/v1/roster/2026-13", json={"changed_by": "Pak Hadi"})
+        year_zero = [
+            await client.post("/v1/roster/0000-01", json={"changed_by": "Pak Hadi"}),
+            await client.get("/v1/roster/0000-01/changes"),
+            await client.get("/v1/roster/٢٠٢٦-03"),
+        ]
         nobody = await client.post("/v1/roster/2026-06", json={})
         changes = (await client.get("/v1/roster/2026-03/changes")).json()
         messages = await read_topics(broker.bootstrap, [topics.SHIFTS], until=lambda ms: len(ms) >= 2)
@@ -112,6 +117,7 @@ async def test_a_month_is_generated_stored_and_published(database_url, broker):
     assert len(only_ani["entries"]) == 31 and {e["operator_id"] for e in only_ani["entries"]} == {ids[0]}
     assert missing.status_code == 404
     assert bad_month.status_code == 422 and bad_month.json()["errors"][0]["field"] == "path.month"
+    assert [r.status_code for r in year_zero] == [422, 422, 422]  # no date, and Arabic-Indic digits
     assert nobody.status_code == 422 and nobody.json()["errors"][0]["field"] == "changed_by"
     assert [(c["kind"], c["changed_by"], c["reason"], c["override"]) for c in changes] == [
         ("generated", "Pak Hadi", "Maret", False)

@@ -145,3 +145,17 @@ def test_an_altered_ack_token_is_refused(alter):
 def test_a_malformed_ack_token_is_refused(token):
     with pytest.raises(signing.InvalidToken, match="malformed"):
         signing.read_ack_token(LINK_SECRET, token, T)
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [f"t={T},v1=é", "t=²,v1=" + "0" * 64, f"t={T},v1=" + "é" * 64, "t=" + "9" * 400 + ",v1=" + "0" * 64,
+     f"t={T},v1={'G' * 64}", "\x00", "t=,v1=,=,,,"],
+)  # fmt: skip
+def test_junk_headers_are_a_bad_signature_never_another_exception(junk):
+    with pytest.raises(InvalidSignature):
+        verify_webhook(SECRET, junk, BODY, now=T)
+
+
+def test_a_genuine_signature_beside_junk_still_verifies():
+    assert verify_webhook(SECRET, signed() + ",v1=é,t2=x", BODY, now=T) == T
