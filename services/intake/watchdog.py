@@ -128,10 +128,12 @@ class Watchdog:
 
     async def round(self) -> Round:
         now = self.clock()
-        held_back = await self._pipeline_behind()
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", LOCK_KEY):
                 return Round(led=False)
+            # Only the replica leading this round asks the broker (the others would ask
+            # for nothing); the lock is held meanwhile, a few milliseconds every interval.
+            held_back = await self._pipeline_behind()
             result = await self._look(conn, now, may_redrive=not held_back)
         result.held_back = held_back
         if held_back and result.stalled:
