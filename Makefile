@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## create .venv and install the locked dependencies
 
-run: $(STAMP) ## start PostgreSQL, the broker and the four services (Ctrl-C stops all)
+run: $(STAMP) ## start PostgreSQL, the broker and the five services (Ctrl-C stops all)
 	$(PY) -m devstack run
 
 test: $(STAMP) system-deps lint ## lint, then unit, integration and end-to-end tests (they start what they need)

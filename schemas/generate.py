@@ -90,6 +90,32 @@ def asyncapi() -> dict:
             channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
         channels[channel_id] = channel
         operations[f"receive_{channel_id}"] = {"action": "receive", "channel": {"$ref": f"#/channels/{channel_id}"}}
+    channels["e112_deadletter"] = {
+        "address": topics.DEADLETTER,
+        "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+    }
+    messages["DeadLetter"] = {
+        "name": "deadletter",
+        "title": "DeadLetter",
+        "summary": "An event a consumer could not process, unchanged (its headers, key and value), with "
+        "where it came from and why it failed in e112_* headers. Re-driven by an operator after the fix.",
+        "headers": {
+            "type": "object",
+            "required": ["e112_error", "e112_consumer", "e112_original_topic", "e112_original_partition",
+                         "e112_original_offset"],
+            "properties": {
+                "e112_error": {"type": "string", "description": "Why it failed (first 2000 characters)"},
+                "e112_consumer": {"type": "string", "description": "The consumer that gave up on it"},
+                "e112_original_topic": {"type": "string"},
+                "e112_original_partition": {"type": "string", "description": "A decimal number"},
+                "e112_original_offset": {"type": "string", "description": "A decimal number"},
+            },
+            "additionalProperties": {"type": "string", "description": "The original headers (ce_* and others)"},
+        },
+        "payload": {"description": "The original value, byte for byte (it may not be valid JSON)"},
+        "bindings": {"kafka": {"key": {"type": "string", "description": "The original key"}}},
+    }  # fmt: skip
+    operations["receive_e112_deadletter"] = {"action": "receive", "channel": {"$ref": "#/channels/e112_deadletter"}}
     return {
         "asyncapi": "3.0.0",
         "info": {

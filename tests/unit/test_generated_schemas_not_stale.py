@@ -3,7 +3,7 @@
 
 import json
 
-from schemas import generate
+from schemas import generate, topics
 
 
 def test_committed_json_schema_and_asyncapi_files_are_not_stale():
@@ -44,3 +44,9 @@ def test_asyncapi_declares_the_contract_headers():
         "content-type",
     }
     assert message["headers"]["properties"]["ce_type"] == {"const": "id.go.blitarkab.e112.dispatch.requested.v1"}
+
+
+def test_the_asyncapi_document_has_every_topic_the_services_use_dead_letters_included():
+    addresses = {channel["address"] for channel in generate.asyncapi()["channels"].values()}
+    expected = {topics.REPORTS, topics.DISPATCH_TEMPLATE, topics.DISPATCH_STATUS, topics.SHIFTS, topics.DEADLETTER}
+    assert addresses == expected
