@@ -334,7 +334,7 @@ class Deliverer:
         started = time.perf_counter()
         result = await self.channels[channel].send(target, dispatch, config, now)
         duration_ms = elapsed_ms(started)
-        closed_again = self._update_breaker(breaker, dispatch.agency, result.verdict, now)
+        closed_again = self._update_breaker(breaker, dispatch.agency, dispatch.dispatch_id, result.verdict, now)
 
         attempts, channel_attempts = dispatch.attempts + 1, channel_attempts + 1
         error = result.error
@@ -392,7 +392,7 @@ class Deliverer:
             await enqueue(conn, [held_record(dispatch, reason, attempts, next_attempt_at, now)])
             self.metrics.held.labels(dispatch.agency).inc()
 
-    def _update_breaker(self, breaker, agency: str, verdict: Verdict, now: datetime) -> bool:
+    def _update_breaker(self, breaker, agency: str, dispatch_id, verdict: Verdict, now: datetime) -> bool:
         """Feed the attempt's result to the agency's webhook breaker; True if it closed."""
         if breaker is None:
             return False
@@ -400,7 +400,7 @@ class Deliverer:
         if verdict is Verdict.DELIVERED:
             closed_again = breaker.record_success()
         elif trips_breaker(verdict):
-            if breaker.record_failure(now.timestamp()):
+            if breaker.record_failure(now.timestamp(), dispatch_id):
                 log.warning("webhook circuit breaker opened", extra={"fields": {
                     "agency": agency, "retry_in_s": round(breaker.retry_at - now.timestamp(), 1)}})  # fmt: skip
         else:

@@ -177,3 +177,25 @@ async def test_a_dispatch_not_deliverable_in_time_is_announced_held_once_then_de
     assert "503" in announced.data["reason"] and announced.data["next_attempt_at"]
     assert of_type(held, HELD, event.dispatch_id)[0].data == announced.data
     assert endpoint.accepted_keys() == [str(event.dispatch_id)]
+
+
+async def test_one_dispatch_the_endpoint_keeps_refusing_does_not_hold_back_the_agency_s_others(
+    database_url, broker, endpoint
+):
+    bad, others = dispatch_event("dinkes"), [dispatch_event("dinkes") for _ in range(4)]
+    endpoint.refused_keys[str(bad.dispatch_id)] = 503
+    settings = notifier_settings(
+        database_url, broker.bootstrap, delivery_max_attempts=100, breaker_failure_threshold=3,
+        breaker_cooldown_seconds=60,
+    )  # fmt: skip
+    async with running(create_app(settings), API_KEY) as client:
+        endpoint.secrets = [(await set_agency(client, "dinkes", webhook_url=endpoint.url))["webhook_secret"]]
+        await produce(broker.bootstrap, [record_of(bad)])
+        await eventually(lambda: sum(h.headers["idempotency-key"] == str(bad.dispatch_id) for h in endpoint.hits) >= 5)
+        await produce(broker.bootstrap, [record_of(e) for e in others])
+        await eventually(lambda: len(endpoint.accepted()) == 4)
+        breaker = (await client.get("/v1/agencies/dinkes")).json()["webhook_breaker"]
+        metrics = (await client.get("/metrics")).text
+    assert breaker == "closed"  # five refusals of one dispatch say nothing about the endpoint
+    assert sorted(endpoint.accepted_keys()) == sorted(str(e.dispatch_id) for e in others)
+    assert 'e112_dispatch_postponed_total{agency="dinkes"}' not in metrics

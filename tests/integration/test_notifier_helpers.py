@@ -82,7 +82,8 @@ class Hit:
 
 @dataclass
 class AgencyEndpoint:
-    """An agency's webhook receiver: answers `status` after `delay` seconds, records
+    """An agency's webhook receiver: answers `status` (or `refused_keys`' status for those
+    dispatches) after `delay` seconds, records
     what it answered, and checks each signature with the reference verifier against
     the secrets it was given (`secrets`), at the time `now()` says."""
 
@@ -92,6 +93,7 @@ class AgencyEndpoint:
     now: object = time.time
     hits: list[Hit] = field(default_factory=list)
     in_flight: int = 0  # requests received and not answered yet
+    refused_keys: dict[str, int] = field(default_factory=dict)  # Idempotency-Key -> the status it always gets
 
     def __post_init__(self):
         endpoint = self
@@ -104,7 +106,7 @@ class AgencyEndpoint:
                     endpoint.in_flight += 1
                 if endpoint.delay:
                     time.sleep(endpoint.delay)
-                status = endpoint.status
+                status = endpoint.refused_keys.get(headers.get("idempotency-key", ""), endpoint.status)
                 with endpoint._lock:
                     endpoint.in_flight -= 1
                     endpoint.hits.append(Hit(headers, body, status, endpoint._verified(headers, body)))

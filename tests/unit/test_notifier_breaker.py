@@ -85,3 +85,20 @@ def test_each_agency_has_its_own_breaker():
     assert breakers["damkar"].state is State.OPEN
     assert breakers["pln"].state is State.CLOSED and breakers["pln"].allow(0)
     assert breakers["damkar"] is breakers["damkar"]
+
+
+def test_one_dispatch_failing_again_and_again_does_not_open_it_for_the_others():
+    breaker = CircuitBreaker(failure_threshold=3, cooldown_seconds=10)
+    for _ in range(20):  # one dispatch's retries: one failing dispatch
+        assert not breaker.record_failure(0, dispatch="bad")
+    assert breaker.state is State.CLOSED and breaker.allow(0)
+    assert not breaker.record_failure(0, dispatch="second")
+    assert breaker.record_failure(0, dispatch="third")  # three different dispatches in a row: the endpoint
+
+
+def test_a_success_ends_the_streak_of_failing_dispatches():
+    breaker = CircuitBreaker(failure_threshold=2, cooldown_seconds=10)
+    breaker.record_failure(0, dispatch="a")
+    breaker.record_success()
+    assert not breaker.record_failure(0, dispatch="b") and breaker.state is State.CLOSED
+    assert breaker.record_failure(0, dispatch="a")  # a, once more, after the success counts again
