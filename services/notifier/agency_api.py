@@ -1,10 +1,11 @@
-"""The agencies' own API: acknowledge a dispatch and report field status with the
-agency's key, or acknowledge through the signed link in a dispatch e-mail.
+"""The agencies' own API: read and acknowledge a dispatch and report field status with
+the agency's key, or acknowledge through the signed link in a dispatch e-mail.
 
 An agency key acts on that agency's dispatches only: another agency's dispatch is a
-403 problem. The e-mail link is its own credential (signed, expiring, for one
-dispatch). Its GET only shows a confirmation page, and the POST from that page
-acknowledges: mail scanners that open every link must not acknowledge for a human.
+404, exactly as one that does not exist (a key must not tell which dispatches exist).
+The e-mail link is its own credential (signed, expiring, for one dispatch). Its GET
+only shows a confirmation page, and the POST from that page acknowledges: mail
+scanners that open every link must not acknowledge for a human.
 """
 
 import html
@@ -25,8 +26,7 @@ from services.notifier.clock import Clock
 _bearer = HTTPBearer(auto_error=False, description="The agency's API key, as `Authorization: Bearer <key>`")
 AGENCY_ERRORS = {
     **PROBLEM_RESPONSES,
-    403: {**PROBLEM_RESPONSES[422], "description": "The dispatch belongs to another agency"},
-    404: {**PROBLEM_RESPONSES[422], "description": "No such dispatch"},
+    404: {**PROBLEM_RESPONSES[422], "description": "No such dispatch of your agency"},
 }
 
 
@@ -36,6 +36,20 @@ class AcknowledgementPublic(BaseModel):
     acknowledged_at: datetime
     via: str = Field(description="api or email_link: how the first acknowledgement came")
     already_acknowledged: bool = Field(description="True when an earlier call had acknowledged it")
+
+
+class AgencyDispatchPublic(BaseModel):
+    dispatch_id: UUID
+    report_id: UUID
+    agency: str
+    state: str = Field(description="pending, delivered, failed, stopped (acknowledged first) or cancelled")
+    channel: str | None = Field(description="how it was delivered (webhook, email)")
+    attempts: int
+    finished_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_via: str | None = Field(description="api, email_link or phone")
+    field_status: str | None
+    cancelled_at: datetime | None
 
 
 class FieldStatusChange(BaseModel):
@@ -69,13 +83,22 @@ def build_agency_router(*, clock: Clock, metrics: AckMetrics) -> APIRouter:
 
     router = APIRouter(prefix="/v1", tags=["agency"], responses=AGENCY_ERRORS)
 
-    async def own_dispatch(conn, dispatch_id: UUID, agency: str):
-        row = await store.dispatch_row(conn, dispatch_id, for_update=True)
-        if row is None:
-            raise Problem(404, "Not found", f"No dispatch {dispatch_id}.")
-        if row["agency"] != agency:
-            raise Problem(403, "Forbidden", f"Dispatch {dispatch_id} is not {agency}'s to act on.")
+    async def own_dispatch(conn, dispatch_id: UUID, agency: str, *, for_update: bool = True):
+        row = await store.dispatch_row(conn, dispatch_id, for_update=for_update)
+        if row is None or row["agency"] != agency:
+            raise Problem(404, "Not found", f"{agency} has no dispatch {dispatch_id}.")
         return row
+
+    @router.get(
+        "/agency/dispatches/{dispatch_id}",
+        summary="Your agency's dispatch as the Command Center sees it: delivery, acknowledgement, field status",
+    )
+    async def read(
+        dispatch_id: UUID, request: Request, agency: Annotated[str, Depends(agency_of_key)]
+    ) -> AgencyDispatchPublic:
+        async with request.app.state.pool.acquire() as conn:
+            row = await own_dispatch(conn, dispatch_id, agency, for_update=False)
+        return AgencyDispatchPublic(**{name: row[name] for name in AgencyDispatchPublic.model_fields})
 
     @router.post(
         "/dispatches/{dispatch_id}/acknowledgement",

@@ -55,9 +55,17 @@ async def test_an_agency_acknowledges_its_own_dispatch_and_no_other(database_url
         again = await client.post(f"/v1/dispatches/{mine.dispatch_id}/acknowledgement", headers=bearer(damkar))
         messages = await status_events(broker.bootstrap, lambda ms: of_type(ms, ACK), settle=1.0)
         theirs_record = (await client.get(f"/v1/dispatches/{theirs.dispatch_id}")).json()
+        read_mine = await client.get(f"/v1/agency/dispatches/{mine.dispatch_id}", headers=bearer(damkar))
+        read_theirs = await client.get(f"/v1/agency/dispatches/{theirs.dispatch_id}", headers=bearer(damkar))
+        read_anonymous = await client.get(f"/v1/agency/dispatches/{mine.dispatch_id}", headers={"Authorization": ""})
 
-    assert other.status_code == 403 and other.headers["content-type"] == PROBLEM
-    assert "not damkar's" in other.json()["detail"]
+    # Another agency's dispatch is as absent as one that does not exist: a key learns nothing.
+    assert other.status_code == 404 and other.headers["content-type"] == PROBLEM
+    assert other.json()["detail"] == f"damkar has no dispatch {theirs.dispatch_id}."
+    assert read_mine.status_code == 200 and read_mine.json()["state"] == "delivered"
+    assert read_mine.json()["acknowledged_via"] == "api" and read_mine.json()["agency"] == "damkar"
+    assert "caller" not in read_mine.text and "history" not in read_mine.json()
+    assert read_theirs.status_code == 404 and read_anonymous.status_code == 401
     assert no_key.status_code == 401 and admin_key.status_code == 401
     assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
     assert first.status_code == 200 and first.json()["already_acknowledged"] is False
