@@ -144,7 +144,8 @@ def build_work_router(metrics) -> APIRouter:
         for item in items:
             if item["reason"] == "phone_agency" and item["task"]:
                 item["phones"] = phones.get(item["task"]["detail"]["agency"], [])
-        return {"items": items, "tasks_available": tasks_known, "now": datetime.now(UTC).isoformat()}
+        return {"items": items, "tasks_available": tasks_known, "waiting": await _waiting(upstream, tasks, tasks_known),
+                "now": datetime.now(UTC).isoformat()}  # fmt: skip
 
     @router.post("/reports/{report_id}/verification", summary="My verdict: genuine, prank, duplicate (of another)")
     async def verify(report_id: UUID, body: VerdictIn, operator: ActingOperator, request: Request) -> dict:
@@ -240,6 +241,18 @@ async def _my_tasks(upstream, me: str) -> tuple[list[dict], bool]:
     body = response.json()
     tasks = body.get("items", []) if isinstance(body, dict) else body
     return [{**t, "task_id": t.get("task_id") or t.get("id")} for t in tasks], True
+
+
+async def _waiting(upstream, mine: list[dict], tasks_known: bool) -> dict[str, int] | None:
+    """How many tasks are open: mine, waiting for a free operator, all of the centre's.
+    Nothing is hidden: the list shows mine and the verdicts, these count the rest."""
+    if not tasks_known:
+        return None
+    queued, assigned = await asyncio.gather(
+        upstream.json("shifts", "GET", "/v1/tasks", params={"state": "queued", "limit": 500}),
+        upstream.json("shifts", "GET", "/v1/tasks", params={"state": "assigned", "limit": 500}),
+    )
+    return {"mine": len(mine), "for_nobody": len(queued), "open": len(queued) + len(assigned)}
 
 
 async def _agency_phones(upstream, agencies: set[str]) -> dict[str, list[str]]:

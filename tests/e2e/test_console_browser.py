@@ -296,6 +296,7 @@ def test_an_agency_the_system_cannot_reach_is_phoned_from_the_queue_in_one_key(p
         expect(item).to_be_visible(timeout=30_000)
         item.click()
         expect(page.locator("#queue-detail")).to_contain_text("+62342801113")  # the number to dial
+        expect(page.locator("#queue-totals")).to_contain_text("terbuka di pusat")  # how many wait, in all
         page.screenshot(path=shots / "queue-phone.png")
         page.locator("#queue-list").focus()
         page.keyboard.press("r")  # reached: the fire brigade has it

@@ -282,6 +282,7 @@ async def test_an_agency_the_system_cannot_reach_is_my_task_to_phone_with_its_nu
             return phone if len(phone) == 2 else None
 
         tasks = await eventually(phone_tasks, timeout=30)
+        waiting = (await env.console.get("/api/queue")).json()["waiting"]
         refused = await env.console.post(f"/api/tasks/{tasks['damkar']['task']['task_id']}/close", json={})
         reached = await env.console.post(f"/api/tasks/{tasks['damkar']['task']['task_id']}/phone-call",
                                          json={"outcome": "reached", "note": "diterima Pak Joko"})  # fmt: skip
@@ -303,6 +304,7 @@ async def test_an_agency_the_system_cannot_reach_is_my_task_to_phone_with_its_nu
     assert bad_number.status_code == 422 and "phones" in bad_number.text
     assert tasks["damkar"]["phones"] == ["+62342801234", "+6281234500001"] and tasks["pmi"]["phones"] == []
     assert tasks["damkar"]["task"]["detail"]["failed"] is True
+    assert waiting["mine"] == 2 and waiting["open"] >= waiting["mine"] + waiting["for_nobody"]
     assert refused.status_code == 422  # a phone task closes with the call's outcome
     assert reached.status_code == 200 and reached.json()["outcome"] == "reached"
     assert not_reached.status_code == 200 and again.status_code == 404  # closed: no longer mine

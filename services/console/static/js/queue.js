@@ -16,6 +16,7 @@ export async function load() {
   const answer = await api("GET", "/api/queue");
   data.items = answer.items;
   data.tasksAvailable = answer.tasks_available;
+  data.waiting = answer.waiting;
   if (!data.items.some((i) => i.key === data.selected)) data.selected = data.items[0]?.key ?? null;
   render();
   if (visible && data.selected && data.detail?.id !== selectedItem()?.report_id) await loadDetail();
@@ -49,6 +50,8 @@ export function render() {
   const badge = $("#queue-count");
   badge.textContent = count() ? String(count()) : "";
   if (!visible) return;
+  const waiting = data.waiting;
+  $("#queue-totals").textContent = waiting ? t("queue.totals", waiting) : "";
   const note = $("#queue-note");
   note.hidden = data.tasksAvailable;
   note.textContent = data.tasksAvailable ? "" : t("queue.tasks_unavailable");
