@@ -34,6 +34,15 @@ _DISPATCH_RANK = {state: rank for rank, state in enumerate(DISPATCH_STATES)}
 _FIELD_STATES = {"on_the_way", "on_scene", "done"}
 
 
+# Timeline entries that never change a report's status (summarise reads nothing of
+# them): another caller joined or left, a task given or closed, an update's outcome, a
+# dispatch held or escalated, the watchdog's note. Writing one needs no status refresh.
+STATUS_NEUTRAL_EVENTS = frozenset(
+    {"caller_added", "caller_removed", "assigned", "task_closed", "update_delivered", "update_failed", "held",
+     "escalated", "stalled"}
+)  # fmt: skip
+
+
 def summarise(
     kind: str, entries: list[Entry], linked: bool = False, awaiting_verdict: bool = False
 ) -> tuple[str, list[Dispatch]]:

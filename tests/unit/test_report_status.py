@@ -1,9 +1,10 @@
 """services/intake/status.py: a report's status derived from its timeline."""
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.intake.status import Entry, summarise
+from services.intake.status import STATUS_NEUTRAL_EVENTS, Entry, summarise
 
 T0 = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 DAMKAR = uuid.UUID("11111111-1111-4111-8111-111111111111")
@@ -167,3 +168,51 @@ def test_a_false_verdict_cancels_every_dispatch_not_done_and_a_genuine_one_nothi
     assert {d.agency: d.state for d in dispatches} == {"damkar": "done", "pln": "cancelled", "polres": "cancelled"}
     _, kept = summarise("emergency", [*entries[:-1], verified("genuine", 4)])
     assert {d.agency: d.state for d in kept} == {"damkar": "done", "pln": "delivered", "polres": "requested"}
+
+
+def _timelines() -> list[list[Entry]]:
+    """Timelines in every state a report goes through, each agency's outcome varied."""
+    timelines = [[received()], [received(), Entry(at(1), "unrouted", None, None, {"reason": "no rule"})]]
+    for states in itertools.product(["requested", "failed", "delivered", "acknowledged", "field:on_scene",
+                                     "field:done"], repeat=2):  # fmt: skip
+        entries = [received(), routed((DAMKAR, "damkar", "primary"), (PLN, "pln", "supporting"))]
+        for minute, (dispatch, agency, state) in enumerate(
+            zip((DAMKAR, PLN), ("damkar", "pln"), states, strict=True), start=2
+        ):
+            if state.startswith("field:"):
+                entries.append(Entry(at(minute), "field_status", agency, dispatch, {"status": state[6:]}))
+            elif state != "requested":
+                entries.append(outcome(state, dispatch, agency, minute))
+        timelines.append(entries)
+    timelines.append(timelines[-1] + [Entry(at(9), "verified", None, None, {"verdict": "prank"})])
+    return timelines
+
+
+def _neutral(event: str) -> list[Entry]:
+    """The entry as intake writes it, against each dispatch and against none."""
+    details = {"escalated": {"step": 1, "reason": "late"}, "held": {"reason": "503", "attempts": 1},
+               "update_delivered": {"update_type": "caller_added"}, "update_failed": {"reason": "x"},
+               "assigned": {"operator_id": "o"}, "task_closed": {"outcome": "done"}}  # fmt: skip
+    detail = details.get(event, {"report_id": "r"})
+    return [Entry(at(10), event, agency, dispatch, detail) for agency, dispatch in
+            (("damkar", DAMKAR), ("pln", PLN), (None, None))]  # fmt: skip
+
+
+def test_status_neutral_events_never_change_a_status():
+    # intake writes these without re-reading the timeline (store.add_timeline_entry):
+    # an event that did change a status would leave a stale one stored.
+    for kind, linked, awaiting in itertools.product(["emergency", "information"], [False, True], [False, True]):
+        for timeline in _timelines():
+            before = summarise(kind, timeline, linked=linked, awaiting_verdict=awaiting)[0]
+            for event in STATUS_NEUTRAL_EVENTS:
+                for entry in _neutral(event):
+                    after = summarise(kind, [*timeline, entry], linked=linked, awaiting_verdict=awaiting)[0]
+                    assert after == before, (event, entry, before, after)
+
+
+def test_the_events_that_change_a_status_are_not_neutral():
+    # The check above could pass with a set that wrongly took in a status event.
+    assert not STATUS_NEUTRAL_EVENTS & {"routed", "unrouted", "delivered", "failed", "acknowledged", "field_status",
+                                        "verified", "unlinked"}  # fmt: skip
+    unrouted = Entry(at(1), "unrouted", None, None, {"reason": "no rule"})
+    assert summarise("emergency", [received(), unrouted])[0] != summarise("emergency", [received()])[0]
