@@ -31,5 +31,14 @@ class AgencyConfigs:
         self._kept[agency] = (config, now + self.ttl_seconds)
         return config
 
+    async def read(self, pool: asyncpg.Pool, agency: str) -> AgencyConfig:
+        """`get` outside a transaction: a connection is taken only when the kept read
+        is missing or stale."""
+        kept = self._kept.get(agency)
+        if kept is not None and kept[1] > self.clock():
+            return kept[0]
+        async with pool.acquire() as conn:
+            return await self.get(conn, agency)
+
     def forget(self) -> None:
         self._kept.clear()

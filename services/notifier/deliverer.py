@@ -222,10 +222,11 @@ class Deliverer:
                         # the queries for the next due time and the gauge are skipped
                         # (the gauge is refreshed once a second at most).
                         async with self.pool.acquire() as conn:
-                            if claimed < asked:
-                                next_due = await store.seconds_until_next_due(conn, self.clock.now())
-                            pending, self.due_backlog = await store.pending_and_due(conn, self.clock.now())
-                            self.metrics.pending.set(pending)
+                            queue = await store.queue_state(conn, self.clock.now())
+                        self.metrics.pending.set(queue.pending)
+                        self.due_backlog = queue.due
+                        if claimed < asked:
+                            next_due = queue.seconds_until_next_due
                         gauge_at = time.monotonic()
                     wait = self.poll_interval if next_due is None else min(self.poll_interval, next_due)
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
@@ -289,8 +290,7 @@ class Deliverer:
             )
 
     async def deliver(self, dispatch: DueDispatch) -> None:
-        async with self.pool.acquire() as conn:
-            config = await self.configs.get(conn, dispatch.agency)
+        config = await self.configs.read(self.pool, dispatch.agency)
         now = self.clock.now()
         tried, errors = list(dispatch.channels_tried), list(dispatch.channel_errors)
         channel_attempts = dispatch.channel_attempts

@@ -233,29 +233,31 @@ async def claim_due(conn: asyncpg.Connection, limit: int, now: datetime, lease_u
     return [DueDispatch(**dict(r)) for r in rows]
 
 
-async def seconds_until_next_due(conn: asyncpg.Connection, now: datetime) -> float | None:
-    return await conn.fetchval(
-        "SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - $1))::float8 "
-        "FROM dispatches WHERE state = 'pending'",
-        now,
-    )
-
-
 async def pending_count(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT count(*) FROM dispatches WHERE state = 'pending'")
 
 
-async def pending_and_due(conn: asyncpg.Connection, now: datetime) -> tuple[int, int]:
-    """(dispatches not yet delivered or failed, first deliveries of them due now and not
-    leased): the second is the queue of new dispatches the deliverer has not reached;
-    waiting retries, breaker postponements, attempts in flight and the re-sends of an
-    escalation (round 2) are not in it."""
+@dataclass(frozen=True)
+class QueueState:
+    pending: int  # dispatches not yet delivered or failed
+    # First deliveries due now and not leased: the queue of new dispatches the deliverer
+    # has not reached; waiting retries, breaker postponements, attempts in flight and the
+    # re-sends of an escalation (round 2) are not in it.
+    due: int
+    seconds_until_next_due: float | None  # None: nothing pending
+
+
+async def queue_state(conn: asyncpg.Connection, now: datetime) -> QueueState:
+    """The deliverer's look at its queue, in one round trip."""
     row = await conn.fetchrow(
-        "SELECT count(*) AS pending, count(*) FILTER (WHERE next_attempt_at <= $1 AND round = 1) AS due "
-        "FROM dispatches WHERE state = 'pending'",
+        """
+        SELECT count(*) AS pending, count(*) FILTER (WHERE next_attempt_at <= $1 AND round = 1) AS due,
+               greatest(0, extract(epoch FROM min(next_attempt_at) - $1))::float8 AS next_due
+        FROM dispatches WHERE state = 'pending'
+        """,
         now,
     )
-    return row["pending"], row["due"]
+    return QueueState(row["pending"], row["due"], row["next_due"])
 
 
 async def record_attempt(
