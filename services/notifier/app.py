@@ -4,7 +4,6 @@ agency topics, the deliverer and the escalator (services/common/assembly.py runs
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -15,7 +14,7 @@ from services.notifier.agency_api import build_agency_router, build_link_router
 from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.api import build_router
 from services.notifier.breaker import Breakers
-from services.notifier.channels import AckLinks, EmailChannel, Mailer, WebhookChannel
+from services.notifier.channels import AckLinks, EmailChannel, Mailer, WebhookChannel, webhook_session
 from services.notifier.clock import Clock, SystemClock
 from services.notifier.deliverer import Deliverer, DeliveryMetrics
 from services.notifier.escalator import EscalationMetrics, Escalator
@@ -46,8 +45,8 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
     configs = AgencyConfigs()
 
     def build(pool, app: FastAPI) -> Parts:
-        client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
-        channels = {"webhook": WebhookChannel(client, settings.egress_policy()), "email": EmailChannel(mailer, links)}
+        session = webhook_session(settings.webhook_timeout_seconds)
+        channels = {"webhook": WebhookChannel(session, settings.egress_policy()), "email": EmailChannel(mailer, links)}
         # A lease outlives the slowest attempt (webhook or SMTP), so only a dead worker's
         # dispatch comes due again. Without an SMTP server no attempt waits on SMTP: the
         # SMTP timeout must not stretch the lease (a SIGKILLed notifier's dispatches wait
@@ -71,7 +70,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             ),
             loops={"deliverer": deliverer.run, "escalator": escalator.run},
             drains=[deliverer.drain],
-            closes=[client.aclose],
+            closes=[session.close],
         )
 
     admin_routes = build_router(

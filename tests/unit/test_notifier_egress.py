@@ -5,8 +5,9 @@ import ipaddress
 
 import httpx
 import pytest
+from aiohttp import web
 
-from services.notifier.channels import WebhookChannel
+from services.notifier.channels import WebhookChannel, webhook_session
 from services.notifier.egress import EgressPolicy, Refused, Unresolved, parse_networks
 from services.notifier.policy import Verdict
 
@@ -100,11 +101,22 @@ def test_bad_allowed_networks_are_refused_at_start():
 
 
 async def test_the_webhook_channel_sends_to_the_checked_address_and_records_a_refusal_without_an_answer():
+    # A real server on loopback (allowed here as the regency's own network would be);
+    # `hook.example` exists only in the policy's resolver, so a request that arrives was
+    # sent to the address the check returned, under the URL's own Host.
     seen = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append((str(request.url), request.headers["host"], request.extensions.get("sni_hostname")))
-        return httpx.Response(200)
+    async def receive(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers["host"], await request.read()))
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/in", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
 
     class Dispatch:  # what WebhookChannel.send reads of a due dispatch
         event_id, event_source, event_type, event_time = "ce-1", "e112/router", "t", None
@@ -115,15 +127,22 @@ async def test_the_webhook_channel_sends_to_the_checked_address_and_records_a_re
         def signing_secrets(now):
             return []
 
-    resolve = resolver_of({"hook.example": [REAL_PUBLIC], "evil.example": ["127.0.0.1"]})
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        channel = WebhookChannel(client, EgressPolicy(require_https=False, resolver=resolve))
-        sent = await channel.send("http://hook.example/in", Dispatch, Config, now=None)
-        refused = await channel.send("http://evil.example/in", Dispatch, Config, now=None)
-    assert sent.verdict is Verdict.DELIVERED
-    assert seen == [(f"http://{REAL_PUBLIC}/in", "hook.example", None)]  # one request: the refused one never left
+    resolve = resolver_of({"hook.example": ["127.0.0.1"], "evil.example": ["10.1.2.3"]})
+    policy = EgressPolicy(require_https=False, allowed_networks=parse_networks("127.0.0.1/32"), resolver=resolve)
+    session = webhook_session(5.0)
+    try:
+        channel = WebhookChannel(session, policy)
+        sent = await channel.send(f"http://hook.example:{port}/in", Dispatch, Config, now=None)
+        refused = await channel.send(f"http://evil.example:{port}/in", Dispatch, Config, now=None)
+        down = await channel.send("http://hook.example:1/in", Dispatch, Config, now=None)
+    finally:
+        await session.close()
+        await runner.cleanup()
+    assert sent.verdict is Verdict.DELIVERED and sent.status_code == 200
+    assert seen == [("/in", f"hook.example:{port}", b"{}")]  # one request: the refused one never left
     assert refused.verdict is Verdict.PERMANENT and refused.status_code is None
     assert (
         refused.error
         == "webhook URL refused: its host is an internal address (loopback, private, link-local or reserved)"
     )
+    assert down.verdict is Verdict.RETRYABLE and down.status_code is None  # nothing listens on port 1
