@@ -8,8 +8,8 @@ from collections import defaultdict
 import psutil
 
 REQUESTED = "id.go.blitarkab.e112.dispatch.requested.v1"
-SERVICES = ("intake", "router", "notifier")
-TARGETS = {"reports_per_s": 1000.0, "steady_p99_ms": 100.0, "service_rss_mb": 150.0}
+SERVICES = ("intake", "router", "notifier", "shifts", "console")
+TARGETS = {"reports_per_s": 1000.0, "steady_p99_ms": 100.0, "service_rss_mb": 150.0, "idle_cpu_percent": 2.0}
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -99,6 +99,9 @@ def _ours(run: dict) -> dict:
                 else:
                     to_hook.append(hooked - started)
         through = last_arrival - phase["began"]
+        mine = {p[0] for p in posts}
+        records = {(m[0], m[7], m[8]): m for m in messages if m[1] in mine}  # a reader's re-read counts once
+        distinct = len({m[2] for m in records.values()})
         phases[phase["phase"]] = {
             "reports_posted": len(posts) + sum(phase["errors"].values()),
             "reports_accepted": len(posts),
@@ -119,12 +122,14 @@ def _ours(run: dict) -> dict:
             "undecided_reports": undecided,
             "drain_seconds": phase.get("drain_seconds"),
             "cpu_seconds": phase["cpu_seconds"],
+            "agency_topic_records": len(records),
+            "agency_topic_records_per_event": round(len(records) / distinct, 3) if distinct else None,
         }
         for name in totals:
             totals[name] += phases[phase["phase"]][name]
     updates = sum(1 for m in messages if m[3] != REQUESTED)
     return {"phases": phases, "loss": totals, "duplicates": _duplicates(messages, hooks),
-            "updates_on_topics": updates, "profiles": run.get("profiles", [])}  # fmt: skip
+            "updates_on_topics": updates, "profiles": run.get("profiles", []), "idle": run.get("idle")}  # fmt: skip
 
 
 def _baseline(run: dict) -> dict:
@@ -199,6 +204,12 @@ def summarise(*, ours: dict, baseline: dict, ours_rss: dict, baseline_rss: dict,
             "met": all((o["peak_rss_mb"].get(n) or 0) <= TARGETS["service_rss_mb"] for n in SERVICES),
         },
     }  # fmt: skip
+    if o["idle"]:
+        idle = {n: o["idle"]["cpu_percent"].get(n) for n in SERVICES}
+        targets["idle_cpu_percent"] = {
+            "target": f"<= {TARGETS['idle_cpu_percent']:g}% of a core each service, at rest",
+            "value": idle, "met": all(v is not None and v <= TARGETS["idle_cpu_percent"] for v in idle.values()),
+        }  # fmt: skip
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": {"cpus": psutil.cpu_count(), "python": platform.python_version(),
@@ -243,6 +254,12 @@ def markdown(result: dict, command: str) -> str:
     for name, mb in b["peak_rss_mb"].items():
         lines.append(f"| baseline: {name} | {b['phases']['surge']['cpu_seconds'].get(name, '–')} | "
                      f"{b['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |")  # fmt: skip
+    lines += ["", "| phase | records on agency topics | per distinct event (1.0: no copies) |", "|---|---|---|"]
+    for name, p in o["phases"].items():
+        lines.append(f"| {name} | {p['agency_topic_records']} | {p['agency_topic_records_per_event']} |")
+    if o["idle"]:
+        lines += ["", f"At rest ({o['idle']['seconds']} s, nothing sent), CPU in % of one core: "
+                  + ", ".join(f"{n} {v}" for n, v in o["idle"]["cpu_percent"].items()) + "."]  # fmt: skip
     lines += ["", "| target | value | met |", "|---|---|---|"]
     for name, t in result["targets"].items():
         lines.append(f"| {name} {t['target']} | {t['value']} | {'yes' if t['met'] else 'NO'} |")

@@ -21,6 +21,7 @@ import httpx
 import psutil
 
 from bench import figures
+from bench.figures import SERVICES
 from devstack.broker import wait_for_port
 from devstack.children import child_options
 from devstack.postgres import create_database
@@ -38,11 +39,13 @@ class Sizes:
     steady_rate: float
     steady_seconds: float
     drain_stall: float  # seconds without progress after which what has not arrived counts as lost
+    idle_seconds: float = 30.0  # the last phase: nothing sent, every process's CPU measured at rest
 
     @classmethod
     def of(cls, quick: bool) -> "Sizes":
         if quick:
-            return cls(surge_reports=150, surge_concurrency=16, steady_rate=40, steady_seconds=3, drain_stall=60)
+            return cls(surge_reports=150, surge_concurrency=16, steady_rate=40, steady_seconds=3, drain_stall=60,
+                       idle_seconds=3)  # fmt: skip
         return cls(surge_reports=3000, surge_concurrency=64, steady_rate=200, steady_seconds=30, drain_stall=60)
 
     def phases(self) -> list[dict]:
@@ -328,8 +331,8 @@ def run_baseline(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, se
 
 
 def run_ours(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, seed: int, profile_dir: Path | None) -> dict:
-    stack.start_services(["intake", "router", "notifier"])
-    for name in ("intake", "router", "notifier"):
+    stack.start_services(list(SERVICES))
+    for name in SERVICES:
         sampler.watch(name, stack.services[name].process.pid)
     intake, notifier = stack.services["intake"].url, stack.services["notifier"].url
     admin = {"Authorization": f"Bearer {stack.api_key}"}
@@ -364,7 +367,7 @@ def run_ours(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, seed: 
     for phase in sizes.phases():
         profiler = None
         if profile_dir is not None and phase["name"] == "surge":
-            pids = {n: stack.services[n].process.pid for n in ("intake", "router", "notifier")}
+            pids = {n: stack.services[n].process.pid for n in SERVICES}
             profiler = Profiler(profile_dir, pids, stack.database_url)
             profiler.start()
             time.sleep(1.0)
@@ -377,9 +380,20 @@ def run_ours(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, seed: 
         after = sampler.cpu_seconds()
         load["cpu_seconds"] = {n: round(after[n] - before.get(n, 0.0), 2) for n in after}
         phases.append(load)
+    idle = measure_idle(sampler, sizes.idle_seconds)
     observed = observer.finish()
     decisions.update(asyncio.run(_decisions(stack.database_url, [r for r in posted if r not in decisions])))
-    return {"phases": phases, "observed": observed, "decisions": decisions, "profiles": profile_files}
+    return {"phases": phases, "observed": observed, "decisions": decisions, "profiles": profile_files, "idle": idle}
+
+
+def measure_idle(sampler: Sampler, seconds: float) -> dict:
+    """Every process's CPU, in percent of one core, over `seconds` with nothing sent
+    (after the last phase has drained): what the system costs at rest."""
+    before, started = sampler.cpu_seconds(), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = sampler.cpu_seconds(), time.monotonic() - started
+    return {"seconds": round(elapsed, 1),
+            "cpu_percent": {n: round(100 * (after[n] - before.get(n, 0.0)) / elapsed, 2) for n in after}}  # fmt: skip
 
 
 def bench(
@@ -390,7 +404,7 @@ def bench(
     workdir = Path(tempfile.mkdtemp(prefix="e112-bench-"))
     stack = Stack(
         data_dir=workdir / "stack", api_key="bench-" + secrets.token_urlsafe(32), ephemeral=True,
-        broker_port=free_port(), ports={name: free_port() for name in ("intake", "router", "notifier")},
+        broker_port=free_port(), ports={name: free_port() for name in SERVICES},
         extra_env={"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32"},  # the bench's receiver is on loopback
         postgres_preload=("pg_stat_statements",) if profile else (),
     )  # fmt: skip
@@ -412,7 +426,7 @@ def bench(
         with sampler._lock:
             sampler.peak_rss = dict.fromkeys(sampler.peak_rss, 0)
         sampler.watch("broker", stack._broker.process.pid)
-        print("bench: our stack (intake → router → notifier)…", flush=True)
+        print("bench: our stack (intake → router → notifier, shifts, console)…", flush=True)
         ours = run_ours(workdir, stack, sizes, sampler, seed, out_dir if profile else None)
         ours_rss = dict(sampler.peak_rss)
     finally:

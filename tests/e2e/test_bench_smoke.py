@@ -26,6 +26,7 @@ def results(tmp_path_factory):
 
 
 PERCENTILES = {"n", "p50", "p95", "p99", "max"}
+SERVICES = {"intake", "router", "notifier", "shifts", "console"}  # the whole system runs, as in production
 
 
 def test_every_figure_is_there(results):
@@ -38,16 +39,18 @@ def test_every_figure_is_there(results):
         for latency in ("answer_ms", "post_to_topic_ms", "post_to_webhook_ms"):
             assert set(figures[latency]) == PERCENTILES and figures[latency]["n"] > 0, (phase, latency)
             assert figures[latency]["p50"] <= figures[latency]["p99"] <= figures[latency]["max"]
-        assert set(figures["cpu_seconds"]) >= {"intake", "router", "notifier", "broker", "postgres"}
+        assert set(figures["cpu_seconds"]) >= SERVICES | {"broker", "postgres"}
+        assert figures["agency_topic_records"] > 0 and figures["agency_topic_records_per_event"] >= 1.0
         base = baseline["phases"][phase]
         assert base["reports_accepted"] > 0 and base["post_to_topic_ms"]["n"] == base["reports_accepted"]
-    assert set(ours["peak_rss_mb"]) >= {"intake", "router", "notifier", "broker", "postgres"}
+    assert set(ours["peak_rss_mb"]) >= SERVICES | {"broker", "postgres"}
+    assert set(ours["idle"]["cpu_percent"]) >= SERVICES and ours["idle"]["seconds"] > 0
     assert all(mb > 0 for mb in ours["peak_rss_mb"].values())
     assert baseline["peak_rss_mb"]["baseline"] > 0
     assert set(result["ratios_to_baseline"]) >= {"surge_accepted_per_s", "steady_post_to_topic_p99"}
     assert all(value is not None for value in result["ratios_to_baseline"].values())
     assert set(result["targets"]) == {"reports_per_s_through_to_topics", "steady_post_to_topic_p99_ms",
-                                      "service_peak_rss_mb"}  # fmt: skip
+                                      "service_peak_rss_mb", "idle_cpu_percent"}  # fmt: skip
     assert "| target | value | met |" in report
 
 
