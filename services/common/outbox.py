@@ -73,10 +73,14 @@ async def enqueue(conn: asyncpg.Connection, records: Iterable[KafkaRecord]) -> N
              WITH ORDINALITY AS r(topic, key, headers, value, n)
         ORDER BY n
         """,
-        [r.topic for r in records], [r.key for r in records],
-        [json.dumps([[n, v.decode("utf-8", "backslashreplace")] for n, v in r.headers]) for r in records],
+        [r.topic for r in records], [r.key for r in records], [headers_json(r) for r in records],
         [r.value for r in records],
     )  # fmt: skip
+
+
+def headers_json(record: KafkaRecord) -> str:
+    """The `outbox.headers` column of `record`: `[[name, utf-8 value], …]`."""
+    return json.dumps([[n, v.decode("utf-8", "backslashreplace")] for n, v in record.headers])
 
 
 class OutboxMetrics:
