@@ -252,12 +252,19 @@ async def queue_state(conn: asyncpg.Connection, now: datetime) -> QueueState:
     row = await conn.fetchrow(
         """
         SELECT count(*) AS pending, count(*) FILTER (WHERE next_attempt_at <= $1 AND round = 1) AS due,
-               greatest(0, extract(epoch FROM min(next_attempt_at) - $1))::float8 AS next_due
+               extract(epoch FROM min(next_attempt_at) - $1)::float8 AS next_due
         FROM dispatches WHERE state = 'pending'
         """,
         now,
     )
-    return QueueState(row["pending"], row["due"], row["next_due"])
+    return QueueState(row["pending"], row["due"], not_before_now(row["next_due"]))
+
+
+def not_before_now(seconds: float | None) -> float | None:
+    """Seconds until a time that may have passed; None (nothing due at all) stays None.
+    Not SQL's greatest(0, x): it skips a NULL and answers 0, "due now", when nothing is
+    due, and the loops waiting that long spun at rest (most of a core, bench/)."""
+    return None if seconds is None else max(0.0, seconds)
 
 
 async def record_attempt(
@@ -516,11 +523,12 @@ async def settle_notice(conn, dispatch_id: UUID, token: UUID, *, state: str, att
 
 
 async def seconds_until_next_timer(conn: asyncpg.Connection, now: datetime) -> float | None:
-    return await conn.fetchval(
+    seconds = await conn.fetchval(
         """
-        SELECT greatest(0, extract(epoch FROM least(
+        SELECT extract(epoch FROM least(
             (SELECT min(escalation_due_at) FROM dispatches WHERE acknowledged_at IS NULL),
-            (SELECT min(next_attempt_at) FROM escalation_notices WHERE state = 'pending')) - $1))::float8
+            (SELECT min(next_attempt_at) FROM escalation_notices WHERE state = 'pending')) - $1)::float8
         """,
         now,
     )
+    return not_before_now(seconds)
