@@ -18,7 +18,7 @@ from schemas.catalog import Verification
 from schemas.envelope import encode
 from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked, ReportVerified
 from schemas.reports import ReportCreate
-from services.common.outbox import enqueue
+from services.common.outbox import enqueue, headers_json
 from services.intake.linking import Candidate, Link, Place
 from services.intake.status import STATUS_NEUTRAL_EVENTS, Entry, summarise
 
@@ -152,6 +152,29 @@ async def lock_for_linking(conn: asyncpg.Connection, lock_ids: list[int]) -> Non
         await conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", lock_ids)
 
 
+REPORT_COLUMNS = (
+    "id", "kind", "category", "subtype", "description", "kecamatan", "desa", "address", "lat", "lon", "caller_name",
+    "caller_phone", "channel", "casualties", "received_at", "client_name", "status", "linked_to", "verification",
+    "filed_by",
+)  # fmt: skip
+_N = len(REPORT_COLUMNS)
+
+# The report, its first timeline entries (all at its receipt) and its report.received in
+# the outbox, in one statement: three were a round trip each on every POST.
+_STORE_REPORT = f"""
+    WITH report AS (
+        INSERT INTO reports ({", ".join(REPORT_COLUMNS)}) VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
+        RETURNING id, received_at
+    ), timeline AS (
+        INSERT INTO report_timeline (report_id, at, event, detail)
+        SELECT report.id, report.received_at, e.event, e.detail::jsonb
+        FROM report, unnest(${_N + 1}::text[], ${_N + 2}::text[]) WITH ORDINALITY AS e(event, detail, n)
+        ORDER BY e.n
+    )
+    INSERT INTO outbox (topic, key, headers, value) VALUES (${_N + 3}, ${_N + 4}, ${_N + 5}::jsonb, ${_N + 6})
+"""
+
+
 async def store_report(
     conn: asyncpg.Connection,
     report_id: UUID,
@@ -179,29 +202,24 @@ async def store_report(
         "casualties": report.casualties, "received_at": received_at, "client_name": client_name, "status": status,
         "linked_to": link and link.incident_report_id, "verification": verification, "filed_by": report.operator_id,
     }  # fmt: skip
-    await conn.execute(
-        f"INSERT INTO reports ({', '.join(row)}) VALUES ({', '.join(f'${i}' for i in range(1, len(row) + 1))})",
-        *row.values(),
-    )
     received = {"channel": report.channel, "kind": report.kind, "via": client_name}
     if verification != "not_required":
         received["verification"] = verification
     if report.operator_id:
         received["operator_id"] = str(report.operator_id)
-    entries = [(received_at, "received", received)]
+    entries = [("received", received)]
     if link:
-        entries.append((received_at, "linked", {"incident_report_id": str(link.incident_report_id),
-                                                "reason": link.reason, "distance_m": link.distance_m}))  # fmt: skip
-    await conn.executemany(
-        "INSERT INTO report_timeline (report_id, at, event, detail) VALUES ($1, $2, $3, $4::jsonb)",
-        [(report_id, at, event, json.dumps(detail)) for at, event, detail in entries],
-    )
+        entries.append(("linked", {"incident_report_id": str(link.incident_report_id), "reason": link.reason,
+                                   "distance_m": link.distance_m}))  # fmt: skip
+    announce = encode(received_event(row), topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=received_at)
+    await conn.execute(
+        _STORE_REPORT, *(row[c] for c in REPORT_COLUMNS), [e for e, _ in entries], [json.dumps(d) for _, d in entries],
+        announce.topic, announce.key, headers_json(announce), announce.value,
+    )  # fmt: skip
     if link:
         # The incident's timeline shows the extra caller too.
         await add_timeline_entry(conn, report_id=link.incident_report_id, at=received_at, event="caller_added",
                                  detail={"report_id": str(report_id), "reason": link.reason})  # fmt: skip
-    event = received_event(row)
-    await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=received_at)])
     return status
 
 
@@ -274,17 +292,20 @@ async def add_timeline_entry(
     """Append an entry for a report intake knows and bring its status up to date;
     False (nothing written) for a report intake does not hold.
 
-    One statement: an entry that cannot change the status is inserted if the report
-    exists; any other locks the report, inserts, and reads back the report and its whole
-    timeline (the new entry with it), from which the status is derived. Three round
-    trips per entry were a large part of intake's share of a report (bench --profile)."""
+    An entry that cannot change the status is one statement: inserted if the report
+    exists. Any other is two: the report locked and read (its status is written from
+    what follows), then the entry inserted and the whole timeline read back with it. Not
+    one: the timeline must be read by a statement that starts once the lock is held, or
+    an entry another transaction committed while this one waited for the lock is missed
+    and a stale status stored. Three round trips per entry before (bench --profile)."""
     values = (report_id, at, event, agency, dispatch_id, json.dumps(detail or {}, default=str))
     if event in STATUS_NEUTRAL_EVENTS:
         return bool(await conn.fetchval(_ADD_ENTRY, *values))
-    row = await conn.fetchrow(_ADD_ENTRY_AND_READ, *values)
+    row = await conn.fetchrow("SELECT * FROM reports WHERE id = $1 FOR UPDATE", report_id)
     if row is None:
         return False
-    await _store_status(conn, row, _entries(orjson.loads(row["timeline"])))
+    timeline = await conn.fetchval(_ADD_ENTRY_AND_READ, *values)
+    await _store_status(conn, row, _entries(orjson.loads(timeline)))
     return True
 
 
@@ -294,21 +315,18 @@ _ADD_ENTRY = """
     RETURNING true
 """
 
-# The report, locked (its status is written from what is read here), and its timeline
-# with the entry just added: the statement's own insert is not visible to its reads of
-# the table, so it is added to them from the CTE.
+# The timeline with the entry just added: the statement's own insert is not visible to
+# its read of the table, so it is added to it from the CTE.
 _ADD_ENTRY_AND_READ = """
-    WITH report AS (SELECT * FROM reports WHERE id = $1 FOR UPDATE),
-    added AS (
+    WITH added AS (
         INSERT INTO report_timeline (report_id, at, event, agency, dispatch_id, detail)
-        SELECT id, $2, $3, $4, $5, $6::jsonb FROM report
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb)
         RETURNING at, event, agency, dispatch_id, detail
-    ),
-    entries AS (
+    ), entries AS (
         SELECT at, event, agency, dispatch_id, detail FROM report_timeline WHERE report_id = $1
         UNION ALL SELECT * FROM added
     )
-    SELECT report.*, (SELECT json_agg(entries ORDER BY at) FROM entries)::text AS timeline FROM report
+    SELECT json_agg(entries ORDER BY at)::text FROM entries
 """
 
 
