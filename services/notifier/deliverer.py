@@ -217,15 +217,17 @@ class Deliverer:
                     self._wake.clear()
                     asked, claimed = await self._round()
                     next_due = None
-                    if claimed < asked or time.monotonic() - gauge_at >= 1.0:
-                        # Every slot busy: a finished attempt wakes the loop, so under load
-                        # the queries for the next due time and the gauge are skipped
-                        # (the gauge is refreshed once a second at most).
+                    nothing_due = asked > 0 and claimed == 0
+                    if nothing_due or time.monotonic() - gauge_at >= 1.0:
+                        # An attempt in flight wakes the loop when it finishes, so while
+                        # any was claimed (or every slot is busy) the look at the queue
+                        # for the next due time is skipped; the gauge is refreshed once a
+                        # second at most.
                         async with self.pool.acquire() as conn:
                             queue = await store.queue_state(conn, self.clock.now())
                         self.metrics.pending.set(queue.pending)
                         self.due_backlog = queue.due
-                        if claimed < asked:
+                        if nothing_due:
                             next_due = queue.seconds_until_next_due
                         gauge_at = time.monotonic()
                     wait = self.poll_interval if next_due is None else min(self.poll_interval, next_due)
@@ -347,6 +349,19 @@ class Deliverer:
         else:
             outcome = "permanent"
         self.metrics.attempts.labels(dispatch.agency, channel, outcome).inc()
+
+        if outcome == "delivered" and not skipped and not closed_again:
+            announce = (update_outcome_record if dispatch.kind == "update" else outcome_record)(
+                dispatch, "delivered", channel, attempts, None, now
+            )
+            async with self.pool.acquire() as conn:
+                finished = await store.finish_delivered(
+                    conn, dispatch, channel=channel, target=target, attempts=attempts, channel_errors=errors,
+                    started_at=now, duration_ms=duration_ms, status_code=result.status_code, announce=announce, now=now,
+                )  # fmt: skip
+            if finished:
+                self._count_finished(dispatch, "delivered", channel, attempts, now)
+            return
 
         async with self.pool.acquire() as conn, conn.transaction():
             await self._record_skipped(conn, dispatch, skipped, now)

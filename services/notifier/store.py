@@ -11,6 +11,9 @@ from uuid import UUID
 
 import asyncpg
 
+from schemas.envelope import KafkaRecord
+from services.common.outbox import headers_json
+
 DEFAULT_CHANNELS = ("webhook", "email")
 
 
@@ -350,6 +353,47 @@ async def finish(
         WHERE dispatch_id = $1 AND state = 'pending' AND ($3 = 'delivered' OR claim_token = $2) RETURNING true
         """,
         dispatch.dispatch_id, dispatch.claim_token, state, channel, attempts, channel_errors, error, now,
+    )  # fmt: skip
+    return bool(done)
+
+
+async def finish_delivered(
+    conn: asyncpg.Connection,
+    dispatch: DueDispatch,
+    *,
+    channel: str,
+    target: str,
+    attempts: int,
+    channel_errors: list[str],
+    started_at: datetime,
+    duration_ms: int,
+    status_code: int | None,
+    announce: KafkaRecord,
+    now: datetime,
+) -> bool:
+    """The common end of an attempt, in one statement (its own transaction, no BEGIN or
+    COMMIT): the attempt recorded, the dispatch marked delivered, and `announce`
+    (dispatch.delivered) written to the outbox if this call is the one that finished
+    it. False if it was finished already (acknowledged meanwhile, or by another
+    worker). The same as record_attempt + finish + enqueue in a transaction, in one
+    round trip instead of five: the notifier's most frequent path (bench --profile)."""
+    done = await conn.fetchval(
+        """
+        WITH attempt AS (
+            INSERT INTO delivery_attempts (dispatch_id, attempt, channel, target, started_at, duration_ms,
+                                           outcome, status_code, error)
+            VALUES ($1, $2, $3, $4, $5, $6, 'delivered', $7, NULL)
+        ), finished AS (
+            UPDATE dispatches SET state = 'delivered', channel = $3, attempts = greatest(attempts, $2),
+                                  channel_errors = $8, last_error = NULL, finished_at = $9, claim_token = NULL
+            WHERE dispatch_id = $1 AND state = 'pending' RETURNING dispatch_id
+        ), announced AS (
+            INSERT INTO outbox (topic, key, headers, value) SELECT $10, $11, $12::jsonb, $13 FROM finished
+        )
+        SELECT count(*) FROM finished
+        """,
+        dispatch.dispatch_id, attempts, channel, target, started_at, duration_ms, status_code, channel_errors, now,
+        announce.topic, announce.key, headers_json(announce), announce.value,
     )  # fmt: skip
     return bool(done)
 
