@@ -148,12 +148,15 @@ async def record_decision(
     """False when the report was already decided (a second copy of the same report). A
     report that was dead-lettered is decided again when it is re-driven, a linked one
     when an operator unlinks it, a held one when an operator verifies it."""
-    await lock_decision(conn, report_id)
+    # The decision lock (lock_decision) is taken by this very statement: what must come
+    # after it is the next statement's look for parked reports (linked.release_waiting),
+    # not this insert's, and that one starts after the lock is held.
     inserted = await conn.fetchval(
         """
         INSERT INTO routing_decisions
             (report_id, event_id, category, rule_version, dispatches, matched_rules, reason, outcome, decided_at)
-        VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9)
+        SELECT $1::uuid, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9
+        FROM (SELECT pg_advisory_xact_lock(112, hashtext($1::uuid::text))) AS decision_lock
         ON CONFLICT (report_id) DO UPDATE SET
             event_id = EXCLUDED.event_id, category = EXCLUDED.category, rule_version = EXCLUDED.rule_version,
             dispatches = EXCLUDED.dispatches, matched_rules = EXCLUDED.matched_rules, reason = EXCLUDED.reason,
