@@ -59,7 +59,11 @@ class Assigner:
             Operator(r["id"], r["status"], r["shift_starts_at"], r["shift_ends_at"], r["last_assigned_at"])
             for r in operator_rows
         ]
-        task_rows = await conn.fetch("SELECT * FROM tasks WHERE state <> 'closed' ORDER BY created_at, seq FOR UPDATE")
+        # Not FOR UPDATE: the advisory lock above already serialises every reconcile, and a
+        # task closed meanwhile (close() holds its row) is left alone by the guarded
+        # updates below. Locking every open task wrote each row on every reconcile, and a
+        # queue of hundreds (nobody on duty in a surge) made each new task cost that much.
+        task_rows = await conn.fetch("SELECT * FROM tasks WHERE state <> 'closed' ORDER BY created_at, seq")
         tasks = [Task(r["id"], r["created_at"], r["operator_id"], queued=r["id"] not in fresh,
                       urgency=urgency_of(r["reason"])) for r in task_rows]  # fmt: skip
         result = plan(tasks, operators, shift_starts_at=shift.starts_at, capacity=self.capacity, now=now)
@@ -68,14 +72,20 @@ class Assigner:
         for move in result.moves:
             task = by_task[move.task_id]
             if move.operator_id is None:
-                await conn.execute("UPDATE tasks SET state = 'queued', operator_id = NULL WHERE id = $1", task["id"])
+                if task["operator_id"] is not None:  # a new task waits where it was put: queued, nobody's
+                    await conn.execute(
+                        "UPDATE tasks SET state = 'queued', operator_id = NULL WHERE id = $1 AND state <> 'closed'",
+                        task["id"],
+                    )
                 continue
             note = await self._handover_note(conn, move.previous_operator_id) if move.why == "handover" else None
-            await conn.execute(
+            given = await conn.fetchval(
                 "UPDATE tasks SET state = 'assigned', operator_id = $2, assigned_at = $3, handover_note = $4 "
-                "WHERE id = $1",
+                "WHERE id = $1 AND state <> 'closed' RETURNING true",
                 task["id"], move.operator_id, now, note,
             )  # fmt: skip
+            if not given:
+                continue  # closed since it was read: nothing to give out
             await conn.execute("UPDATE operators SET last_assigned_at = $2 WHERE id = $1", move.operator_id, now)
             waited = max(0.0, (now - task["created_at"]).total_seconds())
             if move.why in ("new", "from_queue"):
