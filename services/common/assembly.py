@@ -48,7 +48,6 @@ class ConsumerSpec:
     handler: HandlerTable
     topics: Sequence[str] | None = None
     pattern: str | None = None
-    batch_transactions: bool = True
     pause_while: Callable[[], bool] | None = None
     consumer_class: type[EventConsumer] = EventConsumer
     options: Mapping[str, Any] = field(default_factory=dict)  # more arguments for consumer_class
@@ -164,5 +163,5 @@ def _make_consumer(spec: ConsumerSpec, pool, settings: ServiceSettings, metrics:
         inbox_retention_days=settings.inbox_retention_days, metrics=metrics,
         topics_=list(spec.topics) if spec.topics is not None else None, pattern=spec.pattern,
         create_topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
-        batch_transactions=spec.batch_transactions, pause_while=spec.pause_while, **spec.options,
+        pause_while=spec.pause_while, **spec.options,
     )  # fmt: skip

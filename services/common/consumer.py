@@ -111,7 +111,6 @@ class EventConsumer:
         max_records: int = 200,
         inbox_retention_days: float = 35,
         pause_while: Callable[[], bool] | None = None,
-        batch_transactions: bool = True,
     ):
         """`pause_while`: while it says so, the consumer keeps its group membership but
         fetches nothing (backpressure from the service's own queue)."""
@@ -132,7 +131,6 @@ class EventConsumer:
         self.handles = handler.handles
         self.inbox_retention_days = inbox_retention_days
         self.pause_while = pause_while
-        self.batch_transactions = batch_transactions
         self._pruned_at = 0.0
         self._consumer = None
         self._batch_lock = asyncio.Lock()
@@ -235,12 +233,7 @@ class EventConsumer:
         in one transaction when that works; one transaction each when it does not."""
         seen = await self._already_processed(records)
         fresh = [r for r in records if _header(r, "ce_id") not in seen]
-        if (
-            self.batch_transactions
-            and len(fresh) > 1
-            and not self._stopping.is_set()
-            and await self._process_together(fresh)
-        ):
+        if len(fresh) > 1 and not self._stopping.is_set() and await self._process_together(fresh):
             self.metrics.events.labels(self.name, "duplicate").inc(len(records) - len(fresh))
             return records[-1]
         return await self._process_one_by_one(records, seen)

@@ -40,15 +40,10 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             pool=pool, clock=clock, metrics=metrics, capacity=settings.assign_capacity,
             interval=settings.coverage_check_interval,
         )  # fmt: skip
-        # One transaction per event: the assigner tells a task opened by this event from
-        # one already waiting by the transaction it was made in (its wait and the
-        # "new"/"from_queue" count), and shifts is not on a dispatch's way.
-        consumer = ConsumerSpec(
-            name="shifts-tasks",
-            handler=tasks.handler_table(assigner, clock),
-            topics=tasks.TOPICS,
-            batch_transactions=False,
-        )
+        # A fetched batch in one transaction, like every consumer: each event's function
+        # names the task it opened to the assigner (`fresh`), so a task opened by an
+        # earlier event of the batch and still waiting counts as waiting, as it is.
+        consumer = ConsumerSpec(name="shifts-tasks", handler=tasks.handler_table(assigner, clock), topics=tasks.TOPICS)
         return Parts(consumer=consumer, loops={"coverage-check": coverage.run, "assignment": assigner.run})
 
     auth = admin_key(settings)
