@@ -63,7 +63,17 @@ class Assigner:
         # task closed meanwhile (close() holds its row) is left alone by the guarded
         # updates below. Locking every open task wrote each row on every reconcile, and a
         # queue of hundreds (nobody on duty in a surge) made each new task cost that much.
-        task_rows = await conn.fetch("SELECT * FROM tasks WHERE state <> 'closed' ORDER BY created_at, seq")
+        # With nobody who may hold a task, the waiting ones stay where they are: only the
+        # held ones are read (to take them back), the queue is counted. In a surge with
+        # nobody free the queue runs to hundreds, and reading it whole for every new
+        # task made shifts fall minutes behind (bench/).
+        anyone_on_duty = any(may_hold(op, shift.starts_at) for op in operators)
+        waiting_unread = 0
+        if anyone_on_duty:
+            task_rows = await conn.fetch("SELECT * FROM tasks WHERE state <> 'closed' ORDER BY created_at, seq")
+        else:
+            task_rows = await conn.fetch("SELECT * FROM tasks WHERE state = 'assigned' ORDER BY created_at, seq")
+            waiting_unread = await conn.fetchval("SELECT count(*) FROM tasks WHERE state = 'queued'")
         tasks = [Task(r["id"], r["created_at"], r["operator_id"], queued=r["id"] not in fresh,
                       urgency=urgency_of(r["reason"])) for r in task_rows]  # fmt: skip
         result = plan(tasks, operators, shift_starts_at=shift.starts_at, capacity=self.capacity, now=now)
@@ -98,7 +108,7 @@ class Assigner:
             )  # fmt: skip
             records.append(report_record(event, task["report_id"], now))
         records += await self._sync_statuses(conn, operator_rows, shift.starts_at, now)
-        records += await self._queue_episode(conn, shift, len(result.queued), now)
+        records += await self._queue_episode(conn, shift, len(result.queued) + waiting_unread, now)
         await enqueue(conn, records)
         await self._refresh_gauges(conn)
 
