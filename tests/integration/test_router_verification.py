@@ -61,8 +61,11 @@ async def test_a_held_report_goes_out_on_genuine_and_a_prank_never(database_url,
     assert {m.key for m in dispatched} == {str(genuine.report_id)}
     assert {m.data["agency"] for m in dispatched} == {"polres", "satpolpp"}
     assert all(m.data["verified"] is True for m in dispatched)
-    routed = of_type(messages, "report.routed.v1")
-    assert [m.key for m in routed] == [str(genuine.report_id)]
+    # One routing of the genuine report. Counted by ce_id: a relay interrupted mid-batch
+    # (a topic not yet in the broker's metadata at start) publishes the batch again under
+    # the same ids, which the contract allows (at-least-once) and every reader drops.
+    routed = {m.headers["ce_id"]: m.key for m in of_type(messages, "report.routed.v1")}
+    assert list(routed.values()) == [str(genuine.report_id)]
 
 
 async def test_an_unverified_dispatch_found_false_is_cancelled_at_every_agency_once(database_url, broker):
