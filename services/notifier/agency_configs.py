@@ -23,22 +23,25 @@ class AgencyConfigs:
         self._kept: dict[str, tuple[AgencyConfig, float]] = {}
 
     async def get(self, conn: asyncpg.Connection, agency: str) -> AgencyConfig:
-        now = self.clock()
-        kept = self._kept.get(agency)
-        if kept is not None and kept[1] > now:
-            return kept[0]
+        kept = self._fresh(agency)
+        if kept is not None:
+            return kept
         config = await store.agency_config(conn, agency)
-        self._kept[agency] = (config, now + self.ttl_seconds)
+        self._kept[agency] = (config, self.clock() + self.ttl_seconds)
         return config
 
     async def read(self, pool: asyncpg.Pool, agency: str) -> AgencyConfig:
         """`get` outside a transaction: a connection is taken only when the kept read
         is missing or stale."""
-        kept = self._kept.get(agency)
-        if kept is not None and kept[1] > self.clock():
-            return kept[0]
+        kept = self._fresh(agency)
+        if kept is not None:
+            return kept
         async with pool.acquire() as conn:
             return await self.get(conn, agency)
+
+    def _fresh(self, agency: str) -> AgencyConfig | None:
+        kept = self._kept.get(agency)
+        return kept[0] if kept is not None and kept[1] > self.clock() else None
 
     def forget(self) -> None:
         self._kept.clear()
