@@ -208,11 +208,18 @@ class OutboxRelay:
             self.is_leader = False
             self._acked.clear()  # another replica may publish now: what it acknowledges is not seen here
             self._suspect.clear()
-            if reader is not None:
-                await reader.stop()
-            if producer is not None:
-                await producer.stop()
-            await conn.close(timeout=2)
+            try:
+                if reader is not None:
+                    await reader.stop()
+                if producer is not None:
+                    await producer.stop()  # its sends in flight end before another replica leads
+                await conn.close(timeout=2)
+            finally:
+                # A stop cancelled again while it waits on the broker (stop_for_sure
+                # repeats its cancel) must still give up the lock, or no other replica
+                # of this service ever publishes while this process lives.
+                if not conn.is_closed():
+                    conn.terminate()
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer) -> int:
         rows = await conn.fetch(

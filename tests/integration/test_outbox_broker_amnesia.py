@@ -4,67 +4,20 @@ would otherwise be gone. Real broker, real PostgreSQL, the common OutboxRelay.""
 
 import asyncio
 import json
-import uuid
-from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from schemas.envelope import encode
-from schemas.events import ReportUnrouted
-from services.common import db
 from services.common.lifecycle import cancel_tasks
-from services.common.outbox import OutboxMetrics, OutboxRelay, enqueue
-from tests.support import eventually, read_topics
+from services.common.outbox import enqueue
+from tests.integration.outbox_support import TOPIC, N, all_published, outbox_ready, read_ids, records, relay_for
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
-
-SCHEMA = "otest"
-TOPIC = "e112.test-amnesia"
-N = 12
-
-
-def records(n: int) -> list:
-    now = datetime.now(UTC)
-    return [
-        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="test", at=now),
-               topic=TOPIC, key=f"key-{i}", source="test")
-        for i in range(n)
-    ]  # fmt: skip
-
-
-async def outbox_ready(database_url: str, tmp_path) -> asyncpg.Pool:
-    pool = await db.create_pool(database_url, schema=SCHEMA, min_size=1, max_size=2)
-    await db.migrate(pool, SCHEMA, tmp_path / "no-migrations")  # the common outbox tables only
-    return pool
-
-
-def relay_for(database_url: str, bootstrap: str, registry: CollectorRegistry, **options) -> OutboxRelay:
-    """By default a relay with no topics of its own (a topic the broker forgot is then
-    recreated by the loss check) that checks for losses twice a second."""
-    options = {"topics": [], "loss_check_interval": 0.5, **options}
-    return OutboxRelay(
-        dsn=database_url, schema=SCHEMA, bootstrap=bootstrap, partitions=3, metrics=OutboxMetrics(registry),
-        poll_interval=0.2, **options,
-    )  # fmt: skip
 
 
 def replayed(registry: CollectorRegistry) -> float:
     return registry.get_sample_value("e112_outbox_replayed_total", {"topic": TOPIC}) or 0.0
-
-
-async def all_published(pool: asyncpg.Pool) -> bool:
-    async with pool.acquire() as conn:
-        return await conn.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL")
-
-
-async def read_ids(bootstrap: str, wanted: set[str], timeout: float) -> dict[str, object]:
-    """A plain reader (no group, from the beginning), until it saw every wanted ce_id."""
-    messages = await read_topics(
-        bootstrap, [TOPIC], timeout=timeout, until=lambda ms: wanted <= {m.headers.get("ce_id") for m in ms}
-    )
-    return {m.headers["ce_id"]: m for m in messages}
 
 
 def assert_same_messages(seen: dict, sent: list) -> None:

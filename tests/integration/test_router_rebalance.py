@@ -97,6 +97,14 @@ async def decided(database_url: str) -> int:
         await conn.close()
 
 
+async def outbox_drained(database_url: str) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT count(*) = 0 FROM router.outbox WHERE published_at IS NULL")
+    finally:
+        await conn.close()
+
+
 async def waiting_on_lock(conn: asyncpg.Connection) -> int:
     return await conn.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -134,6 +142,8 @@ async def test_a_router_leaving_mid_batch_loses_no_report_and_doubles_none(datab
         # The lock is released: the batches in hand go on.
         await asyncio.wait_for(b.task, 30)
         await eventually(lambda: all_handled(a, b, sent), timeout=60)
+        # Handled is committed to the outbox; A publishes it (leading once B let go).
+        await eventually(lambda: outbox_drained(database_url), timeout=60)
     finally:
         await lock.close()
         a.leave()
