@@ -139,6 +139,9 @@ class OutboxRelay:
         # partitions that then acknowledged an offset at or below that highest one.
         self._acked: dict[TopicPartition, tuple[int, int]] = {}
         self._suspect: set[TopicPartition] = set()
+        # Topics the broker had at its last metadata answer (the loss check asks at least
+        # every `loss_check_interval`): a batch for these alone is sent without asking.
+        self._present: set[str] = set()
 
     async def run(self) -> None:
         """Publish until cancelled, riding out broker and database outages."""
@@ -208,6 +211,7 @@ class OutboxRelay:
             self.is_leader = False
             self._acked.clear()  # another replica may publish now: what it acknowledges is not seen here
             self._suspect.clear()
+            self._present.clear()
             try:
                 if reader is not None:
                     await reader.stop()
@@ -228,7 +232,9 @@ class OutboxRelay:
         )
         if not rows:
             return 0
-        await self._ensure_topics_exist({row["topic"] for row in rows}, producer)
+        wanted = {row["topic"] for row in rows}
+        if not wanted <= self._present:
+            await self._ensure_topics_exist(wanted, producer)
         await self._send(conn, producer, rows)
         for row in rows:
             self.metrics.published.labels(row["topic"]).inc()
@@ -323,15 +329,20 @@ class OutboxRelay:
         """Ask the broker (not the producer's cache) whether the topics exist, and create
         the missing ones before sending. A broker that restarted empty (Tansu keeps
         nothing) would otherwise take the producer's writes for topics it no longer
-        has, on its old metadata, and lose them. One metadata round trip per batch, for
-        the batch's topics only: asking for all of them cost the relay and the broker
-        three times as much CPU, paid on every batch under load (bench/). Returns the
-        metadata as it was before any creation."""
+        has, on its old metadata, and lose them.
+
+        Asked before a batch only for a topic not seen at the last answer, and by every
+        loss check: under a surge the relays publish many small batches, and a metadata
+        request each was work for the relay and the broker on every one. A broker that restarts empty between two checks may take a
+        batch for a topic it lost; the next check (at most `loss_check_interval` later)
+        finds the topic gone or the log too short, recreates it and publishes the rows
+        again. Returns the metadata as it was before any creation."""
         metadata = ClusterMetadata()
         if not await producer.client._metadata_update(metadata, sorted(wanted)):
             raise KafkaError("no broker answered a metadata request")
         if not wanted <= metadata.topics():
             await ensure_topics(self.bootstrap, sorted(wanted | set(self.topics)), self.partitions)
+        self._present |= wanted
         return metadata
 
     async def _refresh_backlog(self, conn: asyncpg.Connection) -> None:
