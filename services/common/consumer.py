@@ -231,17 +231,17 @@ class EventConsumer:
     async def _process_partition(self, records: list[ConsumerRecord]) -> ConsumerRecord | None:
         """Handle one partition's records in order; the last one finished. All of them
         in one transaction when that works; one transaction each when it does not."""
-        seen = await self._already_processed(records)
-        fresh = [r for r in records if _header(r, "ce_id") not in seen]
-        if len(fresh) > 1 and not self._stopping.is_set() and await self._process_together(fresh):
-            self.metrics.events.labels(self.name, "duplicate").inc(len(records) - len(fresh))
+        if len(records) > 1 and not self._stopping.is_set() and await self._process_together(records):
             return records[-1]
+        # One by one, where each copy would cost a transaction to find: the copies are
+        # looked up first (a failed batch, or a lone record, is rarely one of a flood).
+        seen = await self._already_processed(records) if len(records) > 1 else set()
         return await self._process_one_by_one(records, seen)
 
     async def _process_together(self, records: list[ConsumerRecord]) -> bool:
         """Handle `records` (one partition's, in order) in one transaction: every ce_id
-        claimed in one statement, the handler run for each claimed event, one commit.
-        False, with nothing written, when anything goes wrong: the caller then takes
+        claimed in one statement, the handler table run over the claimed events, one
+        commit. False, with nothing written, when anything goes wrong: the caller then takes
         them one by one, where a transient failure is retried and an event that can
         never be handled goes alone to the dead letters.
 
@@ -264,15 +264,17 @@ class EventConsumer:
             envelopes.append(envelope)
         handled: list[Envelope] = []
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                claimed = await claim_all(conn, self.name, [e.id for e in envelopes])
-                for envelope in envelopes:
-                    if envelope.id not in claimed:
-                        outcomes["duplicate"] = outcomes.get("duplicate", 0) + 1
-                        continue
-                    claimed.discard(envelope.id)  # a second copy in this very batch is a duplicate
-                    await self.handler(conn, envelope)
-                    handled.append(envelope)
+            if envelopes:  # else all skipped unread: no transaction at all
+                async with self.pool.acquire() as conn, conn.transaction():
+                    claimed = await claim_all(conn, self.name, [e.id for e in envelopes])
+                    for envelope in envelopes:
+                        if envelope.id not in claimed:
+                            outcomes["duplicate"] = outcomes.get("duplicate", 0) + 1
+                            continue
+                        claimed.discard(envelope.id)  # a second copy in this very batch is a duplicate
+                        handled.append(envelope)
+                    if handled:
+                        await self.handler.handle_all(conn, handled)
         except Exception as exc:  # noqa: BLE001 - rolled back: the one-by-one path sorts it out
             log.info(
                 "batch rolled back; handling its events one by one",

@@ -4,9 +4,15 @@ The types a consumer skips unread (no transaction, no inbox row) are the ones mi
 from its table, so what is handled and what is skipped cannot drift apart. A function
 that acts on a type only sometimes (a `report.received` that needs verification)
 decides inside; the type is still in the table, so it is never skipped unread.
+
+A model may instead name a batch function (`batched`): it gets, in order, every
+consecutive event of the consumer's transaction that maps to it, and can write them in
+a few statements instead of a few each (bench --profile: intake's timeline entries were
+a fifth of PostgreSQL's statements in a surge). Consecutive only: an event of another
+function in between is run in its place, so the events' order is kept.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 
@@ -14,21 +20,45 @@ from schemas.envelope import Envelope
 from schemas.events import Event
 
 EventFunction = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+BatchFunction = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
 
 
 class HandlerTable:
-    """Called by the consumer in the event's transaction, like a plain handler."""
+    """Called by the consumer in the event's transaction, like a plain handler, or with
+    all the events of a transaction at once (`handle_all`)."""
 
-    def __init__(self, functions: Mapping[type[Event], EventFunction]):
-        if not functions:
+    def __init__(
+        self,
+        functions: Mapping[type[Event], EventFunction],
+        batched: Mapping[type[Event], BatchFunction] | None = None,
+    ):
+        batched = dict(batched or {})
+        if not functions and not batched:
             raise ValueError("a handler table names at least one event model")
+        if both := functions.keys() & batched.keys():
+            raise ValueError(f"a model has one function, not two: {sorted(m.__name__ for m in both)}")
         self._functions: dict[type, EventFunction] = dict(functions)
-        self.handles: frozenset[str] = frozenset(model.ce_type for model in functions)
+        self._batched: dict[type, BatchFunction] = batched
+        self.handles: frozenset[str] = frozenset(model.ce_type for model in [*functions, *batched])
 
     async def __call__(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
-        function = self._functions.get(type(envelope.data))
-        if function is not None:
-            await function(conn, envelope)
+        await self.handle_all(conn, [envelope])
 
-    def function_for(self, model: type[Event]) -> EventFunction | None:
-        return self._functions.get(model)
+    async def handle_all(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """Run the table over `envelopes` in their order, in the caller's transaction."""
+        run: list[Envelope] = []
+        run_function: BatchFunction | None = None
+        for envelope in envelopes:
+            batch_function = self._batched.get(type(envelope.data))
+            if run and batch_function is not run_function:
+                await run_function(conn, run)
+                run = []
+            if batch_function is not None:
+                run.append(envelope)
+                run_function = batch_function
+                continue
+            function = self._functions.get(type(envelope.data))
+            if function is not None:
+                await function(conn, envelope)
+        if run:
+            await run_function(conn, run)

@@ -40,9 +40,47 @@ async def test_the_function_of_the_events_model_is_called_with_the_connection_an
     assert table.handles == {ReportUnrouted.ce_type}
 
 
+def unrouted() -> Envelope:
+    return envelope_of(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=datetime.now(UTC)))
+
+
+def unlinked() -> Envelope:
+    return envelope_of(
+        ReportUnlinked(report_id=uuid.uuid4(), incident_report_id=uuid.uuid4(), unlinked_by="x",
+                       unlinked_at=datetime.now(UTC))
+    )  # fmt: skip
+
+
+async def test_consecutive_events_of_a_batch_function_go_to_it_together_and_in_order():
+    calls = []
+
+    async def on_unrouted_batch(conn, envelopes):
+        calls.append(("batch", [e.id for e in envelopes]))
+
+    async def on_unlinked(conn, envelope):
+        calls.append(("one", [envelope.id]))
+
+    table = HandlerTable({ReportUnlinked: on_unlinked}, batched={ReportUnrouted: on_unrouted_batch})
+    u1, u2, l1, u3, u4, u5 = unrouted(), unrouted(), unlinked(), unrouted(), unrouted(), unrouted()
+    await table.handle_all("conn", [u1, u2, l1, u3, u4, u5])
+    # The event of the other function in between splits the run: the order is kept.
+    assert calls == [("batch", [u1.id, u2.id]), ("one", [l1.id]), ("batch", [u3.id, u4.id, u5.id])]
+    calls.clear()
+    await table("conn", u1)  # one event alone goes to its batch function too
+    assert calls == [("batch", [u1.id])]
+    assert table.handles == {ReportUnrouted.ce_type, ReportUnlinked.ce_type}
+
+
 def test_an_empty_table_is_refused():
     with pytest.raises(ValueError):
         HandlerTable({})
+
+
+def test_a_model_with_a_function_and_a_batch_function_is_refused():
+    async def f(conn, envelope): ...
+
+    with pytest.raises(ValueError, match="ReportUnrouted"):
+        HandlerTable({ReportUnrouted: f}, batched={ReportUnrouted: f})
 
 
 @pytest.mark.parametrize(
