@@ -13,6 +13,7 @@ is delivered to the agency as a notice through the same queue. Other types on th
 are not for delivery."""
 
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -36,26 +37,30 @@ def handler_table(
 ) -> HandlerTable:
     configs = configs or AgencyConfigs(ttl_seconds=0)
 
-    async def queue_dispatch(conn: asyncpg.Connection, envelope: Envelope) -> None:
-        data: DispatchRequested = envelope.data
-        config = await configs.get(conn, data.agency)
-        deadline = config.ack_deadline_seconds or default_ack_deadline_seconds
+    async def queue(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """Dispatches and callers added, a batch's consecutive ones, queued together."""
         now = clock.now()
-        await store.enqueue_dispatch(
-            conn, dispatch_id=data.dispatch_id, report_id=data.report_id, agency=data.agency,
-            event_id=envelope.id, event_type=envelope.type, event_source=envelope.source, event_time=envelope.time,
-            body=envelope.raw_data, received_at=data.received_at, now=now, ack_deadline_seconds=deadline,
-            escalation_due_at=escalation.first_due(now, deadline),
-        )  # fmt: skip
-
-    async def queue_update(conn: asyncpg.Connection, envelope: Envelope) -> None:
-        data: DispatchCallerAdded = envelope.data
-        await store.enqueue_update(
-            conn, update_id=update_id(data.dispatch_id, data.new_report_id), dispatch_id=data.dispatch_id,
-            new_report_id=data.new_report_id, report_id=data.report_id, agency=data.agency, event_id=envelope.id,
-            event_type=envelope.type, event_source=envelope.source, event_time=envelope.time, body=envelope.raw_data,
-            received_at=data.received_at, now=clock.now(),
-        )  # fmt: skip
+        rows = []
+        for envelope in envelopes:
+            data: DispatchRequested | DispatchCallerAdded = envelope.data
+            common = dict(
+                report_id=data.report_id, agency=data.agency, event_id=envelope.id, event_type=envelope.type,
+                event_source=envelope.source, event_time=envelope.time, body=envelope.raw_data,
+                received_at=data.received_at,
+            )  # fmt: skip
+            if isinstance(data, DispatchRequested):
+                config = await configs.get(conn, data.agency)
+                deadline = config.ack_deadline_seconds or default_ack_deadline_seconds
+                rows.append(store.NewDispatch(
+                    dispatch_id=data.dispatch_id, **common, ack_deadline_seconds=deadline,
+                    escalation_due_at=escalation.first_due(now, deadline),
+                ))  # fmt: skip
+            else:
+                rows.append(store.NewDispatch(
+                    dispatch_id=update_id(data.dispatch_id, data.new_report_id), **common,
+                    update_of=data.dispatch_id, new_report_id=data.new_report_id,
+                ))  # fmt: skip
+        await store.enqueue(conn, rows, now)
 
     async def queue_cancellation(conn: asyncpg.Connection, envelope: Envelope) -> None:
         data: DispatchCancelled = envelope.data
@@ -63,15 +68,16 @@ def handler_table(
         await store.cancel_dispatch(conn, data.dispatch_id, now)
         # Sent even when the dispatch was stopped before delivery: a delivery may be in
         # flight at this moment, and a notice for a dispatch never seen is harmless.
-        await store.enqueue_update(
-            conn, update_id=cancellation_id(data.dispatch_id), dispatch_id=data.dispatch_id, new_report_id=None,
-            report_id=data.report_id, agency=data.agency, event_id=envelope.id, event_type=envelope.type,
-            event_source=envelope.source, event_time=envelope.time, body=envelope.raw_data,
-            received_at=data.cancelled_at, now=now,
+        notice = store.NewDispatch(
+            dispatch_id=cancellation_id(data.dispatch_id), report_id=data.report_id, agency=data.agency,
+            event_id=envelope.id, event_type=envelope.type, event_source=envelope.source, event_time=envelope.time,
+            body=envelope.raw_data, received_at=data.cancelled_at, update_of=data.dispatch_id,
         )  # fmt: skip
+        await store.enqueue(conn, [notice], now)
 
+    # A cancellation goes alone, in its place: it must follow the dispatch it stops.
     return HandlerTable(
-        {DispatchRequested: queue_dispatch, DispatchCallerAdded: queue_update, DispatchCancelled: queue_cancellation}
+        {DispatchCancelled: queue_cancellation}, batched={DispatchRequested: queue, DispatchCallerAdded: queue}
     )
 
 

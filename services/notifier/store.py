@@ -5,6 +5,7 @@ Every time written or compared here comes from the caller's clock (`now`), never
 PostgreSQL's `now()`, so tests can move time forward (see clock.py).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -134,34 +135,72 @@ class DueDispatch:
     new_report_id: UUID | None = None  # kind "update" of another caller: that caller's report
 
 
-async def enqueue_dispatch(
-    conn: asyncpg.Connection,
-    *,
-    dispatch_id: UUID,
-    report_id: UUID,
-    agency: str,
-    event_id: str,
-    event_type: str,
-    event_source: str,
-    event_time: datetime | None,
-    body: bytes,
-    received_at: datetime,
-    now: datetime,
-    ack_deadline_seconds: int,
-    escalation_due_at: datetime,
-) -> bool:
-    inserted = await conn.fetchval(
-        """
-        INSERT INTO dispatches (dispatch_id, report_id, agency, event_id, event_type, event_source, event_time,
-                                body, received_at, next_attempt_at, created_at, ack_deadline_seconds,
-                                escalation_due_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)
-        ON CONFLICT (dispatch_id) DO NOTHING RETURNING true
-        """,
-        dispatch_id, report_id, agency, event_id, event_type, event_source, event_time, body, received_at, now,
-        ack_deadline_seconds, escalation_due_at,
-    )  # fmt: skip
-    return bool(inserted)
+@dataclass(frozen=True)
+class NewDispatch:
+    """A row for the delivery queue: a dispatch, with its acknowledgement timer, or an
+    update to one (`update_of` set; `dispatch_id` is then the update's own id), with no
+    timer and the dispatch's row left as it is (see 003_*.sql)."""
+
+    dispatch_id: UUID
+    report_id: UUID
+    agency: str
+    event_id: str
+    event_type: str
+    event_source: str
+    event_time: datetime | None
+    body: bytes
+    received_at: datetime
+    ack_deadline_seconds: int | None = None  # a dispatch's
+    escalation_due_at: datetime | None = None  # a dispatch's
+    update_of: UUID | None = None  # an update's
+    new_report_id: UUID | None = None  # an update about another caller: that caller's report
+
+
+async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch], now: datetime) -> None:
+    """Queue `rows`, due now: one statement for the dispatches, one for the updates,
+    however many (a consumer batch's; one each cost a statement and a NOTIFY). A row
+    queued already (the same dispatch, or the same update, under another ce_id) is left
+    as it is."""
+    dispatches = [r for r in rows if r.update_of is None]
+    updates = [r for r in rows if r.update_of is not None]
+    if dispatches:
+        await conn.execute(
+            f"""
+            INSERT INTO dispatches ({_QUEUED_COLUMNS}, ack_deadline_seconds, escalation_due_at)
+            SELECT {_QUEUED_VALUES}, ack, escalation
+            FROM unnest({_QUEUED_ARRAYS}, $11::int[], $12::timestamptz[])
+                AS q(id, report, agency, ce_id, ce_type, ce_source, ce_time, body, received, ack, escalation)
+            ON CONFLICT (dispatch_id) DO NOTHING
+            """,
+            *_queued_arrays(dispatches), now,
+            [r.ack_deadline_seconds for r in dispatches], [r.escalation_due_at for r in dispatches],
+        )  # fmt: skip
+    if updates:
+        await conn.execute(
+            f"""
+            INSERT INTO dispatches ({_QUEUED_COLUMNS}, kind, update_of, new_report_id)
+            SELECT {_QUEUED_VALUES}, 'update', update_of, new_report
+            FROM unnest({_QUEUED_ARRAYS}, $11::uuid[], $12::uuid[])
+                AS q(id, report, agency, ce_id, ce_type, ce_source, ce_time, body, received, update_of, new_report)
+            ON CONFLICT DO NOTHING
+            """,
+            *_queued_arrays(updates), now, [r.update_of for r in updates], [r.new_report_id for r in updates],
+        )  # fmt: skip
+
+
+_QUEUED_COLUMNS = """dispatch_id, report_id, agency, event_id, event_type, event_source, event_time, body,
+    received_at, next_attempt_at, created_at"""
+_QUEUED_VALUES = "id, report, agency, ce_id, ce_type, ce_source, ce_time, body, received, $10, $10"
+_QUEUED_ARRAYS = """$1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+    $8::bytea[], $9::timestamptz[]"""
+
+
+def _queued_arrays(rows: Sequence[NewDispatch]) -> list[list]:
+    return [
+        [r.dispatch_id for r in rows], [r.report_id for r in rows], [r.agency for r in rows],
+        [r.event_id for r in rows], [r.event_type for r in rows], [r.event_source for r in rows],
+        [r.event_time for r in rows], [r.body for r in rows], [r.received_at for r in rows],
+    ]  # fmt: skip
 
 
 async def cancel_dispatch(conn: asyncpg.Connection, dispatch_id: UUID, now: datetime) -> None:
@@ -177,39 +216,6 @@ async def cancel_dispatch(conn: asyncpg.Connection, dispatch_id: UUID, now: date
         """,
         dispatch_id, now,
     )  # fmt: skip
-
-
-async def enqueue_update(
-    conn: asyncpg.Connection,
-    *,
-    update_id: UUID,
-    dispatch_id: UUID,
-    new_report_id: UUID | None,
-    report_id: UUID,
-    agency: str,
-    event_id: str,
-    event_type: str,
-    event_source: str,
-    event_time: datetime | None,
-    body: bytes,
-    received_at: datetime,
-    now: datetime,
-) -> bool:
-    """Queue an update to `dispatch_id` for delivery: a row of its own (keyed by
-    `update_id`) with no escalation timer, so the dispatch's row, its deadline and its
-    escalation are left exactly as they were. False if this update is queued already
-    (the same caller seen again under another ce_id)."""
-    inserted = await conn.fetchval(
-        """
-        INSERT INTO dispatches (dispatch_id, report_id, agency, event_id, event_type, event_source, event_time,
-                                body, received_at, next_attempt_at, created_at, kind, update_of, new_report_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'update', $11, $12)
-        ON CONFLICT DO NOTHING RETURNING true
-        """,
-        update_id, report_id, agency, event_id, event_type, event_source, event_time, body, received_at, now,
-        dispatch_id, new_report_id,
-    )  # fmt: skip
-    return bool(inserted)
 
 
 _DUE_COLUMNS = """d.dispatch_id, d.report_id, d.agency, d.event_id, d.event_type, d.event_source, d.event_time,

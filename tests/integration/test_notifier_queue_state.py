@@ -1,5 +1,6 @@
-"""The deliverer's and the escalator's look at what is due next, on a real PostgreSQL:
-nothing due at all is None (wait for news), not 0 (due now: the loops spun at rest)."""
+"""The delivery queue on a real PostgreSQL: a consumer batch queues each dispatch and
+update once, and in what the deliverer and the escalator see as due next, nothing due at
+all is None (wait for news), not 0 (due now: the loops spun at rest)."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,14 +26,48 @@ async def test_nothing_due_is_none_and_a_passed_time_is_now(database_url):
             assert (empty.pending, empty.due, empty.seconds_until_next_due) == (0, 0, None)
             assert await store.seconds_until_next_timer(conn, now) is None
 
-            await store.enqueue_dispatch(
-                conn, dispatch_id=uuid.uuid4(), report_id=uuid.uuid4(), agency="damkar",
-                event_id="ce-1", event_type="t", event_source="s", event_time=now, body=b"{}", received_at=now,
-                now=now - timedelta(seconds=5), ack_deadline_seconds=300, escalation_due_at=now + timedelta(seconds=40),
+            queued = store.NewDispatch(
+                dispatch_id=uuid.uuid4(), report_id=uuid.uuid4(), agency="damkar", event_id="ce-1", event_type="t",
+                event_source="s", event_time=now, body=b"{}", received_at=now, ack_deadline_seconds=300,
+                escalation_due_at=now + timedelta(seconds=40),
             )  # fmt: skip
+            await store.enqueue(conn, [queued], now - timedelta(seconds=5))
             due = await store.queue_state(conn, now)
             assert (due.pending, due.due) == (1, 1)
             assert due.seconds_until_next_due == 0.0  # queued 5 s ago: due now, never negative
             assert 39 <= await store.seconds_until_next_timer(conn, now) <= 40
+    finally:
+        await pool.close()
+
+
+async def test_a_batch_holds_each_dispatch_and_update_once_however_often_it_comes(database_url):
+    """A consumer batch queues its dispatches and updates in one statement each; the same
+    dispatch or the same update again (a copy under another ce_id) is left as it was."""
+    pool = await db.create_pool(database_url, schema="notifier_batch", min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, "notifier_batch", MIGRATIONS)
+        now = datetime.now(UTC)
+        report, dispatch, update = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+        def row(ce_id: str, **kind) -> store.NewDispatch:
+            return store.NewDispatch(report_id=report, agency="damkar", event_id=ce_id, event_type="t",
+                                     event_source="s", event_time=now, body=b"{}", received_at=now, **kind)  # fmt: skip
+
+        first = row("ce-1", dispatch_id=dispatch, ack_deadline_seconds=120, escalation_due_at=now)
+        added = row("ce-2", dispatch_id=update, update_of=dispatch, new_report_id=uuid.uuid4())
+        copy = row("ce-3", dispatch_id=dispatch, ack_deadline_seconds=999, escalation_due_at=now)
+        async with pool.acquire() as conn:
+            await store.enqueue(conn, [first, added, copy, added], now)
+            await store.enqueue(conn, [copy], now + timedelta(seconds=1))
+            rows = await conn.fetch(
+                "SELECT dispatch_id, kind, update_of, event_id, ack_deadline_seconds, next_attempt_at FROM dispatches"
+            )
+        by_id = {r["dispatch_id"]: r for r in rows}
+        assert len(rows) == 2
+        assert (by_id[dispatch]["kind"], by_id[dispatch]["event_id"], by_id[dispatch]["ack_deadline_seconds"]) == (
+            "dispatch", "ce-1", 120,
+        )  # fmt: skip
+        assert by_id[dispatch]["next_attempt_at"] == now  # due at once
+        assert (by_id[update]["kind"], by_id[update]["update_of"]) == ("update", dispatch)
     finally:
         await pool.close()
