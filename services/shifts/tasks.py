@@ -10,7 +10,7 @@ Runs in the consumer's transaction with the inbox row, and assigns at once."""
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -109,6 +109,22 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         if closed:
             await reconcile(conn, now, None)
 
+    async def on_delivered(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """A batch's deliveries in a row: nearly all have no phone task to close, so one
+        look for all of them finds the few that have (one each was a statement per
+        dispatch delivered, bench --profile)."""
+        calling = {
+            r["report_id"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT report_id FROM tasks "
+                "WHERE report_id = ANY($1::uuid[]) AND reason = 'phone_agency' AND state <> 'closed'",
+                [e.data.report_id for e in envelopes],
+            )
+        }
+        for envelope in envelopes:
+            if envelope.data.report_id in calling:
+                await on_reached(conn, envelope)
+
     async def on_verified(conn: asyncpg.Connection, envelope: Envelope) -> None:
         data: ReportVerified = envelope.data
         now = clock()
@@ -124,9 +140,9 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             ReportVerified: on_verified,
             DispatchHeld: on_not_reaching,
             DispatchFailed: on_not_reaching,
-            DispatchDelivered: on_reached,
             DispatchAcknowledged: on_reached,
-        }
+        },
+        batched={DispatchDelivered: on_delivered},
     )
 
 
