@@ -137,8 +137,9 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
                 link = find_incident(place, received_at, candidates,
                                      window=link_window, max_distance_m=settings.link_distance_m)  # fmt: skip
             verification = "not_required" if link else await verification_of(conn, report)
-            status = await store.store_report(conn, report_id, report, received_at, client.name, link, verification)
-            flagged = await _caller_flagged(conn, report, received_at)
+            stored = await store.store_report(conn, report_id, report, received_at, client.name, link, verification,
+                                              pranks_since=received_at - prank_period)  # fmt: skip
+        status, flagged = stored.status, stored.caller_pranks >= settings.prank_flag_threshold
         metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
         if link:
             metrics.linked.labels(report.category).inc()
@@ -152,13 +153,6 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         response.headers["Location"] = f"/v1/reports/{report_id}"
         return ReportAccepted(id=row["id"], status=row["status"], kind=row["kind"], received_at=row["received_at"],
                               linked_to=row["linked_to"], verification=row["verification"])  # fmt: skip
-
-    async def _caller_flagged(conn, report: ReportCreate, now: datetime) -> bool:
-        phone = report.caller and report.caller.phone
-        if not phone:
-            return False
-        history = await store.caller_history(conn, phone, now - prank_period)
-        return history["pranks"] >= settings.prank_flag_threshold
 
     @router.get(
         "/reports/{report_id}", summary="A report, its status and its timeline",

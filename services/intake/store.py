@@ -170,9 +170,17 @@ _STORE_REPORT = f"""
         SELECT report.id, report.received_at, e.event, e.detail::jsonb
         FROM report, unnest(${_N + 1}::text[], ${_N + 2}::text[]) WITH ORDINALITY AS e(event, detail, n)
         ORDER BY e.n
+    ), announced AS (
+        INSERT INTO outbox (topic, key, headers, value) VALUES (${_N + 3}, ${_N + 4}, ${_N + 5}::jsonb, ${_N + 6})
     )
-    INSERT INTO outbox (topic, key, headers, value) VALUES (${_N + 3}, ${_N + 4}, ${_N + 5}::jsonb, ${_N + 6})
+    SELECT count(*) FROM reports WHERE caller_phone = ${_N + 7} AND kind = 'prank' AND received_at >= ${_N + 8}
 """
+
+
+@dataclass(frozen=True)
+class Stored:
+    status: str
+    caller_pranks: int  # pranks from the caller's phone since `pranks_since`, this report included
 
 
 async def store_report(
@@ -183,9 +191,10 @@ async def store_report(
     client_name: str,
     link: Link | None = None,
     verification: Verification = "not_required",
-) -> str:
+    pranks_since: datetime | None = None,
+) -> Stored:
     """Insert the report, its timeline entries and its report.received event, in the
-    caller's transaction; returns its status."""
+    caller's transaction, and count the caller's pranks in the same statement."""
     loc = report.location
     caller = report.caller
     if report.kind != "emergency":
@@ -212,15 +221,17 @@ async def store_report(
         entries.append(("linked", {"incident_report_id": str(link.incident_report_id), "reason": link.reason,
                                    "distance_m": link.distance_m}))  # fmt: skip
     announce = encode(received_event(row), topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=received_at)
-    await conn.execute(
+    pranks_before = await conn.fetchval(
         _STORE_REPORT, *(row[c] for c in REPORT_COLUMNS), [e for e, _ in entries], [json.dumps(d) for _, d in entries],
-        announce.topic, announce.key, headers_json(announce), announce.value,
+        announce.topic, announce.key, headers_json(announce), announce.value, row["caller_phone"],
+        pranks_since or received_at,
     )  # fmt: skip
     if link:
         # The incident's timeline shows the extra caller too.
         await add_timeline_entry(conn, report_id=link.incident_report_id, at=received_at, event="caller_added",
                                  detail={"report_id": str(report_id), "reason": link.reason})  # fmt: skip
-    return status
+    # The statement's own insert is not visible to its count.
+    return Stored(status, pranks_before + (report.kind == "prank" and row["caller_phone"] is not None))
 
 
 LOCATION_COLUMNS = ("kecamatan", "desa", "address", "lat", "lon")
