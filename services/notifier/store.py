@@ -432,7 +432,8 @@ async def dispatch_row(conn: asyncpg.Connection, dispatch_id: UUID, *, for_updat
 async def updates_of(conn: asyncpg.Connection, dispatch_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT dispatch_id AS update_id, new_report_id, event_id, event_type, state, attempts, channel, last_error, "
-        "created_at, finished_at FROM dispatches WHERE update_of = $1 AND kind = 'update' ORDER BY created_at",
+        "created_at, finished_at FROM dispatches WHERE update_of = $1 AND kind = 'update' "
+        "ORDER BY created_at, event_time",  # one consumer batch queues several at one created_at
         dispatch_id,
     )
 
