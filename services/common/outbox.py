@@ -333,10 +333,11 @@ class OutboxRelay:
 
         Asked before a batch only for a topic not seen at the last answer, and by every
         loss check: under a surge the relays publish many small batches, and a metadata
-        request each was work for the relay and the broker on every one. A broker that restarts empty between two checks may take a
-        batch for a topic it lost; the next check (at most `loss_check_interval` later)
-        finds the topic gone or the log too short, recreates it and publishes the rows
-        again. Returns the metadata as it was before any creation."""
+        request each was work for the relay and the broker on every one. A broker that
+        restarts empty between two checks may take a batch for a topic it lost; the
+        next check (at most `loss_check_interval` later) finds the topic gone or the log
+        too short, recreates it and publishes the rows again. Returns the metadata as it
+        was before any creation."""
         metadata = ClusterMetadata()
         if not await producer.client._metadata_update(metadata, sorted(wanted)):
             raise KafkaError("no broker answered a metadata request")
