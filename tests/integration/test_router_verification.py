@@ -44,6 +44,11 @@ def of_type(messages, suffix):
     return [m for m in messages if m.headers["ce_type"].endswith(suffix)]
 
 
+def distinct(messages):
+    """One message per ce_id (a republished copy carries the same one)."""
+    return list({m.headers["ce_id"]: m for m in messages}.values())
+
+
 async def test_a_held_report_goes_out_on_genuine_and_a_prank_never(database_url, broker):
     genuine, prank = report("kerusuhan", "before_dispatch"), report("kerusuhan", "before_dispatch")
     async with running(create_app(settings(database_url, broker.bootstrap)), API_KEY) as client:
@@ -72,18 +77,21 @@ async def test_an_unverified_dispatch_found_false_is_cancelled_at_every_agency_o
     fire = report("kebakaran", "after_dispatch", channel="whatsapp")
     async with running(create_app(settings(database_url, broker.bootstrap)), API_KEY):
         await produce(broker.bootstrap, [record(fire)])
-        first = await read_topics(broker.bootstrap, FIRE_TOPICS,
-                                  until=lambda ms: len(of_type(ms, "dispatch.requested.v1")) == 3)  # fmt: skip
+        # Counted by ce_id: a relay interrupted at start (topic not yet in the metadata)
+        # publishes its batch again under the same ids, as the contract allows.
+        first = await read_topics(
+            broker.bootstrap, FIRE_TOPICS, until=lambda ms: len(distinct(of_type(ms, "dispatch.requested.v1"))) == 3
+        )
         false_alarm = record(verdict(fire, "prank"))
         await produce(broker.bootstrap, [false_alarm, false_alarm])  # redelivered: cancels once
         messages = await read_topics(
             broker.bootstrap, FIRE_TOPICS, settle=1.5,
-            until=lambda ms: len(of_type(ms, "dispatch.cancelled.v1")) >= 3,
+            until=lambda ms: len(distinct(of_type(ms, "dispatch.cancelled.v1"))) >= 3,
         )  # fmt: skip
         await eventually(lambda: _outcome_is(database_url, fire.report_id, "cancelled"))
     assert all(m.data["verified"] is False for m in of_type(first, "dispatch.requested.v1"))
     requested = {m.data["agency"]: m.data["dispatch_id"] for m in of_type(messages, "dispatch.requested.v1")}
-    cancelled = of_type(messages, "dispatch.cancelled.v1")
+    cancelled = distinct(of_type(messages, "dispatch.cancelled.v1"))
     assert len(cancelled) == 3
     assert {m.data["agency"]: m.data["dispatch_id"] for m in cancelled} == requested
     assert {m.data["reason"] for m in cancelled} == {"prank"}
