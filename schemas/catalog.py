@@ -54,6 +54,11 @@ VERIFICATIONS: tuple[str, ...] = get_args(Verification)
 Verdict = Literal["genuine", "prank", "duplicate", "information"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 
+# How an incident ended, given by the operator who closes it, or `resolved` when every
+# dispatched agency reported `done` (services/intake/lifecycle_api.py).
+CloseOutcome = Literal["resolved", "false_alarm", "handed_over", "no_action_needed"]
+CLOSE_OUTCOMES: tuple[str, ...] = get_args(CloseOutcome)
+
 # Why a report needs an operator (services/shifts assigns these as tasks).
 TaskReason = Literal["verify", "unrouted", "escalated", "stalled", "phone_agency"]
 TASK_REASONS: tuple[str, ...] = get_args(TaskReason)

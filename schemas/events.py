@@ -11,7 +11,17 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import topics
-from schemas.catalog import Agency, Category, Channel, ContactKind, Role, TaskReason, Verdict, Verification
+from schemas.catalog import (
+    Agency,
+    Category,
+    Channel,
+    CloseOutcome,
+    ContactKind,
+    Role,
+    TaskReason,
+    Verdict,
+    Verification,
+)
 
 TYPE_PREFIX = "id.go.blitarkab.e112."
 
@@ -173,14 +183,14 @@ class DispatchHeld(Event):
 
 
 class DispatchUpdateDelivered(Event):
-    """An update to a dispatch (another caller, a cancellation notice) reached the
+    """An update to a dispatch (another caller, a cancellation or closing notice) reached the
     agency. Topic e112.dispatch-status, key: the dispatch's report id. Intake's watchdog
     reads it: without it, a lost `dispatch.caller_added` could not be told from a slow one."""
 
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.update_delivered.v1"
     topic: ClassVar[str] = topics.DISPATCH_STATUS
     update_id: UUID = Field(description="the update's id: the Idempotency-Key the agency deduplicates by")
-    update_type: Literal["caller_added", "cancelled"]
+    update_type: Literal["caller_added", "cancelled", "closed"]
     dispatch_id: UUID = Field(description="the dispatch it updates")
     report_id: UUID = Field(description="the dispatch's report (the incident)")
     new_report_id: UUID | None = Field(None, description="caller_added: the other caller's report")
@@ -197,7 +207,7 @@ class DispatchUpdateFailed(Event):
     ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.update_failed.v1"
     topic: ClassVar[str] = topics.DISPATCH_STATUS
     update_id: UUID
-    update_type: Literal["caller_added", "cancelled"]
+    update_type: Literal["caller_added", "cancelled", "closed"]
     dispatch_id: UUID
     report_id: UUID
     new_report_id: UUID | None = None
@@ -479,6 +489,52 @@ class DispatchCancelled(Event):
     reason: str = Field(description="the operator's verdict: prank, information or duplicate")
     duplicate_of: UUID | None = None
     cancelled_at: datetime
+
+
+class ReportClosed(Event):
+    """An incident is over: closed by an operator with an outcome, or on its own
+    (`resolved`, no operator) when every dispatched agency reported `done`. It closes
+    with its linked callers (`linked_reports`). A closed incident takes no new callers,
+    is not watched and leaves the board; the router tells its agencies
+    (`dispatch.closed`). Topic e112.reports, key report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.closed.v1"
+    topic: ClassVar[str] = topics.REPORTS
+    report_id: UUID
+    outcome: CloseOutcome
+    note: str | None = None
+    operator_id: UUID | None = Field(None, description="who closed it; none when it closed on its own")
+    linked_reports: list[UUID] = Field(default_factory=list, description="other callers' reports closed with it")
+    closed_at: datetime
+
+
+class ReportReopened(Event):
+    """An operator reopened a closed incident (it flared up again, or was closed by
+    mistake): it is open, watched and on the board again, with its linked callers.
+    Topic e112.reports, key report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "report.reopened.v1"
+    topic: ClassVar[str] = topics.REPORTS
+    report_id: UUID
+    reason: str
+    operator_id: UUID
+    linked_reports: list[UUID] = Field(default_factory=list)
+    reopened_at: datetime
+
+
+class DispatchClosed(Event):
+    """The incident the agency was dispatched to is closed at the 112 centre (outcome
+    and note as the operator gave them): nothing more will come for this dispatch, no
+    re-send and no escalation. Topic e112.dispatch.<agency>, key report id."""
+
+    ce_type: ClassVar[str] = TYPE_PREFIX + "dispatch.closed.v1"
+    topic: ClassVar[str] = topics.DISPATCH_TEMPLATE
+    dispatch_id: UUID
+    report_id: UUID
+    agency: Agency
+    outcome: CloseOutcome
+    note: str | None = None
+    closed_at: datetime
 
 
 # Every event model, by ce_type: the models declared above, each with its type and topic.
