@@ -11,7 +11,16 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from schemas.catalog import REGENCY_BOUNDS, Category, Channel, ContactKind, Verdict, Verification, canonical_kecamatan
+from schemas.catalog import (
+    REGENCY_BOUNDS,
+    Category,
+    Channel,
+    CloseOutcome,
+    ContactKind,
+    Verdict,
+    Verification,
+    canonical_kecamatan,
+)
 from schemas.phone import InvalidPhone, to_e164
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -172,6 +181,16 @@ class VerificationState(BaseModel):
     at: datetime | None = None
 
 
+class Closure(BaseModel):
+    """How an incident ended (and its linked callers with it)."""
+
+    outcome: CloseOutcome
+    note: str | None = None
+    operator_id: UUID | None = Field(None, description="who closed it; none when it closed on its own (every agency "
+                                     "done)")  # fmt: skip
+    at: datetime
+
+
 class ReportPublic(BaseModel):
     id: UUID
     status: str = Field(
@@ -179,7 +198,8 @@ class ReportPublic(BaseModel):
         "delivery_failed (some agency not reached), acknowledged (every agency confirmed), "
         "responding (an agency on the way or on scene), done, unrouted (waiting for an operator), "
         "awaiting_verification (a public-channel report held for an operator's verdict), "
-        "linked (another caller for an open incident), recorded (not an emergency: kept, not routed)"
+        "linked (another caller for an open incident), recorded (not an emergency: kept, not routed), "
+        "closed (the incident is over: see `closure`)"
     )
     kind: ContactKind
     category: Category | None
@@ -197,6 +217,8 @@ class ReportPublic(BaseModel):
     verification: VerificationState
     operator_id: UUID | None = Field(None, description="The call taker who filed it, if an app said so")
     assigned_to: UUID | None = Field(None, description="The operator who has the report's open task, if any")
+    closure: Closure | None = Field(None, description="Set while the incident (this report's, or the one it is "
+                                    "linked to) is closed")  # fmt: skip
     dispatches: list[DispatchState]
     timeline: list[TimelineEntry]
 
@@ -215,6 +237,8 @@ class ReportSummary(BaseModel):
     verification: Verification
     verdict: Verdict | None
     assigned_to: UUID | None
+    closed_at: datetime | None = None
+    close_outcome: CloseOutcome | None = None
 
 
 class ReportPage(BaseModel):
@@ -237,3 +261,6 @@ class ContactStats(BaseModel):
     share_by_kind: dict[str, float]
     by_channel: dict[str, int]
     by_day: list[ContactCount]
+    incidents_closed: dict[str, int] = Field(
+        default_factory=dict, description="Incidents closed in the period, by outcome (closed_at in it)"
+    )

@@ -30,7 +30,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.verification_api import verification_of
 
 REPORT_STATUSES = ("awaiting_verification", "received", "unrouted", "routed", "delivered", "delivery_failed",
-                   "acknowledged", "responding", "done", "linked", "recorded")  # fmt: skip
+                   "acknowledged", "responding", "done", "linked", "recorded", "closed")  # fmt: skip
 
 
 def _problem(description: str) -> dict:
@@ -179,6 +179,13 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
             Query(description="pending: waiting for an operator's verdict (held or dispatched unverified)"),
         ] = None,
         assigned_to: Annotated[UUID | None, Query(description="The operator who has the report's open task")] = None,
+        closed: Annotated[
+            bool | None,
+            Query(
+                description="false: open ones only (incidents not closed, and other contacts); "
+                "true: closed incidents and their callers only"
+            ),
+        ] = None,
         since: Annotated[datetime | None, Query(description="Received at or after (RFC 3339)")] = None,
         until: Annotated[datetime | None, Query(description="Received before (RFC 3339)")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -192,7 +199,8 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
                 raise _query_problem(name, "give a time zone, e.g. 2026-11-28T07:00:00+07:00")
-        where = store.ReportFilter(status, category, canonical, kind, channel, since, until, verification, assigned_to)
+        where = store.ReportFilter(status, category, canonical, kind, channel, since, until, verification, assigned_to,
+                                   closed)  # fmt: skip
         async with request.app.state.pool.acquire() as conn:
             rows = await store.list_reports(conn, where, after=_decode_cursor(cursor), limit=limit + 1)
         items = [ReportSummary(**dict(r)) for r in rows[:limit]]
@@ -213,6 +221,7 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
             raise _query_problem("until", "must be after since")
         async with request.app.state.pool.acquire() as conn:
             rows = await store.contact_counts(conn, since, until)
+            closed = {r["close_outcome"]: r["incidents"] for r in await store.closed_counts(conn, since, until)}
         by_day = [ContactCount(**dict(r)) for r in rows]
         by_kind: dict[str, int] = {}
         by_channel: dict[str, int] = {}
@@ -222,7 +231,7 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         total = sum(by_kind.values())
         share = {kind: round(n / total, 4) for kind, n in by_kind.items()} if total else {}
         return ContactStats(since=since, until=until, total=total, by_kind=by_kind, share_by_kind=share,
-                            by_channel=by_channel, by_day=by_day)  # fmt: skip
+                            by_channel=by_channel, by_day=by_day, incidents_closed=closed)  # fmt: skip
 
     @router.get("/callers/flagged", tags=["statistics"], summary="Callers who pranked repeatedly (never blocked)")
     async def flagged(client: CurrentClient, request: Request) -> list[FlaggedCaller]:
@@ -234,16 +243,19 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         "/reports/{report_id}/unlink", summary="Undo a link: the report is then dispatched on its own",
         description=f"Sent by the console for the operator signed in to it, named in `{OPERATOR_HEADER}`.",
         responses={403: _problem("Not a console key: an app's key may not undo links"),
-                   404: _problem("No such report"), 409: _problem("The report is not linked")},
+                   404: _problem("No such report"), 409: _problem("The report is not linked, or its incident closed")},
     )  # fmt: skip
     async def unlink(report_id: UUID, body: Unlink, actor: OperatorAction, request: Request) -> ReportAccepted:
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow("SELECT linked_to FROM reports WHERE id = $1 FOR UPDATE", report_id)
+            row = await conn.fetchrow("SELECT linked_to, closed_at FROM reports WHERE id = $1 FOR UPDATE", report_id)
             if row is None:
                 raise Problem(404, "Not found", f"No report {report_id}.")
             if row["linked_to"] is None:
                 raise Problem(409, "Not linked", "This report is not linked to another; nothing to undo.")
+            if row["closed_at"] is not None:
+                raise Problem(409, "Incident closed", f"Incident {row['linked_to']} is closed with this caller; "
+                              "reopen it first.")  # fmt: skip
             await store.unlink_report(conn, report_id, row["linked_to"], operator=str(actor.operator_id),
                                       reason=body.reason, at=now)  # fmt: skip
             report = await store.fetch_report(conn, report_id)

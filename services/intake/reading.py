@@ -9,6 +9,7 @@ import asyncpg
 from schemas.reports import (
     Caller,
     CallerHistory,
+    Closure,
     DispatchState,
     Location,
     ReportPublic,
@@ -34,7 +35,12 @@ async def report_public(conn: asyncpg.Connection, report_id: UUID, settings: Int
                                 period_days=settings.prank_flag_days,
                                 flagged=counts["pranks"] >= settings.prank_flag_threshold)  # fmt: skip
     status, dispatches = summarise(row["kind"], timeline, linked=row["linked_to"] is not None,
-                                   awaiting_verdict=store.awaiting_verdict(row))  # fmt: skip
+                                   awaiting_verdict=store.awaiting_verdict(row),
+                                   closed=row["closed_at"] is not None)  # fmt: skip
+    closure = None
+    if row["closed_at"] is not None:
+        closure = Closure(outcome=row["close_outcome"], note=row["close_note"], operator_id=row["closed_by"],
+                          at=row["closed_at"])  # fmt: skip
     return ReportPublic(
         id=row["id"], status=status, kind=row["kind"], category=row["category"], subtype=row["subtype"],
         description=row["description"],
@@ -44,7 +50,7 @@ async def report_public(conn: asyncpg.Connection, report_id: UUID, settings: Int
         channel=row["channel"], casualties=row["casualties"], received_at=row["received_at"],
         via=row["client_name"], linked_to=row["linked_to"], linked_reports=[r["id"] for r in linked],
         caller_history=history, verification=verification_state(row), operator_id=row["filed_by"],
-        assigned_to=row["assigned_to"],
+        assigned_to=row["assigned_to"], closure=closure,
         dispatches=[DispatchState(**vars(d)) for d in dispatches],
         timeline=[_timeline_entry(e) for e in timeline],
     )  # fmt: skip

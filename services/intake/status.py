@@ -44,14 +44,15 @@ STATUS_NEUTRAL_EVENTS = frozenset(
 
 
 def summarise(
-    kind: str, entries: list[Entry], linked: bool = False, awaiting_verdict: bool = False
+    kind: str, entries: list[Entry], linked: bool = False, awaiting_verdict: bool = False, closed: bool = False
 ) -> tuple[str, list[Dispatch]]:
     """The report's status and its dispatches' states.
 
     Statuses: recorded (not an emergency), linked (another caller for an open
     incident), awaiting_verification (held for an operator's verdict before dispatch),
     received, unrouted, routed, delivered, delivery_failed, acknowledged, responding
-    (an agency on the way or on scene), done (every agency done).
+    (an agency on the way or on scene), done (every agency done), closed (the
+    incident is over, or this caller's incident is; the outcome is on the report).
     A verdict other than genuine on a report dispatched unverified cancels its
     dispatches (the router tells the agencies), except those already done."""
     dispatches: dict[str, Dispatch] = {}
@@ -81,6 +82,8 @@ def summarise(
     listed = sorted(dispatches.values(), key=lambda d: (d.role != "primary", d.agency))
     if kind != "emergency":
         return "recorded", listed
+    if closed:
+        return "closed", listed
     if linked:
         return "linked", listed
     if awaiting_verdict and not listed:

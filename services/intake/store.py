@@ -16,7 +16,15 @@ import orjson
 from schemas import topics
 from schemas.catalog import Verification
 from schemas.envelope import encode
-from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked, ReportVerified
+from schemas.events import (
+    EventCaller,
+    EventLocation,
+    ReportClosed,
+    ReportReceived,
+    ReportReopened,
+    ReportUnlinked,
+    ReportVerified,
+)
 from schemas.reports import ReportCreate
 from services.common.outbox import enqueue, headers_json
 from services.intake.linking import Candidate, Link, Place
@@ -80,7 +88,7 @@ async def open_incidents(
     max_distance_m: float | None = None,
 ) -> list[Candidate]:
     """Emergencies of `category` since `since` that are incidents of their own (not
-    linked) and not finished. A report held for verification is no incident yet: a call
+    linked) and not finished or closed. A report held for verification is no incident yet: a call
     about the same fire must not wait for an SMS's verdict (the operator verifying the
     SMS marks it a duplicate of the call instead).
 
@@ -91,7 +99,7 @@ async def open_incidents(
     query = """
         SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
         WHERE kind = 'emergency' AND linked_to IS NULL AND category = $1 AND received_at >= $2
-              AND id <> $3 AND status NOT IN ('done', 'recorded', 'awaiting_verification')
+              AND id <> $3 AND status NOT IN ('done', 'closed', 'recorded', 'awaiting_verification')
         """
     args: list = [category, since, exclude]
     if near is not None:
@@ -405,9 +413,76 @@ def awaiting_verdict(row: asyncpg.Record) -> bool:
 
 
 def _status_of(row: asyncpg.Record, timeline: list[Entry]) -> str:
-    linked = row["linked_to"] is not None
-    status, _ = summarise(row["kind"], timeline, linked=linked, awaiting_verdict=awaiting_verdict(row))
+    status, _ = summarise(
+        row["kind"], timeline, linked=row["linked_to"] is not None, awaiting_verdict=awaiting_verdict(row),
+        closed=row["closed_at"] is not None,
+    )  # fmt: skip
     return status
+
+
+async def lock_incident(conn: asyncpg.Connection, report_id: UUID) -> list[asyncpg.Record]:
+    """The report `report_id` and the reports linked to it, locked in id order (the
+    order add_timeline_entries locks in, so the two never wait on each other in a circle)."""
+    return await conn.fetch("SELECT * FROM reports WHERE id = $1 OR linked_to = $1 ORDER BY id FOR UPDATE", report_id)
+
+
+async def close_incident(
+    conn: asyncpg.Connection, report_id: UUID, *, outcome: str, note: str | None, operator_id: UUID | None,
+    at: datetime,
+) -> list[UUID]:  # fmt: skip
+    """Close the open incident `report_id` with its linked callers, in the caller's
+    transaction (which holds lock_incident): the columns, a `closed` entry on each
+    timeline (which sets their status) and report.closed. Returns the callers closed."""
+    rows = await conn.fetch(
+        """
+        UPDATE reports SET closed_at = $2, close_outcome = $3, closed_by = $4, close_note = $5
+        WHERE (id = $1 OR linked_to = $1) AND closed_at IS NULL
+        RETURNING id
+        """,
+        report_id, at, outcome, operator_id, note,
+    )  # fmt: skip
+    callers = sorted(r["id"] for r in rows if r["id"] != report_id)
+    detail = {"outcome": outcome, "note": note, "operator_id": operator_id and str(operator_id)}
+    entries = [NewEntry(report_id, at, "closed", detail=detail | {"callers": [str(c) for c in callers]})]
+    entries += [NewEntry(c, at, "closed", detail=detail | {"incident_report_id": str(report_id)}) for c in callers]
+    await add_timeline_entries(conn, entries)
+    event = ReportClosed(report_id=report_id, outcome=outcome, note=note, operator_id=operator_id,
+                         linked_reports=callers, closed_at=at)  # fmt: skip
+    await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=at)])
+    return callers
+
+
+async def reopen_incident(
+    conn: asyncpg.Connection, row: asyncpg.Record, *, reason: str, operator_id: UUID, at: datetime
+) -> list[UUID]:
+    """Reopen the closed incident `row` (held by lock_incident) with the callers that
+    closed with it, in the caller's transaction. Returns those callers."""
+    rows = await conn.fetch(
+        """
+        UPDATE reports SET closed_at = NULL, close_outcome = NULL, closed_by = NULL, close_note = NULL
+        WHERE (id = $1 OR linked_to = $1) AND closed_at = $2
+        RETURNING id
+        """,
+        row["id"], row["closed_at"],
+    )  # fmt: skip
+    callers = sorted(r["id"] for r in rows if r["id"] != row["id"])
+    detail = {"reason": reason, "operator_id": str(operator_id)}
+    entries = [NewEntry(r["id"], at, "reopened", detail=detail) for r in rows]
+    await add_timeline_entries(conn, entries)
+    event = ReportReopened(report_id=row["id"], reason=reason, operator_id=operator_id, linked_reports=callers,
+                           reopened_at=at)  # fmt: skip
+    await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(row["id"]), source=SOURCE, time=at)])
+    return callers
+
+
+async def finished_incidents(conn: asyncpg.Connection, report_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Those of `report_ids` whose every agency is done and that are still open, locked:
+    they close on their own."""
+    return await conn.fetch(
+        "SELECT id, status FROM reports WHERE id = ANY($1::uuid[]) AND status = 'done' AND closed_at IS NULL "
+        "AND linked_to IS NULL AND kind = 'emergency' ORDER BY id FOR UPDATE",
+        report_ids,
+    )
 
 
 @dataclass(frozen=True)
@@ -421,6 +496,7 @@ class ReportFilter:
     until: datetime | None = None
     verification: str | None = None  # pending, verified or not_required
     assigned_to: UUID | None = None
+    closed: bool | None = None
 
 
 async def list_reports(
@@ -430,7 +506,7 @@ async def list_reports(
     return await conn.fetch(
         """
         SELECT id, kind, status, category, subtype, kecamatan, desa, channel, received_at, linked_to,
-               verification, verdict, assigned_to
+               verification, verdict, assigned_to, closed_at, close_outcome
         FROM reports
         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR category = $2)
           AND ($3::text IS NULL OR kecamatan = $3) AND ($4::text IS NULL OR kind = $4)
@@ -442,11 +518,12 @@ async def list_reports(
                OR ($11 = 'verified' AND verdict IS NOT NULL)
                OR ($11 = 'not_required' AND verification = 'not_required'))
           AND ($12::uuid IS NULL OR assigned_to = $12)
+          AND ($13::boolean IS NULL OR (closed_at IS NOT NULL) = $13)
         ORDER BY received_at DESC, id DESC
         LIMIT $10
         """,
         where.status, where.category, where.kecamatan, where.kind, where.channel, where.since, where.until,
-        after and after[0], after and after[1], limit, where.verification, where.assigned_to,
+        after and after[0], after and after[1], limit, where.verification, where.assigned_to, where.closed,
     )  # fmt: skip
 
 
@@ -457,6 +534,17 @@ async def contact_counts(conn: asyncpg.Connection, since: datetime, until: datet
         SELECT (received_at AT TIME ZONE 'Asia/Jakarta')::date AS day, kind, channel, count(*) AS contacts
         FROM reports WHERE received_at >= $1 AND received_at < $2
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """,
+        since, until,
+    )  # fmt: skip
+
+
+async def closed_counts(conn: asyncpg.Connection, since: datetime, until: datetime) -> list[asyncpg.Record]:
+    """Incidents (not their callers) closed in [since, until), by outcome."""
+    return await conn.fetch(
+        """
+        SELECT close_outcome, count(*) AS incidents FROM reports
+        WHERE closed_at >= $1 AND closed_at < $2 AND linked_to IS NULL GROUP BY 1 ORDER BY 1
         """,
         since, until,
     )  # fmt: skip
@@ -485,9 +573,9 @@ async def flagged_callers(conn: asyncpg.Connection, since: datetime, threshold: 
 
 async def incident_root(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
     """The report `report_id`, or the incident it is linked to: duplicates join the first report."""
-    row = await conn.fetchrow("SELECT id, kind, linked_to FROM reports WHERE id = $1", report_id)
+    row = await conn.fetchrow("SELECT id, kind, linked_to, closed_at FROM reports WHERE id = $1", report_id)
     if row is not None and row["linked_to"] is not None:
-        row = await conn.fetchrow("SELECT id, kind, linked_to FROM reports WHERE id = $1", row["linked_to"])
+        row = await conn.fetchrow("SELECT id, kind, linked_to, closed_at FROM reports WHERE id = $1", row["linked_to"])
     return row
 
 

@@ -4,7 +4,10 @@ Consumes `e112.reports` (routed, unrouted, assigned, task closed) and `e112.disp
 failed, held, acknowledged, field status, escalated, and the outcomes of updates to a dispatch). An
 update's outcome goes on the timeline of the report it is about: another caller's own
 report (`caller_added`), or the dispatch's report (a cancellation notice). Runs inside the consumer's
-transaction, next to the inbox row, so each event adds its entry exactly once."""
+transaction, next to the inbox row, so each event adds its entry exactly once.
+
+An incident whose every dispatched agency reported `done` closes on its own (resolved)
+in the same transaction as the entry that made it done."""
 
 import logging
 from collections.abc import Callable, Sequence
@@ -29,6 +32,7 @@ from schemas.events import (
     ReportUnrouted,
 )
 from services.common.handlers import HandlerTable
+from services.intake import store
 from services.intake.store import NewEntry, add_timeline_entries, clear_assignee, set_assignee
 
 log = logging.getLogger(__name__)
@@ -161,6 +165,12 @@ async def _write(conn: asyncpg.Connection, envelopes: Sequence[Envelope], entrie
                 "event for a report intake does not hold; ignored",
                 extra={"fields": {"ce_id": envelope.id, "ce_type": envelope.type}},
             )
+    done = {e.report_id: e.at for e in entries if e.event == "field_status" and e.detail["status"] == "done"}
+    if done:
+        for row in await store.finished_incidents(conn, list(done)):
+            await store.close_incident(conn, row["id"], outcome="resolved", note=None, operator_id=None,
+                                       at=done[row["id"]])  # fmt: skip
+            log.info("incident closed: every agency done", extra={"fields": {"report_id": str(row["id"])}})
 
 
 # report.received and report.stalled are written by intake itself: at POST time, and by

@@ -121,6 +121,8 @@ def build_router(settings: IntakeSettings, metrics: VerificationMetrics) -> APIR
             message = "a report cannot duplicate itself"
         elif root["kind"] != "emergency":
             message = "that report is not an emergency (it was recorded as " + root["kind"] + ")"
+        elif root["closed_at"] is not None:
+            message = "that incident is closed (reopen it first, or give another verdict)"
         if message:
             raise Problem(422, "Invalid verdict", f"duplicate_of: {message}.",
                           errors=[{"field": "duplicate_of", "message": message}])  # fmt: skip

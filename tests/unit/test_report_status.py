@@ -216,3 +216,14 @@ def test_the_events_that_change_a_status_are_not_neutral():
                                         "verified", "unlinked"}  # fmt: skip
     unrouted = Entry(at(1), "unrouted", None, None, {"reason": "no rule"})
     assert summarise("emergency", [received(), unrouted])[0] != summarise("emergency", [received()])[0]
+
+
+def test_a_closed_incident_and_its_callers_are_closed_whatever_their_dispatches_say():
+    at = datetime(2026, 12, 2, tzinfo=UTC)
+    routed = Entry(at, "routed", None, None, {"dispatches": [{"dispatch_id": "d1", "agency": "damkar",
+                                                               "role": "primary"}]})  # fmt: skip
+    delivered = Entry(at, "delivered", "damkar", "d1", {})
+    assert summarise("emergency", [routed, delivered], closed=True)[0] == "closed"
+    assert summarise("emergency", [routed, delivered], closed=False)[0] == "delivered"
+    assert summarise("emergency", [], linked=True, closed=True)[0] == "closed"
+    assert summarise("prank", [], closed=True)[0] == "recorded"  # a contact that was never an incident
