@@ -138,7 +138,8 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
                                      window=link_window, max_distance_m=settings.link_distance_m)  # fmt: skip
             verification = "not_required" if link else await verification_of(conn, report)
             stored = await store.store_report(conn, report_id, report, received_at, client.name, link, verification,
-                                              pranks_since=received_at - prank_period)  # fmt: skip
+                                              pranks_since=received_at - prank_period,
+                                              client_id=client.id)  # fmt: skip
         status, flagged = stored.status, stored.caller_pranks >= settings.prank_flag_threshold
         metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
         if link:
@@ -156,11 +157,12 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
 
     @router.get(
         "/reports/{report_id}", summary="A report, its status and its timeline",
-        responses={404: _problem("No such report")},
+        description="An app's key reads the reports it filed; the console and admin keys read all of them.",
+        responses={404: _problem("No such report (or, for an app's key, not one it filed)")},
     )  # fmt: skip
     async def get_report(report_id: UUID, client: CurrentClient, request: Request) -> ReportPublic:
         async with request.app.state.pool.acquire() as conn:
-            report = await report_public(conn, report_id, settings)
+            report = await report_public(conn, report_id, settings, reader=client)
         if report is None:
             raise Problem(404, "Not found", f"No report {report_id}.")
         return report
@@ -200,7 +202,7 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
             if value is not None and value.tzinfo is None:
                 raise _query_problem(name, "give a time zone, e.g. 2026-11-28T07:00:00+07:00")
         where = store.ReportFilter(status, category, canonical, kind, channel, since, until, verification, assigned_to,
-                                   closed)  # fmt: skip
+                                   closed, client_id=None if client.sees_every_report else client.id)  # fmt: skip
         async with request.app.state.pool.acquire() as conn:
             rows = await store.list_reports(conn, where, after=_decode_cursor(cursor), limit=limit + 1)
         items = [ReportSummary(**dict(r)) for r in rows[:limit]]
@@ -233,8 +235,14 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         return ContactStats(since=since, until=until, total=total, by_kind=by_kind, share_by_kind=share,
                             by_channel=by_channel, by_day=by_day, incidents_closed=closed)  # fmt: skip
 
-    @router.get("/callers/flagged", tags=["statistics"], summary="Callers who pranked repeatedly (never blocked)")
+    @router.get(
+        "/callers/flagged", tags=["statistics"], summary="Callers who pranked repeatedly (never blocked)",
+        description="Callers' phones: for the console and admin keys only.",
+        responses={403: _problem("An app's key: callers' phones are not for apps")},
+    )  # fmt: skip
     async def flagged(client: CurrentClient, request: Request) -> list[FlaggedCaller]:
+        if not client.sees_every_report:
+            raise Problem(403, "Forbidden", "Callers' phones are shown to the call takers' console and admins only.")
         async with request.app.state.pool.acquire() as conn:
             rows = await store.flagged_callers(conn, datetime.now(UTC) - prank_period, settings.prank_flag_threshold)
         return [FlaggedCaller(**dict(r)) for r in rows]

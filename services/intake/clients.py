@@ -44,6 +44,11 @@ class Client:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def sees_every_report(self) -> bool:
+        """The console and admins read every report and caller; an app only what it filed."""
+        return self.role in ACTS_FOR_OPERATORS
+
 
 @dataclass(frozen=True)
 class ActingOperator:

@@ -17,18 +17,26 @@ from schemas.reports import (
     VerificationState,
 )
 from services.intake import store
+from services.intake.clients import Client
 from services.intake.settings import IntakeSettings
 from services.intake.status import summarise
 
 
-async def report_public(conn: asyncpg.Connection, report_id: UUID, settings: IntakeSettings) -> ReportPublic | None:
+async def report_public(
+    conn: asyncpg.Connection, report_id: UUID, settings: IntakeSettings, reader: Client | None = None
+) -> ReportPublic | None:
+    """The report as `reader` may see it: an app's key only a report it filed (None for
+    another's), without the caller's history across other apps' reports."""
     row = await store.fetch_report(conn, report_id)
     if row is None:
+        return None
+    every = reader is None or reader.sees_every_report
+    if not every and row["client_id"] != reader.id:
         return None
     timeline = await store.fetch_timeline(conn, report_id)
     linked = await conn.fetch("SELECT id FROM reports WHERE linked_to = $1 ORDER BY received_at", report_id)
     history = None
-    if row["caller_phone"]:
+    if row["caller_phone"] and every:
         since = datetime.now(UTC) - timedelta(days=settings.prank_flag_days)
         counts = await store.caller_history(conn, row["caller_phone"], since)
         history = CallerHistory(contacts=counts["contacts"], pranks=counts["pranks"],

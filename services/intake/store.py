@@ -163,7 +163,7 @@ async def lock_for_linking(conn: asyncpg.Connection, lock_ids: list[int]) -> Non
 REPORT_COLUMNS = (
     "id", "kind", "category", "subtype", "description", "kecamatan", "desa", "address", "lat", "lon", "caller_name",
     "caller_phone", "channel", "casualties", "received_at", "client_name", "status", "linked_to", "verification",
-    "filed_by",
+    "filed_by", "client_id",
 )  # fmt: skip
 _N = len(REPORT_COLUMNS)
 
@@ -200,6 +200,7 @@ async def store_report(
     link: Link | None = None,
     verification: Verification = "not_required",
     pranks_since: datetime | None = None,
+    client_id: str | None = None,
 ) -> Stored:
     """Insert the report, its timeline entries and its report.received event, in the
     caller's transaction, and count the caller's pranks in the same statement."""
@@ -218,6 +219,7 @@ async def store_report(
         "caller_name": caller and caller.name, "caller_phone": caller and caller.phone, "channel": report.channel,
         "casualties": report.casualties, "received_at": received_at, "client_name": client_name, "status": status,
         "linked_to": link and link.incident_report_id, "verification": verification, "filed_by": report.operator_id,
+        "client_id": client_id,
     }  # fmt: skip
     received = {"channel": report.channel, "kind": report.kind, "via": client_name}
     if verification != "not_required":
@@ -497,6 +499,7 @@ class ReportFilter:
     verification: str | None = None  # pending, verified or not_required
     assigned_to: UUID | None = None
     closed: bool | None = None
+    client_id: str | None = None  # an app's key: only the reports it filed
 
 
 async def list_reports(
@@ -519,11 +522,13 @@ async def list_reports(
                OR ($11 = 'not_required' AND verification = 'not_required'))
           AND ($12::uuid IS NULL OR assigned_to = $12)
           AND ($13::boolean IS NULL OR (closed_at IS NOT NULL) = $13)
+          AND ($14::text IS NULL OR client_id = $14)
         ORDER BY received_at DESC, id DESC
         LIMIT $10
         """,
         where.status, where.category, where.kecamatan, where.kind, where.channel, where.since, where.until,
         after and after[0], after and after[1], limit, where.verification, where.assigned_to, where.closed,
+        where.client_id,
     )  # fmt: skip
 
 

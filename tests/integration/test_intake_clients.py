@@ -87,3 +87,28 @@ async def test_idempotency_keys_belong_to_one_app_and_expire(database_url, broke
     assert other_app.json()["id"] != first.json()["id"]  # another app's key space
     assert after_expiry.json()["id"] not in (first.json()["id"], other_app.json()["id"])
     assert replay.json()["id"] == after_expiry.json()["id"]
+
+
+async def test_an_app_reads_back_only_its_own_reports_and_no_callers_of_others(database_url, broker):
+    """Any app key read every caller's name and phone, and the repeat callers' list."""
+    async with running(create_app(intake(database_url, broker.bootstrap)), API_KEY) as admin:
+        keys_ = [(await admin.post("/v1/admin/api-keys", json={"name": n})).json()["key"] for n in ("sms", "web")]
+        console = (await admin.post("/v1/admin/api-keys", json={"name": "console", "role": "console"})).json()["key"]
+        app_a, app_b, as_console = ({"Authorization": f"Bearer {k}"} for k in (*keys_, console))
+        mine = (await admin.post("/v1/reports", json=FIRE_REPORT, headers=app_a)).json()["id"]
+        theirs = (await admin.post("/v1/reports", json={**FIRE_REPORT, "location": {"kecamatan": "Garum"}},
+                                   headers=app_b)).json()["id"]  # fmt: skip
+        own = await admin.get(f"/v1/reports/{mine}", headers=app_a)
+        other = await admin.get(f"/v1/reports/{theirs}", headers=app_a)
+        listed_by_a = (await admin.get("/v1/reports", headers=app_a)).json()["items"]
+        listed_by_console = (await admin.get("/v1/reports", headers=as_console)).json()["items"]
+        by_console = await admin.get(f"/v1/reports/{theirs}", headers=as_console)
+        flagged_by_app = await admin.get("/v1/callers/flagged", headers=app_a)
+        flagged_by_console = await admin.get("/v1/callers/flagged", headers=as_console)
+    assert own.status_code == 200 and own.json()["caller"]["phone"] == "+6281234567890"
+    assert own.json()["caller_history"] is None  # counts across other apps' reports are not its to see
+    assert other.status_code == 404 and other.headers["content-type"] == "application/problem+json"
+    assert [r["id"] for r in listed_by_a] == [mine]
+    assert {r["id"] for r in listed_by_console} == {mine, theirs}
+    assert by_console.status_code == 200 and by_console.json()["caller_history"]["contacts"] == 2
+    assert flagged_by_app.status_code == 403 and flagged_by_console.status_code == 200
