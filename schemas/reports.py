@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from schemas.catalog import (
     REGENCY_BOUNDS,
@@ -76,6 +76,8 @@ class Caller(BaseModel):
 # the actions intake takes only from an operator (verdicts, unlinks).
 OPERATOR_HEADER = "E112-Operator-Id"
 EMERGENCY_REQUIRED = ("category", "description", "location.kecamatan", "caller.phone")
+CALL_STARTED_MAX_AGE_HOURS = 24
+CALL_STARTED_CLOCK_SKEW_SECONDS = 60  # a sender's clock a little ahead is not an error
 
 
 class ReportCreate(BaseModel):
@@ -112,6 +114,12 @@ class ReportCreate(BaseModel):
         None,
         strict=False,  # a UUID comes as a JSON string; the strict mode would want a UUID object
         description="The call taker who filed it, for apps that act for a signed-in operator (the console).",
+    )
+    call_started_at: AwareDatetime | None = Field(
+        None,
+        strict=False,  # an RFC 3339 string in JSON
+        description="When the call (or message) began, with its time zone: not in the future, at most "
+        f"{CALL_STARTED_MAX_AGE_HOURS} h before the report. `received_at` stays the time intake accepted it.",
     )
 
     def missing_for_emergency(self) -> list[str]:
@@ -217,6 +225,7 @@ class ReportPublic(BaseModel):
     verification: VerificationState
     operator_id: UUID | None = Field(None, description="The call taker who filed it, if an app said so")
     assigned_to: UUID | None = Field(None, description="The operator who has the report's open task, if any")
+    call_started_at: datetime | None = Field(None, description="When the call began, if the app said so")
     closure: Closure | None = Field(None, description="Set while the incident (this report's, or the one it is "
                                     "linked to) is closed")  # fmt: skip
     dispatches: list[DispatchState]

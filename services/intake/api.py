@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from schemas.catalog import Category, Channel, ContactKind, canonical_kecamatan
 from schemas.reports import (
+    CALL_STARTED_CLOCK_SKEW_SECONDS,
+    CALL_STARTED_MAX_AGE_HOURS,
     OPERATOR_HEADER,
     ContactCount,
     ContactStats,
@@ -23,7 +25,7 @@ from schemas.reports import (
 )
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.intake import store
-from services.intake.clients import CurrentClient, OperatorAction
+from services.intake.clients import CentreClient, CurrentClient, OperatorAction
 from services.intake.linking import Place, find_incident
 from services.intake.reading import report_public
 from services.intake.settings import IntakeSettings
@@ -109,6 +111,10 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
                 errors=[{"field": f, "message": "required for an emergency"} for f in missing],
             )  # fmt: skip
         report_id, received_at = uuid.uuid4(), datetime.now(UTC)
+        if report.call_started_at is not None and (message := _call_start_problem(report.call_started_at, received_at)):
+            metrics.rejected.labels("call_started_at").inc()
+            raise Problem(422, "Invalid report", f"call_started_at: {message}.",
+                          errors=[{"field": "call_started_at", "message": message}])  # fmt: skip
         digest = store.request_hash(report)
         link = None
         async with request.app.state.pool.acquire() as conn, conn.transaction():
@@ -240,9 +246,7 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         description="Callers' phones: for the console and admin keys only.",
         responses={403: _problem("An app's key: callers' phones are not for apps")},
     )  # fmt: skip
-    async def flagged(client: CurrentClient, request: Request) -> list[FlaggedCaller]:
-        if not client.sees_every_report:
-            raise Problem(403, "Forbidden", "Callers' phones are shown to the call takers' console and admins only.")
+    async def flagged(client: CentreClient, request: Request) -> list[FlaggedCaller]:
         async with request.app.state.pool.acquire() as conn:
             rows = await store.flagged_callers(conn, datetime.now(UTC) - prank_period, settings.prank_flag_threshold)
         return [FlaggedCaller(**dict(r)) for r in rows]
@@ -271,6 +275,14 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
                               received_at=report["received_at"])  # fmt: skip
 
     return router
+
+
+def _call_start_problem(started: datetime, received_at: datetime) -> str | None:
+    if started > received_at + timedelta(seconds=CALL_STARTED_CLOCK_SKEW_SECONDS):
+        return "in the future"
+    if started < received_at - timedelta(hours=CALL_STARTED_MAX_AGE_HOURS):
+        return f"more than {CALL_STARTED_MAX_AGE_HOURS} h ago"
+    return None
 
 
 def _query_problem(field: str, message: str) -> Problem:

@@ -15,7 +15,7 @@ from services.common.assembly import ConsumerSpec, Parts, Service, assemble
 from services.common.backlog import BacklogProbe, WatchedGroup
 from services.common.consumer import TRANSIENT_ERRORS
 from services.common.web import problem_response
-from services.intake import admin, lifecycle_api, store, timeline, verification_api
+from services.intake import admin, call_aids_api, lifecycle_api, store, timeline, verification_api
 from services.intake.api import IntakeMetrics, build_router
 from services.intake.clients import Authenticator
 from services.intake.settings import IntakeSettings
@@ -58,6 +58,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             build_router(settings, IntakeMetrics(registry)),
             verification_api.build_router(settings, verification_api.VerificationMetrics(registry)),
             lifecycle_api.build_router(settings, lifecycle_api.LifecycleMetrics(registry)),
+            call_aids_api.build_router(settings),
             admin.build_router(),
         ],
         seed=verification_api.seed_default_policy, build=build,

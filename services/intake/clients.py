@@ -193,6 +193,14 @@ async def admin_client(client: Annotated[Client, Depends(current_client)]) -> Cl
     return client
 
 
+async def centre_client(client: Annotated[Client, Depends(current_client)]) -> Client:
+    """The console's or an admin's key: what shows other apps' reports and callers."""
+    if not client.sees_every_report:
+        raise Problem(403, "Forbidden", "This shows other apps' reports and callers' phones: for the call takers' "
+                      "console and admins only.")  # fmt: skip
+    return client
+
+
 async def acting_operator(
     client: Annotated[Client, Depends(current_client)],
     operator_id: Annotated[
@@ -211,4 +219,5 @@ async def acting_operator(
 
 CurrentClient = Annotated[Client, Depends(current_client)]
 AdminClient = Annotated[Client, Depends(admin_client)]
+CentreClient = Annotated[Client, Depends(centre_client)]
 OperatorAction = Annotated[ActingOperator, Depends(acting_operator)]

@@ -73,3 +73,47 @@ def find_incident(
         if _same_desa(place, candidate.place):
             return Link(candidate.report_id, "same_desa", None)
     return None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    candidate: Candidate
+    distance_m: float | None
+    same_desa: bool
+    same_kecamatan: bool
+    minutes_apart: float
+    link: Link | None  # set when the system's own rule (find_incident) would link them
+
+
+def suggest(
+    place: Place, at: datetime, candidates: list[Candidate], *, window: timedelta, max_distance_m: float,
+    limit: int = 5,
+) -> list[Suggestion]:  # fmt: skip
+    """Open incidents (of the same category, the caller's query) that a new report could
+    be another caller of, most likely first: the one the rule links, then the nearest
+    (by distance where both have coordinates, else same desa, then same kecamatan), the
+    closest in time breaking ties. Far ones are left out: a candidate in another
+    kecamatan and, with coordinates, more than ten times the link distance away is not
+    the same incident."""
+    rule = find_incident(place, at, candidates, window=window, max_distance_m=max_distance_m)
+    found = []
+    for candidate in candidates:
+        metres = distance_m(place, candidate.place)
+        same_kecamatan = bool(
+            place.kecamatan and candidate.place.kecamatan
+            and place.kecamatan.casefold() == candidate.place.kecamatan.casefold()
+        )  # fmt: skip
+        near = metres is not None and metres <= 10 * max_distance_m
+        if not (same_kecamatan or near):
+            continue
+        found.append(Suggestion(
+            candidate, None if metres is None else round(metres, 1), _same_desa(place, candidate.place),
+            same_kecamatan, round(abs((at - candidate.received_at).total_seconds()) / 60, 1),
+            rule if rule and rule.incident_report_id == candidate.report_id else None,
+        ))  # fmt: skip
+
+    def rank(s: Suggestion) -> tuple:
+        nearness = s.distance_m if s.distance_m is not None else (0.0 if s.same_desa else 10 * max_distance_m)
+        return (s.link is None, nearness, not s.same_desa, s.minutes_apart)
+
+    return sorted(found, key=rank)[:limit]

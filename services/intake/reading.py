@@ -58,7 +58,7 @@ async def report_public(
         channel=row["channel"], casualties=row["casualties"], received_at=row["received_at"],
         via=row["client_name"], linked_to=row["linked_to"], linked_reports=[r["id"] for r in linked],
         caller_history=history, verification=verification_state(row), operator_id=row["filed_by"],
-        assigned_to=row["assigned_to"], closure=closure,
+        assigned_to=row["assigned_to"], call_started_at=row["call_started_at"], closure=closure,
         dispatches=[DispatchState(**vars(d)) for d in dispatches],
         timeline=[_timeline_entry(e) for e in timeline],
     )  # fmt: skip

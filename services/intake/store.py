@@ -163,7 +163,7 @@ async def lock_for_linking(conn: asyncpg.Connection, lock_ids: list[int]) -> Non
 REPORT_COLUMNS = (
     "id", "kind", "category", "subtype", "description", "kecamatan", "desa", "address", "lat", "lon", "caller_name",
     "caller_phone", "channel", "casualties", "received_at", "client_name", "status", "linked_to", "verification",
-    "filed_by", "client_id",
+    "filed_by", "client_id", "call_started_at",
 )  # fmt: skip
 _N = len(REPORT_COLUMNS)
 
@@ -219,7 +219,7 @@ async def store_report(
         "caller_name": caller and caller.name, "caller_phone": caller and caller.phone, "channel": report.channel,
         "casualties": report.casualties, "received_at": received_at, "client_name": client_name, "status": status,
         "linked_to": link and link.incident_report_id, "verification": verification, "filed_by": report.operator_id,
-        "client_id": client_id,
+        "client_id": client_id, "call_started_at": report.call_started_at,
     }  # fmt: skip
     received = {"channel": report.channel, "kind": report.kind, "via": client_name}
     if verification != "not_required":
@@ -562,6 +562,23 @@ async def caller_history(conn: asyncpg.Connection, phone: str, since: datetime) 
         FROM reports WHERE caller_phone = $1 AND received_at >= $2
         """,
         phone, since,
+    )  # fmt: skip
+
+
+async def recent_contacts(conn: asyncpg.Connection, phone: str, *, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, kind, category, status, channel, received_at FROM reports WHERE caller_phone = $1 "
+        "ORDER BY received_at DESC LIMIT $2",
+        phone, limit,
+    )  # fmt: skip
+
+
+async def incident_summaries(conn: asyncpg.Connection, report_ids: list[UUID]) -> list[asyncpg.Record]:
+    """What the call form shows of a possible incident (no caller's data), with its callers counted."""
+    return await conn.fetch(
+        "SELECT r.id, r.subtype, r.description, (SELECT count(*) FROM reports l WHERE l.linked_to = r.id) AS callers "
+        "FROM reports r WHERE r.id = ANY($1::uuid[])",
+        report_ids,
     )  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.intake.linking import Candidate, Place, distance_m, find_incident
+from services.intake.linking import Candidate, Place, distance_m, find_incident, suggest
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=30)
@@ -61,3 +61,28 @@ def test_the_earliest_matching_incident_wins():
 
 def test_no_place_in_common_does_not_link():
     assert link(Place("Wlingi", None, None, None), [candidate(1, Place("Wlingi", None, None, None))]) is None
+
+
+def test_suggestions_put_the_rules_incident_first_then_the_nearest_and_leave_far_ones_out():
+    here = Place("Garum", "Sumberdiren", -8.0800, 112.2300)
+    linked = candidate(20, Place("Garum", "Sumberdiren", -8.0810, 112.2300))  # ~110 m: the rule links it
+    nearer_but_outside_window = candidate(40, Place("Garum", "Sumberdiren", -8.0801, 112.2300))
+    same_kecamatan_far = candidate(5, Place("Garum", "Tingal", -8.1200, 112.2600))  # ~5.5 km, same kecamatan
+    close_in_another = candidate(5, Place("Kanigoro", None, -8.0830, 112.2330))  # ~460 m over the border
+    far_elsewhere = candidate(1, Place("Srengat", None, -8.0700, 112.0700))  # ~17 km: not the same incident
+    ranked = suggest(here, NOW, [far_elsewhere, same_kecamatan_far, close_in_another, nearer_but_outside_window,
+                                 linked], window=WINDOW, max_distance_m=500)  # fmt: skip
+    assert [s.candidate for s in ranked] == [linked, nearer_but_outside_window, close_in_another, same_kecamatan_far]
+    assert ranked[0].link is not None and ranked[0].link.reason == "within_distance"
+    assert [s.link for s in ranked[1:]] == [None, None, None]  # nothing else is pre-selected
+    assert ranked[0].same_desa and ranked[0].minutes_apart == 20.0
+
+
+def test_without_coordinates_the_same_desa_comes_before_the_rest_of_the_kecamatan():
+    here = Place("Wlingi", "Beru", None, None)
+    same_desa = candidate(10, Place("Wlingi", "beru ", None, None))
+    other_desa = candidate(2, Place("Wlingi", "Tangkil", None, None))
+    ranked = suggest(here, NOW, [other_desa, same_desa], window=WINDOW, max_distance_m=500)
+    assert [s.candidate for s in ranked] == [same_desa, other_desa]
+    assert ranked[0].link.reason == "same_desa" and ranked[1].link is None
+    assert suggest(Place(None, None, None, None), NOW, [same_desa], window=WINDOW, max_distance_m=500) == []
