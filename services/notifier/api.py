@@ -150,7 +150,10 @@ class FieldStatusEntry(BaseModel):
 
 class UpdatePublic(BaseModel):
     update_id: UUID = Field(description="also the webhook's Idempotency-Key")
-    type: str = Field(description="caller_added (another caller) or cancelled (found false, sent unverified)")
+    type: str = Field(
+        description="caller_added (another caller), cancelled (found false, sent unverified) or closed (the "
+        "incident closed at the centre)"
+    )
     new_report_id: UUID | None = Field(description="caller_added: the other caller's report")
     state: str
     attempts: int
@@ -165,7 +168,7 @@ class DispatchPublic(BaseModel):
     agency: str
     state: str = Field(
         description="pending, delivered, failed, stopped (acknowledged before delivery finished) or cancelled "
-        "(found false before it was delivered)"
+        "(called off before it was delivered: found false, or the incident closed)"
     )
     channel: str | None
     round: int

@@ -163,6 +163,12 @@ class EmailChannel:
                 now=now,
             )  # fmt: skip
             return await self.mailer.send(message)
+        if dispatch.kind == "update" and dispatch.event_type.endswith(".dispatch.closed.v1"):
+            message = mail.closing_email(
+                sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, notice_id=dispatch.dispatch_id,
+                now=now,
+            )  # fmt: skip
+            return await self.mailer.send(message)
         if dispatch.kind == "update":
             # The link acknowledges the dispatch the update belongs to: an update is not
             # acknowledged on its own.

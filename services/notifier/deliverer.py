@@ -12,10 +12,11 @@ body, `ce-*` headers, `Idempotency-Key: <dispatch_id>` and `E112-Signature`. The
 dispatch may arrive more than once (a retry after a lost answer, a re-send when it is
 not acknowledged) and the agency deduplicates by that key.
 
-An update to a dispatch (`dispatch.caller_added`, see handler.py) is a row of kind
-"update" in the same queue and goes the same way, under its own ce-type, ce-id and
-Idempotency-Key (the update's id); its outcome is `dispatch.update_delivered` or
-`dispatch.update_failed`, so intake's watchdog can tell a lost update from a slow one.
+An update to a dispatch (`dispatch.caller_added`, or a cancellation or closing notice;
+see handler.py) is a row of kind "update" in the same queue and goes the same way,
+under its own ce-type, ce-id and Idempotency-Key (the update's id); its outcome is
+`dispatch.update_delivered` or `dispatch.update_failed`, so intake's watchdog can tell
+a lost update from a slow one.
 
 While an agency's webhook circuit breaker is open, its dispatches are postponed to
 the breaker's next trial: no attempt, no count against the retry bound. When the
@@ -40,6 +41,8 @@ from schemas import topics
 from schemas.envelope import KafkaRecord, derived_event_id, encode
 from schemas.events import (
     DispatchCallerAdded,
+    DispatchCancelled,
+    DispatchClosed,
     DispatchDelivered,
     DispatchFailed,
     DispatchHeld,
@@ -117,13 +120,21 @@ def outcome_record(dispatch: DueDispatch, state: str, channel: str | None, attem
     return _status_record(dispatch, event, now)
 
 
+# An update's `update_type` in its outcome, by the ce_type of the event it delivers: the
+# update rows the handler queues (handler.py), and no other.
+UPDATE_TYPES = {
+    DispatchCallerAdded.ce_type: "caller_added",
+    DispatchCancelled.ce_type: "cancelled",
+    DispatchClosed.ce_type: "closed",
+}
+
+
 def update_outcome_record(dispatch: DueDispatch, state: str, channel: str | None, attempts: int,
                           reason: str | None, now: datetime) -> KafkaRecord:  # fmt: skip
-    """The outcome of an update (another caller, a cancellation notice): `dispatch_id` of
-    the row is the update's id, `update_of` the dispatch it updates."""
-    update_type = "caller_added" if dispatch.event_type == DispatchCallerAdded.ce_type else "cancelled"
+    """The outcome of an update (another caller, a cancellation or closing notice):
+    `dispatch_id` of the row is the update's id, `update_of` the dispatch it updates."""
     common = dict(
-        update_id=dispatch.dispatch_id, update_type=update_type, dispatch_id=dispatch.update_of,
+        update_id=dispatch.dispatch_id, update_type=UPDATE_TYPES[dispatch.event_type], dispatch_id=dispatch.update_of,
         report_id=dispatch.report_id, new_report_id=dispatch.new_report_id, agency=dispatch.agency, attempts=attempts,
     )  # fmt: skip
     if state == "delivered":

@@ -7,18 +7,21 @@ dispatch, delivered through the same queue but with no timer of its own and with
 touching the dispatch's. An update is delivered even when the dispatch is already
 acknowledged or its field status is `done`: it is new information (a second caller
 may report more casualties or a fire spreading again), and the agency is the one to
-judge it. A `dispatch.cancelled` (a dispatch sent unverified and found false) stops the
+judge it. A `dispatch.cancelled` (a dispatch sent unverified and found false) and a
+`dispatch.closed` (its incident closed at the 112 centre, with an outcome) each stop the
 dispatch (no re-send, no escalation; not delivered at all if it has not been yet) and
-is delivered to the agency as a notice through the same queue. Other types on the topic
-are not for delivery."""
+are delivered to the agency as a notice through the same queue: one cancellation per
+dispatch, one closing per closing (an incident reopened and closed again is closed
+anew). Other types on the topic are not for delivery."""
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
 from schemas.envelope import Envelope
-from schemas.events import DispatchCallerAdded, DispatchCancelled, DispatchRequested
+from schemas.events import DispatchCallerAdded, DispatchCancelled, DispatchClosed, DispatchRequested
 from services.common.handlers import HandlerTable
 from services.notifier import escalation, store
 from services.notifier.agency_configs import AgencyConfigs
@@ -62,25 +65,44 @@ def handler_table(
                 ))  # fmt: skip
         await store.enqueue(conn, rows, now)
 
-    async def queue_cancellation(conn: asyncpg.Connection, envelope: Envelope) -> None:
-        data: DispatchCancelled = envelope.data
+    async def stop_and_notify(conn: asyncpg.Connection, envelope: Envelope, notice_id: uuid.UUID,
+                              at: datetime) -> None:  # fmt: skip
+        """Stop the dispatch and queue the notice (`envelope`'s data) for the agency."""
+        data: DispatchCancelled | DispatchClosed = envelope.data
         now = clock.now()
-        await store.cancel_dispatch(conn, data.dispatch_id, now)
+        await store.stop_dispatch(conn, data.dispatch_id, now)
         # Sent even when the dispatch was stopped before delivery: a delivery may be in
         # flight at this moment, and a notice for a dispatch never seen is harmless.
         notice = store.NewDispatch(
-            dispatch_id=cancellation_id(data.dispatch_id), report_id=data.report_id, agency=data.agency,
-            event_id=envelope.id, event_type=envelope.type, event_source=envelope.source, event_time=envelope.time,
-            body=envelope.raw_data, received_at=data.cancelled_at, update_of=data.dispatch_id,
+            dispatch_id=notice_id, report_id=data.report_id, agency=data.agency, event_id=envelope.id,
+            event_type=envelope.type, event_source=envelope.source, event_time=envelope.time, body=envelope.raw_data,
+            received_at=at, update_of=data.dispatch_id,
         )  # fmt: skip
         await store.enqueue(conn, [notice], now)
 
-    # A cancellation goes alone, in its place: it must follow the dispatch it stops.
+    async def queue_cancellation(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: DispatchCancelled = envelope.data
+        await stop_and_notify(conn, envelope, cancellation_id(data.dispatch_id), data.cancelled_at)
+
+    async def queue_closing(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: DispatchClosed = envelope.data
+        await stop_and_notify(conn, envelope, closing_id(data.dispatch_id, data.closed_at), data.closed_at)
+
+    # A cancellation or a closing goes alone, in its place: it must follow the dispatch
+    # it stops.
     return HandlerTable(
-        {DispatchCancelled: queue_cancellation}, batched={DispatchRequested: queue, DispatchCallerAdded: queue}
+        {DispatchCancelled: queue_cancellation, DispatchClosed: queue_closing},
+        batched={DispatchRequested: queue, DispatchCallerAdded: queue},
     )
 
 
 def cancellation_id(dispatch_id: uuid.UUID) -> uuid.UUID:
     """One cancellation notice per dispatch, whatever ce_id it arrives under."""
     return uuid.uuid5(dispatch_id, "cancelled")
+
+
+def closing_id(dispatch_id: uuid.UUID, closed_at: datetime) -> uuid.UUID:
+    """One closing notice per closing of the incident, whatever ce_id it arrives under: a
+    redelivered `dispatch.closed` is the same notice, a closing after a reopening (a
+    later `closed_at`) a new one."""
+    return uuid.uuid5(dispatch_id, f"closed:{closed_at.isoformat()}")

@@ -5,7 +5,8 @@ and number, which go to this agency and nowhere else), the dispatch JSON exactly
 published (attached, for systems that read the mailbox) and a signed link that
 acknowledges the dispatch. An escalation e-mail tells the agency's escalation contacts
 that the dispatch is still unacknowledged, with the same details and link. An update
-e-mail tells the agency that another caller reported an incident it already has.
+e-mail tells the agency that another caller reported an incident it already has; a
+cancellation or closing e-mail that a dispatch is called off or its incident closed.
 """
 
 import json
@@ -136,6 +137,34 @@ def cancellation_email(*, sender: str, to: list[str], body: bytes, notice_id: UU
         message_id=f"{notice_id}.cancelled", now=now,
     )  # fmt: skip
     message.add_attachment(body, maintype="application", subtype="json", filename="dispatch-cancelled.json")
+    return message
+
+
+def closing_email(*, sender: str, to: list[str], body: bytes, notice_id: UUID, now: datetime) -> EmailMessage:
+    """The incident the agency was dispatched to is closed at the 112 centre: its outcome
+    and the operator's note. `notice_id` is one per closing (a reopened incident closed
+    again is a new message)."""
+    data = json.loads(body)
+    agency = str(data.get("agency", "")).upper()
+    outcome = str(data.get("outcome", ""))
+    text = "\n".join(
+        [
+            f"DITUTUP: kejadian untuk dispatch {data.get('dispatch_id')} ke {agency} ditutup di pusat 112; "
+            "tidak ada lagi yang menyusul untuk dispatch ini.",
+            f"CLOSED: the incident of dispatch {data.get('dispatch_id')} to {agency} is closed at the 112 centre; "
+            "nothing more will come for this dispatch.",
+            f"Hasil / outcome  : {outcome}",
+            f"Catatan / note   : {data.get('note') or '-'}",
+            f"Ditutup / closed : {data.get('closed_at')}",
+            f"Laporan / report : {data.get('report_id')}",
+            f"Dispatch         : {data.get('dispatch_id')}",
+        ]
+    )
+    message = _message(
+        sender=sender, to=to, subject=f"[112 DITUTUP / CLOSED] {agency}: {outcome}", text=text,
+        message_id=f"{notice_id}.closed", now=now,
+    )  # fmt: skip
+    message.add_attachment(body, maintype="application", subtype="json", filename="dispatch-closed.json")
     return message
 
 

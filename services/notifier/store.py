@@ -203,10 +203,12 @@ def _queued_arrays(rows: Sequence[NewDispatch]) -> list[list]:
     ]  # fmt: skip
 
 
-async def cancel_dispatch(conn: asyncpg.Connection, dispatch_id: UUID, now: datetime) -> None:
-    """Stop a dispatch found false: no re-send or escalation from now on, and no delivery
-    at all if it is still waiting for one (a lease holder mid-attempt may still deliver
-    it; the cancellation notice follows it then)."""
+async def stop_dispatch(conn: asyncpg.Connection, dispatch_id: UUID, now: datetime) -> None:
+    """Stop a dispatch nothing more is to come for (found false, or its incident closed):
+    no re-send or escalation from now on, and no delivery at all if it is still waiting
+    for one (state 'cancelled'; a lease holder mid-attempt may still deliver it, and the
+    notice follows it then). `cancelled_at` is when it was called off, for either reason;
+    a second stop (a closing after a cancellation, a re-close) leaves it as it is."""
     await conn.execute(
         """
         UPDATE dispatches SET cancelled_at = $2, escalation_due_at = NULL,
