@@ -18,6 +18,7 @@ from services.common.web import problem_response, require_api_key
 from services.console import store
 from services.console.events_api import build_events_router
 from services.console.live import Broadcaster, LiveFeed, LiveMetrics
+from services.console.pipeline_api import build_pipeline_router
 from services.console.session import cross_site
 from services.console.settings import ConsoleSettings
 from services.console.shift_api import build_shift_router
@@ -99,6 +100,7 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
     app.include_router(build_work_router(metrics))
     app.include_router(build_shift_router(metrics))
     app.include_router(build_events_router())
+    app.include_router(build_pipeline_router(settings.pipeline_backlog_bound))
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

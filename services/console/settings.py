@@ -32,6 +32,9 @@ class ConsoleSettings(ServiceSettings):
     signin_lock_minutes: float = Field(5.0, gt=0, le=24 * 60)
     # The page reloads every screen this often besides the live updates, in case one was missed.
     page_refresh_seconds: int = Field(30, ge=5, le=86_400)
+    # A consumer group with more events than this to read puts the pipeline banner up
+    # (the same bound at which intake's watchdog holds re-drives back).
+    pipeline_backlog_bound: int = Field(100, ge=0, le=1_000_000)
     # Events waiting for one slow browser before it is told to reload instead.
     live_queue_size: int = Field(500, ge=10, le=100_000)
 

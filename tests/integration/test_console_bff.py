@@ -455,3 +455,21 @@ async def test_live_updates_reach_a_signed_in_browser_without_personal_data(data
     text = "\n".join(lines + rest)
     assert "Budi" not in text and "6281234567890" not in text
     assert "event: dispatch" in text
+
+
+async def test_the_pipeline_banner_says_what_the_services_report(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        await sign_in(env.console, await operator_with_pin(env))
+        # Until their consumers have joined, the notifier and shifts are not ready either.
+        well = await eventually(lambda: _pipeline(env.console, lambda answer: answer["ok"]), timeout=30)
+        broker.stop()  # the notifier and shifts need the broker to do their job
+        trouble = await eventually(lambda: _pipeline(env.console, lambda answer: answer["items"]), timeout=30)
+    assert well == {"ok": True, "items": [], "backlog_bound": 100}
+    assert trouble["ok"] is False
+    not_ready = {i["service"]: i["checks"] for i in trouble["items"] if i["code"] == "service_not_ready"}
+    assert "broker" in not_ready.get("notifier", []), trouble
+
+
+async def _pipeline(console: httpx.AsyncClient, wanted):
+    answer = (await console.get("/api/pipeline")).json()
+    return answer if wanted(answer) else None
