@@ -10,6 +10,7 @@ the consumer and replicas, so two tasks never race for one operator's last slot.
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
@@ -172,13 +173,19 @@ class Assigner:
         return []
 
     async def _refresh_gauges(self, conn: asyncpg.Connection) -> None:
-        rows = await conn.fetch("SELECT reason, state, count(*) AS n FROM tasks WHERE state <> 'closed' GROUP BY 1, 2")
+        rows = await conn.fetch(
+            "SELECT reason, state, count(*) AS n, min(created_at) AS oldest FROM tasks WHERE state <> 'closed' "
+            "GROUP BY 1, 2"
+        )
         self.metrics.tasks_queued.set(sum(r["n"] for r in rows if r["state"] == "queued"))
         open_by_reason = dict.fromkeys(TASK_REASONS, 0)
+        oldest: dict[str, float] = {}
         for r in rows:
             open_by_reason[r["reason"]] += r["n"]
+            oldest[r["reason"]] = min(oldest.get(r["reason"], math.inf), r["oldest"].timestamp())
         for reason, n in open_by_reason.items():
             self.metrics.tasks_open.labels(reason).set(n)
+            self.metrics.oldest_open.labels(reason).set(oldest.get(reason, 0))
 
     async def close(
         self, conn: asyncpg.Connection, task, *, outcome: str, by: UUID | None, note: str | None, now: datetime

@@ -45,6 +45,10 @@ class ShiftMetrics:
         self.tasks_open = Gauge(
             "e112_tasks_open", "Open operator tasks (queued or assigned), by reason", ["reason"], registry=registry
         )
+        self.oldest_open = Gauge(
+            "e112_tasks_oldest_open_timestamp_seconds", "When the oldest open task of each reason was created (Unix "
+            "time; 0 with none open): its age is time() minus this", ["reason"], registry=registry,
+        )  # fmt: skip
         self.task_wait = Histogram(
             "e112_task_wait_seconds", "From a report needing an operator to its first assignment, by reason",
             ["reason"], buckets=(0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800), registry=registry,

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import topics
 from schemas.envelope import encode
@@ -82,6 +83,10 @@ async def test_assigned_to_free_operators_balanced_queued_when_full_and_drained(
     (waiting,) = queue
     assert budi_status == "handling_report"
     assert "e112_tasks_queued 1.0" in metrics
+    oldest = min(datetime.fromisoformat(t["created_at"]) for t in [*assigned, *queue]).timestamp()
+    oldest_open = {s.labels["reason"]: s.value for f in text_string_to_metric_families(metrics) for s in f.samples
+                   if s.name == "e112_tasks_oldest_open_timestamp_seconds"}  # fmt: skip
+    assert oldest_open["verify"] == oldest and oldest_open["phone_agency"] == 0
     assert after_check_in[waiting["report_id"]] == citra
     assert closed[0]["outcome"] == "verified" and closed[0]["closed_by"] == ani
     assigned_events = _of(messages, "report.assigned")
