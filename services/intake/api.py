@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -50,6 +50,11 @@ class Unlink(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class ReportCounts(BaseModel):
+    total: int
+    by_status: dict[str, int]
 
 
 class FlaggedCaller(BaseModel):
@@ -175,45 +180,26 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
 
     @router.get("/reports", summary="List and filter reports, newest first")
     async def list_reports(
-        client: CurrentClient,
+        where: ReportQuery,
         request: Request,
-        status: Annotated[str | None, Query(description=f"One of: {', '.join(REPORT_STATUSES)}")] = None,
-        category: Category | None = None,
-        kecamatan: Annotated[str | None, Query(max_length=40, description="Any case")] = None,
-        kind: ContactKind | None = None,
-        channel: Channel | None = None,
-        verification: Annotated[
-            Literal["pending", "verified", "not_required"] | None,
-            Query(description="pending: waiting for an operator's verdict (held or dispatched unverified)"),
-        ] = None,
-        assigned_to: Annotated[UUID | None, Query(description="The operator who has the report's open task")] = None,
-        closed: Annotated[
-            bool | None,
-            Query(
-                description="false: open ones only (incidents not closed, and other contacts); "
-                "true: closed incidents and their callers only"
-            ),
-        ] = None,
-        since: Annotated[datetime | None, Query(description="Received at or after (RFC 3339)")] = None,
-        until: Annotated[datetime | None, Query(description="Received before (RFC 3339)")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
     ) -> ReportPage:
-        if status is not None and status not in REPORT_STATUSES:
-            raise _query_problem("status", f"must be one of: {', '.join(REPORT_STATUSES)}")
-        canonical = None
-        if kecamatan is not None and (canonical := canonical_kecamatan(kecamatan)) is None:
-            raise _query_problem("kecamatan", "not a kecamatan of Kabupaten Blitar")
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise _query_problem(name, "give a time zone, e.g. 2026-11-28T07:00:00+07:00")
-        where = store.ReportFilter(status, category, canonical, kind, channel, since, until, verification, assigned_to,
-                                   closed, client_id=None if client.sees_every_report else client.id)  # fmt: skip
         async with request.app.state.pool.acquire() as conn:
             rows = await store.list_reports(conn, where, after=_decode_cursor(cursor), limit=limit + 1)
         items = [ReportSummary(**dict(r)) for r in rows[:limit]]
         more = len(rows) > limit
         return ReportPage(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
+
+    @router.get(
+        "/stats/reports", tags=["statistics"],
+        summary="How many reports a listing's filter holds, by status (all of them, not a page)",
+    )  # fmt: skip
+    async def report_counts(where: ReportQuery, request: Request) -> ReportCounts:
+        async with request.app.state.pool.acquire() as conn:
+            rows = await store.count_reports(conn, where)
+        by_status = {r["status"]: r["n"] for r in rows}
+        return ReportCounts(total=sum(by_status.values()), by_status=by_status)
 
     @router.get("/stats/contacts", tags=["statistics"], summary="Contacts per day, kind and channel")
     async def contact_stats(
@@ -283,6 +269,49 @@ def _call_start_problem(started: datetime, received_at: datetime) -> str | None:
     if started < received_at - timedelta(hours=CALL_STARTED_MAX_AGE_HOURS):
         return f"more than {CALL_STARTED_MAX_AGE_HOURS} h ago"
     return None
+
+
+async def report_filter(
+    client: CurrentClient,
+    status: Annotated[str | None, Query(description=f"One of: {', '.join(REPORT_STATUSES)}")] = None,
+    category: Category | None = None,
+    kecamatan: Annotated[str | None, Query(max_length=40, description="Any case")] = None,
+    kind: ContactKind | None = None,
+    channel: Channel | None = None,
+    verification: Annotated[
+        Literal["pending", "verified", "not_required"] | None,
+        Query(description="pending: waiting for an operator's verdict (held or dispatched unverified)"),
+    ] = None,
+    assigned_to: Annotated[UUID | None, Query(description="The operator who has the report's open task")] = None,
+    closed: Annotated[
+        bool | None,
+        Query(
+            description="false: open ones only (incidents not closed, and other contacts); "
+            "true: closed incidents and their callers only"
+        ),
+    ] = None,
+    incident: Annotated[
+        bool | None, Query(description="true: incidents only (emergencies that are not another caller's report)")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="Received at or after (RFC 3339)")] = None,
+    until: Annotated[datetime | None, Query(description="Received before (RFC 3339)")] = None,
+) -> store.ReportFilter:
+    """The listing's filter from the query, scoped to what the key may read."""
+    if status is not None and status not in REPORT_STATUSES:
+        raise _query_problem("status", f"must be one of: {', '.join(REPORT_STATUSES)}")
+    canonical = None
+    if kecamatan is not None and (canonical := canonical_kecamatan(kecamatan)) is None:
+        raise _query_problem("kecamatan", "not a kecamatan of Kabupaten Blitar")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise _query_problem(name, "give a time zone, e.g. 2026-11-28T07:00:00+07:00")
+    return store.ReportFilter(
+        status, category, canonical, kind, channel, since, until, verification, assigned_to, closed,
+        client_id=None if client.sees_every_report else client.id, incident=incident,
+    )  # fmt: skip
+
+
+ReportQuery = Annotated[store.ReportFilter, Depends(report_filter)]
 
 
 def _query_problem(field: str, message: str) -> Problem:

@@ -500,17 +500,11 @@ class ReportFilter:
     assigned_to: UUID | None = None
     closed: bool | None = None
     client_id: str | None = None  # an app's key: only the reports it filed
+    incident: bool | None = None  # true: incidents only (emergencies that are not another caller's report)
 
 
-async def list_reports(
-    conn: asyncpg.Connection, where: ReportFilter, *, after: tuple[datetime, UUID] | None, limit: int
-) -> list[asyncpg.Record]:
-    """Newest first, keyset-paginated on (received_at, id): stable while reports arrive."""
-    return await conn.fetch(
-        """
-        SELECT id, kind, status, category, subtype, kecamatan, desa, channel, received_at, linked_to,
-               verification, verdict, assigned_to, closed_at, close_outcome
-        FROM reports
+# ReportFilter's WHERE clause, shared by the listing and the counts ($10 is their LIMIT).
+_WHERE = """
         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR category = $2)
           AND ($3::text IS NULL OR kecamatan = $3) AND ($4::text IS NULL OR kind = $4)
           AND ($5::text IS NULL OR channel = $5)
@@ -523,13 +517,40 @@ async def list_reports(
           AND ($12::uuid IS NULL OR assigned_to = $12)
           AND ($13::boolean IS NULL OR (closed_at IS NOT NULL) = $13)
           AND ($14::text IS NULL OR client_id = $14)
+          AND ($15::boolean IS NULL OR (kind = 'emergency' AND linked_to IS NULL) = $15)
+"""
+
+
+def _where_args(where: ReportFilter, after: tuple[datetime, UUID] | None, limit: int | None) -> list:
+    return [
+        where.status, where.category, where.kecamatan, where.kind, where.channel, where.since, where.until,
+        after and after[0], after and after[1], limit, where.verification, where.assigned_to, where.closed,
+        where.client_id, where.incident,
+    ]  # fmt: skip
+
+
+async def list_reports(
+    conn: asyncpg.Connection, where: ReportFilter, *, after: tuple[datetime, UUID] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Newest first, keyset-paginated on (received_at, id): stable while reports arrive."""
+    return await conn.fetch(
+        f"""
+        SELECT id, kind, status, category, subtype, kecamatan, desa, channel, received_at, linked_to,
+               verification, verdict, assigned_to, closed_at, close_outcome
+        FROM reports {_WHERE}
         ORDER BY received_at DESC, id DESC
         LIMIT $10
         """,
-        where.status, where.category, where.kecamatan, where.kind, where.channel, where.since, where.until,
-        after and after[0], after and after[1], limit, where.verification, where.assigned_to, where.closed,
-        where.client_id,
-    )  # fmt: skip
+        *_where_args(where, after, limit),
+    )
+
+
+async def count_reports(conn: asyncpg.Connection, where: ReportFilter) -> list[asyncpg.Record]:
+    """How many reports the filter holds, by status: all of them, not a page."""
+    return await conn.fetch(
+        f"SELECT status, count(*) AS n FROM reports {_WHERE} GROUP BY status ORDER BY status LIMIT $10",
+        *_where_args(where, None, None),  # LIMIT NULL: every status
+    )
 
 
 async def contact_counts(conn: asyncpg.Connection, since: datetime, until: datetime) -> list[asyncpg.Record]:

@@ -162,6 +162,12 @@ class UpdatePublic(BaseModel):
     history: list[AttemptPublic]
 
 
+class LatePublic(BaseModel):
+    late: int = Field(description="Dispatches past their acknowledgement deadline and not acknowledged (nor "
+                      "called off): every one, not a page of them")  # fmt: skip
+    by_agency: dict[str, int]
+
+
 class DispatchPublic(BaseModel):
     dispatch_id: UUID
     report_id: UUID
@@ -331,6 +337,14 @@ def build_router(
         async with request.app.state.pool.acquire() as conn:
             if not await store.revoke_api_key(conn, agency, key_id, clock.now()):
                 raise Problem(404, "Not found", f"{agency} has no API key {key_id}.")
+
+    @router.get(
+        "/dispatches/late", tags=["dispatches"], summary="How many dispatches are past their deadline, unacknowledged"
+    )
+    async def late(request: Request) -> LatePublic:
+        async with request.app.state.pool.acquire() as conn:
+            rows = await store.late_by_agency(conn, clock.now())
+        return LatePublic(late=sum(r["late"] for r in rows), by_agency={r["agency"]: r["late"] for r in rows})
 
     @router.get(
         "/dispatches/{dispatch_id}", tags=["dispatches"], responses=NOT_FOUND,

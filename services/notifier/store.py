@@ -585,3 +585,16 @@ async def seconds_until_next_timer(conn: asyncpg.Connection, now: datetime) -> f
         now,
     )
     return not_before_now(seconds)
+
+
+async def late_by_agency(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
+    """Unacknowledged dispatches past their acknowledgement deadline, per agency."""
+    return await conn.fetch(
+        """
+        SELECT agency, count(*) AS late FROM dispatches
+        WHERE kind = 'dispatch' AND acknowledged_at IS NULL AND cancelled_at IS NULL
+              AND created_at + make_interval(secs => ack_deadline_seconds) <= $1
+        GROUP BY agency ORDER BY agency
+        """,
+        now,
+    )

@@ -151,3 +151,26 @@ async def _with_events(client, report_id, count):
 async def _listed(database_url, broker, status):
     async with running(create_app(intake(database_url, broker.bootstrap)), API_KEY) as client:
         return [i["id"] for i in (await client.get("/v1/reports", params={"status": status})).json()["items"]]
+
+
+async def test_the_counts_hold_everything_the_filter_does_and_incidents_leave_out_callers(database_url, broker):
+    settings = intake(database_url, broker.bootstrap).model_copy(update={"link_related_reports": True})
+    async with running(create_app(settings), API_KEY) as client:
+        fire = (await client.post("/v1/reports", json=FIRE_REPORT)).json()
+        caller = (await client.post("/v1/reports", json=FIRE_REPORT)).json()
+        await client.post("/v1/reports", json=emergency("kecelakaan", "Garum"))
+        await client.post("/v1/reports", json={"kind": "prank", "channel": "call"})
+        for i in range(3):
+            await client.post("/v1/reports", json=emergency("penyakit", "Talun", phone=f"08123456780{i}"))
+        open_incidents = {"kind": "emergency", "incident": "true", "closed": "false"}
+        counts = (await client.get("/v1/stats/reports", params=open_incidents)).json()
+        in_talun = (await client.get("/v1/stats/reports", params={**open_incidents, "kecamatan": "talun"})).json()
+        page = (await client.get("/v1/reports", params={**open_incidents, "limit": 2})).json()
+        everything = (await client.get("/v1/stats/reports")).json()
+        bad = await client.get("/v1/stats/reports", params={"status": "lost"})
+    assert caller["linked_to"] == fire["id"]
+    assert counts == {"total": 5, "by_status": {"received": 5}}  # not the caller, not the prank
+    assert in_talun["total"] == 3
+    assert len(page["items"]) == 2 and page["next_cursor"]  # the page is short; the count is not
+    assert everything["total"] == 7 and everything["by_status"] == {"received": 5, "linked": 1, "recorded": 1}
+    assert bad.status_code == 422

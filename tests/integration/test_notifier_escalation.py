@@ -151,6 +151,29 @@ async def _escalations_in_outbox(conn) -> list[tuple[str, dict]]:
     ]
 
 
+async def test_the_late_count_is_every_unacknowledged_dispatch_past_its_deadline(database_url, broker, endpoint):
+    clock = OffsetClock()
+    settings = notifier_settings(database_url, broker.bootstrap)
+    async with running(create_app(settings, clock), API_KEY) as client:
+        await set_agency(client, "damkar", webhook_url=endpoint.url, ack_deadline_seconds=60)
+        await set_agency(client, "pln", webhook_url=endpoint.url, ack_deadline_seconds=600)
+        acked, silent, slow_deadline = dispatch_event("damkar"), dispatch_event("damkar"), dispatch_event("pln")
+        await produce(broker.bootstrap, [record_of(e) for e in (acked, silent, slow_deadline)])
+        await status_events(broker.bootstrap, lambda ms: len(of_type(ms, DELIVERED)) == 3)
+        before = (await client.get("/v1/dispatches/late")).json()
+        key = await agency_key(client, "damkar")
+        await client.post(
+            f"/v1/dispatches/{acked.dispatch_id}/acknowledgement", headers={"Authorization": f"Bearer {key}"}
+        )
+        clock.advance(61)
+        past_one_minute = (await client.get("/v1/dispatches/late")).json()
+        clock.advance(600)
+        past_eleven = (await client.get("/v1/dispatches/late")).json()
+    assert before == {"late": 0, "by_agency": {}}
+    assert past_one_minute == {"late": 1, "by_agency": {"damkar": 1}}
+    assert past_eleven == {"late": 2, "by_agency": {"damkar": 1, "pln": 1}}
+
+
 async def test_a_timer_that_fires_after_the_acknowledgement_does_nothing(database_url):
     clock = OffsetClock()
     pool, [event] = await _queued(database_url, clock, 1)
