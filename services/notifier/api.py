@@ -20,6 +20,7 @@ from services.notifier.clock import Clock
 from services.notifier.egress import EgressPolicy
 from services.notifier.store import AgencyConfig
 
+LATE_REPORTS_SHOWN = 200
 NOT_FOUND = {404: {**PROBLEM_RESPONSES[422], "description": "Not found"}}
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 ChannelName = Literal["webhook", "email"]
@@ -166,6 +167,8 @@ class LatePublic(BaseModel):
     late: int = Field(description="Dispatches past their acknowledgement deadline and not acknowledged (nor "
                       "called off): every one, not a page of them")  # fmt: skip
     by_agency: dict[str, int]
+    report_ids: list[UUID] = Field(description=f"The reports they belong to, most recently dispatched first (up to "
+                                   f"{LATE_REPORTS_SHOWN})")  # fmt: skip
 
 
 class DispatchPublic(BaseModel):
@@ -344,7 +347,9 @@ def build_router(
     async def late(request: Request) -> LatePublic:
         async with request.app.state.pool.acquire() as conn:
             rows = await store.late_by_agency(conn, clock.now())
-        return LatePublic(late=sum(r["late"] for r in rows), by_agency={r["agency"]: r["late"] for r in rows})
+            reports = await store.late_reports(conn, clock.now(), LATE_REPORTS_SHOWN)
+        return LatePublic(late=sum(r["late"] for r in rows), by_agency={r["agency"]: r["late"] for r in rows},
+                          report_ids=reports)  # fmt: skip
 
     @router.get(
         "/dispatches/{dispatch_id}", tags=["dispatches"], responses=NOT_FOUND,

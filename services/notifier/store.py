@@ -587,14 +587,20 @@ async def seconds_until_next_timer(conn: asyncpg.Connection, now: datetime) -> f
     return not_before_now(seconds)
 
 
+_LATE = """
+    FROM dispatches WHERE kind = 'dispatch' AND acknowledged_at IS NULL AND cancelled_at IS NULL
+                          AND created_at + make_interval(secs => ack_deadline_seconds) <= $1
+"""
+
+
 async def late_by_agency(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
     """Unacknowledged dispatches past their acknowledgement deadline, per agency."""
-    return await conn.fetch(
-        """
-        SELECT agency, count(*) AS late FROM dispatches
-        WHERE kind = 'dispatch' AND acknowledged_at IS NULL AND cancelled_at IS NULL
-              AND created_at + make_interval(secs => ack_deadline_seconds) <= $1
-        GROUP BY agency ORDER BY agency
-        """,
-        now,
+    return await conn.fetch(f"SELECT agency, count(*) AS late {_LATE} GROUP BY agency ORDER BY agency", now)
+
+
+async def late_reports(conn: asyncpg.Connection, now: datetime, limit: int) -> list[UUID]:
+    """The reports with a late dispatch, the most recently dispatched first."""
+    rows = await conn.fetch(
+        f"SELECT report_id, max(created_at) AS last {_LATE} GROUP BY report_id ORDER BY last DESC LIMIT $2", now, limit
     )
+    return [r["report_id"] for r in rows]

@@ -223,6 +223,43 @@ async def test_a_second_caller_for_the_same_fire_reaches_the_agencies_as_an_upda
     assert not [m for m in messages if m.key == second["id"]]  # no second dispatch
 
 
+async def test_a_closed_incident_reaches_its_agencies_as_a_closing_notice(stack, receiver):
+    """Closed by an operator: each agency that had the dispatch gets dispatch.closed on its
+    topic and a closing notice at its webhook, and the report's timeline records each
+    notice delivered."""
+    intake = stack.services["intake"].url
+    fire = {**FIRE_REPORT, "location": {"kecamatan": "Kademangan", "desa": "Plosorejo"}}
+    operator = {"E112-Operator-Id": "7d5d7f7e-2c2c-4c7a-9d55-3a1f0c8a6b01"}
+    async with httpx.AsyncClient(headers=auth()) as client:
+        report_id = (await client.post(f"{intake}/v1/reports", json=fire)).json()["id"]
+        await eventually(lambda: _delivered(client, intake, report_id), timeout=20)
+        closing = await client.post(f"{intake}/v1/reports/{report_id}/close", headers=operator,
+                                    json={"outcome": "handed_over", "note": "diserahkan ke Polres"})  # fmt: skip
+        assert closing.status_code == 200, closing.text
+
+        async def notices_recorded():
+            report = (await client.get(f"{intake}/v1/reports/{report_id}")).json()
+            done = [e for e in report["timeline"] if e["event"] == "update_delivered"
+                    and e["detail"]["update_type"] == "closed"]  # fmt: skip
+            return report if len(done) == 3 else None
+
+        report = await eventually(notices_recorded, timeout=30)
+    fire_topics = [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")]
+
+    def closed(messages):
+        return [m for m in messages if m.key == report_id and m.headers["ce_type"].endswith(".dispatch.closed.v1")]
+
+    messages = await read_topics(stack.bootstrap, fire_topics, until=lambda ms: len(closed(ms)) >= 3)
+    assert {m.topic for m in closed(messages)} == set(fire_topics)
+    assert {m.data["outcome"] for m in closed(messages)} == {"handed_over"}
+    dispatches = {d["agency"]: d["dispatch_id"] for d in report["dispatches"]}
+    assert {m.data["dispatch_id"] for m in closed(messages)} == set(dispatches.values())
+    closing_type = "id.go.blitarkab.e112.dispatch.closed.v1"
+    hooks = [r for r in receiver.requests if r.headers.get("ce-type") == closing_type and report_id.encode() in r.body]
+    assert {r.path.rsplit("/", 1)[-1] for r in hooks} == {"damkar", "pln", "polres"}
+    assert report["status"] == "closed" and report["closure"]["outcome"] == "handed_over"
+
+
 def test_services_stop_cleanly_on_sigterm(stack):
     # Last in this module: it stops the stack's services.
     for name, service in stack.services.items():

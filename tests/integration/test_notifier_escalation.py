@@ -169,9 +169,10 @@ async def test_the_late_count_is_every_unacknowledged_dispatch_past_its_deadline
         past_one_minute = (await client.get("/v1/dispatches/late")).json()
         clock.advance(600)
         past_eleven = (await client.get("/v1/dispatches/late")).json()
-    assert before == {"late": 0, "by_agency": {}}
-    assert past_one_minute == {"late": 1, "by_agency": {"damkar": 1}}
-    assert past_eleven == {"late": 2, "by_agency": {"damkar": 1, "pln": 1}}
+    assert before == {"late": 0, "by_agency": {}, "report_ids": []}
+    assert past_one_minute == {"late": 1, "by_agency": {"damkar": 1}, "report_ids": [str(silent.report_id)]}
+    assert past_eleven["late"] == 2 and past_eleven["by_agency"] == {"damkar": 1, "pln": 1}
+    assert set(past_eleven["report_ids"]) == {str(silent.report_id), str(slow_deadline.report_id)}
 
 
 async def test_a_timer_that_fires_after_the_acknowledgement_does_nothing(database_url):
