@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter
 from services.common.assembly import Parts, Service, assemble
 from services.common.web import problem_response, require_api_key
 from services.console import store
+from services.console.board_api import build_board_router
 from services.console.events_api import build_events_router
 from services.console.live import Broadcaster, LiveFeed, LiveMetrics
 from services.console.pipeline_api import build_pipeline_router
@@ -98,6 +99,7 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
     admin = require_api_key(settings.service_key)
     app.include_router(build_signin_router(settings, admin, metrics))
     app.include_router(build_work_router(metrics))
+    app.include_router(build_board_router(settings.board_page_size))
     app.include_router(build_shift_router(metrics))
     app.include_router(build_events_router())
     app.include_router(build_pipeline_router(settings.pipeline_backlog_bound))

@@ -1,4 +1,4 @@
-"""The dispatch board: open reports, each agency's state, when each step happened and
+"""The dispatch board: open incidents, each agency's state, when each step happened and
 whether the agency is late (unacknowledged past its acknowledgement deadline).
 
 Pure: built from intake's reports (with their timelines) and the notifier's deadlines.
@@ -8,8 +8,6 @@ The page applies live steps to these rows and recomputes lateness every second
 from datetime import datetime, timedelta
 from typing import Any
 
-# Reports with dispatches still under way, and those waiting to be routed.
-OPEN_STATUSES = ("received", "routed", "delivered", "delivery_failed", "acknowledged", "responding")
 STEPS = ("requested", "delivered", "failed", "acknowledged", "on_the_way", "on_scene", "done", "resent", "escalated",
          "cancelled")  # fmt: skip
 # Until one of these, the agency has not acknowledged (field status acknowledges too).
@@ -75,7 +73,8 @@ def board_row(report: dict[str, Any], deadlines: dict[str, int], now: datetime) 
 
 
 def board(reports: list[dict[str, Any]], deadlines: dict[str, int], now: datetime) -> list[dict[str, Any]]:
-    """Late ones first, then the oldest: what needs a call to an agency comes to the top."""
+    """Newest first, as the pages go: the late ones are counted in the totals and listed
+    by the `late` filter, whatever page they are on."""
     rows = [board_row(r, deadlines, now) for r in reports]
-    rows.sort(key=lambda r: (not r["late"], r["received_at"]))
+    rows.sort(key=lambda r: _parse(r["received_at"]), reverse=True)
     return rows

@@ -32,6 +32,8 @@ class ConsoleSettings(ServiceSettings):
     signin_lock_minutes: float = Field(5.0, gt=0, le=24 * 60)
     # The page reloads every screen this often besides the live updates, in case one was missed.
     page_refresh_seconds: int = Field(30, ge=5, le=86_400)
+    # Open incidents on one page of the dispatch board.
+    board_page_size: int = Field(25, ge=1, le=200)
     # A consumer group with more events than this to read puts the pipeline banner up
     # (the same bound at which intake's watchdog holds re-drives back).
     pipeline_backlog_bound: int = Field(100, ge=0, le=1_000_000)

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from schemas.catalog import Category, ContactKind
 from schemas.reports import OPERATOR_HEADER
 from services.common.web import PROBLEM_RESPONSES, Problem
-from services.console.board import OPEN_STATUSES, board
 from services.console.catalog import form_catalog
 from services.console.queue import queue_items
 from services.console.session import ActingOperator, CurrentOperator
@@ -209,26 +208,6 @@ def build_work_router(metrics) -> APIRouter:
         )
         return result
 
-    @router.get("/board", summary="Open reports with each agency's state, step times and lateness")
-    async def dispatch_board(operator: CurrentOperator, request: Request) -> dict:
-        upstream = request.app.state.upstream
-        pages = await asyncio.gather(*(
-            upstream.json("intake", "GET", "/v1/reports", params={"status": s, "kind": "emergency", "limit": 100})
-            for s in OPEN_STATUSES
-        ))  # fmt: skip
-        ids = [str(item["id"]) for page in pages for item in page["items"]]
-        deadlines, deadlines_known = await _deadlines(upstream)
-        limiter = asyncio.Semaphore(8)
-
-        async def one(report_id: str):
-            async with limiter:
-                return await _report_or_none(upstream, report_id)
-
-        reports = [r for r in await asyncio.gather(*(one(i) for i in ids)) if r]
-        now = datetime.now(UTC)
-        return {"now": now.isoformat(), "rows": board(reports, deadlines, now), "deadlines": deadlines,
-                "deadlines_known": deadlines_known}  # fmt: skip
-
     return router
 
 
@@ -268,7 +247,7 @@ async def _agency_phones(upstream, agencies: set[str]) -> dict[str, list[str]]:
 
 
 async def _summary(upstream, report_id: str) -> dict | None:
-    report = await _report_or_none(upstream, report_id)
+    report = await report_or_none(upstream, report_id)
     if report is None:
         return None
     location = report.get("location") or {}
@@ -277,15 +256,6 @@ async def _summary(upstream, report_id: str) -> dict | None:
             "verification": verification.get("required"), "verdict": verification.get("verdict")}  # fmt: skip
 
 
-async def _report_or_none(upstream, report_id: str) -> dict | None:
+async def report_or_none(upstream, report_id: str) -> dict | None:
     response = await upstream.call("intake", "GET", f"/v1/reports/{report_id}", passthrough=(404,))
     return response.json() if response.status_code == 200 else None
-
-
-async def _deadlines(upstream) -> tuple[dict[str, int], bool]:
-    """Each agency's acknowledgement deadline; the board still shows without them."""
-    try:
-        agencies = await upstream.json("notifier", "GET", "/v1/agencies")
-    except Problem:
-        return {}, False
-    return {a["agency"]: a["ack_deadline_seconds"] for a in agencies}, True

@@ -373,6 +373,33 @@ async def test_the_board_shows_each_agency_s_state_its_steps_and_its_deadline(da
     assert "081234567890" not in json.dumps(board) and "+6281234567890" not in json.dumps(board)
 
 
+async def test_the_board_pages_newest_first_with_filters_and_totals_that_count_everything(database_url, broker):
+    async with services(database_url, broker.bootstrap, board_page_size=3) as env:
+        await sign_in(env.console, await operator_with_pin(env))
+        filed = []
+        for i, (category, kecamatan) in enumerate([("kebakaran", "Wlingi"), ("kecelakaan", "Garum"),
+                                                   ("kebakaran", "Talun"), ("penyakit", "Garum"),
+                                                   ("kebakaran", "Garum")]):  # fmt: skip
+            call = {"category": category, "kecamatan": kecamatan, "desa": f"Desa {i}",
+                    "phone": f"08123456789{i}", "description": "Uji papan"}  # fmt: skip
+            filed.append((await env.console.post("/api/calls", json=call)).json()["id"])
+        first = (await env.console.get("/api/board")).json()
+        second = (await env.console.get("/api/board", params={"cursor": first["next_cursor"]})).json()
+        fires = (await env.console.get("/api/board", params={"category": "kebakaran"})).json()
+        in_garum = (await env.console.get("/api/board", params={"kecamatan": "garum", "state": "received"})).json()
+        late = (await env.console.get("/api/board", params={"state": "late"})).json()
+        wrong = await env.console.get("/api/board", params={"state": "lost"})
+    newest_first = list(reversed(filed))
+    assert [r["report_id"] for r in first["rows"]] == newest_first[:3] and first["next_cursor"]
+    assert [r["report_id"] for r in second["rows"]] == newest_first[3:] and second["next_cursor"] is None
+    assert first["totals"]["open"] == 5 and first["totals"]["by_status"] == {"received": 5}
+    assert first["totals"]["late"] == 0
+    assert [r["report_id"] for r in fires["rows"]] == [filed[4], filed[2], filed[0]] and fires["totals"]["open"] == 3
+    assert {r["report_id"] for r in in_garum["rows"]} == {filed[1], filed[3], filed[4]}
+    assert late["rows"] == [] and late["next_cursor"] is None
+    assert wrong.status_code == 422
+
+
 async def test_check_in_break_and_check_out_are_the_signed_in_operator_s(database_url, broker):
     async with services(database_url, broker.bootstrap) as env:
         sari = await operator_with_pin(env)

@@ -81,14 +81,15 @@ def test_done_and_cancelled_dispatches_are_never_late():
     assert not is_late("delivered", None, T0)  # deadline unknown: nothing is claimed
 
 
-def test_late_reports_come_first_then_the_oldest():
+def test_the_newest_come_first_late_or_not():
     deadlines = {"damkar": 60, "pln": 60}
     old_and_fine = {**fire(acked_damkar=True), "id": "old"}
     old_and_fine["dispatches"][1]["state"] = "acknowledged"
     newer_and_late = {**fire(), "id": "late", "received_at": at(10)}
     newest = report("new", received=20)
     rows = board([newest, old_and_fine, newer_and_late], deadlines, T0 + timedelta(seconds=100))
-    assert [r["report_id"] for r in rows] == ["late", "old", "new"]
+    assert [r["report_id"] for r in rows] == ["new", "late", "old"]
+    assert [r["late"] for r in rows] == [False, True, False]
 
 
 def test_a_row_says_what_the_board_shows_and_nothing_personal():
