@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.catalog import Category, ContactKind, canonical_kecamatan
 from schemas.phone import InvalidPhone, to_e164
@@ -37,6 +37,12 @@ class LinkSuggestion(BaseModel):
     minutes_apart: float
     rule: str | None = Field(description="same_desa or within_distance when intake's own rule links the two: the one "
                              "to pre-select; none otherwise")  # fmt: skip
+
+
+class LookupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=40)]
 
 
 class RecentContact(BaseModel):
@@ -105,12 +111,13 @@ def build_router(settings: IntakeSettings) -> APIRouter:
             place = Place(row["kecamatan"], row["desa"], row["lat"], row["lon"])
             return await suggestions(conn, row["category"], place, row["received_at"], report_id)
 
-    @router.get("/callers/history", summary="A caller's contacts by phone number, as the number is typed")
-    async def caller_history(
-        client: CentreClient, request: Request, phone: Annotated[str, Query(min_length=3, max_length=40)]
-    ) -> CallerLookup:
+    @router.post(
+        "/callers/lookup", summary="A caller's contacts by phone number, as the number is typed",
+        description="A POST so that the number stays out of URLs (and of every proxy's access log).",
+    )  # fmt: skip
+    async def caller_history(client: CentreClient, request: Request, body: LookupIn) -> CallerLookup:
         try:
-            e164 = to_e164(phone)
+            e164 = to_e164(body.phone)
         except InvalidPhone as exc:
             raise _problem("phone", str(exc)) from None
         since = datetime.now(UTC) - timedelta(days=settings.prank_flag_days)

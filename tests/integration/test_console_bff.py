@@ -400,6 +400,21 @@ async def test_the_board_pages_newest_first_with_filters_and_totals_that_count_e
     assert wrong.status_code == 422
 
 
+async def test_the_call_form_hears_of_a_likely_incident_and_of_the_caller_before_sending(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        await sign_in(env.console, await operator_with_pin(env))
+        call = {"category": "kerusuhan", "kecamatan": "Garum", "desa": "Sumberdiren", "phone": "081277770000",
+                "description": "Tawuran"}  # fmt: skip
+        first = (await env.console.post("/api/calls", json=call)).json()
+        draft = {"category": "kerusuhan", "kecamatan": "Garum", "desa": "sumberdiren"}
+        suggested = (await env.console.get("/api/link-suggestions", params=draft)).json()
+        elsewhere = (await env.console.get("/api/link-suggestions", params={**draft, "kecamatan": "Srengat"})).json()
+        caller = (await env.console.post("/api/callers/lookup", json={"phone": "0812-7777-0000"})).json()
+    assert [(s["report_id"], s["rule"]) for s in suggested] == [(first["id"], "same_desa")]
+    assert elsewhere == []
+    assert caller["history"]["contacts"] == 1 and caller["recent"][0]["id"] == first["id"]
+
+
 async def test_check_in_break_and_check_out_are_the_signed_in_operator_s(database_url, broker):
     async with services(database_url, broker.bootstrap) as env:
         sari = await operator_with_pin(env)

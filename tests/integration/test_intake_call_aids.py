@@ -59,9 +59,9 @@ async def test_the_callers_history_by_number_and_the_calls_start_time(database_u
                                                        "call_started_at": started})  # fmt: skip
         await client.post("/v1/reports", json={"kind": "prank", "channel": "call",
                                                "caller": {"phone": "+6281277771111"}})  # fmt: skip
-        history = await client.get("/v1/callers/history", params={"phone": "081277771111"})
-        unknown = await client.get("/v1/callers/history", params={"phone": "085700000000"})
-        bad_phone = await client.get("/v1/callers/history", params={"phone": "12ab"})
+        history = await client.post("/v1/callers/lookup", json={"phone": "081277771111"})
+        unknown = await client.post("/v1/callers/lookup", json={"phone": "085700000000"})
+        bad_phone = await client.post("/v1/callers/lookup", json={"phone": "12ab"})
         in_an_hour, days_ago = (now + timedelta(hours=1)).isoformat(), (now - timedelta(days=3)).isoformat()
         future = await client.post("/v1/reports", json={**FIRE_REPORT, "call_started_at": in_an_hour})
         stale = await client.post("/v1/reports", json={**FIRE_REPORT, "call_started_at": days_ago})
