@@ -33,8 +33,10 @@ from schemas.events import (
     OperatorStatusChanged,
     OperatorStillCheckedIn,
     ReportAssigned,
+    ReportClosed,
     ReportLinked,
     ReportReceived,
+    ReportReopened,
     ReportRouted,
     ReportStalled,
     ReportTaskClosed,
@@ -111,6 +113,24 @@ def translate(envelope: Envelope) -> Message | None:
             )
         case ReportStalled():
             return _report(data.report_id, "stalled", data.detected_at)
+        case ReportClosed():
+            # No note: it is the operator's free text, fetched with the report when needed.
+            return _report(
+                data.report_id,
+                "closed",
+                data.closed_at,
+                outcome=data.outcome,
+                operator_id=data.operator_id and str(data.operator_id),
+                linked_reports=[str(r) for r in data.linked_reports],
+            )
+        case ReportReopened():
+            return _report(
+                data.report_id,
+                "reopened",
+                data.reopened_at,
+                operator_id=str(data.operator_id),
+                linked_reports=[str(r) for r in data.linked_reports],
+            )
         case DispatchDelivered():
             return _dispatch(data, "delivered", data.delivered_at)
         case DispatchFailed():

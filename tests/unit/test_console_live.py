@@ -16,7 +16,9 @@ from schemas.events import (
     EventCaller,
     EventLocation,
     OperatorCheckedIn,
+    ReportClosed,
     ReportReceived,
+    ReportReopened,
     RosterChanged,
     ShiftCoverageAlert,
 )
@@ -63,6 +65,24 @@ def test_a_new_report_reaches_browsers_without_the_caller_or_the_free_text():
     text = json.dumps(message)
     for personal in ("Budi", "+6281234567890", "81234567890", "Melati", "-8.07"):
         assert personal not in text
+
+
+def test_an_incident_closed_and_reopened_reaches_browsers_with_its_callers_but_not_the_free_text():
+    caller = uuid.uuid4()
+    closed = ReportClosed(report_id=REPORT, outcome="false_alarm", note="Pak Budi salah lihat, asap dari sampah",
+                          operator_id=OPERATOR, linked_reports=[caller], closed_at=AT)  # fmt: skip
+    assert translate(envelope(closed)) == {
+        "type": "report", "event": "closed", "report_id": str(REPORT), "at": AT.isoformat(), "outcome": "false_alarm",
+        "operator_id": str(OPERATOR), "linked_reports": [str(caller)],
+    }  # fmt: skip
+    on_its_own = ReportClosed(report_id=REPORT, outcome="resolved", closed_at=AT)
+    assert translate(envelope(on_its_own))["operator_id"] is None
+    reopened = ReportReopened(report_id=REPORT, reason="Api menyala lagi di rumah Pak Budi", operator_id=OPERATOR,
+                              linked_reports=[caller], reopened_at=AT)  # fmt: skip
+    assert translate(envelope(reopened)) == {
+        "type": "report", "event": "reopened", "report_id": str(REPORT), "at": AT.isoformat(),
+        "operator_id": str(OPERATOR), "linked_reports": [str(caller)],
+    }  # fmt: skip
 
 
 def test_shift_events_and_the_coverage_alert():
