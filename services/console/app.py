@@ -19,6 +19,7 @@ from services.console import store
 from services.console.board_api import build_board_router
 from services.console.call_aids_api import build_call_aids_router
 from services.console.events_api import build_events_router
+from services.console.incidents_api import build_incidents_router
 from services.console.live import Broadcaster, LiveFeed, LiveMetrics
 from services.console.pipeline_api import build_pipeline_router
 from services.console.session import cross_site
@@ -102,6 +103,7 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
     app.include_router(build_work_router(metrics))
     app.include_router(build_board_router(settings.board_page_size))
     app.include_router(build_call_aids_router())
+    app.include_router(build_incidents_router(metrics))
     app.include_router(build_shift_router(metrics))
     app.include_router(build_events_router())
     app.include_router(build_pipeline_router(settings.pipeline_backlog_bound))

@@ -31,6 +31,7 @@ from schemas.events import (
     ReportUnrouted,
     RoutedDispatch,
 )
+from services.console import incidents_api
 from services.console.app import create_app as console_app
 from services.console.settings import ConsoleSettings
 from services.intake.app import create_app as intake_app
@@ -413,6 +414,86 @@ async def test_the_call_form_hears_of_a_likely_incident_and_of_the_caller_before
     assert [(s["report_id"], s["rule"]) for s in suggested] == [(first["id"], "same_desa")]
     assert elsewhere == []
     assert caller["history"]["contacts"] == 1 and caller["recent"][0]["id"] == first["id"]
+
+
+async def test_an_incident_is_closed_from_the_board_found_in_the_history_and_reopened_by_me(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        riot = {"category": "kerusuhan", "kecamatan": "Srengat", "desa": "Togogan", "phone": "081234567890",
+                "description": "Tawuran"}  # fmt: skip
+        incident = (await env.console.post("/api/calls", json=riot)).json()
+        public = {"category": "kerusuhan", "description": "Tawuran pelajar", "location": {"kecamatan": "Srengat"},
+                  "caller": {"phone": "081255554444"}, "channel": "sms"}  # fmt: skip
+        caller = (await env.intake.post("/v1/reports", json=public)).json()
+        await env.console.post(f"/api/reports/{caller['id']}/verification",
+                               json={"verdict": "duplicate", "duplicate_of": incident["id"]})  # fmt: skip
+        held = (await env.intake.post("/v1/reports", json=public)).json()
+
+        wrong_outcome = await env.console.post(f"/api/reports/{incident['id']}/close", json={"outcome": "done"})
+        the_caller = await env.console.post(f"/api/reports/{caller['id']}/close", json={"outcome": "false_alarm"})
+        waiting = await env.console.post(f"/api/reports/{held['id']}/close", json={"outcome": "false_alarm"})
+        closed = await env.console.post(
+            f"/api/reports/{incident['id']}/close",
+            json={"outcome": "false_alarm", "note": " Salah paham, bukan tawuran "},
+        )
+        twice = await env.console.post(f"/api/reports/{incident['id']}/close", json={"outcome": "resolved"})
+        board = (await env.console.get("/api/board")).json()
+        history = (await env.console.get("/api/history")).json()
+        no_reason = await env.console.post(f"/api/reports/{incident['id']}/reopen", json={"reason": "  "})
+        reopened = await env.console.post(f"/api/reports/{incident['id']}/reopen", json={"reason": "Ribut lagi"})
+        again = await env.console.post(f"/api/reports/{incident['id']}/reopen", json={"reason": "Ribut lagi"})
+        board_after = (await env.console.get("/api/board")).json()
+        history_after = (await env.console.get("/api/history")).json()
+        metrics = (await env.console.get("/metrics")).text
+
+    assert wrong_outcome.status_code == 422
+    assert the_caller.status_code == 409 and the_caller.headers["content-type"] == PROBLEM
+    assert the_caller.json()["incident_report_id"] == incident["id"]  # the page names the incident to close
+    assert waiting.status_code == 409 and "verdict" in waiting.json()["detail"]
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    closure = closed.json()["closure"]
+    assert closure["outcome"] == "false_alarm" and closure["note"] == "Salah paham, bukan tawuran"
+    assert closure["operator_id"] == sari
+    assert twice.status_code == 409 and twice.json()["detail"].startswith("Closed as false_alarm")
+    assert incident["id"] not in [r["report_id"] for r in board["rows"]]
+    # The incident once: its caller closed with it but is not listed on its own.
+    [item] = history["items"]
+    assert item["report_id"] == incident["id"] and item["close_outcome"] == "false_alarm" and item["closed_at"]
+    assert (item["category"], item["kecamatan"], item["desa"]) == ("kerusuhan", "Srengat", "Togogan")
+    assert history["next_cursor"] is None
+    assert "081234567890" not in json.dumps(history) and "Salah paham" not in json.dumps(history)
+    assert no_reason.status_code == 422
+    assert reopened.status_code == 200 and reopened.json()["closure"] is None and reopened.json()["status"] != "closed"
+    assert again.status_code == 409
+    assert incident["id"] in [r["report_id"] for r in board_after["rows"]] and history_after["items"] == []
+    assert 'e112_console_actions_total{action="close",outcome="false_alarm"} 1.0' in metrics
+    assert 'e112_console_actions_total{action="close",outcome="refused"} 3.0' in metrics
+    assert 'e112_console_actions_total{action="reopen",outcome="done"} 1.0' in metrics
+
+
+async def test_the_history_reads_past_a_page_of_linked_callers_only(database_url, broker, monkeypatch):
+    monkeypatch.setattr(incidents_api, "HISTORY_PAGE", 1)
+    async with services(database_url, broker.bootstrap) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        riot = {"category": "kerusuhan", "kecamatan": "Wlingi", "description": "Tawuran"}
+        older = (await env.console.post("/api/calls", json={**riot, "phone": "081234567890"})).json()["id"]
+        newer = (await env.console.post("/api/calls", json={**riot, "phone": "081234567891"})).json()["id"]
+        public = {"category": "kerusuhan", "description": "Tawuran", "channel": "sms",
+                  "location": {"kecamatan": "Wlingi"}, "caller": {"phone": "081255554444"}}  # fmt: skip
+        caller = (await env.intake.post("/v1/reports", json=public)).json()["id"]  # the newest
+        await env.console.post(f"/api/reports/{caller}/verification", json={"verdict": "duplicate",
+                                                                             "duplicate_of": older})  # fmt: skip
+        for report_id in (older, newer):
+            closed = await env.console.post(f"/api/reports/{report_id}/close", json={"outcome": "resolved"})
+            assert closed.status_code == 200, closed.text
+        first = (await env.console.get("/api/history")).json()
+        second = (await env.console.get("/api/history", params={"cursor": first["next_cursor"]})).json()
+
+    # The first read held only the linked caller: the page read on to the next incident.
+    assert [i["report_id"] for i in first["items"]] == [newer] and first["next_cursor"]
+    assert [i["report_id"] for i in second["items"]] == [older] and second["next_cursor"] is None
 
 
 async def test_check_in_break_and_check_out_are_the_signed_in_operator_s(database_url, broker):
