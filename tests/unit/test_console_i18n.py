@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.catalog import AGENCIES, CATEGORIES, CHANNELS, CONTACT_KINDS, TASK_REASONS, VERDICTS
+from schemas.catalog import AGENCIES, CATEGORIES, CHANNELS, CLOSE_OUTCOMES, CONTACT_KINDS, TASK_REASONS, VERDICTS
 from services.console.board import STEPS
 from services.console.catalog import SUBTYPES
 from services.intake.api import REPORT_STATUSES
@@ -27,6 +27,7 @@ def test_both_languages_have_the_same_keys_and_no_empty_string():
     [
         ("category", CATEGORIES), ("agency", AGENCIES), ("kind", CONTACT_KINDS), ("channel", CHANNELS),
         ("reason", TASK_REASONS), ("verdict", VERDICTS), ("state", STEPS), ("status", REPORT_STATUSES),
+        ("outcome", CLOSE_OUTCOMES),
         ("subtype", sorted({s for subtypes in SUBTYPES.values() for s in subtypes})),
         ("opstatus", ("available", "handling_report", "break", "offline")), ("shiftcode", ("pagi", "siang", "malam")),
     ],

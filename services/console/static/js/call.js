@@ -253,6 +253,15 @@ function showError(error) {
 
 // Live: the status of the calls I filed.
 export function onReport(message) {
+  if (["closed", "reopened"].includes(message.event)) {
+    // The incident and its callers: mine may be one of them.
+    for (const call of myCalls.filter((c) => [message.report_id, ...message.linked_reports].includes(c.id))) {
+      call.status = message.event;
+      call.agency = null;
+    }
+    renderMine();
+    return;
+  }
   const call = myCalls.find((c) => c.id === message.report_id);
   if (!call) return;
   if (["routed", "linked", "unrouted", "verified"].includes(message.event)) call.status = message.event;

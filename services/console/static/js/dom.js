@@ -28,6 +28,28 @@ export function fill(el, ...children) {
   return el;
 }
 
+// fill(), but `keep` (an open inline form, one of `nodes`) never leaves the page: taken
+// out and put back it would lose the focus, close an open <select> and drop the caret.
+// The board redraws every second while an operator types in such a form.
+export function fillKeeping(el, nodes, keep) {
+  const at = keep ? nodes.indexOf(keep) : -1;
+  if (at < 0 || keep.parentNode !== el) return fill(el, ...nodes);
+  for (const child of [...el.children]) if (child !== keep) child.remove();
+  keep.before(...nodes.slice(0, at));
+  keep.after(...nodes.slice(at + 1));
+  return el;
+}
+
+// After a redraw: the focus back on the element that had it, found again by its
+// data-focus key (the redraw made new elements).
+export function keepFocus(root, redraw) {
+  const key = root.contains(document.activeElement) ? document.activeElement.dataset.focus : undefined;
+  redraw();
+  if (key && !root.contains(document.activeElement)) {
+    root.querySelector(`[data-focus="${CSS.escape(key)}"]`)?.focus({ preventScroll: true });
+  }
+}
+
 export const $ = (selector, root = document) => root.querySelector(selector);
 export const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 

@@ -62,3 +62,11 @@ export function clock(iso) {
     hour: "2-digit", minute: "2-digit", timeZone: "Asia/Jakarta",
   }).format(new Date(iso));
 }
+
+// Day and time, for what may be days old (the history): "28 Nov 14.05".
+export function dateTime(iso) {
+  if (!iso) return "";
+  return new Intl.DateTimeFormat(current === "id" ? "id-ID" : "en-GB", {
+    day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone: "Asia/Jakarta",
+  }).format(new Date(iso));
+}

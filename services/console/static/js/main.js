@@ -1,4 +1,4 @@
-// The console page: sign-in, the four screens, the header, the live connection.
+// The console page: sign-in, the five screens, the header, the live connection.
 
 import { api, ApiError, setCsrf } from "./api.js";
 import { $, $$, fill, h, inTextField, toast } from "./dom.js";
@@ -6,11 +6,12 @@ import * as i18n from "./i18n.js";
 import { t } from "./i18n.js";
 import * as board from "./board.js";
 import * as call from "./call.js";
+import * as history from "./history.js";
 import * as live from "./live.js";
 import * as queue from "./queue.js";
 import * as shift from "./shift.js";
 
-const SCREENS = { call, queue, board, shift };
+const SCREENS = { call, queue, board, history, shift };
 let session = null;
 let source = null;
 let current = "call";
@@ -79,13 +80,14 @@ async function start() {
   if (!start.done) {
     call.init(await api("GET", "/api/catalog"));
     queue.init();
+    history.init();
     start.done = true;
   }
   go("call");
   source = live.connect({
     status: setLive,
     resync: reloadAll,
-    report: (m) => { call.onReport(m); queue.onReport(m); board.onReport(m); },
+    report: (m) => { call.onReport(m); queue.onReport(m); board.onReport(m); history.onReport(m); },
     dispatch: (m) => { call.onDispatch(m); board.onDispatch(m); },
     shift: () => { shift.onShift(); queue.reload(); },
   });
@@ -101,6 +103,7 @@ function reloadAll() {
   board.load().catch(() => {});
   queue.load().catch(() => {});
   shift.load().catch(() => {});
+  history.resync();
 }
 
 function setLive(on) {

@@ -37,7 +37,8 @@ export function init() {
 }
 
 export function onReport(message) {
-  if (["received", "verified", "assigned", "task_closed", "linked", "unrouted", "stalled"].includes(message.event)) {
+  if (["received", "verified", "assigned", "task_closed", "linked", "unrouted", "stalled", "closed", "reopened"]
+    .includes(message.event)) {
     reload();
   }
 }
