@@ -1,11 +1,13 @@
 """The console in a real browser (headless Debian Chromium driven by Playwright) against
 the whole system as processes: a call filed by keyboard alone reaches the dispatch board
 and the fire brigade's acknowledgement, given through the notifier's agency API, shows
-up live; a public report verified; a prank marked; check-in, break and check-out.
+up live; a public report verified; a prank marked; check-in, break and check-out; an
+incident closed from the board as a false alarm, found in the history and reopened.
 
 Screenshots of the main screens go to $CONSOLE_SCREENSHOTS_DIR when set (the README's
 set: CONSOLE_SCREENSHOTS_DIR=docs/screenshots), else to the test's temporary folder."""
 
+import json
 import os
 import re
 import time
@@ -309,3 +311,102 @@ def test_an_agency_the_system_cannot_reach_is_phoned_from_the_queue_in_one_key(p
     assert phoned["state"] == "closed" and phoned["outcome"] == "reached" and phoned["closed_by"] == sari
     dispatch = httpx.get(f"{notifier}/v1/dispatches/{phoned['detail']['dispatch_id']}", headers=AUTH).json()
     assert dispatch["acknowledged_via"] == "phone"
+
+
+def filed(stack, category: str, subtype: str, kecamatan: str, desa: str, phone: str) -> str:
+    body = {"category": category, "subtype": subtype, "description": "e2e", "channel": "call",
+            "location": {"kecamatan": kecamatan, "desa": desa}, "caller": {"phone": phone}}  # fmt: skip
+    response = httpx.post(f"{stack.services['intake'].url}/v1/reports", headers=AUTH, json=body)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def test_an_incident_is_closed_from_the_board_as_a_false_alarm_and_reopened_from_the_history(page, stack, sari, shots):
+    intake = stack.services["intake"].url
+    # Two incidents closed earlier, so the history shows more than the one closed here.
+    for outcome, args in (("handed_over", ("kerusuhan", "tawuran", "Kademangan", "Plosorejo", "081300001111")),
+                          ("resolved", ("kecelakaan", "lalu_lintas", "Talun", "Jeblog", "081300002222"))):  # fmt: skip
+        earlier = filed(stack, *args)
+        response = httpx.post(f"{intake}/v1/reports/{earlier}/close", headers={**AUTH, "E112-Operator-Id": sari},
+                              json={"outcome": outcome})  # fmt: skip
+        assert response.status_code == 200, response.text
+    report_id = filed(stack, "kebakaran", "lahan_hutan", "Kanigoro", "Sawentar", "081300003333")
+    page.locator('#nav button[data-screen="board"]').click()
+    row = page.locator(f'#board-rows tr[data-report="{report_id}"]')
+    expect(row).to_be_visible(timeout=30_000)
+    close = row.locator("button.close-incident")
+    expect(close).to_have_text("Tutup insiden")
+
+    # Esc cancels the form only: the board stays, the focus goes back to the button.
+    close.click()
+    form = page.locator(f'#board-rows tr[data-closing="{report_id}"] form')
+    expect(form.locator("select")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(form).to_have_count(0)
+    expect(page.locator("#screen-board")).to_be_visible()
+    expect(close).to_be_focused()
+
+    page.keyboard.press("Enter")  # the form again, from the keyboard
+    expect(form.locator("select")).to_be_focused()
+    expect(form.locator("select option")).to_have_text(
+        ["Pilih hasil", "Tertangani", "Alarm palsu", "Diserahkan ke instansi", "Tidak perlu tindakan"]
+    )
+    page.keyboard.press("Enter")  # no outcome chosen yet
+    expect(form.locator(".error")).to_have_text("Pilih hasilnya.")
+    form.locator("select").select_option("false_alarm")
+    expect(form.locator(".error")).to_have_text("")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Asap dari pembakaran sampah, bukan kebakaran lahan")
+    time.sleep(1.5)  # the board redraws every second: the form and what was typed stay
+    expect(form.locator("input")).to_be_focused()
+    expect(form.locator("input")).to_have_value("Asap dari pembakaran sampah, bukan kebakaran lahan")
+    page.screenshot(path=shots / "board-close.png")
+
+    # Intake's refusal shows in the form. From the board a real one is a race (another
+    # operator closed it a moment earlier), so here the browser answers for the console.
+    detail = "Closed as resolved at 2026-12-03T01:00:00+00:00; reopen it first to close it again."
+    refusal = {"type": "about:blank", "title": "Already closed", "status": 409, "detail": detail, "service": "intake"}
+    page.route("**/api/reports/*/close", lambda route: route.fulfill(
+        status=409, content_type="application/problem+json", body=json.dumps(refusal)))  # fmt: skip
+    page.keyboard.press("Enter")
+    expect(form.locator(".error")).to_have_text(refusal["detail"])
+    expect(form.locator("input")).to_have_value("Asap dari pembakaran sampah, bukan kebakaran lahan")
+    page.unroute("**/api/reports/*/close")
+    page.locator("#lang").click()  # the open form in English, with what was chosen and typed
+    expect(form.locator("select option:checked")).to_have_text("False alarm")
+    expect(form.locator("input")).to_have_value("Asap dari pembakaran sampah, bukan kebakaran lahan")
+    expect(form.locator("button[type=submit]")).to_have_text("Close")
+    page.locator("#lang").click()
+    expect(form.locator("select option:checked")).to_have_text("Alarm palsu")
+    form.locator("input").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#toast")).to_contain_text("Insiden ditutup: Alarm palsu")
+    expect(row).to_have_count(0, timeout=30_000)
+    closure = intake_report(stack, report_id)["closure"]
+    assert closure["outcome"] == "false_alarm" and closure["operator_id"] == sari
+    assert closure["note"] == "Asap dari pembakaran sampah, bukan kebakaran lahan"
+
+    page.locator('#nav button[data-screen="history"]').click()
+    item = page.locator(f'#history-rows tr[data-report="{report_id}"]')
+    expect(item).to_contain_text("Kebakaran")
+    expect(item).to_contain_text("Kanigoro, Sawentar")
+    expect(item.locator("[data-outcome]")).to_have_text("Alarm palsu")
+    expect(page.locator("#history-rows [data-outcome]")).to_have_count(3)  # newest first: this one on top
+    expect(page.locator("#history-rows tr[data-report]").first).to_have_attribute("data-report", report_id)
+    expect(page.locator("#toast")).to_be_hidden(timeout=10_000)  # not in the picture
+    page.screenshot(path=shots / "history.png")
+
+    item.locator("button.reopen").click()
+    reason = page.locator(f'#history-rows tr[data-reopening="{report_id}"] input')
+    expect(reason).to_be_focused()
+    page.keyboard.press("Enter")  # a reason is needed
+    expect(page.locator(f'#history-rows tr[data-reopening="{report_id}"] .error')).to_have_text("Tulis alasannya.")
+    page.keyboard.type("Api menyala lagi di lahan Sawentar")
+    page.keyboard.press("Enter")
+    expect(page.locator("#toast")).to_contain_text("dibuka lagi")
+    expect(item).to_have_count(0)
+    report = intake_report(stack, report_id)
+    assert report["closure"] is None and report["status"] != "closed"
+
+    page.locator('#nav button[data-screen="board"]').click()
+    expect(row).to_be_visible(timeout=30_000)
