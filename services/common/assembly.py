@@ -118,7 +118,7 @@ def assemble(service: Service, settings: ServiceSettings, registry: CollectorReg
 
     app = new_app(
         title=service.title, description=service.description, lifespan=lifespan, registry=registry,
-        readiness=readiness, max_body_bytes=settings.max_request_body_bytes,
+        readiness=readiness, max_body_bytes=settings.max_request_body_bytes, trusted_proxies=settings.trusted_proxies,
     )  # fmt: skip
     app.state.consumer = None
     for router in service.routers:

@@ -21,5 +21,6 @@ def serve(service: str, settings: ServiceSettings, create_app: Callable[..., Fas
         port=settings.port,
         log_config=None,  # keep our JSON logging
         access_log=False,
+        proxy_headers=False,  # the app applies TRUSTED_PROXIES itself (services/common/web.py)
         timeout_graceful_shutdown=15,
     )

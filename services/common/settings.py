@@ -49,6 +49,10 @@ class ServiceSettings(BaseSettings):
     max_request_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     host: str = "127.0.0.1"
     port: int = 8000
+    # The proxies in front (the ingress), comma-separated addresses or networks: their
+    # X-Forwarded-For names the client (the console's sign-in throttle counts by it).
+    # Anyone else's X-Forwarded-For is ignored.
+    trusted_proxies: str = "127.0.0.1"
     log_level: str = "INFO"
     db_pool_min: int = 2
     db_pool_max: int = 10

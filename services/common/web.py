@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.common.problems import PROBLEM_JSON, problem_body
 from services.common.request_guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
@@ -110,6 +111,7 @@ def new_app(
     registry: CollectorRegistry,
     readiness: Readiness,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    trusted_proxies: str = "127.0.0.1",
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     requests = Histogram(
@@ -123,6 +125,9 @@ def new_app(
     # and given a request id too.
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestIdAndTiming, histogram=requests)
+    # Outermost: everything inside sees the client's address, not the ingress's. In the
+    # app rather than uvicorn's option so that every way of running it (tests too) agrees.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem):

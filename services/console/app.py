@@ -51,6 +51,10 @@ class ConsoleMetrics:
             "e112_console_signins_total", "Sign-in attempts by outcome (ok, wrong, locked)", ["outcome"],
             registry=registry,
         )  # fmt: skip
+        self.signin_lockouts = Counter(
+            "e112_console_signin_lockouts_total", "Sign-in locks set after wrong PINs, by scope: source (one address "
+            "for one operator) or operator (the ceiling over every address)", ["scope"], registry=registry,
+        )  # fmt: skip
 
 
 def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:

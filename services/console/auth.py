@@ -64,6 +64,23 @@ class Lockout:
         return failures, None
 
 
+@dataclass(frozen=True)
+class Throttle:
+    """Wrong PINs from one source address for one operator: `max_failures` in a row lock
+    that address out for `lock_for`, each further lock twice as long, up to `max_lock`."""
+
+    max_failures: int
+    lock_for: timedelta
+    max_lock: timedelta
+
+    def after_failure(self, failures: int, locks: int, now: datetime) -> tuple[int, int, datetime | None]:
+        """(failures, locks, locked_until) after one more wrong PIN."""
+        failures += 1
+        if failures < self.max_failures:
+            return failures, locks, None
+        return 0, locks + 1, now + min(self.lock_for * 2**locks, self.max_lock)
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 

@@ -30,6 +30,9 @@ class ConsoleSettings(ServiceSettings):
     # Wrong PINs in a row before an operator's sign-in is locked, and for how long.
     signin_max_failures: int = Field(5, ge=1, le=100)
     signin_lock_minutes: float = Field(5.0, gt=0, le=24 * 60)
+    # Wrong PINs for one operator from every address together before the operator is
+    # locked everywhere (an alert): each address is locked on its own much sooner.
+    signin_operator_ceiling: int = Field(30, ge=1, le=10_000)
     # The page reloads every screen this often besides the live updates, in case one was missed.
     page_refresh_seconds: int = Field(30, ge=5, le=86_400)
     # Open incidents on one page of the dispatch board.

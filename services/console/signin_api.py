@@ -44,7 +44,11 @@ class PinChange(BaseModel):
 
 def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["sign-in"], responses=PROBLEM_RESPONSES)
-    lockout = auth.Lockout(settings.signin_max_failures, timedelta(minutes=settings.signin_lock_minutes))
+    lock_for = timedelta(minutes=settings.signin_lock_minutes)
+    per_source = auth.Throttle(settings.signin_max_failures, lock_for, timedelta(hours=24))
+    # Over every address together: a guesser spreading over many addresses is stopped
+    # too, and the lock it then causes is an alert.
+    ceiling = auth.Lockout(settings.signin_operator_ceiling, lock_for)
 
     @router.get("/operators", summary="Operators who can sign in (a PIN is set): the sign-in list")
     async def operators(request: Request) -> list[OperatorRef]:
@@ -60,28 +64,40 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
     )  # fmt: skip
     async def sign_in(body: SignIn, request: Request, response: Response) -> SessionPublic:
         now = datetime.now(UTC)
+        # The client's address as the trusted proxies in front tell it (TRUSTED_PROXIES).
+        source = request.client.host if request.client else "unknown"
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            # The row lock makes concurrent guesses for one operator take turns, so
-            # the failure count cannot be raced past the limit.
+            # The row locks make concurrent guesses for one operator take turns, so no
+            # failure count can be raced past its limit.
             row = await store.credential(conn, body.operator_id, for_update=True)
             if row is None:
                 metrics.signins.labels("wrong").inc()
                 raise Problem(401, "Sign-in failed", WRONG)
-            if lockout.locked(row["locked_until"], now):
+            from_here = await store.throttle(conn, body.operator_id, source, now)
+            until = max((t for t in (row["locked_until"], from_here["locked_until"]) if t and t > now), default=None)
+            if until is not None:
                 metrics.signins.labels("locked").inc()
-                wait = int((row["locked_until"] - now).total_seconds()) + 1
+                wait = int((until - now).total_seconds()) + 1
                 raise Problem(429, "Locked", f"Too many wrong PINs; try again in {wait} s or ask the supervisor.",
                               headers={"Retry-After": str(wait)})  # fmt: skip
             if not await asyncio.to_thread(auth.pin_matches, row["pin_hash"], body.pin):
-                failures, locked_until = lockout.after_failure(row["failures"], now)
-                await store.record_failure(conn, body.operator_id, failures, locked_until)
+                failures, locks, source_locked = per_source.after_failure(
+                    from_here["failures"], from_here["locks"], now
+                )
+                await store.record_source_failure(conn, body.operator_id, source, failures, locks, source_locked, now)
+                total, operator_locked = ceiling.after_failure(row["failures"], now)
+                await store.record_failure(conn, body.operator_id, total, operator_locked)
                 metrics.signins.labels("wrong").inc()
-                log.info("sign-in refused", extra={"fields": {"operator_id": str(body.operator_id),
-                                                              "locked": locked_until is not None}})  # fmt: skip
-                # Raising would roll the failure count back: answer instead.
+                for scope, locked in (("source", source_locked), ("operator", operator_locked)):
+                    if locked is not None:
+                        metrics.signin_lockouts.labels(scope).inc()
+                log.info("sign-in refused", extra={"fields": {
+                    "operator_id": str(body.operator_id), "source_locked": source_locked is not None,
+                    "operator_locked": operator_locked is not None}})  # fmt: skip
+                # Raising would roll the failure counts back: answer instead.
                 return problem_response(401, "Sign-in failed", WRONG)
             new_hash = auth.hash_pin(body.pin) if auth.needs_rehash(row["pin_hash"]) else None
-            await store.record_success(conn, body.operator_id, new_hash)
+            await store.record_success(conn, body.operator_id, new_hash, source)
             operator = await request.app.state.upstream.json("shifts", "GET", f"/v1/operators/{body.operator_id}")
             if not operator.get("active", True):
                 raise Problem(403, "Forbidden", "This operator is no longer active.")

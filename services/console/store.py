@@ -16,6 +16,7 @@ async def set_pin(conn: asyncpg.Connection, operator_id: UUID, pin_hash: str, se
         """,
         operator_id, pin_hash, set_by, now,
     )  # fmt: skip
+    await conn.execute("DELETE FROM signin_throttle WHERE operator_id = $1", operator_id)
 
 
 async def credential(conn: asyncpg.Connection, operator_id: UUID, *, for_update: bool = False):
@@ -34,11 +35,36 @@ async def record_failure(conn, operator_id: UUID, failures: int, locked_until: d
     )  # fmt: skip
 
 
-async def record_success(conn, operator_id: UUID, new_hash: str | None) -> None:
+async def record_success(conn, operator_id: UUID, new_hash: str | None, source: str) -> None:
     await conn.execute(
         "UPDATE credentials SET failures = 0, locked_until = NULL, pin_hash = coalesce($2, pin_hash) "
         "WHERE operator_id = $1",
         operator_id, new_hash,
+    )  # fmt: skip
+    await conn.execute("DELETE FROM signin_throttle WHERE operator_id = $1 AND source = $2", operator_id, source)
+
+
+async def throttle(conn, operator_id: UUID, source: str, now: datetime) -> asyncpg.Record:
+    """The source's wrong-PIN state for the operator, locked (made if new). Rows quiet
+    for a day go: their locks have run out."""
+    await conn.execute("DELETE FROM signin_throttle WHERE updated_at < $1::timestamptz - interval '1 day'", now)
+    return await conn.fetchrow(
+        """
+        INSERT INTO signin_throttle (operator_id, source, updated_at) VALUES ($1, $2, $3)
+        ON CONFLICT (operator_id, source) DO UPDATE SET updated_at = signin_throttle.updated_at
+        RETURNING *
+        """,
+        operator_id, source, now,
+    )  # fmt: skip
+
+
+async def record_source_failure(
+    conn, operator_id: UUID, source: str, failures: int, locks: int, locked_until: datetime | None, now: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE signin_throttle SET failures = $3, locks = $4, locked_until = $5, updated_at = $6 "
+        "WHERE operator_id = $1 AND source = $2",
+        operator_id, source, failures, locks, locked_until, now,
     )  # fmt: skip
 
 

@@ -158,6 +158,31 @@ async def test_sign_in_with_pin_lockout_session_cookie_csrf_and_sign_out(databas
     assert signed_out.status_code == 204 and after.status_code == 401 and replayed.status_code == 401
 
 
+async def test_wrong_pins_lock_out_the_address_that_sent_them_not_the_operator(database_url, broker):
+    """Five wrong PINs locked an operator for everyone: anyone could lock out every call taker."""
+    async with services(database_url, broker.bootstrap, signin_max_failures=3, signin_operator_ceiling=7) as env:
+        sari = await operator_with_pin(env)
+
+        async def attempt(pin: str, address: str) -> int:
+            answer = await env.console.post("/api/session", json={"operator_id": sari, "pin": pin},
+                                            headers={"X-Forwarded-For": address})  # fmt: skip
+            return answer.status_code
+
+        # The test client's own address, 127.0.0.1, is a trusted proxy: X-Forwarded-For names the client.
+        guesses = [await attempt("000001", "203.0.113.9") for _ in range(4)]
+        from_the_centre = await attempt(PIN, "10.20.0.5")
+        # Spread over addresses, the guesses reach the ceiling: then the operator is locked everywhere.
+        spread = [await attempt("000002", f"198.51.100.{i}") for i in range(8)]
+        centre_after = await attempt(PIN, "10.20.0.5")
+        metrics = (await env.console.get("/metrics")).text
+    assert guesses == [401, 401, 401, 429]  # the third locks that address
+    assert from_the_centre == 200
+    # The count over every address starts again at a right PIN: the seventh wrong one locks.
+    assert spread == [401] * 7 + [429] and centre_after == 429
+    assert 'e112_console_signin_lockouts_total{scope="source"} 1.0' in metrics
+    assert 'e112_console_signin_lockouts_total{scope="operator"} 1.0' in metrics
+
+
 async def test_a_call_is_filed_for_the_signed_in_operator_with_the_console_s_own_key(database_url, broker):
     async with services(database_url, broker.bootstrap) as env:
         sari = await operator_with_pin(env)

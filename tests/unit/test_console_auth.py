@@ -54,3 +54,14 @@ def test_session_tokens_are_random_and_stored_only_as_their_hash():
     assert first != second and len(first) >= 43
     assert auth.token_hash(first) == auth.token_hash(first) != auth.token_hash(second)
     assert first.encode() not in auth.token_hash(first)
+
+
+def test_an_address_is_locked_after_its_wrong_pins_each_lock_twice_as_long_up_to_the_maximum():
+    throttle = auth.Throttle(max_failures=3, lock_for=timedelta(minutes=5), max_lock=timedelta(minutes=30))
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    assert throttle.after_failure(0, 0, now) == (1, 0, None)
+    assert throttle.after_failure(1, 0, now) == (2, 0, None)
+    assert throttle.after_failure(2, 0, now) == (0, 1, now + timedelta(minutes=5))
+    assert throttle.after_failure(2, 1, now) == (0, 2, now + timedelta(minutes=10))
+    assert throttle.after_failure(2, 2, now) == (0, 3, now + timedelta(minutes=20))
+    assert throttle.after_failure(2, 3, now) == (0, 4, now + timedelta(minutes=30))  # the maximum
