@@ -1,4 +1,7 @@
-"""What the router does with each event on `e112.reports`."""
+"""What the router does with each event on `e112.reports`: a report received is routed
+here (or held for its verdict, verification.py, or joined to its incident, linked.py);
+a verdict, an unlink, the watchdog's re-drive and an incident's closing (closing.py)
+act on the decision it has."""
 
 import logging
 from datetime import UTC, datetime
@@ -8,6 +11,7 @@ import asyncpg
 from schemas.envelope import Envelope
 from schemas.events import (
     DispatchUnit,
+    ReportClosed,
     ReportReceived,
     ReportRouted,
     ReportStalled,
@@ -18,7 +22,7 @@ from schemas.events import (
 )
 from services.common.handlers import HandlerTable
 from services.common.outbox import enqueue
-from services.router import linked, stalled, store, verification
+from services.router import closing, linked, stalled, store, verification
 from services.router.metrics import RouterMetrics
 from services.router.outgoing import dispatch_record, routing_record
 from services.router.routing import RoutingTable, decide
@@ -40,6 +44,7 @@ class ReportHandler:
                 ReportVerified: self.on_verified,
                 ReportUnlinked: self.on_unlinked,
                 ReportStalled: self.on_stalled,
+                ReportClosed: self.on_closed,
             }
         )
 
@@ -60,6 +65,9 @@ class ReportHandler:
 
     async def on_stalled(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         await stalled.handle_stalled(conn, envelope.data, self.route_alone, self.metrics)
+
+    async def on_closed(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await closing.handle_closed(conn, envelope.id, envelope.data, self.metrics)
 
     async def route_alone(self, conn: asyncpg.Connection, event_id: str, report: ReportReceived) -> None:
         await route_report(conn, event_id, report, self.metrics, self.cache)

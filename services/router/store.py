@@ -190,6 +190,17 @@ async def record_deadlettered(
     return bool(inserted)
 
 
+async def not_dispatched(conn: asyncpg.Connection, report_id: UUID, reason: str) -> bool:
+    """A report held for its verdict is decided never to be dispatched (a verdict that it
+    is not genuine, or its incident closed first); False when it was not held."""
+    updated = await conn.fetchval(
+        "UPDATE routing_decisions SET outcome = 'not_dispatched', reason = $2, decided_at = now() "
+        "WHERE report_id = $1 AND outcome = 'awaiting_verification' RETURNING true",
+        report_id, reason,
+    )  # fmt: skip
+    return bool(updated)
+
+
 async def lock_decision(conn: asyncpg.Connection, report_id: UUID) -> None:
     """Serialise, until the transaction ends, everything that decides `report_id` or
     reads its decision to act on it. Without it, an incident decided at the same moment

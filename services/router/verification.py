@@ -9,6 +9,10 @@ would have had at once; duplicate: joins the named incident (its agencies get
 A report marked `after_dispatch` was routed at once with `verified: false`. If the
 verdict then says it was not genuine, every agency it went to gets `dispatch.cancelled`
 (ce_id derived from the verdict, so a redelivered verdict cancels once).
+
+A held report whose incident is closed before its verdict is held no more
+(closing.py): `not_dispatched`, and a verdict after that does nothing, as for any
+decision neither held nor routed.
 """
 
 import json
@@ -68,11 +72,7 @@ async def _release(conn: asyncpg.Connection, decision, verdict: ReportVerified, 
         joined = report.model_copy(update={"linked_to": verdict.duplicate_of})
         await linked.handle_linked(conn, decision["event_id"], joined, metrics)
     else:
-        await conn.execute(
-            "UPDATE routing_decisions SET outcome = 'not_dispatched', reason = $2, decided_at = now() "
-            "WHERE report_id = $1",
-            verdict.report_id, f"verified as {verdict.verdict} by an operator",
-        )  # fmt: skip
+        await store.not_dispatched(conn, verdict.report_id, f"verified as {verdict.verdict} by an operator")
         metrics.decisions.labels(report.category or "none", "not_dispatched").inc()
 
 
