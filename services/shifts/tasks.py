@@ -6,7 +6,11 @@ stalled one (the intake watchdog), an escalated dispatch, and an agency to phone
 dispatch `dispatch.held` or `dispatch.failed`). Closed: a verify task by the verdict
 (`report.verified`), an escalation by the agency's acknowledgement, a phone task by the
 dispatch delivered or acknowledged after all; the others by the operator (tasks_api.py).
-Runs in the consumer's transaction with the inbox row, and assigns at once."""
+An incident's closing (`report.closed`) closes every open task of its report and of its
+callers' reports, whatever the reason, as `incident_closed`: nobody verifies, phones or
+chases an incident that is over. Its reopening (`report.reopened`) opens none again:
+what needs a person then comes as before (the watchdog's stall, an escalation, an agency
+not reached). Runs in the consumer's transaction with the inbox row, and assigns at once."""
 
 import json
 import uuid
@@ -24,6 +28,7 @@ from schemas.events import (
     DispatchEscalated,
     DispatchFailed,
     DispatchHeld,
+    ReportClosed,
     ReportReceived,
     ReportStalled,
     ReportUnrouted,
@@ -33,6 +38,7 @@ from services.common.handlers import HandlerTable
 from services.shifts.assigner import Assigner
 
 TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
+INCIDENT_CLOSED = "incident_closed"
 
 
 async def open_task(
@@ -131,6 +137,13 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         await close_open(conn, assigner, data.report_id, "verify", "verified", data.operator_id, now)
         await reconcile(conn, now, None)
 
+    async def on_closed(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        data: ReportClosed = envelope.data
+        now = clock()
+        reports = [data.report_id, *data.linked_reports]
+        if await close_all_open(conn, assigner, reports, INCIDENT_CLOSED, data.operator_id, now):
+            await reconcile(conn, now, None)
+
     return HandlerTable(
         {
             ReportReceived: on_received,
@@ -141,6 +154,7 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             DispatchHeld: on_not_reaching,
             DispatchFailed: on_not_reaching,
             DispatchAcknowledged: on_reached,
+            ReportClosed: on_closed,
         },
         batched={DispatchDelivered: on_delivered},
     )
@@ -160,3 +174,20 @@ async def close_open(
             await assigner.close(conn, task, outcome=outcome, by=by, note=None, now=now)
             closed = True
     return closed
+
+
+async def close_all_open(
+    conn: asyncpg.Connection, assigner: Assigner, report_ids: list[UUID], outcome: str, by: UUID | None,
+    now: datetime,
+) -> int:  # fmt: skip
+    """Close every open task of these reports, whatever its reason; how many. Locked in
+    one order (their creation), so that two such closings never wait on each other in a
+    circle."""
+    tasks = await conn.fetch(
+        "SELECT * FROM tasks WHERE report_id = ANY($1::uuid[]) AND state <> 'closed' ORDER BY created_at, seq "
+        "FOR UPDATE",
+        report_ids,
+    )
+    for task in tasks:
+        await assigner.close(conn, task, outcome=outcome, by=by, note=None, now=now)
+    return len(tasks)
