@@ -451,7 +451,10 @@ class ReportTaskClosed(Event):
     task_id: UUID
     reason: TaskReason
     operator_id: UUID | None
-    outcome: str = Field(description="verified, done or superseded")
+    outcome: str = Field(
+        description="verified (the verdict), done (by the operator), reached or not_reached (a phone task), "
+        "superseded (delivered or acknowledged after all) or incident_closed (the incident closed)"
+    )
     note: str | None = None
     closed_at: datetime
 
