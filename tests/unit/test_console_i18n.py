@@ -9,6 +9,7 @@ import pytest
 
 from schemas.catalog import AGENCIES, CATEGORIES, CHANNELS, CLOSE_OUTCOMES, CONTACT_KINDS, TASK_REASONS, VERDICTS
 from services.console.board import STEPS
+from services.console.board_api import BOARD_STATES
 from services.console.catalog import SUBTYPES
 from services.intake.api import REPORT_STATUSES
 
@@ -30,6 +31,7 @@ def test_both_languages_have_the_same_keys_and_no_empty_string():
         ("outcome", CLOSE_OUTCOMES),
         ("subtype", sorted({s for subtypes in SUBTYPES.values() for s in subtypes})),
         ("opstatus", ("available", "handling_report", "break", "offline")), ("shiftcode", ("pagi", "siang", "malam")),
+        ("status", BOARD_STATES),
     ],
 )  # fmt: skip
 def test_every_code_shown_has_a_label_in_both_languages(prefix, codes):
@@ -42,7 +44,7 @@ def test_the_page_and_its_scripts_use_only_keys_that_exist():
     used = set()
     for path in [STATIC / "index.html", *(STATIC / "js").glob("*.js")]:
         text = path.read_text()
-        used |= set(re.findall(r'data-i18n(?:-title)?="([a-z_.]+)"', text))
+        used |= set(re.findall(r'data-i18n(?:-title|-aria-label)?="([a-z_.]+)"', text))
         used |= set(re.findall(r'\bt\("([a-z_.]+)"', text))
     assert used and not used - set(LANGS["id"])
 

@@ -69,7 +69,46 @@ export function merge(oldRows, newRows) {
   return newRows;
 }
 
-export function sortRows(rows, now) {
-  const late = (row) => row.agencies.some((a) => isLate(a, now));
-  return rows.sort((a, b) => (late(b) - late(a)) || (Date.parse(a.received_at) - Date.parse(b.received_at)));
+// Keyset order, as intake pages: newest received first, then the higher id. The late
+// ones stand out by their colour; they are not moved up (the `late` filter lists them).
+export function newer(a, b) {
+  const [at, bt] = [Date.parse(a.received_at), Date.parse(b.received_at)];
+  return at > bt || (at === bt && a.report_id > b.report_id);
+}
+
+export function sortRows(rows) {
+  return rows.sort((a, b) => (newer(a, b) ? -1 : newer(b, a) ? 1 : 0));
+}
+
+// A fresh first page with the pages opened by "more" kept: what the first page covers
+// now is replaced, what lies beyond its last row stays (older pages are not asked again).
+export function withFirstPage(rows, page, keepOlder) {
+  const last = page.at(-1);
+  if (!keepOlder || !last) return page;
+  const fresh = new Set(page.map((r) => r.report_id));
+  return [...page, ...rows.filter((r) => !fresh.has(r.report_id) && newer(last, r))];
+}
+
+// The late dispatches among the rows: dispatch_id -> agency.
+export function lateDispatches(rows, now) {
+  const late = new Map();
+  for (const row of rows) for (const a of row.agencies) if (isLate(a, now)) late.set(a.dispatch_id, a.agency);
+  return late;
+}
+
+// The centre's late count now: the notifier's count at the last load (every dispatch,
+// whatever page or filter), moved by what the rows on screen did since (an agency past
+// its deadline, an acknowledgement, an incident closed). `seen`: lateDispatches() at
+// that load. Null when the notifier did not answer.
+export function lateTotals(base, seen, rows, now) {
+  if (!base || base.late === null || base.late === undefined) return null;
+  const moved = {};
+  for (const agency of seen.values()) moved[agency] = (moved[agency] || 0) - 1;
+  for (const agency of lateDispatches(rows, now).values()) moved[agency] = (moved[agency] || 0) + 1;
+  const byAgency = {};
+  for (const agency of new Set([...Object.keys(base.by_agency || {}), ...Object.keys(moved)])) {
+    const n = Math.max(0, (base.by_agency?.[agency] || 0) + (moved[agency] || 0));
+    if (n) byAgency[agency] = n;
+  }
+  return { late: Object.values(byAgency).reduce((sum, n) => sum + n, 0), byAgency };
 }

@@ -1,63 +1,242 @@
-// Dispatch board: open reports, each agency's state and the time since its last step;
-// late agencies (past their acknowledgement deadline, unacknowledged) stand out. Each
-// row closes its incident: "Tutup insiden" opens a small form under it (the outcome, a
-// note; Enter closes, Esc cancels) and the row leaves the board.
+// Dispatch board: open incidents, newest first, a page at a time ("Tampilkan lebih
+// banyak" appends the next), filtered by category, kecamatan and state (or late only),
+// with totals that count every open incident and every late dispatch, not just the rows
+// shown. Each agency's state and the time since its last step; late agencies (past their
+// acknowledgement deadline, unacknowledged) stand out. Each row closes its incident:
+// "Tutup insiden" opens a small form under it (the outcome, a note; Enter closes, Esc
+// cancels) and the row leaves the board.
 
 import { api, ApiError } from "./api.js";
 import { $, debounce, fill, fillKeeping, h, keepFocus, toast } from "./dom.js";
-import { age, clock, label, lang, t } from "./i18n.js";
-import { applyRouted, applyStep, isLate, lastStep, merge, sortRows } from "./board-model.js";
+import { age, clock, label, lang, number, t } from "./i18n.js";
+import {
+  applyRouted, applyStep, isLate, lastStep, lateDispatches, lateTotals, merge, sortRows, withFirstPage,
+} from "./board-model.js";
 
 export const OUTCOMES = ["resolved", "false_alarm", "handed_over", "no_action_needed"];
-export const data = { rows: [], deadlines: {}, loaded: false, deadlinesKnown: true };
+// Intake's statuses of an open incident, in the order an incident goes through them
+// (services/console/board_api.py: BOARD_STATES).
+export const STATES = ["awaiting_verification", "received", "unrouted", "routed", "delivered", "delivery_failed",
+  "acknowledged", "responding", "done"];
+// rows: the pages loaded so far; totals: the server's, for the whole filter; lateSeen:
+// the late dispatches among the rows when those totals came (board-model.js lateTotals).
+export const data = {
+  rows: [], deadlines: {}, loaded: false, deadlinesKnown: true, cursor: null, pages: 0, totals: null,
+  lateSeen: new Map(),
+};
+const filters = { category: "", kecamatan: "", state: "" };
+let catalog = null;
+let filtersLang = null;
 let visible = false;
 // The open close form: { reportId, form (its <tr>), lang }; one at a time.
 let closing = null;
+// Answers may come back out of order: an older one never replaces a newer one, and one
+// asked under other filters is dropped.
+let asked = 0;
+let applied = 0;
+let generation = 0;
 
+export function init(forms) {
+  catalog = forms;
+  for (const name of Object.keys(filters)) {
+    $(`#board-${name}`).addEventListener("change", (event) => setFilter(name, event.target.value));
+  }
+  $("#board-more").addEventListener("click", () => more().catch(failed));
+  renderFilters();
+}
+
+function failed(error) {
+  if (!(error instanceof ApiError)) throw error;
+  toast(t("error.generic", { detail: error.message }), "error");
+}
+
+function query(cursor) {
+  const params = new URLSearchParams(Object.entries(filters).filter(([, value]) => value));
+  if (cursor) params.set("cursor", cursor);
+  const text = params.toString();
+  return `/api/board${text ? `?${text}` : ""}`;
+}
+
+const filtered = () => Object.values(filters).some(Boolean);
+
+// The first page again, the pages opened with "more" kept below it.
 export async function load() {
-  const answer = await api("GET", "/api/board");
-  data.rows = merge(data.rows, answer.rows);
+  const mine = ++asked;
+  const era = generation;
+  const answer = await api("GET", query());
+  if (era !== generation || mine < applied) return;
+  applied = mine;
+  const keepOlder = data.pages > 1 && Boolean(answer.next_cursor);
+  data.rows = sortRows(withFirstPage(data.rows, merge(data.rows, answer.rows), keepOlder));
+  if (!keepOlder) {
+    data.cursor = answer.next_cursor;
+    data.pages = 1;
+  }
+  accept(answer);
+}
+
+async function more() {
+  if (!data.cursor) return;
+  const button = $("#board-more");
+  const era = generation;
+  button.disabled = true;
+  let answer;
+  try {
+    answer = await api("GET", query(data.cursor));
+  } finally {
+    button.disabled = false;
+  }
+  if (era !== generation) return;
+  const known = new Set(data.rows.map((r) => r.report_id));
+  const added = answer.rows.filter((r) => !known.has(r.report_id));
+  data.rows = sortRows([...data.rows, ...added]);
+  data.cursor = answer.next_cursor;
+  data.pages += 1;
+  accept(answer);
+  // The button is gone on the last page: the focus goes to the first incident it brought.
+  if (!data.cursor && added.length) $(`#board-rows [data-focus="close:${added[0].report_id}"]`)?.focus();
+}
+
+function accept(answer) {
   data.deadlines = answer.deadlines;
   data.deadlinesKnown = answer.deadlines_known;
+  data.totals = answer.totals;
+  data.lateSeen = lateDispatches(data.rows, Date.now());
   data.loaded = true;
   render();
 }
 
-export const reload = debounce(() => load().catch(() => {}), 400);
+function setFilter(name, value) {
+  if (filters[name] === value) return;
+  filters[name] = value;
+  generation += 1;
+  // The rows shown stay until the new first page replaces them (no empty flash).
+  data.pages = 0;
+  data.cursor = null;
+  load().catch(failed);
+}
+
+// One reload at a time; what comes in meanwhile is one more after it.
+let running = null;
+let again = false;
+function refresh() {
+  if (running) { again = true; return; }
+  running = load().catch(() => {}).finally(() => {
+    running = null;
+    if (again) { again = false; refresh(); }
+  });
+}
+
+// Many live events, one reload; under a steady stream, one every two seconds at least.
+export const reload = debounce(refresh, 400, 2000);
 
 export function show(on) { visible = on; if (on) render(); }
 
-export function lateCount(now = Date.now()) {
-  return data.rows.reduce((n, row) => n + row.agencies.filter((a) => isLate(a, now)).length, 0);
+function late(now) {
+  const totals = data.totals;
+  return totals && lateTotals({ late: totals.late, by_agency: totals.late_by_agency }, data.lateSeen, data.rows, now);
+}
+
+// Late dispatches in the whole centre (null: the notifier did not say).
+export function lateCount(now = Date.now()) { return late(now)?.late ?? null; }
+
+// A report the filters leave out changes neither the rows nor the totals.
+function wanted(message) {
+  const place = (message.kecamatan || "").toLowerCase();
+  return message.kind === "emergency" && (!filters.category || message.category === filters.category) &&
+    (!filters.kecamatan || place === filters.kecamatan.toLowerCase());
 }
 
 export function onDispatch(message) {
   const row = data.rows.find((r) => r.report_id === message.report_id);
-  if (!row || !applyStep(row, message)) { reload(); return; }
-  render();
+  if (row && applyStep(row, message)) render();
+  // Another page's incident, or the incident's status moved: the totals (and, under a
+  // state filter, the rows) follow from a reload.
+  reload();
 }
 
 export function onReport(message) {
   const row = data.rows.find((r) => r.report_id === message.report_id);
-  if (message.event === "routed" && row) { applyRouted(row, message, data.deadlines); render(); return; }
+  if (message.event === "routed" && row) { applyRouted(row, message, data.deadlines); render(); }
+  if (message.event === "closed" && row) { // it leaves at once, whatever page it is on
+    data.rows = data.rows.filter((r) => r.report_id !== message.report_id);
+    render();
+  }
+  if (message.event === "received" && !wanted(message)) return;
   if (["received", "routed", "verified", "linked", "unlinked", "unrouted", "stalled", "closed", "reopened"]
     .includes(message.event)) reload();
 }
 
+function renderFilters() {
+  if (!catalog || filtersLang === lang()) return;
+  filtersLang = lang();
+  const options = (select, all, items) => {
+    fill(select, h("option", { value: "" }, all), ...items.map(([value, text]) => h("option", { value }, text)));
+    select.value = filters[select.name];
+  };
+  options($("#board-category"), t("board.filter.all_categories"),
+    catalog.categories.map((c) => [c.code, label("category", c.code)]));
+  options($("#board-kecamatan"), t("board.filter.all_kecamatan"), catalog.kecamatan.map((k) => [k, k]));
+  options($("#board-state"), t("board.filter.all_states"),
+    [["late", t("board.filter.late")], ...STATES.map((s) => [s, label("status", s)])]);
+}
+
+function renderTotals(lateNow) {
+  const totals = data.totals;
+  const line = $("#board-totals");
+  const statuses = $("#board-statuses");
+  if (!totals) { fill(line); fill(statuses); return; }
+  const agencies = Object.entries(lateNow?.byAgency || {}).sort((a, b) => b[1] - a[1])
+    .map(([agency, n]) => `${label("agency", agency)} ${number(n)}`).join(", ");
+  fill(line,
+    h("strong", {}, t(filtered() ? "board.totals.open_filtered" : "board.totals.open", { n: number(totals.open) })),
+    " · ",
+    lateNow === null ? h("span", { class: "unknown", dataset: { late: "unknown" } }, t("board.totals.late_unknown"))
+      // The notifier counts late dispatches in the whole centre, whatever the filter.
+      : h("span", { class: lateNow.late ? "late" : "", dataset: { late: String(lateNow.late) } },
+        t(filtered() ? "board.totals.late_all" : "board.totals.late", { n: number(lateNow.late) }),
+        agencies ? ` (${agencies})` : ""));
+  fill(statuses, ...STATES.filter((s) => totals.by_status[s]).flatMap((s, i) => [
+    i ? " · " : "", h("span", { dataset: { status: s } }, `${label("status", s)} ${number(totals.by_status[s])}`)]));
+}
+
+function renderShown() {
+  const more = $("#board-more");
+  more.hidden = !data.cursor;
+  const totals = data.totals;
+  let text = "";
+  if (totals && data.rows.length) {
+    if (filters.state === "late") text = t("board.shown_late", { shown: number(data.rows.length) });
+    else {
+      const of = filters.state ? totals.by_status[filters.state] || 0 : totals.open;
+      text = t("board.shown", { shown: number(data.rows.length), of: number(Math.max(of, data.rows.length)) });
+    }
+  }
+  $("#board-shown").textContent = text;
+}
+
 export function render() {
-  const count = lateCount();
-  const badge = $("#late-count");
-  badge.textContent = count ? t("board.late_count", { n: count }) : "";
-  badge.hidden = !count;
-  if (!visible) return;
   const now = Date.now();
+  const lateNow = late(now);
+  const badge = $("#late-count");
+  const count = lateNow?.late;
+  badge.textContent = lateNow === null ? (data.loaded ? t("board.late_count_unknown") : "")
+    : count ? t("board.late_count", { n: number(count) }) : "";
+  badge.hidden = !badge.textContent;
+  if (!visible) return;
+  renderFilters();
+  renderTotals(lateNow);
+  renderShown();
   const note = $("#board-note");
   note.hidden = data.deadlinesKnown;
   note.textContent = data.deadlinesKnown ? "" : t("board.deadlines_unknown");
-  const rows = sortRows(data.rows, now);
+  const rows = data.rows;
   const body = $("#board-rows");
   if (closing && !rows.some((r) => r.report_id === closing.reportId)) closing = null; // closed elsewhere
-  if (!rows.length) return fill(body, h("tr", {}, h("td", { colspan: 2, class: "muted" }, t("board.empty"))));
+  if (!rows.length) {
+    const empty = !data.loaded ? "" : filtered() ? t("board.empty_filtered") : t("board.empty");
+    return fill(body, h("tr", {}, h("td", { colspan: 2, class: "muted" }, empty)));
+  }
   if (closing && closing.lang !== lang()) relabel();
   keepFocus(body, () => fillKeeping(body, rows.flatMap((row) => {
     const tr = renderRow(row, now);
@@ -170,7 +349,7 @@ async function confirmClose() {
   const error = $(".error", form);
   if (!outcome) { error.textContent = t("board.close.needs_outcome"); $("select", form).focus(); return; }
   // Where the focus goes once the row has left: the next row's close button.
-  const order = sortRows(data.rows, Date.now()).map((r) => r.report_id);
+  const order = data.rows.map((r) => r.report_id);
   const next = order[order.indexOf(reportId) + 1] ?? order[order.indexOf(reportId) - 1];
   state.busy = true;
   for (const button of form.querySelectorAll("button")) button.disabled = true;

@@ -69,11 +69,16 @@ export function toast(text, kind = "ok") {
   toastTimer = setTimeout(() => { el.hidden = true; }, kind === "error" ? 8000 : 4000);
 }
 
-// Run `fn` once after calls stop for `ms` (many live events, one reload).
-export function debounce(fn, ms) {
+// Run `fn` once after calls stop for `ms` (many live events, one reload); with `maxMs`,
+// at least that often while they do not stop (a steady stream of reports would
+// otherwise hold the reload back for as long as it lasts).
+export function debounce(fn, ms, maxMs = Infinity) {
   let timer = null;
+  let first = null;
   return (...args) => {
     clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), ms);
+    first ??= Date.now();
+    const wait = Math.max(0, Math.min(ms, first + maxMs - Date.now()));
+    timer = setTimeout(() => { first = null; fn(...args); }, wait);
   };
 }

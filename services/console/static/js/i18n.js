@@ -41,6 +41,7 @@ export function label(prefix, code) {
 export function apply(root) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+  for (const el of root.querySelectorAll("[data-i18n-aria-label]")) el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
   document.title = t("app.title");
 }
 
@@ -53,6 +54,11 @@ export function age(ms) {
   if (h > 0) return t("age.h", { h, m: String(m).padStart(2, "0") });
   if (m > 0) return t("age.m", { m, s });
   return t("age.s", { s: total % 60 });
+}
+
+// Counts as people read them: "4.000" in Bahasa Indonesia, "4,000" in English.
+export function number(n) {
+  return new Intl.NumberFormat(current === "id" ? "id-ID" : "en-GB").format(n);
 }
 
 // Clock times in the centre's own zone, whatever the machine's.

@@ -78,7 +78,9 @@ async function start() {
   $("#nav").hidden = $("#signout").hidden = $("#live").hidden = false;
   $("#me").textContent = session.operator.name;
   if (!start.done) {
-    call.init(await api("GET", "/api/catalog"));
+    const catalog = await api("GET", "/api/catalog");
+    call.init(catalog);
+    board.init(catalog);
     queue.init();
     history.init();
     start.done = true;
