@@ -11,10 +11,16 @@ from schemas.catalog import AGENCIES, CATEGORIES, CHANNELS, CLOSE_OUTCOMES, CONT
 from services.console.board import STEPS
 from services.console.board_api import BOARD_STATES
 from services.console.catalog import SUBTYPES
+from services.console.pipeline import WATCHED_SERVICES, Readings, assess
 from services.intake.api import REPORT_STATUSES
+from services.intake.app import PIPELINE_GROUPS
 
 STATIC = Path(__file__).resolve().parents[2] / "services" / "console" / "static"
 LANGS = {name: json.loads((STATIC / "i18n" / f"{name}.json").read_text()) for name in ("id", "en")}
+# Everything wrong at once: every code the pipeline banner can show.
+TROUBLE = Readings(ready={"intake": None, "notifier": {"database": False, "broker": False}}, backlog={"g": 1.0},
+                   stalled=1, breaker_open=["pln"])  # fmt: skip
+BANNER_CODES = sorted({item["code"] for item in assess(TROUBLE, backlog_bound=0)})
 
 
 def test_both_languages_have_the_same_keys_and_no_empty_string():
@@ -31,7 +37,8 @@ def test_both_languages_have_the_same_keys_and_no_empty_string():
         ("outcome", CLOSE_OUTCOMES),
         ("subtype", sorted({s for subtypes in SUBTYPES.values() for s in subtypes})),
         ("opstatus", ("available", "handling_report", "break", "offline")), ("shiftcode", ("pagi", "siang", "malam")),
-        ("status", BOARD_STATES),
+        ("status", BOARD_STATES), ("pipeline", BANNER_CODES), ("pipeline.service", WATCHED_SERVICES),
+        ("pipeline.check", ("database", "broker")), ("pipeline.group", [g.group_id for g in PIPELINE_GROUPS]),
     ],
 )  # fmt: skip
 def test_every_code_shown_has_a_label_in_both_languages(prefix, codes):

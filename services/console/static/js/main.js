@@ -1,4 +1,5 @@
-// The console page: sign-in, the five screens, the header, the live connection.
+// The console page: sign-in, the five screens, the header (with the pipeline banner),
+// the live connection.
 
 import { api, ApiError, setCsrf } from "./api.js";
 import { $, $$, fill, h, inTextField, toast } from "./dom.js";
@@ -8,6 +9,7 @@ import * as board from "./board.js";
 import * as call from "./call.js";
 import * as history from "./history.js";
 import * as live from "./live.js";
+import * as pipeline from "./pipeline.js";
 import * as queue from "./queue.js";
 import * as shift from "./shift.js";
 
@@ -38,6 +40,7 @@ async function showSignIn(message = "") {
   session = null;
   source?.close();
   clearInterval(ticker);
+  pipeline.stop();
   for (const el of $$(".screen")) el.hidden = true;
   $("#nav").hidden = $("#signout").hidden = $("#live").hidden = true;
   $("#me").textContent = "";
@@ -87,12 +90,13 @@ async function start() {
   }
   go("call");
   source = live.connect({
-    status: setLive,
-    resync: reloadAll,
+    status: (on) => { setLive(on); if (!on) pipeline.poll(); }, // the feed lost: the banner may say why
+    resync: () => { reloadAll(); pipeline.poll(); },
     report: (m) => { call.onReport(m); queue.onReport(m); board.onReport(m); history.onReport(m); },
     dispatch: (m) => { call.onDispatch(m); board.onDispatch(m); },
     shift: () => { shift.onShift(); queue.reload(); },
   });
+  pipeline.start();
   clearInterval(ticker);
   let seconds = 0;
   ticker = setInterval(() => {
@@ -140,6 +144,7 @@ function onGlobalKey(event) {
 
 function rerender() {
   for (const module of Object.values(SCREENS)) module.render?.();
+  pipeline.render();
   setLive($("#live").dataset.live === "true");
   if ($("#signin").hidden === false) showSignIn($("#signin-error").textContent);
 }
