@@ -1,5 +1,5 @@
 // Shift panel: who is on duty and free or busy; my check-in, break and check-out; the
-// coverage warning (also shown in the header on every screen).
+// coverage warning (also shown under the header on every screen).
 
 import { api, ApiError } from "./api.js";
 import { $, debounce, fill, h, toast } from "./dom.js";
@@ -15,7 +15,7 @@ export async function load() {
 
 export const reload = debounce(() => load().catch(() => {}), 300);
 
-export function show(on) { visible = on; if (on) render(); }
+export function show(on) { visible = on; render(); } // the header's warning, too
 
 export function onShift() { reload(); }
 
@@ -38,7 +38,7 @@ export function render() {
   const warning = coverageText(shift);
   const banner = $("#coverage-banner");
   banner.textContent = warning;
-  banner.hidden = !warning;
+  banner.hidden = !warning || visible; // the panel says it on this screen
   if (!visible) return;
   $("#shift-now").textContent = t("shift.now", { shift: label("shiftcode", shift.shift.code),
     from: clock(shift.shift.starts_at), to: clock(shift.shift.ends_at) });
