@@ -2,15 +2,19 @@
 the whole system as processes: a call filed by keyboard alone reaches the dispatch board
 and the fire brigade's acknowledgement, given through the notifier's agency API, shows
 up live; a public report verified; a prank marked; check-in, break and check-out; an
-incident closed from the board as a false alarm, found in the history and reopened.
+incident closed from the board as a false alarm, found in the history and reopened; the
+degraded-pipeline banner naming an agency whose endpoint refuses; the board after a busy
+shift's 500 reports, a page at a time, filtered, with totals that count them all.
 
 Screenshots of the main screens go to $CONSOLE_SCREENSHOTS_DIR when set (the README's
 set: CONSOLE_SCREENSHOTS_DIR=docs/screenshots), else to the test's temporary folder."""
 
 import json
 import os
+import random
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -19,7 +23,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from devstack.console import seed_operator
 from devstack.processes import Stack, free_port
-from schemas.catalog import AGENCIES
+from schemas.catalog import AGENCIES, KECAMATAN
+from services.console.catalog import SUBTYPES
 from tests.conftest import API_KEY, ON_DUTY_NOW
 from tests.support import WebhookReceiver
 
@@ -191,7 +196,6 @@ def test_a_call_filed_by_keyboard_alone_reaches_the_board_and_the_acknowledgemen
     expect(board_cell(page, report_id, "damkar")).not_to_have_class(re.compile(r"\blate\b"))
     expect(page.locator(f'#board-rows tr[data-report="{report_id}"]')).to_have_class("late")
     expect(page.locator("#late-count")).to_contain_text("terlambat")
-    page.screenshot(path=shots / "board.png")
 
 
 def public_report(stack, category: str, channel: str, kecamatan: str, description: str) -> str:
@@ -210,7 +214,6 @@ def test_a_public_channel_report_is_verified_in_one_key_and_then_dispatched(page
     item.click()
     expect(page.locator("#queue-detail")).to_contain_text("Tawuran pelajar di alun-alun Srengat")
     expect(page.locator("#queue-detail")).to_contain_text("+6281355556666")  # to call back
-    page.screenshot(path=shots / "queue.png")
     page.locator("#queue-list").focus()
     page.keyboard.press("g")  # genuine
     expect(page.locator("#toast")).to_contain_text("Asli")
@@ -411,3 +414,174 @@ def test_an_incident_is_closed_from_the_board_as_a_false_alarm_and_reopened_from
 
     page.locator('#nav button[data-screen="board"]').click()
     expect(row).to_be_visible(timeout=30_000)
+
+
+def fmt(n: int) -> str:
+    """A count as the page shows it in Bahasa Indonesia: 4.000."""
+    return f"{n:,}".replace(",", ".")
+
+
+def open_counts(stack, **where) -> dict:
+    params = {"kind": "emergency", "incident": "true", "closed": "false", **where}
+    return httpx.get(f"{stack.services['intake'].url}/v1/stats/reports", headers=AUTH, params=params).json()
+
+
+def newest_open(stack, limit: int, **where) -> list[str]:
+    params = {"kind": "emergency", "incident": "true", "closed": "false", "limit": limit, **where}
+    page = httpx.get(f"{stack.services['intake'].url}/v1/reports", headers=AUTH, params=params).json()
+    return [item["id"] for item in page["items"]]
+
+
+def late_now(stack) -> int:
+    return httpx.get(f"{stack.services['notifier'].url}/v1/dispatches/late", headers=AUTH).json()["late"]
+
+
+def board_ids(page: Page) -> list[str]:
+    return page.locator("#board-rows tr[data-report]").evaluate_all("rows => rows.map(r => r.dataset.report)")
+
+
+def test_the_banner_names_an_agency_the_system_cannot_reach_and_leaves_when_it_is_back(page, stack, shots, receiver):
+    notifier = stack.services["notifier"].url
+    banner = page.locator("#pipeline-banner")
+    unreachable = banner.locator('li[data-code="agency_unreachable"]')
+    expect(banner).to_be_hidden()
+    refusing = WebhookReceiver(responses=[503])
+    try:
+        # PLN's endpoint answers 503: five dispatches refused in a row open its breaker.
+        config = {"channels": ["webhook"], "webhook_url": f"{refusing.url}/hooks/pln", "updated_by": "e2e",
+                  "ack_deadline_seconds": PLN_DEADLINE}  # fmt: skip
+        assert httpx.put(f"{notifier}/v1/agencies/pln", headers=AUTH, json=config).status_code == 200
+        # Five incidents (five desa: one desa would make four of them callers of the first).
+        for i, desa in enumerate(("Kalipang", "Jingglong", "Bacem", "Kembangarum", "Sukorejo")):
+            filed(stack, "kebakaran", "kabel_listrik_putus", "Sutojayan", desa, f"08130000500{i}")
+        expect(unreachable).to_have_text("PLN tidak dapat dihubungi sistem — telepon", timeout=60_000)
+        expect(banner).to_have_attribute("role", "alert")
+        expect(banner.locator("strong")).to_have_text("Sistem terganggu:")
+        page.locator('#nav button[data-screen="board"]').click()
+        expect(page.locator("#board-rows tr[data-report]").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=shots / "banner.png")
+        page.locator("#lang").click()
+        expect(unreachable).to_have_text("PLN cannot be reached by the system — phone them")
+        page.locator("#lang").click()
+        expect(unreachable).to_have_text("PLN tidak dapat dihubungi sistem — telepon")
+    finally:
+        config = {"channels": ["webhook"], "webhook_url": f"{receiver.url}/hooks/pln", "updated_by": "e2e",
+                  "ack_deadline_seconds": PLN_DEADLINE}  # fmt: skip
+        httpx.put(f"{notifier}/v1/agencies/pln", headers=AUTH, json=config)
+        refusing.close()
+    # The breaker's next trial reaches PLN again and closes it: the item goes.
+    expect(unreachable).to_have_count(0, timeout=120_000)
+
+
+# The issue's "board after 500 reports": a shift's worth, through intake's API.
+MANY_REPORTS = int(os.environ.get("CONSOLE_BOARD_REPORTS", "500"))
+
+
+def file_many(stack, count: int) -> list[str]:
+    """`count` reports as a busy shift brings them: every category and kecamatan, most by
+    phone, some by SMS or WhatsApp (held for a verdict: they fill the queue). Each in a
+    desa of its own, so intake links none to another as a second caller."""
+    chance = random.Random(112)
+    bodies = []
+    for i in range(count):
+        category = chance.choice(list(SUBTYPES))
+        channel = chance.choices(["call", "sms", "whatsapp"], weights=[8, 1, 1])[0]
+        bodies.append({"category": category, "subtype": chance.choice(SUBTYPES[category]), "channel": channel,
+                       "description": f"Laporan uji papan nomor {i + 1}",
+                       "location": {"kecamatan": chance.choice(KECAMATAN), "desa": f"Desa {i + 1}"},
+                       "caller": {"phone": f"0813{7000000 + i:07d}"}})  # fmt: skip
+    with httpx.Client(base_url=stack.services["intake"].url, headers=AUTH, timeout=30) as client:
+
+        def post(body: dict) -> str:
+            response = client.post("/v1/reports", json=body)
+            assert response.status_code == 202, response.text
+            return response.json()["id"]
+
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(post, bodies))
+
+
+def test_the_board_of_a_busy_shift_pages_newest_first_filters_and_counts_everything(page, stack, shots):
+    page.locator('#nav button[data-screen="board"]').click()
+    rows = page.locator("#board-rows tr[data-report]")
+    expect(rows.first).to_be_visible(timeout=30_000)
+    file_many(stack, MANY_REPORTS)  # while the board is open: it follows live
+    # Settled: every report past routing, every PLN dispatch past its short deadline.
+    wait_for(lambda: not open_counts(stack)["by_status"].get("received"), timeout=120)
+    time.sleep(PLN_DEADLINE + 1)
+
+    # Newest first, a page of 25 (the console's BOARD_PAGE_SIZE), as intake lists them.
+    expect(rows).to_have_count(25, timeout=30_000)
+    wait_for(lambda: board_ids(page) == newest_open(stack, 25))
+    totals = page.locator("#board-totals")
+    counts = open_counts(stack)
+    assert counts["total"] >= MANY_REPORTS
+    expect(totals.locator("strong")).to_have_text(f"{fmt(counts['total'])} insiden terbuka", timeout=30_000)
+    delivered = counts["by_status"].get("delivered", 0)
+    expect(page.locator('#board-statuses [data-status="delivered"]')).to_have_text(f"terkirim {fmt(delivered)}")
+    # The late count is the notifier's for every dispatch, not just the rows on screen.
+    late_on_screen = page.locator("#board-rows .agency.late").count()
+    wait_for(lambda: page.locator("#late-count").text_content() == f"{fmt(late_now(stack))} terlambat", timeout=60)
+    late = late_now(stack)
+    assert late > late_on_screen, (late, late_on_screen)
+    expect(totals.locator("[data-late]")).to_contain_text(f"{fmt(late)} terlambat (PLN ")
+    expect(page.locator("#board-shown")).to_have_text(f"Ditampilkan 25 dari {fmt(counts['total'])}")
+    page.screenshot(path=shots / "board.png")
+
+    # "Tampilkan lebih banyak" appends the next page below.
+    first = board_ids(page)
+    page.locator("#board-more").click()
+    expect(rows).to_have_count(50)
+    assert board_ids(page) == newest_open(stack, 50) and board_ids(page)[:25] == first
+    expect(page.locator("#board-shown")).to_have_text(f"Ditampilkan 50 dari {fmt(counts['total'])}")
+
+    # A new incident arrives on top, the pages opened stay.
+    newest = filed(stack, "kecelakaan", "lalu_lintas", "Kesamben", "Siraman", "081399990000")
+    expect(rows.first).to_have_attribute("data-report", newest, timeout=30_000)
+    expect(rows).to_have_count(51)
+    expect(totals.locator("strong")).to_have_text(f"{fmt(counts['total'] + 1)} insiden terbuka")
+
+    # Filters: page 1 again, narrowed; the totals count what the filter holds.
+    page.select_option("#board-category", "kebakaran")
+    fires = open_counts(stack, category="kebakaran")["total"]
+    expect(totals.locator("strong")).to_have_text(f"{fmt(fires)} insiden terbuka sesuai saringan")
+    expect(rows).to_have_count(min(fires, 25))
+    wait_for(lambda: board_ids(page) == newest_open(stack, 25, category="kebakaran"))
+    expect(totals.locator("[data-late]")).to_contain_text("terlambat di seluruh pusat")
+    page.select_option("#board-kecamatan", "Wlingi")
+    in_wlingi = open_counts(stack, category="kebakaran", kecamatan="Wlingi")["total"]
+    expect(totals.locator("strong")).to_have_text(f"{fmt(in_wlingi)} insiden terbuka sesuai saringan")
+    wait_for(lambda: board_ids(page) == newest_open(stack, 25, category="kebakaran", kecamatan="Wlingi"))
+    page.select_option("#board-kecamatan", "")
+    page.select_option("#board-category", "")
+    page.select_option("#board-state", "late")  # "Terlambat": every row has a late agency
+    expect(page.locator("#board-state option:checked")).to_have_text("Terlambat")
+    expect(rows).to_have_count(25, timeout=30_000)
+    wait_for(lambda: page.locator("#board-rows tr[data-report]:not(.late)").count() == 0)
+    expect(page.locator("#board-more")).to_be_hidden()
+    page.select_option("#board-state", "")
+    expect(rows).to_have_count(25)
+    expect(page.locator("#board-more")).to_be_visible()
+
+    # The notifier silent (the browser answers for the console): the late count unknown, said so.
+    def without_late(route):
+        answer = route.fetch().json()
+        answer["totals"].update(late=None, late_by_agency={})
+        route.fulfill(json=answer)
+
+    page.route(BOARD_API, without_late)
+    page.select_option("#board-category", "penyakit")
+    expect(totals.locator('[data-late="unknown"]')).to_have_text(
+        "Jumlah yang terlambat tidak diketahui: notifier tidak menjawab"
+    )
+    expect(page.locator("#late-count")).to_have_text("terlambat ?")
+    page.unroute(BOARD_API)
+    page.select_option("#board-category", "")
+    expect(page.locator("#late-count")).to_have_text(f"{fmt(late_now(stack))} terlambat")
+
+    page.locator('#nav button[data-screen="queue"]').click()
+    queue = page.locator("#queue-list li")
+    expect(queue.first).to_be_visible(timeout=30_000)
+    queue.first.click()
+    expect(page.locator("#queue-detail h2")).to_be_visible()
+    page.screenshot(path=shots / "queue.png")
