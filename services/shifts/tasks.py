@@ -107,8 +107,13 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         acknowledgement also ends an escalation's task."""
         data: DispatchDelivered | DispatchAcknowledged = envelope.data
         now = clock()
-        closed = await close_open(conn, assigner, data.report_id, "phone_agency", "superseded", None, now,
-                                  agency=data.agency)  # fmt: skip
+        closed = False
+        # Acknowledged by phone: the operator who made the call closes the phone task
+        # (reached, with a note) right after; closing it here as superseded raced that
+        # close and lost the operator's outcome and note.
+        if not (isinstance(data, DispatchAcknowledged) and data.via == "phone"):
+            closed = await close_open(conn, assigner, data.report_id, "phone_agency", "superseded", None, now,
+                                      agency=data.agency)  # fmt: skip
         if isinstance(data, DispatchAcknowledged):
             closed |= await close_open(conn, assigner, data.report_id, "escalated", "superseded", None, now,
                                        agency=data.agency)  # fmt: skip

@@ -5,12 +5,14 @@ free and drain when someone is, move when their holder leaves or the shift ends.
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import topics
 from schemas.envelope import encode
 from schemas.events import (
+    DispatchAcknowledged,
     DispatchDelivered,
     DispatchEscalated,
     DispatchFailed,
@@ -180,6 +182,13 @@ async def test_an_agency_not_reached_is_a_phone_task_first_even_past_capacity_an
         await produce(broker.bootstrap, [on_status(delivered)])
         await eventually(lambda: _count(client, "closed", 1))
         closed = (await client.get("/v1/tasks", params={"state": "closed"})).json()
+        # The operator reached the Red Cross by phone: her own close of the task (reached,
+        # with her note) follows through the console; the acknowledgement must not beat it.
+        by_phone = DispatchAcknowledged(dispatch_id=failed.dispatch_id, report_id=fire, agency="pmi", via="phone",
+                                        operator_id=uuid.UUID(ani), acknowledged_at=now)  # fmt: skip
+        record = on_status(by_phone)
+        await produce(broker.bootstrap, [record])
+        await eventually(lambda: _handled(database_url, record.event_id))
         still_open = [t for t in await open_tasks(client) if t["reason"] == "phone_agency"]
     assert sorted(t["detail"]["agency"] for t in phone_tasks) == ["damkar", "pmi"]  # one call per agency
     assert all(t["operator_id"] == ani and t["state"] == "assigned" for t in phone_tasks)
@@ -188,6 +197,14 @@ async def test_an_agency_not_reached_is_a_phone_task_first_even_past_capacity_an
         ("phone_agency", "damkar", "superseded")
     ]  # fmt: skip
     assert [t["detail"]["agency"] for t in still_open] == ["pmi"]
+
+
+async def _handled(database_url: str, ce_id: str) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM shifts.inbox WHERE event_id = $1", ce_id))
+    finally:
+        await conn.close()
 
 
 def on_status(event):
