@@ -24,7 +24,7 @@ CALL = {"category": "kebakaran", "subtype": "rumah", "kecamatan": "Wlingi", "pho
 async def sign_in(console: httpx.AsyncClient, pin: str) -> None:
     operators = (await console.get("/api/operators")).json()
     demo = next(o for o in operators if o["name"] == DEMO_OPERATOR)
-    session = await console.post("/api/session", json={"operator_id": demo["id"], "pin": pin})
+    session = await console.post("/api/session", json={"handle": demo["handle"], "pin": pin})
     session.raise_for_status()
     console.headers["X-CSRF-Token"] = session.json()["csrf_token"]
     await console.post("/api/shift/check-in")  # 409 when checked in already: fine

@@ -7,7 +7,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.common.web import PROBLEM_RESPONSES, Problem, problem_response
 from services.console import auth, store
@@ -20,8 +20,22 @@ WRONG = "Wrong operator or PIN."
 
 class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    operator_id: UUID
+    handle: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="From the sign-in list (GET /api/operators)"
+    )
+    operator_id: UUID | None = Field(None, description="Instead of `handle`, for a client that knows the id")
     pin: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> "SignIn":
+        if (self.handle is None) == (self.operator_id is None):
+            raise ValueError("name the operator by handle or by operator_id, one of them")
+        return self
+
+
+class SignInChoice(BaseModel):
+    handle: str = Field(description="What to sign in with; a new one whenever the PIN is set")
+    name: str
 
 
 class OperatorRef(BaseModel):
@@ -50,13 +64,15 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
     # too, and the lock it then causes is an alert.
     ceiling = auth.Lockout(settings.signin_operator_ceiling, lock_for)
 
-    @router.get("/operators", summary="Operators who can sign in (a PIN is set): the sign-in list")
-    async def operators(request: Request) -> list[OperatorRef]:
+    @router.get(
+        "/operators", summary="Operators who can sign in (a PIN is set): the sign-in list, by handle, not by id"
+    )
+    async def operators(request: Request) -> list[SignInChoice]:
         everyone = await request.app.state.upstream.json("shifts", "GET", "/v1/operators")
         async with request.app.state.pool.acquire() as conn:
-            with_pin = await store.with_pin(conn)
-        return [OperatorRef(id=o["id"], name=o["name"]) for o in everyone
-                if o.get("active", True) and UUID(o["id"]) in with_pin]  # fmt: skip
+            handles = await store.signin_handles(conn)
+        return [SignInChoice(handle=handles[UUID(o["id"])], name=o["name"]) for o in everyone
+                if o.get("active", True) and UUID(o["id"]) in handles]  # fmt: skip
 
     @router.post(
         "/session", summary="Sign in with operator and PIN: sets the session cookie",
@@ -67,13 +83,17 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
         # The client's address as the trusted proxies in front tell it (TRUSTED_PROXIES).
         source = request.client.host if request.client else "unknown"
         async with request.app.state.pool.acquire() as conn, conn.transaction():
+            operator_id = body.operator_id or await store.operator_of_handle(conn, body.handle)
+            if operator_id is None:
+                metrics.signins.labels("wrong").inc()
+                raise Problem(401, "Sign-in failed", WRONG)
             # The row locks make concurrent guesses for one operator take turns, so no
             # failure count can be raced past its limit.
-            row = await store.credential(conn, body.operator_id, for_update=True)
+            row = await store.credential(conn, operator_id, for_update=True)
             if row is None:
                 metrics.signins.labels("wrong").inc()
                 raise Problem(401, "Sign-in failed", WRONG)
-            from_here = await store.throttle(conn, body.operator_id, source, now)
+            from_here = await store.throttle(conn, operator_id, source, now)
             until = max((t for t in (row["locked_until"], from_here["locked_until"]) if t and t > now), default=None)
             if until is not None:
                 metrics.signins.labels("locked").inc()
@@ -84,34 +104,34 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
                 failures, locks, source_locked = per_source.after_failure(
                     from_here["failures"], from_here["locks"], now
                 )
-                await store.record_source_failure(conn, body.operator_id, source, failures, locks, source_locked, now)
+                await store.record_source_failure(conn, operator_id, source, failures, locks, source_locked, now)
                 total, operator_locked = ceiling.after_failure(row["failures"], now)
-                await store.record_failure(conn, body.operator_id, total, operator_locked)
+                await store.record_failure(conn, operator_id, total, operator_locked)
                 metrics.signins.labels("wrong").inc()
                 for scope, locked in (("source", source_locked), ("operator", operator_locked)):
                     if locked is not None:
                         metrics.signin_lockouts.labels(scope).inc()
                 log.info("sign-in refused", extra={"fields": {
-                    "operator_id": str(body.operator_id), "source_locked": source_locked is not None,
+                    "operator_id": str(operator_id), "source_locked": source_locked is not None,
                     "operator_locked": operator_locked is not None}})  # fmt: skip
                 # Raising would roll the failure counts back: answer instead.
                 return problem_response(401, "Sign-in failed", WRONG)
             new_hash = auth.hash_pin(body.pin) if auth.needs_rehash(row["pin_hash"]) else None
-            await store.record_success(conn, body.operator_id, new_hash, source)
-            operator = await request.app.state.upstream.json("shifts", "GET", f"/v1/operators/{body.operator_id}")
+            await store.record_success(conn, operator_id, new_hash, source)
+            operator = await request.app.state.upstream.json("shifts", "GET", f"/v1/operators/{operator_id}")
             if not operator.get("active", True):
                 raise Problem(403, "Forbidden", "This operator is no longer active.")
             token, csrf = auth.new_token(), auth.new_token()
             expires = now + timedelta(hours=settings.session_hours)
-            await store.create_session(conn, auth.token_hash(token), body.operator_id, operator["name"], csrf, now,
+            await store.create_session(conn, auth.token_hash(token), operator_id, operator["name"], csrf, now,
                                        expires)  # fmt: skip
         metrics.signins.labels("ok").inc()
-        log.info("signed in", extra={"fields": {"operator_id": str(body.operator_id)}})
+        log.info("signed in", extra={"fields": {"operator_id": str(operator_id)}})
         response.set_cookie(
             COOKIE, token, max_age=int(settings.session_hours * 3600), httponly=True, samesite="strict",
             secure=settings.cookie_secure, path="/",
         )  # fmt: skip
-        return SessionPublic(operator=OperatorRef(id=body.operator_id, name=operator["name"]), csrf_token=csrf,
+        return SessionPublic(operator=OperatorRef(id=operator_id, name=operator["name"]), csrf_token=csrf,
                              expires_at=expires, refresh_seconds=settings.page_refresh_seconds)  # fmt: skip
 
     @router.get("/session", summary="Who is signed in, and the CSRF token")
@@ -145,7 +165,7 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
         pin_hash = await asyncio.to_thread(auth.hash_pin, body.pin)
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            await store.set_pin(conn, operator_id, pin_hash, body.set_by, now)
+            await store.set_pin(conn, operator_id, pin_hash, body.set_by, now, auth.new_token()[:22])
             await store.end_sessions_of(conn, operator_id, now)
         log.info("PIN set", extra={"fields": {"operator_id": str(operator_id)}})
         return OperatorRef(id=operator_id, name=operator["name"])

@@ -6,15 +6,18 @@ from uuid import UUID
 import asyncpg
 
 
-async def set_pin(conn: asyncpg.Connection, operator_id: UUID, pin_hash: str, set_by: str, now: datetime) -> None:
+async def set_pin(
+    conn: asyncpg.Connection, operator_id: UUID, pin_hash: str, set_by: str, now: datetime, handle: str
+) -> None:
+    """The PIN, with a new sign-in handle (the list before sign-in names no operator id)."""
     await conn.execute(
         """
-        INSERT INTO credentials (operator_id, pin_hash, set_by, set_at) VALUES ($1, $2, $3, $4)
+        INSERT INTO credentials (operator_id, pin_hash, set_by, set_at, signin_handle) VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (operator_id) DO UPDATE
         SET pin_hash = excluded.pin_hash, set_by = excluded.set_by, set_at = excluded.set_at,
-            failures = 0, locked_until = NULL
+            failures = 0, locked_until = NULL, signin_handle = excluded.signin_handle
         """,
-        operator_id, pin_hash, set_by, now,
+        operator_id, pin_hash, set_by, now, handle,
     )  # fmt: skip
     await conn.execute("DELETE FROM signin_throttle WHERE operator_id = $1", operator_id)
 
@@ -24,8 +27,13 @@ async def credential(conn: asyncpg.Connection, operator_id: UUID, *, for_update:
     return await conn.fetchrow(f"SELECT * FROM credentials WHERE operator_id = $1{lock}", operator_id)
 
 
-async def with_pin(conn: asyncpg.Connection) -> set[UUID]:
-    return {r["operator_id"] for r in await conn.fetch("SELECT operator_id FROM credentials")}
+async def signin_handles(conn: asyncpg.Connection) -> dict[UUID, str]:
+    """Operators who can sign in (a PIN is set), with the handle the sign-in list shows."""
+    return {r["operator_id"]: r["signin_handle"] for r in await conn.fetch("SELECT * FROM credentials")}
+
+
+async def operator_of_handle(conn: asyncpg.Connection, handle: str) -> UUID | None:
+    return await conn.fetchval("SELECT operator_id FROM credentials WHERE signin_handle = $1", handle)
 
 
 async def record_failure(conn, operator_id: UUID, failures: int, locked_until: datetime | None) -> None:

@@ -102,7 +102,7 @@ def page(browser, stack, sari, shots):
     page.goto(stack.services["console"].url)
     expect(page.locator("#signin-operator")).to_be_focused()
     page.screenshot(path=shots / "signin.png")
-    page.select_option("#signin-operator", sari)
+    page.select_option("#signin-operator", label="Sari")  # the list names no operator ids
     page.keyboard.press("Tab")
     page.keyboard.type(PIN)
     page.keyboard.press("Enter")

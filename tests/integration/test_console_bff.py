@@ -136,6 +136,12 @@ async def test_sign_in_with_pin_lockout_session_cookie_csrf_and_sign_out(databas
             pins = await conn.fetch("SELECT pin_hash FROM console.credentials")
         finally:
             await conn.close()
+        relisted = (await env.console.get("/api/operators")).json()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=env.app), base_url=CONSOLE) as other:
+            old_handle = await other.post("/api/session", json={"handle": listed[0]["handle"], "pin": PIN})
+            handle = relisted[0]["handle"]
+            both = await other.post("/api/session", json={"handle": handle, "operator_id": sari, "pin": PIN})
+            by_handle = await other.post("/api/session", json={"handle": handle, "pin": PIN})
         signed_out = await env.console.delete("/api/session")
         after = await env.console.get("/api/session")
         stranger = httpx.AsyncClient(transport=httpx.ASGITransport(app=env.app), base_url=CONSOLE,
@@ -145,7 +151,9 @@ async def test_sign_in_with_pin_lockout_session_cookie_csrf_and_sign_out(databas
     assert no_key.status_code == 401
     assert weak.status_code == 422 and weak.json()["errors"][0]["field"] == "pin"
     assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
-    assert listed == [{"id": sari, "name": "Sari"}]  # Dewi has no PIN
+    assert [o["name"] for o in listed] == ["Sari"] and sari not in json.dumps(listed)  # Dewi has no PIN; no ids
+    assert relisted[0]["handle"] != listed[0]["handle"] and old_handle.status_code == 401  # a new PIN, a new handle
+    assert both.status_code == 422 and by_handle.status_code == 200
     assert wrong.status_code == 401 and "e112_console" not in wrong.cookies
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     cookie = signed_in.headers["set-cookie"]

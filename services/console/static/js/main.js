@@ -49,7 +49,7 @@ async function showSignIn(message = "") {
   const select = $("#signin-operator");
   const operators = await api("GET", "/api/operators").catch(() => []);
   fill(select, h("option", { value: "" }, t("signin.choose")),
-    ...operators.map((o) => h("option", { value: o.id }, o.name)));
+    ...operators.map((o) => h("option", { value: o.handle }, o.name)));
   if (!operators.length) $("#signin-error").textContent = t("signin.none");
   select.focus();
 }
@@ -58,7 +58,7 @@ async function signIn(event) {
   event.preventDefault();
   const form = new FormData(event.target);
   try {
-    session = await api("POST", "/api/session", { operator_id: form.get("operator_id"), pin: form.get("pin") });
+    session = await api("POST", "/api/session", { handle: form.get("handle"), pin: form.get("pin") });
     event.target.reset();
     await start();
   } catch (error) {
