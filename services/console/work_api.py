@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from schemas.catalog import Category, ContactKind
 from schemas.reports import OPERATOR_HEADER
@@ -38,6 +38,8 @@ class CallIn(BaseModel):
     caller_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
     casualties: int | None = Field(None, ge=0, le=100_000)
+    # When the call taker picked up (the form's timer); intake says if it is in the future or too old.
+    call_started_at: AwareDatetime | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -54,6 +56,8 @@ def report_create(call: CallIn, operator_id: UUID) -> dict[str, Any]:
     for name in ("category", "subtype", "description", "casualties"):
         if getattr(call, name) is not None:
             body[name] = getattr(call, name)
+    if call.call_started_at is not None:
+        body["call_started_at"] = call.call_started_at.isoformat()
     if call.subtype == "lainnya":
         body.pop("subtype")  # "other": nothing more specific is known
     if location:

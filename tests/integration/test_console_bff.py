@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -221,6 +221,25 @@ async def test_a_call_is_filed_for_the_signed_in_operator_with_the_console_s_own
     assert 'e112_console_actions_total{action="call",outcome="emergency"} 2.0' in metrics
     labels = " ".join(re.findall(r"\{[^}]*\}", metrics))
     assert "3456" not in labels and "99990000" not in labels  # no caller's number in any label
+
+
+async def test_the_call_s_start_reaches_intake_and_intake_s_refusal_names_the_field(database_url, broker):
+    async with services(database_url, broker.bootstrap) as env:
+        await sign_in(env.console, await operator_with_pin(env))
+        call = {"category": "kecelakaan", "kecamatan": "Talun", "phone": "081234567890", "description": "Tabrakan"}
+        started = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=95)
+        taken = await env.console.post("/api/calls", json={**call, "call_started_at": started.isoformat()})
+        future = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+        ahead = await env.console.post("/api/calls", json={**call, "call_started_at": future})
+        no_zone = await env.console.post("/api/calls", json={**call, "call_started_at": "2026-12-03T08:15:02"})
+        report = (await env.intake.get(f"/v1/reports/{taken.json()['id']}")).json()
+
+    assert taken.status_code == 202
+    assert datetime.fromisoformat(report["call_started_at"]) == started
+    assert datetime.fromisoformat(report["call_started_at"]) < datetime.fromisoformat(report["received_at"])
+    assert ahead.status_code == 422 and ahead.json()["service"] == "intake"
+    assert ahead.json()["errors"] == [{"field": "call_started_at", "message": "in the future"}]
+    assert no_zone.status_code == 422 and no_zone.json()["errors"][0]["field"] == "call_started_at"
 
 
 async def test_the_queue_lists_public_reports_and_takes_verdicts_in_one_action(database_url, broker):

@@ -39,6 +39,15 @@ def test_other_subtype_sends_no_subtype():
     assert "subtype" not in report_create(CallIn(category="penyakit", subtype="lainnya"), OPERATOR)
 
 
+def test_the_call_s_start_goes_to_intake_with_its_time_zone_and_a_start_without_one_is_refused():
+    body = report_create(CallIn(kind="prank", call_started_at="2026-12-03T08:15:02.125+07:00"), OPERATOR)
+    assert body["call_started_at"] == "2026-12-03T08:15:02.125000+07:00"
+    assert ReportCreate.model_validate_json(__import__("json").dumps(body)).call_started_at is not None
+    assert "call_started_at" not in report_create(CallIn(kind="prank", call_started_at=""), OPERATOR)
+    with pytest.raises(ValidationError):
+        CallIn(call_started_at="2026-12-03T08:15:02")  # which zone?
+
+
 def test_the_form_refuses_what_intake_would_never_take():
     with pytest.raises(ValidationError):
         CallIn(category="banjir")
