@@ -4,11 +4,22 @@
 //   D/P/K/I in the phone field or on the category: kind of contact (emergency, prank,
 //   silent, information); a non-emergency jumps to the send button: P, Enter logs a prank.
 //   Esc starts a new form.
+// The call's clock runs from the first key pressed in the form (F2 at pickup, before
+// anything is typed); it goes with the report as call_started_at. While the call is
+// taken the page looks up the caller's history by the number and the open incidents the
+// call may be another caller of; an incident that appeared since the operator last
+// looked holds the send for one more Enter.
 
 import { api, ApiError } from "./api.js";
-import { $, $$, fill, h, toast } from "./dom.js";
+import { $, $$, debounce, fill, h, toast } from "./dom.js";
 import { kecamatanMatches } from "./typeahead.js";
-import { label, t } from "./i18n.js";
+import { label, lang, t } from "./i18n.js";
+
+const LOOKUP_DELAY_MS = 400; // after the last key: one lookup per number typed, not per digit
+const SEEN_MS = 1000; // an incident on screen for less than this before the send has not been looked at
+const CHECK_TIMEOUT_MS = 1500; // the check before sending never holds a call back longer
+const SHOWN_INCIDENTS = 3;
+const IDLE_KEYS = new Set(["Escape", "Tab", "Shift", "Control", "Alt", "AltGraph", "Meta", "CapsLock"]);
 
 let catalog = null;
 let state = null;
@@ -21,7 +32,14 @@ function newKey() {
 }
 
 function fresh() {
-  return { kind: "emergency", category: null, subtype: null, key: newKey(), suggestion: 0 };
+  return {
+    kind: "emergency", category: null, subtype: null, key: newKey(), suggestion: 0,
+    startedAt: null, startedMono: 0, // wall clock for the report, monotonic for the timer
+    caller: null, // the lookup of the number typed: {typed, history, recent}
+    incidents: { query: null, items: [] }, // open incidents this call may be another caller of
+    seen: new Map(), // report id -> when it was first on screen (performance.now)
+    warned: null, // the query the operator was warned about: the next send goes out
+  };
 }
 
 export function init(data) {
@@ -30,14 +48,21 @@ export function init(data) {
   const form = $("#call-form");
   form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
   form.addEventListener("keydown", onFormKey);
+  // Before the fields' own handlers (which may take the key): any key starts the call's clock.
+  form.addEventListener("keydown", (event) => { if (!IDLE_KEYS.has(event.key)) startCall(); }, true);
+  form.addEventListener("pointerdown", startCall);
+  form.addEventListener("input", startCall);
+  $("#call-start").addEventListener("click", () => { startCall(); focus(); });
   $("#call-phone").addEventListener("keydown", onPhoneKey);
+  $("#call-phone").addEventListener("input", onPhoneInput);
   $("#call-category").addEventListener("keydown", onCategoryKey);
   $("#call-subtype").addEventListener("keydown", onSubtypeKey);
   const kecamatan = $("#call-kecamatan");
-  kecamatan.addEventListener("input", () => { state.suggestion = 0; renderSuggestions(); });
+  kecamatan.addEventListener("input", () => { state.suggestion = 0; renderSuggestions(); onPlaceChange(); });
   kecamatan.addEventListener("keydown", onKecamatanKey);
   kecamatan.addEventListener("blur", () => setTimeout(() => hideSuggestions(), 150));
   $("#call-desa").addEventListener("keydown", (e) => enterMoves(e, "#call-address"));
+  $("#call-desa").addEventListener("input", onPlaceChange);
   $("#call-address").addEventListener("keydown", (e) => enterMoves(e, "#call-casualties"));
   $("#call-casualties").addEventListener("keydown", (e) => enterMoves(e, "#call-description"));
   $("#call-description").addEventListener("keydown", (e) => {
@@ -65,11 +90,20 @@ export function render() {
     h("button", { type: "button", role: "radio", tabindex: "-1", "aria-checked": String(state.subtype === code),
       class: state.subtype === code ? "on" : "", dataset: { subtype: code }, onclick: () => chooseSubtype(code) },
       h("kbd", {}, String(index + 1)), " ", label("subtype", code))));
-  const noise = state.kind !== "emergency";
-  $("#call-submit").textContent = noise ? t("call.submit.noise", { kind: label("kind", state.kind) }) : t("call.submit");
-  $("#call-submit").classList.toggle("noise", noise);
-  $("#call-form").classList.toggle("noise", noise);
+  $("#call-form").classList.toggle("noise", state.kind !== "emergency");
+  renderTimer();
+  renderCaller();
+  renderIncidents();
   renderMine();
+}
+
+function renderSubmit() {
+  const noise = state.kind !== "emergency";
+  const warned = !noise && state.warned !== null && state.warned === incidentQuery();
+  $("#call-submit").textContent = noise ? t("call.submit.noise", { kind: label("kind", state.kind) })
+    : warned ? t("call.submit.confirm") : t("call.submit");
+  $("#call-submit").classList.toggle("noise", noise);
+  $("#call-submit").classList.toggle("confirm", warned);
 }
 
 function currentSubtypes() {
@@ -78,6 +112,7 @@ function currentSubtypes() {
 
 function setKind(kind, jump = true) {
   state.kind = kind;
+  onPlaceChange();
   render();
   if (jump && kind !== "emergency") $("#call-submit").focus();
 }
@@ -108,6 +143,7 @@ function chooseCategory(code) {
   state.category = code;
   state.subtype = null;
   if (state.kind !== "emergency") state.kind = "emergency";
+  onPlaceChange();
   render();
   $("#call-subtype").focus();
 }
@@ -154,6 +190,7 @@ function hideSuggestions() {
 function acceptKecamatan(name) {
   $("#call-kecamatan").value = name;
   hideSuggestions();
+  onPlaceChange();
   $("#call-desa").focus();
 }
 
@@ -186,6 +223,9 @@ function onFormKey(event) {
 
 export function reset() {
   $("#call-form").reset();
+  stopClock();
+  lookupSeq++; // answers still on their way are for the call just finished
+  incidentSeq++;
   state = fresh();
   clearErrors();
   hideSuggestions();
@@ -207,7 +247,15 @@ function formBody() {
     phone: value("#call-phone"), caller_name: value("#call-caller-name"),
     kecamatan: value("#call-kecamatan"), desa: value("#call-desa"), address: value("#call-address"),
     description: value("#call-description"), casualties: casualties === null ? null : Number(casualties),
+    // The same instant on every retry, so a resend after a lost answer is the same body (Idempotency-Key).
+    call_started_at: state.startedAt ? state.startedAt.toISOString() : null,
   };
+}
+
+// Intake refused only the start time: this machine's clock is off. The call matters more.
+function onlyStartRefused(error) {
+  const fields = error instanceof ApiError && error.status === 422 ? error.problem.errors || [] : [];
+  return fields.length > 0 && fields.every((e) => e.field === "call_started_at");
 }
 
 let sending = false;
@@ -215,16 +263,27 @@ async function submit() {
   if (sending) return;
   sending = true;
   clearErrors();
-  const body = formBody();
   try {
-    const answer = await api("POST", "/api/calls", body, { idempotencyKey: state.key });
+    if (!(await incidentsChecked())) return;
+    const body = formBody();
+    let answer;
+    let startDropped = false;
+    try {
+      answer = await api("POST", "/api/calls", body, { idempotencyKey: state.key });
+    } catch (error) {
+      if (!onlyStartRefused(error)) throw error;
+      delete body.call_started_at;
+      startDropped = true;
+      answer = await api("POST", "/api/calls", body, { idempotencyKey: state.key });
+    }
     myCalls.unshift({ id: answer.id, kind: answer.kind, category: body.category, status: answer.status,
       at: answer.received_at, flagged: answer.caller_flagged });
     if (myCalls.length > 15) myCalls.pop();
-    const text = answer.kind === "emergency"
-      ? t("call.sent", { id: answer.id.slice(0, 8), status: label("status", answer.status) })
-      : t("call.sent.noise", { kind: label("kind", answer.kind) });
-    toast(answer.caller_flagged ? `${text} ${t("call.flagged")}` : text, answer.caller_flagged ? "warn" : "ok");
+    const text = answer.kind !== "emergency" ? t("call.sent.noise", { kind: label("kind", answer.kind) })
+      : answer.linked_to ? t("call.sent.linked", { id: answer.id.slice(0, 8), incident: answer.linked_to.slice(0, 8) })
+        : t("call.sent", { id: answer.id.slice(0, 8), status: label("status", answer.status) });
+    const notes = [text, answer.caller_flagged ? t("call.flagged") : null, startDropped ? t("call.start_dropped") : null];
+    toast(notes.filter(Boolean).join(" "), answer.caller_flagged || startDropped ? "warn" : "ok");
     reset();
   } catch (error) {
     showError(error);
@@ -284,4 +343,201 @@ function renderMine() {
     call.kind === "emergency" ? label("category", call.category) : label("kind", call.kind), " · ",
     h("span", { class: "status" }, call.agency ? `${label("agency", call.agency)}: ${label("state", call.status)}`
       : label("status", call.status)))));
+}
+
+// The call's clock.
+let clockTimer = null;
+
+function startCall() {
+  if (state.startedAt) return;
+  state.startedAt = new Date();
+  state.startedMono = performance.now();
+  clockTimer = setInterval(renderTimer, 250);
+  renderTimer();
+}
+
+function stopClock() {
+  clearInterval(clockTimer);
+  clockTimer = null;
+}
+
+function renderTimer() {
+  const seconds = state.startedAt ? Math.floor((performance.now() - state.startedMono) / 1000) : 0;
+  const timer = $("#call-timer");
+  timer.textContent = `${String(Math.floor(seconds / 60)).padStart(2, "0")}:${String(seconds % 60).padStart(2, "0")}`;
+  timer.dataset.running = String(Boolean(state.startedAt));
+  $("#call-start").hidden = Boolean(state.startedAt);
+}
+
+// "4 menit lalu": how long ago, coarse (a contact or an incident, not a stopwatch).
+function ago(minutes) {
+  if (minutes < 1) return t("ago.now");
+  if (minutes < 60) return t("ago.m", { n: Math.floor(minutes) });
+  if (minutes < 48 * 60) return t("ago.h", { n: Math.floor(minutes / 60) });
+  return t("ago.d", { n: Math.floor(minutes / (24 * 60)) });
+}
+
+function distance(metres) {
+  const number = new Intl.NumberFormat(lang() === "id" ? "id-ID" : "en-GB", { maximumFractionDigits: 1 });
+  return metres < 1000 ? `${number.format(Math.round(metres))} m` : `${number.format(metres / 1000)} km`;
+}
+
+function place(item) {
+  return [item.kecamatan, item.desa].filter(Boolean).join(", ");
+}
+
+// The caller's history, looked up as the number is typed. A number is personal data: it
+// goes to the console only in a POST body and stays in this page.
+let lookupSeq = 0;
+const lookupSoon = debounce(() => lookup(), LOOKUP_DELAY_MS);
+
+function plausiblePhone(text) {
+  const digits = text.replace(/\D/g, "");
+  return /^\+?[\d\s().-]+$/.test(text) && digits.length >= 9 && digits.length <= 15;
+}
+
+function onPhoneInput() {
+  lookupSeq++;
+  if (state.caller) { state.caller = null; renderCaller(); } // it was another number's
+  if (plausiblePhone($("#call-phone").value.trim())) lookupSoon();
+}
+
+async function lookup() {
+  const phone = $("#call-phone").value.trim();
+  if (!plausiblePhone(phone)) return;
+  const seq = ++lookupSeq;
+  let found = null;
+  try {
+    found = await api("POST", "/api/callers/lookup", { phone });
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error; // 422: not a number after all; nothing to show
+  }
+  if (seq !== lookupSeq || $("#call-phone").value.trim() !== phone) return;
+  state.caller = found?.recent?.length ? { typed: phone, history: found.history, recent: found.recent } : null;
+  renderCaller();
+}
+
+function renderCaller() {
+  const box = $("#call-history");
+  const caller = state.caller;
+  box.hidden = !caller;
+  if (!caller) return fill(box);
+  const { contacts, pranks, period_days: days, flagged } = caller.history;
+  box.classList.toggle("flagged", flagged);
+  const now = Date.now();
+  fill(box,
+    h("p", { class: "summary" }, flagged ? h("strong", {}, t("call.flagged"), " ") : null,
+      [t("call.history.summary", { contacts, days }), pranks ? t("call.history.pranks", { pranks }) : null]
+        .filter(Boolean).join(" · ")),
+    h("ul", { class: "recent" }, ...caller.recent.slice(0, 3).map((contact) => h("li", { class: `kind-${contact.kind}` },
+      contact.kind === "emergency" && contact.category ? label("category", contact.category) : label("kind", contact.kind),
+      " · ", label("status", contact.status), " · ", ago((now - Date.parse(contact.received_at)) / 60000)))));
+}
+
+// Open incidents the call may be another caller of (intake's suggestions), once the
+// category and the kecamatan are known; the desa narrows them and lets intake's own
+// linking rule name the one the call will be linked to.
+let incidentSeq = 0;
+const incidentsSoon = debounce(() => loadIncidents(), LOOKUP_DELAY_MS);
+
+function canonicalKecamatan(text) {
+  const wanted = text.trim().toLowerCase();
+  return wanted ? catalog.kecamatan.find((name) => name.toLowerCase() === wanted) ?? null : null;
+}
+
+function incidentQuery() {
+  if (state.kind !== "emergency" || !state.category) return null;
+  const kecamatan = canonicalKecamatan($("#call-kecamatan").value);
+  if (!kecamatan) return null;
+  const params = new URLSearchParams({ category: state.category, kecamatan });
+  const desa = $("#call-desa").value.trim();
+  if (desa) params.set("desa", desa);
+  return params.toString();
+}
+
+function onPlaceChange() {
+  const query = incidentQuery();
+  if (query === null) {
+    incidentSeq++;
+    if (state.incidents.query !== null) showIncidents(null, []);
+    return;
+  }
+  if (query !== state.incidents.query) incidentsSoon();
+}
+
+function fetchIncidents(query) {
+  return api("GET", `/api/link-suggestions?${query}`);
+}
+
+async function loadIncidents() {
+  const query = incidentQuery();
+  if (query === null) return;
+  const seq = ++incidentSeq;
+  let items = [];
+  try {
+    items = await fetchIncidents(query);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+  }
+  if (seq !== incidentSeq || incidentQuery() !== query) return;
+  showIncidents(query, items);
+}
+
+function showIncidents(query, items) {
+  const now = performance.now();
+  for (const item of items.slice(0, SHOWN_INCIDENTS)) if (!state.seen.has(item.report_id)) state.seen.set(item.report_id, now);
+  state.incidents = { query, items: items.slice(0, SHOWN_INCIDENTS) };
+  renderIncidents();
+}
+
+// Before sending: the incidents as they are now. One the operator has not had on screen
+// (it appeared since the last look, or a moment ago) is shown and the send waits for one
+// more Enter; with nothing new it goes at once. A slow or failing check sends anyway.
+async function incidentsChecked() {
+  const query = incidentQuery();
+  if (query === null || state.warned === query) return true;
+  let items;
+  try {
+    items = await Promise.race([fetchIncidents(query),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), CHECK_TIMEOUT_MS))]);
+  } catch {
+    return true;
+  }
+  const now = performance.now();
+  const unseen = items.slice(0, SHOWN_INCIDENTS).some((item) => {
+    const shownAt = state.seen.get(item.report_id);
+    return shownAt === undefined || now - shownAt < SEEN_MS;
+  });
+  incidentSeq++; // a debounced answer still on its way is older than this one
+  if (unseen) state.warned = query;
+  showIncidents(query, items);
+  if (unseen) {
+    $("#toast").hidden = true; // the last call's "sent" would sit over the warning
+    $("#call-warning").scrollIntoView({ block: "nearest" });
+  }
+  return !unseen;
+}
+
+function renderIncidents() {
+  const items = state.incidents.items;
+  $("#call-incidents").hidden = !items.length;
+  fill($("#call-incidents-list"), ...items.map((item) => h("li", {
+    class: item.rule ? "rule" : "", dataset: { report: item.report_id, rule: item.rule || "" },
+  },
+    h("div", {}, h("strong", {}, label("category", item.category)), item.subtype ? ` · ${label("subtype", item.subtype)}` : "",
+      " · ", place(item) || "—"),
+    h("div", { class: "muted" }, [ago(item.minutes_apart), t("call.incidents.callers", { n: item.callers + 1 }),
+      item.distance_m === null ? null : distance(item.distance_m)].filter(Boolean).join(" · ")),
+    item.description ? h("div", { class: "snippet" }, item.description) : null,
+    item.rule ? h("p", { class: "rule-note" }, t("call.incidents.rule", { why: label("linkrule", item.rule) })) : null)));
+  const rule = items.find((item) => item.rule);
+  const warned = state.warned !== null && state.warned === incidentQuery();
+  const warning = $("#call-warning");
+  fill(warning,
+    warned ? h("strong", {}, t("call.warning.unseen")) : null,
+    rule ? h("span", {}, t("call.warning.rule", {
+      incident: `${rule.report_id.slice(0, 8)} (${label("category", rule.category)} · ${place(rule)})` })) : null);
+  warning.hidden = !warned && !rule;
+  warning.classList.toggle("warned", warned);
+  renderSubmit();
 }
