@@ -1,13 +1,19 @@
 // My queue: tasks assigned to me and every report waiting for a verdict, updated live.
 // Keys on the list: up/down to pick; G genuine, P prank, I information, L link to another
-// report (then pick it and Enter), D mark a task done.
+// report (then pick it and Enter), D mark a task done. The reports offered to link to are
+// intake's suggestions for this one (open incidents, nearest first); only the one its own
+// linking rule names is chosen beforehand, any other the operator picks.
 
 import { api, ApiError } from "./api.js";
-import { $, debounce, fill, h, inTextField, toast } from "./dom.js";
-import { age, clock, label, t } from "./i18n.js";
-import * as board from "./board.js";
+import { $, debounce, fill, fillKeeping, h, inTextField, keepFocus, toast } from "./dom.js";
+import { age, clock, label, lang, t } from "./i18n.js";
 
-const data = { items: [], selected: null, detail: null, tasksAvailable: true, me: null };
+const data = {
+  items: [], selected: null, detail: null, tasksAvailable: true, me: null,
+  suggestions: null, // {report, items}: where the selected report may belong
+  choice: null, // {report, target}: the operator's pick in the picker
+};
+let linkForm = null; // {signature, node}: kept across redraws while the same choices stand
 let visible = false;
 
 export function setMe(operatorId) { data.me = operatorId; }
@@ -19,7 +25,9 @@ export async function load() {
   data.waiting = answer.waiting;
   if (!data.items.some((i) => i.key === data.selected)) data.selected = data.items[0]?.key ?? null;
   render();
-  if (visible && data.selected && data.detail?.id !== selectedItem()?.report_id) await loadDetail();
+  if (!visible || !data.selected) return;
+  if (data.detail?.id !== selectedItem()?.report_id) await loadDetail();
+  else await loadSuggestions(); // a report that arrived since may be the incident this one repeats
 }
 
 export const reload = debounce(() => load().catch(() => {}), 300);
@@ -87,10 +95,26 @@ async function loadDetail() {
   const item = selectedItem();
   if (!item) { data.detail = null; renderDetail(); return; }
   const wanted = data.selected;
-  const report = await api("GET", `/api/reports/${item.report_id}`).catch(() => null);
+  const [report, suggestions] = await Promise.all([
+    api("GET", `/api/reports/${item.report_id}`).catch(() => null), fetchSuggestions(item)]);
   if (data.selected !== wanted) return;
   data.detail = report;
-  if (!board.data.loaded) await board.load().catch(() => {});
+  data.suggestions = suggestions;
+  renderDetail();
+}
+
+async function fetchSuggestions(item) {
+  if (!item.needs_verdict) return null;
+  const items = await api("GET", `/api/reports/${item.report_id}/link-suggestions`).catch(() => null);
+  return items && { report: item.report_id, items };
+}
+
+async function loadSuggestions() {
+  const item = selectedItem();
+  if (!item) return;
+  const suggestions = await fetchSuggestions(item);
+  if (data.selected !== item.key) return;
+  data.suggestions = suggestions;
   renderDetail();
 }
 
@@ -104,10 +128,7 @@ function renderDetail() {
   if (!report || !item || report.id !== item.report_id) return fill(panel, h("p", { class: "muted" }, t("queue.select")));
   const location = report.location || {};
   const pending = report.verification?.state === "pending";
-  // The same category first: a duplicate is most likely another caller of the same kind of incident.
-  const candidates = board.data.rows.filter((row) => row.report_id !== report.id)
-    .sort((a, b) => (b.category === report.category) - (a.category === report.category));
-  fill(panel,
+  const nodes = [
     h("h2", {}, label("category", report.category), report.subtype ? ` · ${label("subtype", report.subtype)}` : ""),
     h("p", { class: "mono muted" }, report.id),
     pending ? h("p", { class: "tag warn" }, report.verification.required === "after_dispatch"
@@ -132,30 +153,82 @@ function renderDetail() {
         h("kbd", {}, "P"), " ", t("queue.prank")),
       h("button", { type: "button", dataset: { verdict: "information" }, onclick: () => verdict("information") },
         h("kbd", {}, "I"), " ", t("queue.information"))) : null,
-    pending ? h("form", { class: "link", id: "link-form", onsubmit: (e) => { e.preventDefault(); link(); } },
-      h("label", { for: "link-target" }, h("kbd", {}, "L"), " ", t("queue.duplicate.choose")),
-      candidates.length ? h("select", { id: "link-target" }, ...candidates.map((row) => h("option", { value: row.report_id },
-        `${row.report_id.slice(0, 8)} · ${label("category", row.category)} · ${row.kecamatan || ""} · ${clock(row.received_at)}`)))
-        : h("span", { class: "muted" }, t("queue.duplicate.none")),
-      h("button", { type: "submit", disabled: !candidates.length }, t("queue.duplicate"))) : null,
+    pending ? linkPicker(report) : null,
     item.task?.task_id && item.reason !== "verify" && item.reason !== "phone_agency" ? h("div", { class: "actions" },
       h("button", { type: "button", onclick: closeTask }, h("kbd", {}, "D"), " ", t("queue.close_task"))) : null,
     h("h3", {}, t("queue.timeline")),
     h("ol", { class: "plain timeline" }, ...(report.timeline || []).map((entry) => h("li", {},
-      `${clock(entry.at)} · ${label("event", entry.event)}${entry.agency ? ` · ${label("agency", entry.agency)}` : ""}`))));
+      `${clock(entry.at)} · ${label("event", entry.event)}${entry.agency ? ` · ${label("agency", entry.agency)}` : ""}`))),
+  ].filter(Boolean);
+  const keep = linkForm && nodes.includes(linkForm.node) ? linkForm.node : null;
+  keepFocus(panel, () => fillKeeping(panel, nodes, keep));
+}
+
+// The picker for the verdict `duplicate`: the same form while the same reports are offered
+// (redrawn, an open <select> would close and the choice be lost), a new one when they change.
+function linkPicker(report) {
+  const suggestions = data.suggestions?.report === report.id ? data.suggestions.items : [];
+  const ruled = suggestions.find((s) => s.rule)?.report_id;
+  const picked = data.choice?.report === report.id ? data.choice.target : null;
+  const chosen = suggestions.some((s) => s.report_id === picked) ? picked : ruled ?? "";
+  // Not the choice: the kept form shows the operator's own pick.
+  const signature = JSON.stringify([lang(), report.id, suggestions.map((s) => [s.report_id, s.rule, s.callers])]);
+  if (linkForm?.signature === signature) return linkForm.node;
+  const submit = h("button", { type: "submit", id: "link-submit", dataset: { focus: "link-submit" }, disabled: !chosen },
+    t("queue.duplicate"));
+  const detail = h("p", { class: "link-detail", id: "link-detail" });
+  const describe = (id) => {
+    const s = suggestions.find((x) => x.report_id === id);
+    fill(detail, s ? [s.rule ? `✓ ${t("queue.duplicate.rule", { why: label("linkrule", s.rule) })}` : null,
+      t("queue.duplicate.apart", { m: Math.round(s.minutes_apart) }), s.subtype ? label("subtype", s.subtype) : null,
+      t("call.incidents.callers", { n: s.callers + 1 }), s.description ? `“${s.description}”` : null]
+      .filter(Boolean).join(" · ") : "");
+  };
+  describe(chosen);
+  const node = h("form", { class: "link", id: "link-form", onsubmit: (e) => { e.preventDefault(); link(); } },
+    h("label", { for: "link-target" }, h("kbd", {}, "L"), " ", t("queue.duplicate.choose")),
+    suggestions.length ? h("select", {
+      id: "link-target", dataset: { focus: "link-target" },
+      onchange: (e) => {
+        data.choice = { report: report.id, target: e.target.value };
+        submit.disabled = !e.target.value;
+        describe(e.target.value);
+      },
+    },
+      chosen ? null : h("option", { value: "", disabled: true, selected: true }, t("queue.duplicate.pick")),
+      ...suggestions.map((s) => h("option", { value: s.report_id, selected: s.report_id === chosen }, suggestionText(s))))
+      : h("span", { class: "muted" }, t("queue.duplicate.none")),
+    suggestions.length ? detail : null,
+    submit);
+  linkForm = { signature, node };
+  return node;
+}
+
+// What tells one open incident from another in the list: the rule's, where, when, how far;
+// the rest of the chosen one shows under the picker.
+function suggestionText(s) {
+  const where = [s.kecamatan, s.desa].filter(Boolean).join(", ");
+  const metres = s.distance_m === null ? null : s.distance_m < 1000 ? `${Math.round(s.distance_m)} m`
+    : `${(s.distance_m / 1000).toFixed(1)} km`;
+  // The rule's first: the end of a long option is cut off in the closed picker.
+  return `${s.rule ? "✓ " : ""}${[s.report_id.slice(0, 8), label("category", s.category), where || null,
+    clock(s.received_at), metres].filter(Boolean).join(" · ")}`;
 }
 
 function onKey(event) {
   if (event.ctrlKey || event.altKey || event.metaKey) return;
-  if (inTextField(event.target) && event.target.id !== "link-target") return;
+  if (event.target.id === "link-target") {
+    // The picker's own keys: arrows and letters choose in it, Enter links.
+    if (event.key === "Enter") { event.preventDefault(); link(); }
+    return;
+  }
+  if (inTextField(event.target)) return;
   const index = data.items.findIndex((i) => i.key === data.selected);
   const key = event.key.toLowerCase();
   if (event.key === "ArrowDown" || event.key === "ArrowUp") {
     event.preventDefault();
     const next = data.items[Math.max(0, Math.min(data.items.length - 1, index + (event.key === "ArrowDown" ? 1 : -1)))];
     if (next) select(next.key);
-  } else if (event.target.id === "link-target") {
-    return; // Enter submits the link form
   } else if (key === "g") { event.preventDefault(); verdict("genuine"); }
   else if (key === "p") { event.preventDefault(); verdict("prank"); }
   else if (key === "i") { event.preventDefault(); verdict("information"); }
