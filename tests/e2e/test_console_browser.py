@@ -272,11 +272,13 @@ def test_check_in_break_and_check_out_from_the_shift_panel(page, stack, sari, sh
     expect(page.locator("#shift-me")).to_contain_text("istirahat")
     assert httpx.get(f"{shifts}/v1/operators/{sari}", headers=AUTH).json()["status"] == "break"
     page.locator('#shift-actions button[data-action="available"]').click()
-    expect(page.locator("#shift-me")).to_contain_text("siap")
+    # Back from the break she is free, and a task that waited for a free operator (an
+    # earlier test's) may be hers at once: either is right, a break is not.
+    expect(page.locator("#shift-me")).to_contain_text(re.compile("siap|menangani laporan"))
 
     page.locator("#lang").click()  # English, everywhere at once
     expect(page.locator('#nav button[data-screen="call"]')).to_have_text("Take a call")
-    expect(page.locator("#shift-me")).to_contain_text("available")
+    expect(page.locator("#shift-me")).to_contain_text(re.compile("available|handling a report"))
     page.locator('#nav button[data-screen="board"]').click()
     page.screenshot(path=shots / "board-en.png")
     page.locator('#nav button[data-screen="shift"]').click()
