@@ -6,6 +6,7 @@ import { api, ApiError } from "./api.js";
 import { $, debounce, fill, fillKeeping, h, keepFocus, toast } from "./dom.js";
 import { dateTime, label, lang, t } from "./i18n.js";
 import * as board from "./board.js";
+import { newer } from "./board-model.js";
 
 const COLUMNS = 6;
 const data = { items: [], cursor: null, pages: 0, loaded: false };
@@ -13,8 +14,8 @@ let visible = false;
 // The open reopen form: { reportId, form (its <tr>), lang }; one at a time.
 let reopening = null;
 
-// Keyset order, as intake pages: newest received first, then the higher id.
-const older = (a, b) => a.received_at < b.received_at || (a.received_at === b.received_at && a.report_id < b.report_id);
+// Keyset order, as intake pages (the board's): newest received first, then the higher id.
+const older = (a, b) => newer(b, a);
 
 export async function load() {
   const page = await api("GET", "/api/history");
