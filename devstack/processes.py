@@ -2,6 +2,7 @@
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -92,6 +93,9 @@ class Stack:
     bootstrap: str | None = None
     ephemeral: bool = False  # delete PostgreSQL's data on stop (tests)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The console's own key to shifts and notifier, apart from the admin key (`api_key`),
+    # so that every run shows the console works with no more than its own.
+    console_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     postgres_preload: tuple[str, ...] = ()  # server libraries for the embedded PostgreSQL
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     _postgres: EmbeddedPostgres | None = None
@@ -117,6 +121,7 @@ class Stack:
             "DATABASE_URL": self.database_url or "",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap or "",
             "E112_API_KEY": self.api_key,
+            "CONSOLE_API_KEY": self.console_key,
             "E112_ENV": "development",
             **self.extra_env,
         }

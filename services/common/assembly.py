@@ -82,8 +82,28 @@ class Service:
 
 
 def admin_key(settings: ServiceSettings):
-    """The dependency that admits the service's admin key."""
-    return require_api_key(lambda: settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
+    """The dependency that admits the service's admin key (the console's: a 403)."""
+    lesser = [settings.console_secret] if settings.takes_console_key else []
+    return require_api_key(settings.admin_secret, refused=lesser)
+
+
+def console_key(settings: ServiceSettings):
+    """The dependency of the routes the console uses: its key or the admin's."""
+    return require_api_key(settings.console_secret, settings.admin_secret)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Who may call a route: `admin` (the service's admin key only) or `console` (the
+    console's key too). A service's routes are split by these, a router each, so that
+    which key reaches a route shows where it is declared."""
+
+    admin: Callable
+    console: Callable
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> "Keys":
+        return cls(admin=admin_key(settings), console=console_key(settings))
 
 
 def assemble(service: Service, settings: ServiceSettings, registry: CollectorRegistry | None = None) -> FastAPI:

@@ -5,7 +5,7 @@ Each service subclasses `ServiceSettings` with its own prefix-free fields. In
 stops the service at start instead of running it with a guessable key.
 """
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,9 @@ DEV_BOOTSTRAP = "127.0.0.1:9092"
 
 
 class ServiceSettings(BaseSettings):
+    # Whether this service deals with the console's key (shifts and notifier take it,
+    # the console sends it): production then insists on one.
+    takes_console_key: ClassVar[bool] = False
     # hide_input_in_errors: a refused setting must not print the key or password it was given.
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
@@ -43,7 +46,16 @@ class ServiceSettings(BaseSettings):
     # come back: the topics' retention (30 days at most, deploy/k8s) and the relays'
     # replay window, so a copy never finds its id forgotten.
     inbox_retention_days: float = Field(35, ge=1, le=3650)
-    # The key apps and admins present as `Authorization: Bearer …`.
+    # This service's own admin key (`Authorization: Bearer …`): its configuration, its
+    # keys, everything. Every service has its own in production (deploy/k8s: a Secret
+    # each), so no one key rules them all.
+    admin_api_key: SecretStr | None = None
+    # The console's key to shifts and notifier, the same value in all three: it reads
+    # operators, tasks and agencies' numbers and acts on a shift and its tasks for the
+    # operator signed in to the console; it changes no configuration, roster or key.
+    console_api_key: SecretStr | None = None
+    # Development only: the key that stands in for every unset key above, so one key runs
+    # the whole stack (what `make run` prints). Refused in production.
     e112_api_key: SecretStr | None = None
     # Larger bodies are a 413 before they are read (a report is a few KB).
     max_request_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
@@ -66,9 +78,31 @@ class ServiceSettings(BaseSettings):
             problems.append("DATABASE_URL must be set")
         if self.kafka_bootstrap_servers == DEV_BOOTSTRAP:
             problems.append("KAFKA_BOOTSTRAP_SERVERS must be set")
-        key = self.e112_api_key.get_secret_value() if self.e112_api_key else ""
-        if len(key) < 32:
-            problems.append("E112_API_KEY must be set to a random key of 32+ characters")
+        if self.e112_api_key:
+            problems.append("E112_API_KEY is one key for every service: set each service's ADMIN_API_KEY instead")
+        if len(self.admin_secret() or "") < 32:
+            problems.append("ADMIN_API_KEY must be set to a random key of 32+ characters")
+        if self.takes_console_key:
+            console = self.console_secret() or ""
+            if len(console) < 32:
+                problems.append("CONSOLE_API_KEY must be set to a random key of 32+ characters")
+            elif console == self.admin_secret():
+                problems.append("CONSOLE_API_KEY must differ from ADMIN_API_KEY")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    def admin_secret(self) -> str | None:
+        """The admin key this service admits: its own, or in development E112_API_KEY."""
+        return _value(self.admin_api_key) or self._development_key()
+
+    def console_secret(self) -> str | None:
+        """The console's key (sent by the console, taken by shifts and notifier)."""
+        return _value(self.console_api_key) or self._development_key()
+
+    def _development_key(self) -> str | None:
+        return None if self.e112_env == "production" else _value(self.e112_api_key)
+
+
+def _value(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret else None

@@ -5,12 +5,12 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -63,6 +63,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, text in {
         400: "Malformed request (e.g. not JSON)",
         401: "Missing or wrong API key",
+        403: "A key this route does not take (the console's key where only the service's admin key goes)",
         413: "Request body larger than the service accepts",
         422: "Validation failed: `errors` names every wrong field",
     }.items()
@@ -214,21 +215,33 @@ def _add_problem_schema(app: FastAPI) -> None:
 _bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorization: Bearer <key>`")
 
 
-def require_api_key(expected: Callable[[], str | None]):
-    """A dependency that admits requests bearing the expected key (constant-time compare)."""
+def require_api_key(*expected: Callable[[], str | None], refused: Sequence[Callable[[], str | None]] = ()):
+    """A dependency that admits requests bearing one of the expected keys. A key of
+    `refused` is known but may not do this: a 403 that says so, not a 401. Each key is
+    compared in constant time, all of them every time."""
+
+    def matching(given: bytes, keys: Sequence[Callable[[], str | None]]) -> bool:
+        return any([hmac.compare_digest(given, key.encode()) for key in (get() for get in keys) if key])
 
     async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-        key = expected()
-        if (
-            credentials is None
-            or key is None
-            or not hmac.compare_digest(credentials.credentials.encode(), key.encode())
-        ):
-            raise Problem(
-                401,
-                "Unauthorized",
-                "Send the API key as `Authorization: Bearer <key>`.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        given = credentials.credentials.encode() if credentials else b""
+        if credentials is not None and matching(given, expected):
+            return
+        if credentials is not None and matching(given, refused):
+            raise Problem(403, "Forbidden", "This key may not do this: it takes the service's admin key.")
+        raise Problem(
+            401,
+            "Unauthorized",
+            "Send the API key as `Authorization: Bearer <key>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     return check
+
+
+def joined(*routers: APIRouter) -> APIRouter:
+    """One router of several, each keeping its own dependencies (the keys it admits)."""
+    whole = APIRouter()
+    for router in routers:
+        whole.include_router(router)
+    return whole

@@ -13,8 +13,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter
 
-from services.common.assembly import Parts, Service, assemble
-from services.common.web import problem_response, require_api_key
+from services.common.assembly import Parts, Service, admin_key, assemble
+from services.common.web import problem_response
 from services.console import store
 from services.console.board_api import build_board_router
 from services.console.call_aids_api import build_call_aids_router
@@ -102,7 +102,7 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    admin = require_api_key(settings.service_key)
+    admin = admin_key(settings)
     app.include_router(build_signin_router(settings, admin, metrics))
     app.include_router(build_work_router(metrics))
     app.include_router(build_board_router(settings.board_page_size))

@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from pydantic import Field, SecretStr, model_validator
 
 from services.common.settings import ServiceSettings
@@ -11,8 +13,12 @@ DEV_URLS = {
 
 class ConsoleSettings(ServiceSettings):
     """The console: a backend-for-frontend. The browser talks only to it; it talks to
-    intake (as an app with its own key), shifts and notifier (with E112_API_KEY, the
-    key those two services take)."""
+    intake with its own intake key (role `console`), shifts and notifier with
+    CONSOLE_API_KEY, which those two take for what the console does and nothing more.
+    Its ADMIN_API_KEY sets operators' PINs. It holds no key that changes routing,
+    agencies' configuration, the roster or anyone's keys."""
+
+    takes_console_key: ClassVar[bool] = True
 
     port: int = 8005
     intake_url: str = DEV_URLS["intake_url"]
@@ -59,6 +65,3 @@ class ConsoleSettings(ServiceSettings):
 
     def intake_key(self) -> str | None:
         return self.intake_api_key.get_secret_value() if self.intake_api_key else None
-
-    def service_key(self) -> str | None:
-        return self.e112_api_key.get_secret_value() if self.e112_api_key else None

@@ -24,7 +24,8 @@ class Upstream:
     def from_settings(cls, settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseTransport] | None = None):
         """`transports` lets tests put the services in-process (httpx.ASGITransport)."""
         transports = transports or {}
-        keys = {"intake": settings.intake_key(), "shifts": settings.service_key(), "notifier": settings.service_key()}
+        console = settings.console_secret()
+        keys = {"intake": settings.intake_key(), "shifts": console, "notifier": console}
         urls = {"intake": settings.intake_url, "shifts": settings.shifts_url, "notifier": settings.notifier_url}
         clients = {
             name: httpx.AsyncClient(

@@ -65,7 +65,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         ready_needs_broker=False,  # reports are still taken into the outbox while the broker is away
     )  # fmt: skip
     app = assemble(service, settings, registry)
-    app.state.authenticator = Authenticator(settings.e112_api_key.get_secret_value() if settings.e112_api_key else None)
+    app.state.authenticator = Authenticator(settings.admin_secret())
 
     @app.exception_handler(asyncpg.PostgresError)
     async def on_database_error(request: Request, exc: Exception):

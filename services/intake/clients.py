@@ -5,8 +5,9 @@ Each key has a role: `app` (files reports), `console` (the call takers' console:
 for the operator signed in to it, who is named in the `E112-Operator-Id` header, never
 in a body) or `admin` (manages keys and policy, and may act as the console does).
 A fast hash is enough here (unlike passwords, the keys have full entropy, so there is
-nothing to brute-force). The key in `E112_API_KEY` is the bootstrap admin key (what
-`make run` prints): it can manage the other keys and is not rate-limited.
+nothing to brute-force). Intake's `ADMIN_API_KEY` (in development `E112_API_KEY`, what
+`make run` prints) is the bootstrap admin key: it can manage the other keys and is not
+rate-limited.
 """
 
 import hashlib

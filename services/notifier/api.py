@@ -11,7 +11,8 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringC
 from schemas.catalog import AGENCIES, AGENCY_NAMES, Agency
 from schemas.events import TYPE_PREFIX
 from schemas.phone import to_e164
-from services.common.web import PROBLEM_RESPONSES, Problem
+from services.common.assembly import Keys
+from services.common.web import PROBLEM_RESPONSES, Problem, joined
 from services.notifier import acks, escalation, signing, store
 from services.notifier.acks import AckMetrics
 from services.notifier.agency_configs import AgencyConfigs
@@ -199,7 +200,7 @@ class DispatchPublic(BaseModel):
 
 
 def build_router(
-    auth,
+    keys: Keys,
     *,
     clock: Clock,
     breakers: Breakers,
@@ -209,7 +210,10 @@ def build_router(
     configs: AgencyConfigs,
     ack_metrics: AckMetrics,
 ):
-    router = APIRouter(prefix="/v1", dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
+    # The console reads the agencies (their numbers to phone), the late count, and records
+    # an operator's phone call; configuring agencies and their keys is the admin's.
+    router = APIRouter(prefix="/v1", dependencies=[Depends(keys.admin)], responses=PROBLEM_RESPONSES)
+    for_console = APIRouter(prefix="/v1", dependencies=[Depends(keys.console)], responses=PROBLEM_RESPONSES)
 
     async def refuse_internal(url: str | None, field: str) -> None:
         problem = url and await egress.check_configured(url)
@@ -244,12 +248,12 @@ def build_router(
         configs.forget()  # after the commit: a read in between must not keep the old row
         return saved
 
-    @router.get("/agencies", tags=["agencies"], summary="Every agency and its configuration")
+    @for_console.get("/agencies", tags=["agencies"], summary="Every agency and its configuration")
     async def list_agencies(request: Request) -> list[AgencyPublic]:
         async with request.app.state.pool.acquire() as conn:
             return [public(await store.agency_config(conn, a)) for a in AGENCIES]
 
-    @router.get("/agencies/{agency}", tags=["agencies"], summary="One agency's configuration")
+    @for_console.get("/agencies/{agency}", tags=["agencies"], summary="One agency's configuration")
     async def get_agency(agency: Agency, request: Request) -> AgencyPublic:
         async with request.app.state.pool.acquire() as conn:
             return public(await store.agency_config(conn, agency))
@@ -341,7 +345,7 @@ def build_router(
             if not await store.revoke_api_key(conn, agency, key_id, clock.now()):
                 raise Problem(404, "Not found", f"{agency} has no API key {key_id}.")
 
-    @router.get(
+    @for_console.get(
         "/dispatches/late", tags=["dispatches"], summary="How many dispatches are past their deadline, unacknowledged"
     )
     async def late(request: Request) -> LatePublic:
@@ -384,7 +388,7 @@ def build_router(
             updates=updates,
         )  # fmt: skip
 
-    @router.post(
+    @for_console.post(
         "/dispatches/{dispatch_id}/phone-call", tags=["dispatches"], responses=NOT_FOUND,
         summary="An operator phoned the agency: reached (acknowledged via phone) or not reached (escalate now)",
     )  # fmt: skip
@@ -402,4 +406,4 @@ def build_router(
         return PhoneCallPublic(dispatch_id=dispatch_id, outcome=body.outcome, acknowledged_at=row["acknowledged_at"],
                                escalation_due_at=row["escalation_due_at"])  # fmt: skip
 
-    return router
+    return joined(for_console, router)  # first: its /dispatches/late before /dispatches/{id}

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from schemas import topics
-from services.common.assembly import ConsumerSpec, Parts, Service, admin_key, assemble
+from services.common.assembly import ConsumerSpec, Keys, Parts, Service, assemble
 from services.notifier.acks import AckMetrics
 from services.notifier.agency_api import build_agency_router, build_link_router
 from services.notifier.agency_configs import AgencyConfigs
@@ -73,8 +73,8 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             closes=[session.close],
         )
 
-    admin_routes = build_router(
-        admin_key(settings), clock=clock, breakers=breakers, default_deadline=settings.default_ack_deadline_seconds,
+    api_routes = build_router(
+        Keys.of(settings), clock=clock, breakers=breakers, default_deadline=settings.default_ack_deadline_seconds,
         secret_grace_seconds=settings.webhook_secret_grace_seconds, egress=settings.egress_policy(), configs=configs,
         ack_metrics=ack_metrics,
     )  # fmt: skip
@@ -87,7 +87,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         schema="notifier", migrations=Path(__file__).parent / "migrations",
         publishes=[topics.DISPATCH_STATUS, topics.DEADLETTER],
         routers=[
-            admin_routes,
+            api_routes,
             build_agency_router(clock=clock, metrics=ack_metrics),
             build_link_router(clock=clock, metrics=ack_metrics, link_secret=link_secret),
         ],

@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
 from services.common.settings import ServiceSettings
@@ -8,6 +10,7 @@ DEV_PUBLIC_URL = "http://127.0.0.1:8003"
 
 
 class NotifierSettings(ServiceSettings):
+    takes_console_key: ClassVar[bool] = True  # the console reads agencies and records phone calls
     port: int = 8003
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=120)
     delivery_max_attempts: int = Field(12, ge=1, le=100)

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from schemas.events import OperatorCheckedIn, OperatorCheckedOut, OperatorStatusChanged
+from services.common.assembly import Keys
 from services.common.outbox import enqueue
-from services.common.web import PROBLEM_RESPONSES, Problem
+from services.common.web import PROBLEM_RESPONSES, Problem, joined
 from services.shifts import store
 from services.shifts.coverage import shift_for_check_in
 from services.shifts.metrics import ShiftMetrics, refresh_gauges
@@ -99,8 +100,12 @@ async def existing_operator(conn, operator_id: UUID):
     return row
 
 
-def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["operators"], dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
+def build_router(keys: Keys, metrics: ShiftMetrics, clock, check_in_early) -> APIRouter:
+    # The console reads operators and works a shift for the one signed in to it; adding
+    # operators is the admin's.
+    common = {"prefix": "/v1", "tags": ["operators"], "responses": PROBLEM_RESPONSES}
+    router = APIRouter(dependencies=[Depends(keys.admin)], **common)
+    for_console = APIRouter(dependencies=[Depends(keys.console)], **common)
 
     @router.post("/operators", status_code=201, summary="Add an operator")
     async def create_operator(body: OperatorCreate, request: Request) -> OperatorPublic:
@@ -109,17 +114,17 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
             await conn.execute("INSERT INTO operators (id, name) VALUES ($1, $2)", operator_id, body.name)
             return operator_public(await store.operator(conn, operator_id))
 
-    @router.get("/operators", summary="Every operator, status and the shift checked in for")
+    @for_console.get("/operators", summary="Every operator, status and the shift checked in for")
     async def list_operators(request: Request) -> list[OperatorPublic]:
         async with request.app.state.pool.acquire() as conn:
             return [operator_public(r) for r in await store.operators(conn)]
 
-    @router.get("/operators/{operator_id}", summary="One operator", responses=NOT_FOUND)
+    @for_console.get("/operators/{operator_id}", summary="One operator", responses=NOT_FOUND)
     async def get_operator(operator_id: UUID, request: Request) -> OperatorPublic:
         async with request.app.state.pool.acquire() as conn:
             return operator_public(await existing_operator(conn, operator_id))
 
-    @router.post(
+    @for_console.post(
         "/operators/{operator_id}/check-in",
         summary="Start work (status available); up to 30 minutes early counts for the next shift",
         responses={**NOT_FOUND, **CONFLICT},
@@ -140,7 +145,7 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
             await monitor.settle(conn, outcome, now)
             return operator_public(await store.operator(conn, operator_id))
 
-    @router.post(
+    @for_console.post(
         "/operators/{operator_id}/check-out", summary="Stop work (offline)", responses={**NOT_FOUND, **CONFLICT}
     )
     async def check_out(operator_id: UUID, request: Request) -> OperatorPublic:
@@ -159,7 +164,7 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
             await monitor.settle(conn, outcome, now)
             return operator_public(await store.operator(conn, operator_id))
 
-    @router.put(
+    @for_console.put(
         "/operators/{operator_id}/status",
         summary="Set the status of an operator at work: available, handling_report or break",
         description="From available to break or handling_report and back; a report is finished before a break "
@@ -192,7 +197,9 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
                 await refresh_gauges(conn, metrics, now)
             return operator_public(await store.operator(conn, operator_id))
 
-    @router.get("/on-duty", summary="The shift now: who is checked in, who is free, who is missing, who is leaving")
+    @for_console.get(
+        "/on-duty", summary="The shift now: who is checked in, who is free, who is missing, who is leaving"
+    )
     async def on_duty(request: Request) -> OnDutyPublic:
         now = clock()
         async with request.app.state.pool.acquire() as conn:
@@ -221,4 +228,4 @@ def build_router(auth, metrics: ShiftMetrics, clock, check_in_early) -> APIRoute
             else None,
         )
 
-    return router
+    return joined(for_console, router)

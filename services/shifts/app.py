@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from schemas import topics
-from services.common.assembly import ConsumerSpec, Parts, Service, admin_key, assemble
+from services.common.assembly import ConsumerSpec, Keys, Parts, Service, assemble
 from services.shifts import tasks
 from services.shifts.api import build_router
 from services.shifts.assigner import Assigner
@@ -46,7 +46,7 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
         consumer = ConsumerSpec(name="shifts-tasks", handler=tasks.handler_table(assigner, clock), topics=tasks.TOPICS)
         return Parts(consumer=consumer, loops={"coverage-check": coverage.run, "assignment": assigner.run})
 
-    auth = admin_key(settings)
+    keys = Keys.of(settings)
     service = Service(
         title="e112 shifts",
         description="Operators, the three daily shifts and the monthly roster, check-in, status and coverage "
@@ -54,12 +54,12 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
         schema="shifts", migrations=Path(__file__).parent / "migrations",
         publishes=[topics.SHIFTS, topics.REPORTS, topics.DEADLETTER],
         routers=[
-            build_router(auth, metrics, clock, timedelta(minutes=settings.check_in_early_minutes)),
-            build_roster_router(auth, metrics, clock, RestRule(timedelta(hours=settings.roster_min_rest_hours))),
-            build_handover_router(auth, clock),
+            build_router(keys, metrics, clock, timedelta(minutes=settings.check_in_early_minutes)),
+            build_roster_router(keys.admin, metrics, clock, RestRule(timedelta(hours=settings.roster_min_rest_hours))),
+            build_handover_router(keys.admin, clock),
         ],
         build=build,
     )  # fmt: skip
     app = assemble(service, settings, registry)
-    app.include_router(build_tasks_router(auth, lambda: app.state.assigner, clock))
+    app.include_router(build_tasks_router(keys.console, lambda: app.state.assigner, clock))
     return app

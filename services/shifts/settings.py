@@ -1,9 +1,12 @@
+from typing import ClassVar
+
 from pydantic import Field
 
 from services.common.settings import ServiceSettings
 
 
 class ShiftsSettings(ServiceSettings):
+    takes_console_key: ClassVar[bool] = True  # the console reads and acts on shifts and tasks
     port: int = 8004
     # Not on a dispatch's way: its consumer may wait longer for bigger batches.
     kafka_fetch_max_wait_ms: int = Field(250, ge=10, le=5000)

@@ -55,7 +55,8 @@ def _problem(description: str) -> dict:
 
 
 def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIRouter:
-    """`assigner_of`: the lifespan makes the assigner (it needs the pool)."""
+    """`assigner_of`: the lifespan makes the assigner (it needs the pool). `auth`: the
+    console's key is enough, since every task route is an operator's work."""
     router = APIRouter(prefix="/v1", tags=["tasks"], dependencies=[Depends(auth)], responses=PROBLEM_RESPONSES)
 
     @router.get("/tasks", summary="Tasks, newest first, by state, operator or report")

@@ -86,11 +86,11 @@ def test_the_router_s_line_subtypes_can_be_chosen():
 def test_production_refuses_development_upstreams_and_an_insecure_cookie():
     with pytest.raises(ValidationError) as refused:
         ConsoleSettings(e112_env="production", database_url="postgresql://db/e112", kafka_bootstrap_servers="k:9092",
-                        e112_api_key="k" * 40)  # fmt: skip
+                        admin_api_key="k" * 40, console_api_key="c" * 40)  # fmt: skip
     text = str(refused.value)
     assert "INTAKE_URL" in text and "INTAKE_API_KEY" in text and "COOKIE_SECURE" in text
     ConsoleSettings(
         e112_env="production", database_url="postgresql://db/e112", kafka_bootstrap_servers="k:9092",
-        e112_api_key="k" * 40, intake_url="http://intake", shifts_url="http://shifts", notifier_url="http://notifier",
+        admin_api_key="k" * 40, console_api_key="c" * 40, intake_url="http://intake", shifts_url="http://shifts", notifier_url="http://notifier",
         intake_api_key="e112_" + "c" * 40, cookie_secure=True,
     )  # fmt: skip

@@ -132,7 +132,7 @@ def test_the_escalation_email_says_how_long_it_waited():
 def production(**overrides) -> dict:
     return {
         "e112_env": "production", "database_url": "postgresql://e112@db:5432/e112", "kafka_bootstrap_servers": "k:9092",
-        "e112_api_key": "k" * 40, "ack_link_secret": "l" * 40, "public_base_url": "https://112.blitarkab.go.id",
+        "admin_api_key": "k" * 40, "console_api_key": "c" * 40, "ack_link_secret": "l" * 40, "public_base_url": "https://112.blitarkab.go.id",
     } | overrides  # fmt: skip
 
 
