@@ -119,7 +119,9 @@ class WebhookChannel:
         secrets_ = config.signing_secrets(now)
         if secrets_:  # always, for a webhook set through the API (it makes the secret)
             # Signed at send time: a retry after a long outage carries a fresh timestamp.
-            headers[signing.SIGNATURE_HEADER] = signing.signature_header(secrets_, int(now.timestamp()), dispatch.body)
+            headers[signing.SIGNATURE_HEADER] = signing.signature_header(
+                secrets_, int(now.timestamp()), dispatch.body, idempotency_key=headers["idempotency-key"]
+            )
         try:
             pinned = await self.egress.pin(target)
         except Refused as exc:

@@ -5,9 +5,12 @@ scheme is a published contract that agencies re-implement in their own languages
 it must be exactly the few lines documented in the README (see `webhook_verify.py`
 for the receiving side), and the e-mail link token is the same construction.
 
-- Webhook signature: `E112-Signature: t=<unix seconds>,v1=<hex>` where the hex is
-  HMAC-SHA256(secret, "<t>.<raw body>"). While a rotated-out secret is in its grace
-  period a second `v1=` made with it follows, so the agency can switch at its pace.
+- Webhook signature: `E112-Signature: t=<unix seconds>,v1=<hex>,v2=<hex>` where v1's
+  hex is HMAC-SHA256(secret, "<t>.<raw body>") and v2's HMAC-SHA256(secret,
+  "<t>.<Idempotency-Key>.<raw body>"): v2 also covers the key agencies dedupe on, so a
+  captured request re-sent under another key fails it; v1 stays for the receivers
+  built before v2. While a rotated-out secret is in its grace period a second `v1=`
+  and `v2=` made with it follow, so the agency can switch at its pace.
 - Agency API keys: 256 random bits shown once; only their SHA-256 is stored. A slow
   password hash (bcrypt, argon2) protects guessable passwords; a random 256-bit key
   cannot be guessed, and a plain hash lets the key be looked up by index.
@@ -43,9 +46,18 @@ def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def signature_header(secrets_: Iterable[str], timestamp: int, body: bytes) -> str:
-    """The `E112-Signature` value: one `v1=` per secret still valid, current first."""
+def webhook_signature_v2(secret: str, timestamp: int, idempotency_key: str, body: bytes) -> str:
+    signed = f"{timestamp}.{idempotency_key}.".encode() + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def signature_header(secrets_: Iterable[str], timestamp: int, body: bytes, idempotency_key: str | None = None) -> str:
+    """The `E112-Signature` value: one `v1=` per secret still valid, current first, then
+    as many `v2=` over the Idempotency-Key too when there is one."""
+    secrets_ = list(secrets_)
     parts = [f"t={timestamp}"] + [f"v1={webhook_signature(s, timestamp, body)}" for s in secrets_]
+    if idempotency_key is not None:
+        parts += [f"v2={webhook_signature_v2(s, timestamp, idempotency_key, body)}" for s in secrets_]
     return ",".join(parts)
 
 

@@ -83,7 +83,9 @@ async def test_a_delivered_dispatch_gets_a_signed_closing_notice_and_no_escalati
         ))  # fmt: skip
         after = await dispatch_row(client, dispatch.dispatch_id)
 
-    verify_webhook(secret, notice.headers["e112-signature"], notice.body, now=verified_at)  # raises if not genuine
+    # Raises if not genuine, or if the notice's own Idempotency-Key is not the one signed.
+    key = notice.headers["idempotency-key"]
+    verify_webhook(secret, notice.headers["e112-signature"], notice.body, idempotency_key=key, now=verified_at)
     assert notice.signature_ok and notice.headers["ce-type"] == CLOSED
     assert notice.body == record.value  # the event's data, as the router published it
     assert json.loads(notice.body)["outcome"] == "false_alarm"

@@ -130,7 +130,9 @@ class AgencyEndpoint:
     def _verified(self, headers: dict[str, str], body: bytes) -> bool:
         for secret in self.secrets:
             try:
-                verify_webhook(secret, headers.get("e112-signature", ""), body, now=self.now())
+                # v2: the signature covers the Idempotency-Key the agency dedupes on.
+                key = headers.get("idempotency-key", "")
+                verify_webhook(secret, headers.get("e112-signature", ""), body, idempotency_key=key, now=self.now())
                 return True
             except InvalidSignature:
                 continue

@@ -155,7 +155,53 @@ def test_a_malformed_ack_token_is_refused(token):
 def test_junk_headers_are_a_bad_signature_never_another_exception(junk):
     with pytest.raises(InvalidSignature):
         verify_webhook(SECRET, junk, BODY, now=T)
+    with pytest.raises(InvalidSignature):
+        verify_webhook(SECRET, junk.replace("v1=", "v2="), BODY, idempotency_key=KEY, now=T)
 
 
 def test_a_genuine_signature_beside_junk_still_verifies():
     assert verify_webhook(SECRET, signed() + ",v1=é,t2=x", BODY, now=T) == T
+
+
+# v2: the signature covers the Idempotency-Key too.
+KEY = json.loads(BODY)["dispatch_id"]
+
+
+def test_the_v2_signature_covers_the_idempotency_key_as_the_readme_says():
+    import hashlib
+    import hmac
+
+    header = signing.signature_header([SECRET], T, BODY, idempotency_key=KEY)
+    t, v1, v2 = header.split(",")
+    assert (t, v1) == tuple(signed().split(","))  # v1 as before, for the receivers built on it
+    signed_text = f"{T}.{KEY}.".encode() + BODY
+    assert v2 == "v2=" + hmac.new(SECRET.encode(), signed_text, hashlib.sha256).hexdigest()
+    assert verify_webhook(SECRET, header, BODY, idempotency_key=KEY, now=T) == T
+    assert verify_webhook(SECRET, header, BODY, now=T) == T  # a v1 receiver reads the same header
+
+
+def test_a_captured_request_re_sent_under_another_idempotency_key_fails_v2():
+    # What v1 cannot see: the body and its signature kept, the key changed so that the
+    # agency's dedup lets it through as a new dispatch.
+    header = signing.signature_header([SECRET], T, BODY, idempotency_key=KEY)
+    assert verify_webhook(SECRET, header, BODY, now=T) == T
+    with pytest.raises(InvalidSignature, match="does not match"):
+        verify_webhook(SECRET, header, BODY, idempotency_key=str(uuid.uuid4()), now=T)
+    with pytest.raises(InvalidSignature, match="does not match"):
+        verify_webhook(SECRET, header, BODY, idempotency_key="\ud800é", now=T)  # junk key: no exception
+
+
+def test_a_receiver_asking_for_v2_refuses_a_header_with_v1_only():
+    # A v1 signature is over the body alone: it proves nothing about the key.
+    with pytest.raises(InvalidSignature, match="no t or no v2"):
+        verify_webhook(SECRET, signed(), BODY, idempotency_key=KEY, now=T)
+
+
+def test_during_rotation_either_secret_verifies_v2():
+    new = signing.new_webhook_secret()
+    header = signing.signature_header([new, SECRET], T, BODY, idempotency_key=KEY)
+    assert [part[:3] for part in header.split(",")] == ["t=1", "v1=", "v1=", "v2=", "v2="]
+    assert verify_webhook(new, header, BODY, idempotency_key=KEY, now=T) == T
+    assert verify_webhook(SECRET, header, BODY, idempotency_key=KEY, now=T) == T
+    with pytest.raises(InvalidSignature):
+        verify_webhook(signing.new_webhook_secret(), header, BODY, idempotency_key=KEY, now=T)
