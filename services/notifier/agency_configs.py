@@ -14,10 +14,16 @@ import asyncpg
 
 from services.notifier import store
 from services.notifier.store import AgencyConfig
+from services.notifier.vault import DEV_KEY, SecretVault
 
 
 class AgencyConfigs:
-    def __init__(self, ttl_seconds: float = 2.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, vault: SecretVault | None = None, ttl_seconds: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ):
+        """`vault` opens the webhook secrets; the development one when none is given
+        (a production secret sealed under another key then fails loudly: VaultError)."""
+        self.vault = vault or SecretVault([DEV_KEY])
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self._kept: dict[str, tuple[AgencyConfig, float]] = {}
@@ -26,7 +32,7 @@ class AgencyConfigs:
         kept = self._fresh(agency)
         if kept is not None:
             return kept
-        config = await store.agency_config(conn, agency)
+        config = await store.agency_config(conn, agency, self.vault)
         self._kept[agency] = (config, self.clock() + self.ttl_seconds)
         return config
 

@@ -238,25 +238,25 @@ def build_router(
         URL without a secret gets one, returned this once."""
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             await store.lock_agency(conn, agency)
-            config = edit(await store.agency_config(conn, agency))
+            config = edit(await store.agency_config(conn, agency, configs.vault))
             secret = None
             if config.webhook_url and not config.webhook_secret:
                 secret = signing.new_webhook_secret()
                 config = AgencyConfig(**{**config.__dict__, "webhook_secret": secret})
-            await store.save_agency_config(conn, config, clock.now())
-            saved = public(await store.agency_config(conn, agency), secret=secret)
+            await store.save_agency_config(conn, config, clock.now(), configs.vault)
+            saved = public(await store.agency_config(conn, agency, configs.vault), secret=secret)
         configs.forget()  # after the commit: a read in between must not keep the old row
         return saved
 
     @for_console.get("/agencies", tags=["agencies"], summary="Every agency and its configuration")
     async def list_agencies(request: Request) -> list[AgencyPublic]:
         async with request.app.state.pool.acquire() as conn:
-            return [public(await store.agency_config(conn, a)) for a in AGENCIES]
+            return [public(await store.agency_config(conn, a, configs.vault)) for a in AGENCIES]
 
     @for_console.get("/agencies/{agency}", tags=["agencies"], summary="One agency's configuration")
     async def get_agency(agency: Agency, request: Request) -> AgencyPublic:
         async with request.app.state.pool.acquire() as conn:
-            return public(await store.agency_config(conn, agency))
+            return public(await store.agency_config(conn, agency, configs.vault))
 
     @router.put(
         "/agencies/{agency}", tags=["agencies"],
@@ -306,7 +306,7 @@ def build_router(
         now = clock.now()
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             await store.lock_agency(conn, agency)
-            old = await store.agency_config(conn, agency)
+            old = await store.agency_config(conn, agency, configs.vault)
             if not old.webhook_url:
                 raise Problem(404, "Not found", f"{agency} has no webhook; set one first.")
             secret = signing.new_webhook_secret()
@@ -314,7 +314,7 @@ def build_router(
             await store.save_agency_config(conn, AgencyConfig(**{
                 **old.__dict__, "webhook_secret": secret, "previous_webhook_secret": old.webhook_secret,
                 "previous_secret_until": until,
-            }), now)  # fmt: skip
+            }), now, configs.vault)  # fmt: skip
         configs.forget()
         return WebhookSecretPublic(agency=agency, webhook_secret=secret, previous_secret_valid_until=until)
 

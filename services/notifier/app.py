@@ -1,6 +1,7 @@
 """The notifier service, declared: the agency and admin routes, its consumer of the
 agency topics, the deliverer and the escalator (services/common/assembly.py runs them)."""
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas import topics
 from services.common.assembly import ConsumerSpec, Keys, Parts, Service, assemble
+from services.notifier import store
 from services.notifier.acks import AckMetrics
 from services.notifier.agency_api import build_agency_router, build_link_router
 from services.notifier.agency_configs import AgencyConfigs
@@ -21,6 +23,8 @@ from services.notifier.escalator import EscalationMetrics, Escalator
 from services.notifier.handler import handler_table
 from services.notifier.policy import RetryPolicy
 from services.notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAPI:
@@ -42,7 +46,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
     )  # fmt: skip
     link_secret = settings.ack_link_secret.get_secret_value()
     links = AckLinks(str(settings.public_base_url), link_secret, settings.ack_link_ttl_seconds)
-    configs = AgencyConfigs()
+    configs = AgencyConfigs(settings.vault())
 
     def build(pool, app: FastAPI) -> Parts:
         session = webhook_session(settings.webhook_timeout_seconds)
@@ -62,6 +66,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         escalator = Escalator(
             pool=pool, clock=clock, mailer=mailer, links=links, policy=policy, metrics=escalation_metrics,
             on_resend=deliverer.wake, poll_interval=settings.escalation_poll_interval, lease_seconds=lease,
+            configs=configs,
         )  # fmt: skip
         handler = handler_table(clock, settings.default_ack_deadline_seconds, configs)
         return Parts(
@@ -91,6 +96,15 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             build_agency_router(clock=clock, metrics=ack_metrics),
             build_link_router(clock=clock, metrics=ack_metrics, link_secret=link_secret),
         ],
+        seed=lambda conn: reseal(conn, configs.vault),
         build=build,
     )  # fmt: skip
     return assemble(service, settings, registry)
+
+
+async def reseal(conn, vault) -> None:
+    """At start: every webhook secret sealed under the first of WEBHOOK_SECRET_KEYS (those
+    stored before sealing, and those under a key being rotated out)."""
+    changed = await store.reseal_secrets(conn, vault)
+    if changed:
+        log.info("webhook secrets sealed under the current key", extra={"agencies": changed})

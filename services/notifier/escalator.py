@@ -25,6 +25,7 @@ from schemas.events import DispatchEscalated
 from services.common.consumer import TRANSIENT_ERRORS
 from services.common.outbox import enqueue
 from services.notifier import escalation, mail, store
+from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.channels import AckLinks, Mailer, elapsed_ms
 from services.notifier.clock import Clock
 from services.notifier.deliverer import SOURCE
@@ -59,8 +60,10 @@ class Escalator:
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
         batch_size: int = 100,
+        configs: AgencyConfigs | None = None,
     ):
         self.pool = pool
+        self.configs = configs or AgencyConfigs(ttl_seconds=0)
         self.clock = clock
         self.mailer = mailer
         self.links = links
@@ -100,7 +103,7 @@ class Escalator:
                     continue
                 if not await store.advance_timer(conn, row["dispatch_id"], row["escalation_step"], fired.next_due_at):
                     continue
-                config = await store.agency_config(conn, row["agency"])
+                config = await self.configs.get(conn, row["agency"])
                 if fired.step == "resent":
                     reason = await self._resend(conn, row, config, now)
                 else:

@@ -4,6 +4,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 
 from services.common.settings import ServiceSettings
 from services.notifier.egress import EgressPolicy, parse_networks
+from services.notifier.vault import DEV_KEY, SecretVault, parse_keys
 
 DEV_ACK_LINK_SECRET = "development-only-ack-link-secret"
 DEV_PUBLIC_URL = "http://127.0.0.1:8003"
@@ -48,6 +49,18 @@ class NotifierSettings(ServiceSettings):
     public_base_url: AnyHttpUrl = AnyHttpUrl(DEV_PUBLIC_URL)
     ack_link_secret: SecretStr = SecretStr(DEV_ACK_LINK_SECRET)
     ack_link_ttl_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
+    # Fernet keys that seal the agencies' webhook secrets in the database, comma-separated:
+    # the first seals, all open (services/notifier/vault.py). Production needs its own.
+    webhook_secret_keys: SecretStr = SecretStr(DEV_KEY)
+
+    @field_validator("webhook_secret_keys")
+    @classmethod
+    def _keys_parse(cls, value: SecretStr) -> SecretStr:
+        parse_keys(value.get_secret_value())
+        return value
+
+    def vault(self) -> SecretVault:
+        return SecretVault(parse_keys(self.webhook_secret_keys.get_secret_value()))
 
     @field_validator("webhook_allowed_networks")
     @classmethod
@@ -71,6 +84,8 @@ class NotifierSettings(ServiceSettings):
             problems.append("ACK_LINK_SECRET must be set to a random secret of 32+ characters")
         if str(self.public_base_url).rstrip("/") == DEV_PUBLIC_URL:
             problems.append("PUBLIC_BASE_URL must be set to where agencies reach the notifier")
+        if DEV_KEY in parse_keys(self.webhook_secret_keys.get_secret_value()):
+            problems.append("WEBHOOK_SECRET_KEYS must be set to keys of its own (the development key is public)")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self

@@ -14,8 +14,10 @@ import asyncpg
 
 from schemas.envelope import KafkaRecord
 from services.common.outbox import headers_json
+from services.notifier.vault import SecretVault
 
 DEFAULT_CHANNELS = ("webhook", "email")
+SECRET_COLUMNS = ("webhook_secret", "previous_webhook_secret")  # sealed at rest (vault.py)
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,18 @@ class AgencyConfig:
         return out
 
 
-async def agency_config(conn: asyncpg.Connection, agency: str) -> AgencyConfig:
+async def agency_config(conn: asyncpg.Connection, agency: str, vault: SecretVault) -> AgencyConfig:
+    """The agency's configuration, its webhook secrets opened (they are sealed at rest)."""
     row = await conn.fetchrow("SELECT * FROM agencies WHERE agency = $1", agency)
-    return AgencyConfig(**dict(row)) if row else AgencyConfig(agency=agency)
+    if row is None:
+        return AgencyConfig(agency=agency)
+    fields = dict(row)
+    for name in SECRET_COLUMNS:
+        fields[name] = vault.open(fields[name])
+    return AgencyConfig(**fields)
 
 
-async def save_agency_config(conn: asyncpg.Connection, config: AgencyConfig, now: datetime) -> None:
+async def save_agency_config(conn: asyncpg.Connection, config: AgencyConfig, now: datetime, vault: SecretVault) -> None:
     await conn.execute(
         """
         INSERT INTO agencies (agency, channels, webhook_url, webhook_secret, previous_webhook_secret,
@@ -62,10 +70,26 @@ async def save_agency_config(conn: asyncpg.Connection, config: AgencyConfig, now
             escalation_contacts = excluded.escalation_contacts, updated_by = excluded.updated_by,
             updated_at = excluded.updated_at, phones = excluded.phones
         """,
-        config.agency, config.channels, config.webhook_url, config.webhook_secret, config.previous_webhook_secret,
-        config.previous_secret_until, config.email_to, config.ack_deadline_seconds, config.escalation_contacts,
-        config.updated_by, now, config.phones,
+        config.agency, config.channels, config.webhook_url, vault.seal(config.webhook_secret),
+        vault.seal(config.previous_webhook_secret), config.previous_secret_until, config.email_to,
+        config.ack_deadline_seconds, config.escalation_contacts, config.updated_by, now, config.phones,
     )  # fmt: skip
+
+
+async def reseal_secrets(conn: asyncpg.Connection, vault: SecretVault) -> int:
+    """Seal every stored webhook secret under the vault's first key (plain ones from
+    before sealing, and those under a key being rotated out); how many rows changed."""
+    changed = 0
+    async with conn.transaction():
+        for row in await conn.fetch(f"SELECT agency, {', '.join(SECRET_COLUMNS)} FROM agencies FOR UPDATE"):
+            sealed = [vault.reseal(row[name]) for name in SECRET_COLUMNS]
+            if sealed != [row[name] for name in SECRET_COLUMNS]:
+                await conn.execute(
+                    "UPDATE agencies SET webhook_secret = $2, previous_webhook_secret = $3 WHERE agency = $1",
+                    row["agency"], *sealed,
+                )  # fmt: skip
+                changed += 1
+    return changed
 
 
 async def lock_agency(conn: asyncpg.Connection, agency: str) -> None:

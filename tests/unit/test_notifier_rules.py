@@ -133,6 +133,7 @@ def production(**overrides) -> dict:
     return {
         "e112_env": "production", "database_url": "postgresql://e112@db:5432/e112", "kafka_bootstrap_servers": "k:9092",
         "admin_api_key": "k" * 40, "console_api_key": "c" * 40, "ack_link_secret": "l" * 40, "public_base_url": "https://112.blitarkab.go.id",
+        "webhook_secret_keys": "Z" * 43 + "=",
     } | overrides  # fmt: skip
 
 
