@@ -10,7 +10,11 @@ import uuid
 import httpx
 import pytest
 
+from services.intake.app import create_app as create_intake
+from services.intake.settings import IntakeSettings
 from services.notifier.app import create_app as create_notifier
+from services.router.app import create_app as create_router
+from services.router.settings import RouterSettings
 from services.shifts.app import create_app as create_shifts
 from services.shifts.settings import ShiftsSettings
 from tests.integration.test_notifier_helpers import notifier_settings
@@ -78,28 +82,48 @@ def filled(path: str) -> str:
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
 
 
-async def assert_keys(client: httpx.AsyncClient, table: dict, admin: str, other_admin: str) -> None:
+async def statuses(client: httpx.AsyncClient, method: str, path: str, keys: dict[str, str | None]) -> dict:
+    """What each holder's key gets on the route (None: no Authorization at all)."""
+    seen = {}
+    for holder, key in keys.items():
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        seen[holder] = (await client.request(method, filled(path), headers=headers, json={})).status_code
+    return seen
+
+
+async def assert_reach(client: httpx.AsyncClient, table: dict, keys: dict[str, str | None]) -> None:
+    """Each route of `table` reached (any answer but 401/403) by exactly the holders it
+    names; refused, with a 401 or a 403, for every other; anonymous and unknown keys
+    always a 401."""
     default = client.headers.pop("Authorization")  # each request below brings its own, or none
     wrong = []
-    for (method, path), who in sorted(table.items()):
-        url = filled(path)
-
-        keys = {"anonymous": None, "wrong": "x" * 40, "other admin": other_admin, "console": CONSOLE, "admin": admin}
-        seen = {}
-        for holder, key in keys.items():
-            headers = {"Authorization": f"Bearer {key}"} if key else {}
-            seen[holder] = (await client.request(method, url, headers=headers, json={})).status_code
-        refused = seen["anonymous"] == seen["wrong"] == seen["other admin"] == 401
-        if who == AGENCY:
-            ok = refused and seen["admin"] == seen["console"] == 401
-        else:
-            admitted = seen["admin"] not in (401, 403)
-            console_ok = seen["console"] not in (401, 403) if who == CONSOLE_TOO else seen["console"] == 403
-            ok = refused and admitted and console_ok
+    for (method, path), reached_by in sorted(table.items()):
+        seen = await statuses(client, method, path, keys)
+        ok = (
+            all(
+                (status not in (401, 403)) if holder in reached_by else status in (401, 403)
+                for holder, status in seen.items()
+            )
+            and seen["anonymous"] == seen["wrong"] == 401
+        )
         if not ok:
-            wrong.append(f"{method} {path}: {seen} (reached by: {who})")
+            wrong.append(f"{method} {path}: {seen} (reached by: {sorted(reached_by)})")
     client.headers["Authorization"] = default
     assert wrong == []
+
+
+async def assert_keys(client: httpx.AsyncClient, table: dict, admin: str, other_admin: str) -> None:
+    """Shifts and the notifier: the console's key a 403 where only the admin goes, and
+    nothing but an agency's key on the agencies' routes."""
+    keys = {"anonymous": None, "wrong": "x" * 40, "other admin": other_admin, "console": CONSOLE, "admin": admin}
+    reach = {ADMIN: {"admin"}, CONSOLE_TOO: {"admin", "console"}, AGENCY: set()}
+    await assert_reach(client, {route: reach[who] for route, who in table.items()}, keys)
+    default = client.headers.pop("Authorization")
+    for (method, path), who in table.items():
+        seen = await statuses(client, method, path, {"console": CONSOLE, "other admin": other_admin})
+        expected = {"console": 403 if who == ADMIN else None, "other admin": 401}
+        assert all(seen[h] == status for h, status in expected.items() if status), (method, path, seen)
+    client.headers["Authorization"] = default
 
 
 async def test_shifts_takes_its_own_admin_key_and_the_console_s_only_for_the_console_s_work(database_url, broker):
@@ -140,3 +164,62 @@ async def test_the_notifier_takes_its_own_admin_key_and_the_console_s_only_to_re
         hijack = {"channels": ["webhook"], "webhook_url": "https://attacker.example/", "updated_by": "console"}
         assert (await client.put("/v1/agencies/damkar", json=hijack, headers=as_console)).status_code == 403
         assert (await client.get("/v1/agencies/damkar")).json()["webhook_url"] is None
+
+
+ROUTER_ADMIN, INTAKE_ADMIN = "r" * 40, "i" * 40
+
+
+async def test_the_router_takes_its_own_admin_key_and_no_other(database_url, broker):
+    settings = RouterSettings(
+        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, admin_api_key=ROUTER_ADMIN
+    )
+    app = create_router(settings)
+    async with running(app, ROUTER_ADMIN) as client:
+        routes = routes_under_keys(app)
+        assert {path for _, path in routes} == {
+            "/v1/routing-table", "/v1/routing-table/versions", "/v1/routing-table/versions/{version}",
+            "/v1/routing-table/units/{agency}/{kecamatan}", "/v1/decisions/{report_id}",
+        }  # fmt: skip
+        keys = {"anonymous": None, "wrong": "x" * 40, "console": CONSOLE, "other admin": SHIFTS_ADMIN,
+                "admin": ROUTER_ADMIN}  # fmt: skip
+        await assert_reach(client, dict.fromkeys(routes, {"admin"}), keys)
+
+
+ADMIN_ROLE = {"made admin", "admin"}
+CONSOLE_ROLE = ADMIN_ROLE | {"console"}
+APP = CONSOLE_ROLE | {"app"}
+
+INTAKE_ROUTES = {
+    # An app files reports and reads back its own (others' are a 404, tested in
+    # test_intake_clients.py), counts, and the policy that says which of its reports are held.
+    ("POST", "/v1/reports"): APP, ("GET", "/v1/reports"): APP, ("GET", "/v1/reports/{report_id}"): APP,
+    ("GET", "/v1/stats/reports"): APP, ("GET", "/v1/stats/contacts"): APP,
+    ("GET", "/v1/verification-policy"): APP, ("GET", "/v1/verification-policy/versions"): APP,
+    # The console acts on reports for its operator and sees callers' history.
+    ("POST", "/v1/reports/{report_id}/verification"): CONSOLE_ROLE,
+    ("POST", "/v1/reports/{report_id}/unlink"): CONSOLE_ROLE,
+    ("POST", "/v1/reports/{report_id}/close"): CONSOLE_ROLE,
+    ("POST", "/v1/reports/{report_id}/reopen"): CONSOLE_ROLE,
+    ("GET", "/v1/reports/{report_id}/link-suggestions"): CONSOLE_ROLE,
+    ("GET", "/v1/link-suggestions"): CONSOLE_ROLE,
+    ("GET", "/v1/callers/flagged"): CONSOLE_ROLE, ("POST", "/v1/callers/lookup"): CONSOLE_ROLE,
+    # Keys and the policy: the admin's, the configured one or one made with the admin role.
+    ("GET", "/v1/admin/api-keys"): ADMIN_ROLE, ("POST", "/v1/admin/api-keys"): ADMIN_ROLE,
+    ("DELETE", "/v1/admin/api-keys/{key_id}"): ADMIN_ROLE, ("PUT", "/v1/verification-policy"): ADMIN_ROLE,
+}  # fmt: skip
+
+
+async def test_intake_s_every_route_is_reached_by_the_roles_it_names_and_refused_to_the_others(database_url, broker):
+    settings = IntakeSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap,
+                              admin_api_key=INTAKE_ADMIN)  # fmt: skip
+    app = create_intake(settings)
+    async with running(app, INTAKE_ADMIN) as client:
+        made = {}
+        for role in ("app", "console", "admin"):
+            answer = await client.post("/v1/admin/api-keys", json={"name": f"k-{role}", "role": role})
+            assert answer.status_code == 201, answer.text
+            made[role] = answer.json()["key"]
+        assert set(routes_under_keys(app)) == set(INTAKE_ROUTES)  # a new route must say who reaches it
+        keys = {"anonymous": None, "wrong": "x" * 40, "other admin": ROUTER_ADMIN, "app": made["app"],
+                "console": made["console"], "made admin": made["admin"], "admin": INTAKE_ADMIN}  # fmt: skip
+        await assert_reach(client, INTAKE_ROUTES, keys)
