@@ -180,6 +180,8 @@ def _make_consumer(spec: ConsumerSpec, pool, settings: ServiceSettings, metrics:
     return spec.consumer_class(
         name=spec.name, pool=pool, handler=spec.handler, bootstrap=settings.kafka_bootstrap_servers,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, session_timeout_ms=settings.kafka_session_timeout_ms,
+        idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
+        idle_after_seconds=settings.kafka_idle_after_seconds,
         inbox_retention_days=settings.inbox_retention_days, metrics=metrics,
         topics_=list(spec.topics) if spec.topics is not None else None, pattern=spec.pattern,
         create_topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,

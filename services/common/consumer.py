@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from schemas import topics
 from schemas.envelope import Envelope, InvalidEvent, KafkaRecord, decode
 from services.common.handlers import HandlerTable
-from services.common.kafka import broker_reachable, ensure_topics, new_consumer
+from services.common.kafka import FetchPacing, broker_reachable, ensure_topics, new_consumer
 from services.common.outbox import enqueue, wait_or_timeout
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,8 @@ class EventConsumer:
         bootstrap: str,
         fetch_max_wait_ms: int,
         session_timeout_ms: int,
+        idle_fetch_max_wait_ms: int | None = None,
+        idle_after_seconds: float = 5.0,
         metrics: ConsumerMetrics,
         topics_: list[str] | None = None,
         pattern: str | None = None,
@@ -121,6 +123,8 @@ class EventConsumer:
         self.handler = handler
         self.bootstrap = bootstrap
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.idle_fetch_max_wait_ms = idle_fetch_max_wait_ms or fetch_max_wait_ms
+        self.idle_after_seconds = idle_after_seconds
         self.session_timeout_ms = session_timeout_ms
         self.metrics = metrics
         self.topics = topics_
@@ -176,9 +180,12 @@ class EventConsumer:
                 self._consumer = consumer
                 log.info("consumer started", extra={"fields": {"consumer": self.name}})
                 backoff = 0.5
+                pacing = FetchPacing(consumer, busy_ms=self.fetch_max_wait_ms, idle_ms=self.idle_fetch_max_wait_ms,
+                                     idle_after=self.idle_after_seconds)  # fmt: skip
                 while not self._stopping.is_set():
                     self._apply_backpressure(consumer)
                     batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+                    pacing.saw(sum(map(len, batch.values())))
                     if batch:
                         await self._process_batch(consumer, batch)
                     await rewind_past_end(consumer, self.name)

@@ -29,6 +29,11 @@ class ServiceSettings(BaseSettings):
     # longer where only bookkeeping waits (intake's timeline, shifts), which also keeps
     # idle fetching cheap for the broker.
     kafka_fetch_max_wait_ms: int = Field(30, ge=10, le=5000)
+    # ... and once a consumer got nothing for kafka_idle_after_seconds, this long, until
+    # records come again: an idle service then costs the broker (and itself) a few
+    # fetches a second instead of thirty (services/common/kafka.py, FetchPacing).
+    kafka_idle_fetch_max_wait_ms: int = Field(250, ge=10, le=5000)
+    kafka_idle_after_seconds: float = Field(5.0, ge=0, le=3600)
     kafka_topic_partitions: int = Field(3, ge=1, le=64)
     # How fast a dead consumer's partitions move to a live one. Apache Kafka's brokers
     # accept 6 s and up by default; Tansu also makes a group join wait half of it.

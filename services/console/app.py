@@ -69,6 +69,8 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
         app.state.live = feed = LiveFeed(
             bootstrap=settings.kafka_bootstrap_servers, broadcaster=broadcaster,
             partitions=settings.kafka_topic_partitions, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
+            idle_after_seconds=settings.kafka_idle_after_seconds,
         )  # fmt: skip
 
         async def end_streams() -> None:

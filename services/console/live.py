@@ -46,7 +46,7 @@ from schemas.events import (
     ShiftCoverageAlert,
     ShiftCoverageRestored,
 )
-from services.common.kafka import broker_reachable, connection_options, ensure_topics
+from services.common.kafka import FetchPacing, broker_reachable, connection_options, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -265,11 +265,14 @@ class LiveMetrics:
 
 class LiveFeed:
     def __init__(self, *, bootstrap: str, broadcaster: Broadcaster, partitions: int, fetch_max_wait_ms: int,
+                 idle_fetch_max_wait_ms: int | None = None, idle_after_seconds: float = 5.0,
                  check_every: float = 5.0):  # fmt: skip
         self.bootstrap = bootstrap
         self.broadcaster = broadcaster
         self.partitions = partitions
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.idle_fetch_max_wait_ms = idle_fetch_max_wait_ms or fetch_max_wait_ms
+        self.idle_after_seconds = idle_after_seconds
         self.check_every = check_every
         self.assigned = asyncio.Event()  # tests wait for it before producing
 
@@ -304,8 +307,11 @@ class LiveFeed:
             log.info("live feed reading", extra={"fields": {"partitions": len(assignment)}})
             loop = asyncio.get_running_loop()
             next_check = loop.time() + self.check_every
+            pacing = FetchPacing(consumer, busy_ms=self.fetch_max_wait_ms, idle_ms=self.idle_fetch_max_wait_ms,
+                                 idle_after=self.idle_after_seconds)  # fmt: skip
             while True:
                 batch = await consumer.getmany(timeout_ms=1000)
+                pacing.saw(sum(map(len, batch.values())))
                 for records in batch.values():
                     for record in records:
                         self._forward(record)

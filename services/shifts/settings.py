@@ -10,6 +10,7 @@ class ShiftsSettings(ServiceSettings):
     port: int = 8004
     # Not on a dispatch's way: its consumer may wait longer for bigger batches.
     kafka_fetch_max_wait_ms: int = Field(250, ge=10, le=5000)
+    kafka_idle_fetch_max_wait_ms: int = Field(1000, ge=10, le=5000)
     # The coverage check also runs with every check-in and check-out; the loop notices
     # what only time changes (a shift starting with nobody there).
     coverage_check_interval: float = Field(15.0, gt=0, le=3600)
