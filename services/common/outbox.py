@@ -17,11 +17,12 @@ it wrote to: every `loss_check_interval` seconds it asks the broker where each o
 ends (one ListOffsets request). A healthy log never ends at or before an offset it
 acknowledged (compared with the first offset of the relay's latest write there: see
 _replay_lost), and never acknowledges an offset twice (seen at the next write); when
-one does, the relay publishes again, in id order, every retained row it had put on
-that partition (a topic that is gone is recreated first). The copies carry the same ce_id, so every consumer's
-inbox drops those it had already processed (at-least-once, by design). The offsets
-acknowledged are kept in memory and, at each start of leadership, seeded from the
-retained rows, so a relay that restarted along with the broker still sees the loss.
+one does, the relay marks every retained row it had put on that partition pending
+again, and publishes them again in id order (a topic that is gone is recreated first).
+The copies carry the same ce_id, so every consumer's inbox drops those it had already
+processed (at-least-once, by design). The offsets acknowledged are kept in memory and,
+at each start of leadership, seeded from the retained rows, so a relay that restarted
+along with the broker still sees the loss.
 What was published longer ago than the window, or by a relay of another service on a
 shared topic, is not watched: the window bounds the loss, not every loss.
 
@@ -286,7 +287,7 @@ class OutboxRelay:
         self._suspect.clear()
 
     async def _replay_lost(self, conn: asyncpg.Connection, producer, reader: AIOKafkaConsumer) -> None:
-        """Publish again the retained rows of every partition that lost acknowledged
+        """Mark pending again the retained rows of every partition that lost acknowledged
         writes. One metadata and one ListOffsets request when nothing is lost."""
         if not self._acked:
             return
@@ -304,23 +305,21 @@ class OutboxRelay:
         for tp in lost:
             _, acked = self._acked.pop(tp)
             self._suspect.discard(tp)
-            replayed, last_id = 0, 0
-            while True:  # in id order, a batch at a time; _send sets the partition's new offsets
-                rows = await conn.fetch(
-                    "SELECT id, topic, key, headers, value FROM outbox "
-                    "WHERE topic = $1 AND kafka_partition = $2 AND published_at IS NOT NULL AND id > $3 "
-                    "ORDER BY id LIMIT $4",
-                    tp.topic, tp.partition, last_id, self.batch_size,
-                )  # fmt: skip
-                if not rows:
-                    break
-                await self._send(conn, producer, rows)
-                replayed += len(rows)
-                last_id = rows[-1]["id"]
+            # Marked pending again in the table, not sent from here: the next batches
+            # publish them in id order ahead of newer rows, and a relay interrupted
+            # half-way through (the broker that just lost them often fails the first
+            # writes too) still has them pending when it leads again, instead of rows
+            # whose stale offsets a log regrown past them would vouch for.
+            status = await conn.execute(
+                "UPDATE outbox SET published_at = NULL, kafka_partition = NULL, kafka_offset = NULL "
+                "WHERE topic = $1 AND kafka_partition = $2 AND published_at IS NOT NULL",
+                tp.topic, tp.partition,
+            )  # fmt: skip
+            replayed = int(status.split()[-1])
             self.metrics.replayed.labels(tp.topic).inc(replayed)
             # Topic, partition and counts only: keys and values can hold personal data.
             log.warning(
-                "the broker lost events it had acknowledged; published them again",
+                "the broker lost events it had acknowledged; publishing them again",
                 extra={"fields": {"topic": tp.topic, "partition": tp.partition, "end": ends.get(tp),
                                   "acked": acked, "replayed": replayed}},
             )  # fmt: skip

@@ -5,13 +5,16 @@ would otherwise be gone. Real broker, real PostgreSQL, the common OutboxRelay.""
 import asyncio
 import json
 
+import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
+from services.common.kafka import new_producer
 from services.common.lifecycle import cancel_tasks
 from services.common.outbox import enqueue
-from tests.integration.outbox_support import TOPIC, N, all_published, outbox_ready, read_ids, records, relay_for
-from tests.support import eventually
+from tests.integration.outbox_support import SCHEMA, TOPIC, N, all_published, outbox_ready, read_ids, records, relay_for
+from tests.support import eventually, produce
 
 pytestmark = pytest.mark.integration
 # After a broker restart the relay's first sends wait on the producer's metadata for
@@ -119,6 +122,55 @@ async def test_a_write_acknowledged_below_an_earlier_one_shows_the_loss_at_once(
         assert replayed(registry) >= N
     finally:
         await cancel_tasks(task)
+        await pool.close()
+
+
+async def test_a_loss_found_stays_pending_when_the_relay_stops_before_sending_again(database_url, broker, tmp_path):
+    """The relay that finds a loss marks the rows pending in the table before it sends
+    anything: stopped right after (the broker that lost them often fails the first
+    writes too), the next leader publishes them, though the log has regrown since."""
+    pool = await outbox_ready(database_url, tmp_path)
+    sent = records(N)
+    wanted = {r.event_id for r in sent}
+    try:
+        first = asyncio.create_task(relay_for(database_url, broker.bootstrap, CollectorRegistry()).run())
+        try:
+            async with pool.acquire() as conn:
+                await enqueue(conn, sent)
+            await read_ids(broker.bootstrap, wanted, timeout=30)
+            await eventually(lambda: all_published(pool), timeout=10)
+        finally:
+            await cancel_tasks(first)
+
+        broker.stop()
+        broker.start()
+        registry = CollectorRegistry()
+        finder = relay_for(database_url, broker.bootstrap, registry, topics=[TOPIC])
+        conn = await asyncpg.connect(database_url, server_settings={"search_path": SCHEMA})
+        producer = new_producer(broker.bootstrap, client_id="test-loss-finder")
+        reader = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+        await producer.start()
+        await reader.start()
+        try:
+            await finder._seed_acked(conn)
+            await finder._replay_lost(conn, producer, reader)  # finds the loss, then stops
+        finally:
+            await reader.stop()
+            await producer.stop()
+            await conn.close()
+        assert replayed(registry) == N
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == N
+        # Something else lands first: the log now ends past where the lost rows were.
+        await produce(broker.bootstrap, records(N))
+
+        second = asyncio.create_task(relay_for(database_url, broker.bootstrap, CollectorRegistry()).run())
+        try:
+            assert_same_messages(await read_ids(broker.bootstrap, wanted, timeout=AFTER_RESTART), sent)
+            await eventually(lambda: all_published(pool), timeout=10)
+        finally:
+            await cancel_tasks(second)
+    finally:
         await pool.close()
 
 
