@@ -4,6 +4,7 @@ a verdict, an unlink, the watchdog's re-drive and an incident's closing (closing
 act on the decision it has."""
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -36,26 +37,43 @@ class ReportHandler:
 
     def __init__(self, metrics: RouterMetrics):
         self.metrics = metrics
-        # The last table read, by version: a report costs one small query unless the table changed.
+        # The last table read, by version: a batch costs one small query unless the table changed.
         self.cache: dict[str, tuple[int, RoutingTable]] = {}
         self.table = HandlerTable(
             {
-                ReportReceived: self.on_received,
                 ReportVerified: self.on_verified,
                 ReportUnlinked: self.on_unlinked,
                 ReportStalled: self.on_stalled,
                 ReportClosed: self.on_closed,
-            }
+            },
+            batched={ReportReceived: self.on_received},
         )
 
-    async def on_received(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
-        data: ReportReceived = envelope.data
-        if data.linked_to and data.kind == "emergency":
-            await linked.handle_linked(conn, envelope.id, data, self.metrics)
-        elif data.verification == "before_dispatch" and data.kind == "emergency":
-            await verification.hold(conn, envelope.id, data, self.metrics)
-        else:
-            await self.route_alone(conn, envelope.id, data)
+    async def on_received(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """A batch's reports received: those to route now in a few statements together,
+        then those linked to an incident or held for a verdict, one by one. Linked ones
+        after the others is the order that decides each the same way: one whose incident
+        is in the batch finds it decided (in its place it would park, and the incident's
+        decision release it at once)."""
+        now_routed: list[tuple[str, ReportReceived]] = []
+        seen: set = set()
+        for envelope in envelopes:
+            data: ReportReceived = envelope.data
+            if data.kind == "emergency" and (data.linked_to or data.verification == "before_dispatch"):
+                continue
+            if data.report_id not in seen:  # a copy in the same batch would decide nothing
+                seen.add(data.report_id)
+                now_routed.append((envelope.id, data))
+        if now_routed:
+            await route_reports(conn, now_routed, self.metrics, self.cache)
+        for envelope in envelopes:
+            data = envelope.data
+            if data.kind != "emergency":
+                continue
+            if data.linked_to:
+                await linked.handle_linked(conn, envelope.id, data, self.metrics)
+            elif data.verification == "before_dispatch":
+                await verification.hold(conn, envelope.id, data, self.metrics)
 
     async def on_verified(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         await verification.handle_verdict(conn, envelope.id, envelope.data, self.route_alone, self.metrics)
@@ -70,48 +88,69 @@ class ReportHandler:
         await closing.handle_closed(conn, envelope.id, envelope.data, self.metrics)
 
     async def route_alone(self, conn: asyncpg.Connection, event_id: str, report: ReportReceived) -> None:
-        await route_report(conn, event_id, report, self.metrics, self.cache)
+        await route_reports(conn, [(event_id, report)], self.metrics, self.cache)
 
 
-async def route_report(
+async def route_reports(
     conn: asyncpg.Connection,
-    event_id: str,
-    report: ReportReceived,
+    reports: Sequence[tuple[str, ReportReceived]],
     metrics: RouterMetrics,
     cache: dict[str, tuple[int, RoutingTable]] | None = None,
 ) -> None:
+    """Decide `reports` (event id, report; one per report) and enqueue what follows, in
+    four statements however many they are: the live table's version, the decisions,
+    the parked callers released, the outbox rows."""
     now = datetime.now(UTC)
-    if report.kind != "emergency":
-        # Pranks, ghost calls and information requests are kept by intake, never dispatched.
-        await store.record_decision(
-            conn, report_id=report.report_id, event_id=event_id, category=report.category, rule_version=None,
-            decision=None, outcome="not_emergency", decided_at=now,
-        )  # fmt: skip
-        metrics.decisions.labels(report.category or "none", "not_emergency").inc()
-        return
     cache = {} if cache is None else cache
-    # TableUnreadable propagates: the consumer dead-letters the event and the operators
-    # are told (deadletters.py); a re-drive routes it once a valid table is saved.
-    version, table = await store.live_table(conn, cache.get("live"))
-    cache["live"] = (version, table)
-    metrics.table_version.set(version)
-    decision = decide(
-        table, report.report_id, report.category, subtype=report.subtype, casualties=report.casualties,
-        kecamatan=report.location.kecamatan if report.location else None,
-    )  # fmt: skip
-    outcome = "routed" if decision.routed else "unrouted"
-    first_time = await store.record_decision(
-        conn, report_id=report.report_id, event_id=event_id, category=report.category,
-        rule_version=version, decision=decision, outcome=outcome, decided_at=now,
-    )  # fmt: skip
-    if not first_time:
-        return
-    key = str(report.report_id)
+    version, table = None, None
+    if any(report.kind == "emergency" for _, report in reports):
+        # TableUnreadable propagates: the consumer dead-letters the events and the
+        # operators are told (deadletters.py); a re-drive routes them once a valid table is saved.
+        version, table = await store.live_table(conn, cache.get("live"))
+        cache["live"] = (version, table)
+        metrics.table_version.set(version)
+    decisions: list[store.NewDecision] = []
+    for event_id, report in reports:
+        if report.kind != "emergency":
+            # Pranks, ghost calls and information requests are kept by intake, never dispatched.
+            decisions.append(
+                store.NewDecision(report.report_id, event_id, report.category, None, None, "not_emergency")
+            )
+            continue
+        decision = decide(
+            table, report.report_id, report.category, subtype=report.subtype, casualties=report.casualties,
+            kecamatan=report.location.kecamatan if report.location else None,
+        )  # fmt: skip
+        outcome = "routed" if decision.routed else "unrouted"
+        decisions.append(store.NewDecision(report.report_id, event_id, report.category, version, decision, outcome))
+    first_time = await store.record_decisions(conn, decisions, now)
+    decided = [(d, report) for d, (_, report) in zip(decisions, reports, strict=True) if d.report_id in first_time]
+    incidents = {
+        d.report_id: [{"dispatch_id": str(a.dispatch_id), "agency": a.agency} for a in d.decision.assignments]
+        for d, _ in decided
+        if d.decision is not None
+    }
+    # Other callers' reports that arrived before these were decided join them now.
+    released = await linked.release_waiting(conn, incidents) if incidents else {}
+    records = []
+    for d, report in decided:
+        metrics.decisions.labels(report.category or "none", d.outcome).inc()
+        if d.decision is not None:
+            records += _follow_ups(d, report, version, now, metrics)
+            records += released.get(report.report_id, [])
+    if records:
+        await enqueue(conn, records)
+
+
+def _follow_ups(d: "store.NewDecision", report: ReportReceived, version: int, now: datetime,
+                metrics: RouterMetrics) -> list:  # fmt: skip
+    """An emergency's dispatches and its report.routed (or report.unrouted), in that order."""
+    decision = d.decision
     records = []
     for a in decision.assignments:
         unit = DispatchUnit(code=a.unit.code, name=a.unit.name) if a.unit else None
         records.append(
-            dispatch_record(event_id, report, dispatch_id=a.dispatch_id, agency=a.agency, role=a.role, unit=unit,
+            dispatch_record(d.event_id, report, dispatch_id=a.dispatch_id, agency=a.agency, role=a.role, unit=unit,
                             requested_at=now)
         )  # fmt: skip
         metrics.dispatches.labels(a.agency, a.role).inc()
@@ -127,19 +166,13 @@ async def route_report(
         follow_up = ReportUnrouted(
             report_id=report.report_id, category=report.category, reason=decision.reason or "no rule routes it", at=now
         )
-    records.append(routing_record(event_id, follow_up, now))
-    # Other callers' reports that arrived before this one was decided join it now.
-    records += await linked.release_waiting(
-        conn, report.report_id, [{"dispatch_id": str(a.dispatch_id), "agency": a.agency} for a in decision.assignments]
-    )
-    await enqueue(conn, records)
-    metrics.decisions.labels(report.category or "none", outcome).inc()
+    records.append(routing_record(d.event_id, follow_up, now))
     log.info(
         "report routed",
         extra={
             "fields": {
-                "report_id": key,
-                "outcome": outcome,
+                "report_id": str(report.report_id),
+                "outcome": d.outcome,
                 "agencies": [a.agency for a in decision.assignments],
                 "units": [a.unit.code for a in decision.assignments if a.unit],
                 "rules": list(decision.matched_rules),
@@ -147,3 +180,4 @@ async def route_report(
             }
         },
     )
+    return records

@@ -57,19 +57,21 @@ async def handle_linked(
     metrics.decisions.labels(report.category or "none", "linked").inc()
 
 
-async def release_waiting(conn: asyncpg.Connection, incident_id: UUID, dispatches: list[dict]) -> list[KafkaRecord]:
-    """In the transaction that decides `incident_id`: the reports parked for it become
-    linked; returns their caller_added events."""
+async def release_waiting(conn: asyncpg.Connection, decided: dict[UUID, list[dict]]) -> dict[UUID, list[KafkaRecord]]:
+    """In the transaction that decides the incidents `decided` (report id: its
+    dispatches), the reports parked for them become linked; returns, per incident, their
+    caller_added events. One statement for all of them."""
     rows = await conn.fetch(
         """
         UPDATE routing_decisions SET outcome = 'linked', decided_at = now()
-        WHERE linked_to = $1 AND outcome = 'awaiting_incident' RETURNING event_id, report
+        WHERE linked_to = ANY($1::uuid[]) AND outcome = 'awaiting_incident' RETURNING linked_to, event_id, report
         """,
-        incident_id,
+        list(decided),
     )
-    records = []
+    records: dict[UUID, list[KafkaRecord]] = {}
     for row in rows:
-        records += caller_added(row["event_id"], ReportReceived.model_validate_json(row["report"]), dispatches)
+        incident, report = row["linked_to"], ReportReceived.model_validate_json(row["report"])
+        records.setdefault(incident, []).extend(caller_added(row["event_id"], report, decided[incident]))
     return records
 
 

@@ -1,7 +1,8 @@
 """Router's SQL: the versioned routing table and the decisions."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -134,41 +135,51 @@ def _dispatches_json(decision: Decision | None) -> str:
     )
 
 
-async def record_decision(
-    conn: asyncpg.Connection,
-    *,
-    report_id: UUID,
-    event_id: str,
-    category: str | None,
-    rule_version: int | None,
-    decision: Decision | None,
-    outcome: str,
-    decided_at: datetime,
-) -> bool:
-    """False when the report was already decided (a second copy of the same report). A
-    report that was dead-lettered is decided again when it is re-driven, a linked one
-    when an operator unlinks it, a held one when an operator verifies it."""
-    # The decision lock (lock_decision) is taken by this very statement: what must come
-    # after it is the next statement's look for parked reports (linked.release_waiting),
-    # not this insert's, and that one starts after the lock is held.
-    inserted = await conn.fetchval(
+@dataclass(frozen=True)
+class NewDecision:
+    report_id: UUID
+    event_id: str
+    category: str | None
+    rule_version: int | None
+    decision: Decision | None
+    outcome: str
+
+
+async def record_decisions(
+    conn: asyncpg.Connection, decisions: Sequence[NewDecision], decided_at: datetime
+) -> set[UUID]:
+    """The reports among `decisions` (one each) decided now: not those already decided
+    (a second copy of the same report). A report that was dead-lettered is decided again
+    when it is re-driven, a linked one when an operator unlinks it, a held one when an
+    operator verifies it. One statement for a consumer batch's reports."""
+    # The decision locks (lock_decision) are taken by this very statement, every one
+    # before any row is written (the aggregate ends before the insert's first row), in
+    # report id order so that two batches cannot wait on each other. What must come
+    # after them is the next statement's look for parked reports (linked.release_waiting),
+    # not this insert's, and that one starts after the locks are held.
+    rows = await conn.fetch(
         """
         INSERT INTO routing_decisions
             (report_id, event_id, category, rule_version, dispatches, matched_rules, reason, outcome, decided_at)
-        SELECT $1::uuid, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9
-        FROM (SELECT pg_advisory_xact_lock(112, hashtext($1::uuid::text))) AS decision_lock
+        SELECT d.report_id, d.event_id, d.category, d.rule_version, d.dispatches::jsonb, d.matched_rules::jsonb,
+               d.reason, d.outcome, $9
+        FROM (SELECT count(pg_advisory_xact_lock(112, hashtext(id::text)))
+              FROM (SELECT unnest($1::uuid[]) AS id ORDER BY 1) AS ids) AS decision_locks,
+             unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
+                 AS d(report_id, event_id, category, rule_version, dispatches, matched_rules, reason, outcome)
         ON CONFLICT (report_id) DO UPDATE SET
             event_id = EXCLUDED.event_id, category = EXCLUDED.category, rule_version = EXCLUDED.rule_version,
             dispatches = EXCLUDED.dispatches, matched_rules = EXCLUDED.matched_rules, reason = EXCLUDED.reason,
             outcome = EXCLUDED.outcome, decided_at = EXCLUDED.decided_at, linked_to = NULL
         WHERE routing_decisions.outcome IN ('deadlettered', 'linked', 'awaiting_incident', 'awaiting_verification')
-        RETURNING true
+        RETURNING report_id
         """,
-        report_id, event_id, category, rule_version, _dispatches_json(decision),
-        json.dumps(list(decision.matched_rules) if decision else []),
-        decision.reason if decision else None, outcome, decided_at,
+        [d.report_id for d in decisions], [d.event_id for d in decisions], [d.category for d in decisions],
+        [d.rule_version for d in decisions], [_dispatches_json(d.decision) for d in decisions],
+        [json.dumps(list(d.decision.matched_rules) if d.decision else []) for d in decisions],
+        [d.decision.reason if d.decision else None for d in decisions], [d.outcome for d in decisions], decided_at,
     )  # fmt: skip
-    return bool(inserted)
+    return {row["report_id"] for row in rows}
 
 
 async def record_deadlettered(

@@ -1,6 +1,7 @@
 """Another caller for an open incident: the agencies hear of it, nobody is dispatched
 twice; an operator's unlink dispatches the report on its own."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from schemas import topics
-from schemas.envelope import encode
+from schemas.envelope import decode, encode
 from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked
 from services.router import linked
 from services.router.app import create_app
@@ -71,6 +72,37 @@ async def test_a_linked_report_tells_the_incidents_agencies_and_is_not_dispatche
         assert message.data["dispatch_id"] == by_agency[message.data["agency"]]
         assert message.data["new_report_id"] == str(second.report_id)
         assert message.data["caller"]["phone"] == "+6285600001111"  # so the agency can call back
+
+
+async def test_one_batch_decides_each_report_as_one_at_a_time_would(database_url, broker):
+    """The router decides a consumer batch's reports together: a caller for an incident
+    later in the same batch, the incident, a copy of it under a new ce_id, a prank, a
+    report held for verification and a second fire, in one transaction."""
+    incident, other = fire(), fire()
+    caller = fire(linked_to=incident.report_id, phone="+6285600001111")
+    prank = fire().model_copy(update={"kind": "prank", "category": None, "subtype": None})
+    held = fire().model_copy(update={"verification": "before_dispatch"})
+    batch = [record(caller), record(incident), record(incident), record(prank), record(held), record(other)]
+    envelopes = [decode(r.headers, r.value, r.key) for r in batch]
+    app = create_app(settings(database_url, broker.bootstrap))
+    async with running(app, API_KEY):
+        handler = ReportHandler(RouterMetrics(CollectorRegistry()))
+        async with app.state.pool.acquire() as conn, conn.transaction():
+            await handler.table.handle_all(conn, envelopes)
+            rows = await conn.fetch("SELECT headers, value FROM outbox ORDER BY id")
+        outcomes = [await outcome(database_url, r.report_id) for r in (caller, incident, prank, held, other)]
+    assert outcomes == ["linked", "routed", "not_emergency", "awaiting_verification", "routed"]
+    events = [(dict(json.loads(r["headers"]))["ce_type"].rsplit(".", 2)[-2], json.loads(r["value"])) for r in rows]
+    requested = [data["report_id"] for kind, data in events if kind == "requested"]
+    assert sorted(requested) == sorted([str(incident.report_id)] * 3 + [str(other.report_id)] * 3)  # no copy
+    added = [data for kind, data in events if kind == "caller_added"]
+    assert {d["new_report_id"] for d in added} == {str(caller.report_id)} and len(added) == 3
+    routed = [data["report_id"] for kind, data in events if kind == "routed"]
+    assert sorted(routed) == sorted([str(incident.report_id), str(other.report_id)])
+    # Each incident's dispatches come before its report.routed, the caller's news after them.
+    order = [(kind, data.get("report_id")) for kind, data in events]
+    incident_events = [k for k, r in order if r == str(incident.report_id)]
+    assert incident_events == ["requested"] * 3 + ["routed"] + ["caller_added"] * 3
 
 
 async def test_a_linked_report_waits_for_an_incident_decided_later(database_url, broker):
