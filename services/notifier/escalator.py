@@ -44,6 +44,9 @@ class EscalationMetrics:
         self.notices = Counter(
             "e112_escalation_emails_total", "Escalation e-mail attempts, by outcome", ["outcome"], registry=registry
         )
+        # That the escalator still looks: its silence is otherwise indistinguishable from
+        # nothing being due (and a test of "nothing happened" needs rounds to have run).
+        self.rounds = Counter("e112_escalator_rounds_total", "Escalator rounds completed", registry=registry)
 
 
 class Escalator:
@@ -81,6 +84,7 @@ class Escalator:
                 await self.send_notices()
                 async with self.pool.acquire() as conn:
                     next_due = await store.seconds_until_next_timer(conn, self.clock.now())
+                self.metrics.rounds.inc()
                 await asyncio.sleep(self.poll_interval if next_due is None else min(self.poll_interval, next_due))
             except asyncio.CancelledError:
                 raise

@@ -2,8 +2,8 @@
 signed cancellation notice (webhook or e-mail), the dispatch is neither re-sent nor
 escalated, and one still waiting for delivery is never delivered."""
 
-import asyncio
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -31,6 +31,15 @@ pytestmark = pytest.mark.integration
 CANCELLED = "id.go.blitarkab.e112.dispatch.cancelled.v1"
 
 
+async def escalator_rounds(client) -> float:
+    metrics = (await client.get("/metrics")).text
+    return float(re.search(r"^e112_escalator_rounds_total (\S+)$", metrics, re.M).group(1))
+
+
+async def _at_least(value, floor: float) -> bool:
+    return await value >= floor
+
+
 def cancel_record(dispatch: DispatchRequested, reason: str = "prank"):
     event = DispatchCancelled(dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
                               reason=reason, cancelled_at=datetime.now(UTC))  # fmt: skip
@@ -53,9 +62,10 @@ async def test_a_delivered_dispatch_gets_one_signed_notice_and_no_escalation(dat
         await eventually(lambda: len(endpoint.accepted()) == 2)
         row = (await client.get(f"/v1/dispatches/{dispatch.dispatch_id}")).json()
         # Long past the deadline: an unacknowledged dispatch would be re-sent (and
-        # escalated) by the escalator's next rounds, 0.1 s apart.
+        # escalated) by the escalator's next rounds: two whole rounds after the jump.
+        rounds = await escalator_rounds(client)
         clock.advance(1800)
-        await asyncio.sleep(1.5)
+        await eventually(lambda: _at_least(escalator_rounds(client), rounds + 2))
         after = (await client.get(f"/v1/dispatches/{dispatch.dispatch_id}")).json()
     hits = endpoint.accepted()
     assert len(endpoint.hits) == 2, "one dispatch, one notice: no re-send, no second notice"
