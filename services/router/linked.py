@@ -41,16 +41,7 @@ async def handle_linked(
 ) -> None:
     incident = await store.fetch_decision(conn, report.linked_to)
     waiting = incident is None
-    first_time = await conn.fetchval(
-        """
-        INSERT INTO routing_decisions (report_id, event_id, category, rule_version, dispatches, matched_rules,
-                                       reason, outcome, decided_at, linked_to, report)
-        VALUES ($1, $2, $3, NULL, '[]'::jsonb, '[]'::jsonb, $4, $5, now(), $6, $7::jsonb)
-        ON CONFLICT (report_id) DO NOTHING RETURNING true
-        """,
-        report.report_id, event_id, report.category, f"another caller for incident {report.linked_to}",
-        "awaiting_incident" if waiting else "linked", report.linked_to, report.model_dump_json(),
-    )  # fmt: skip
+    first_time = await store.park_or_link(conn, event_id, report, waiting=waiting)
     if not first_time or waiting:
         return
     await enqueue(conn, caller_added(event_id, report, json.loads(incident["dispatches"])))
@@ -61,13 +52,7 @@ async def release_waiting(conn: asyncpg.Connection, decided: dict[UUID, list[dic
     """In the transaction that decides the incidents `decided` (report id: its
     dispatches), the reports parked for them become linked; returns, per incident, their
     caller_added events. One statement for all of them."""
-    rows = await conn.fetch(
-        """
-        UPDATE routing_decisions SET outcome = 'linked', decided_at = now()
-        WHERE linked_to = ANY($1::uuid[]) AND outcome = 'awaiting_incident' RETURNING linked_to, event_id, report
-        """,
-        list(decided),
-    )
+    rows = await store.link_parked(conn, list(decided))
     records: dict[UUID, list[KafkaRecord]] = {}
     for row in rows:
         incident, report = row["linked_to"], ReportReceived.model_validate_json(row["report"])
@@ -114,14 +99,7 @@ async def route_overdue(pool: asyncpg.Pool, route_alone, wait: timedelta) -> int
     routed = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """
-                SELECT event_id, report FROM routing_decisions
-                WHERE outcome = 'awaiting_incident' AND decided_at < now() - $1::interval
-                ORDER BY decided_at LIMIT 1 FOR UPDATE SKIP LOCKED
-                """,
-                wait,
-            )
+            row = await store.take_overdue_parked(conn, wait)
             if row is None:
                 return routed
             report = ReportReceived.model_validate_json(row["report"]).model_copy(update={"linked_to": None})

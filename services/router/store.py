@@ -3,12 +3,13 @@
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 from pydantic import ValidationError
 
+from schemas.events import ReportReceived
 from services.router.routing import DEFAULT_TABLE, Decision, RoutingTable, upgraded_table
 
 
@@ -234,3 +235,79 @@ async def fetch_decision(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.R
         """,
         report_id,
     )
+
+
+# --- decisions of linked and held reports (linked.py, verification.py) ------------
+
+
+async def park_or_link(conn: asyncpg.Connection, event_id: str, report: ReportReceived, *, waiting: bool) -> bool:
+    """Another caller's report for `report.linked_to`: linked, or parked until the
+    incident is decided (`waiting`). False when it was decided already (a copy)."""
+    return bool(
+        await conn.fetchval(
+            """
+            INSERT INTO routing_decisions (report_id, event_id, category, rule_version, dispatches, matched_rules,
+                                           reason, outcome, decided_at, linked_to, report)
+            VALUES ($1, $2, $3, NULL, '[]'::jsonb, '[]'::jsonb, $4, $5, now(), $6, $7::jsonb)
+            ON CONFLICT (report_id) DO NOTHING RETURNING true
+            """,
+            report.report_id,
+            event_id,
+            report.category,
+            f"another caller for incident {report.linked_to}",
+            "awaiting_incident" if waiting else "linked",
+            report.linked_to,
+            report.model_dump_json(),
+        )  # fmt: skip
+    )
+
+
+async def link_parked(conn: asyncpg.Connection, incidents: list[UUID]) -> list[asyncpg.Record]:
+    """The reports parked for `incidents` become linked: (linked_to, event_id, report) each."""
+    return await conn.fetch(
+        """
+        UPDATE routing_decisions SET outcome = 'linked', decided_at = now()
+        WHERE linked_to = ANY($1::uuid[]) AND outcome = 'awaiting_incident' RETURNING linked_to, event_id, report
+        """,
+        incidents,
+    )
+
+
+async def take_overdue_parked(conn: asyncpg.Connection, wait: timedelta) -> asyncpg.Record | None:
+    """The oldest report parked longer than `wait`, locked for this transaction."""
+    return await conn.fetchrow(
+        """
+        SELECT event_id, report FROM routing_decisions
+        WHERE outcome = 'awaiting_incident' AND decided_at < now() - $1::interval
+        ORDER BY decided_at LIMIT 1 FOR UPDATE SKIP LOCKED
+        """,
+        wait,
+    )
+
+
+async def hold_for_verification(conn: asyncpg.Connection, event_id: str, report: ReportReceived) -> bool:
+    """False when the report was decided already (a copy)."""
+    return bool(
+        await conn.fetchval(
+            """
+            INSERT INTO routing_decisions (report_id, event_id, category, rule_version, dispatches, matched_rules,
+                                           reason, outcome, decided_at, report)
+            VALUES ($1, $2, $3, NULL, '[]'::jsonb, '[]'::jsonb, 'waiting for an operator''s verification',
+                    'awaiting_verification', now(), $4::jsonb)
+            ON CONFLICT (report_id) DO NOTHING RETURNING true
+            """,
+            report.report_id,
+            event_id,
+            report.category,
+            report.model_dump_json(),
+        )  # fmt: skip
+    )
+
+
+async def forget_decision(conn: asyncpg.Connection, report_id: UUID) -> None:
+    await conn.execute("DELETE FROM routing_decisions WHERE report_id = $1", report_id)
+
+
+async def mark_cancelled(conn: asyncpg.Connection, report_id: UUID, reason: str) -> None:
+    await conn.execute("UPDATE routing_decisions SET outcome = 'cancelled', reason = $2 WHERE report_id = $1",
+                       report_id, reason)  # fmt: skip

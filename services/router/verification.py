@@ -32,16 +32,7 @@ log = logging.getLogger(__name__)
 
 
 async def hold(conn: asyncpg.Connection, event_id: str, report: ReportReceived, metrics: RouterMetrics) -> None:
-    held = await conn.fetchval(
-        """
-        INSERT INTO routing_decisions (report_id, event_id, category, rule_version, dispatches, matched_rules,
-                                       reason, outcome, decided_at, report)
-        VALUES ($1, $2, $3, NULL, '[]'::jsonb, '[]'::jsonb, 'waiting for an operator''s verification',
-                'awaiting_verification', now(), $4::jsonb)
-        ON CONFLICT (report_id) DO NOTHING RETURNING true
-        """,
-        report.report_id, event_id, report.category, report.model_dump_json(),
-    )  # fmt: skip
+    held = await store.hold_for_verification(conn, event_id, report)
     if held:
         metrics.decisions.labels(report.category or "none", "awaiting_verification").inc()
 
@@ -68,7 +59,7 @@ async def _release(conn: asyncpg.Connection, decision, verdict: ReportVerified, 
         # Decided now under the report's own event id: the same dispatch ids as at once.
         await route_alone(conn, decision["event_id"], report)
     elif verdict.verdict == "duplicate" and verdict.duplicate_of:
-        await conn.execute("DELETE FROM routing_decisions WHERE report_id = $1", verdict.report_id)
+        await store.forget_decision(conn, verdict.report_id)
         joined = report.model_copy(update={"linked_to": verdict.duplicate_of})
         await linked.handle_linked(conn, decision["event_id"], joined, metrics)
     else:
@@ -88,10 +79,7 @@ async def _cancel(conn: asyncpg.Connection, event_id: str, decision, verdict: Re
             encode(cancelled, topic=topics.dispatch_topic(dispatch["agency"]), key=str(verdict.report_id),
                    source=SOURCE, event_id=derived_event_id(event_id, f"cancel:{dispatch['agency']}"), time=now)
         )  # fmt: skip
-    await conn.execute(
-        "UPDATE routing_decisions SET outcome = 'cancelled', reason = $2 WHERE report_id = $1",
-        verdict.report_id, f"dispatched unverified, then verified as {verdict.verdict}",
-    )  # fmt: skip
+    await store.mark_cancelled(conn, verdict.report_id, f"dispatched unverified, then verified as {verdict.verdict}")
     await enqueue(conn, records)
     metrics.decisions.labels(decision["category"] or "none", "cancelled").inc()
     log.info("unverified dispatches cancelled", extra={"fields": {"report_id": str(verdict.report_id),
