@@ -36,6 +36,20 @@ def assert_same_messages(seen: dict, sent: list) -> None:
         assert message.raw == record.value
 
 
+async def published_then_lost(database_url: str, broker, pool, sent: list) -> None:
+    """`sent` published by a relay that then stops, and lost by the broker: it restarts empty."""
+    relay = asyncio.create_task(relay_for(database_url, broker.bootstrap, CollectorRegistry()).run())
+    try:
+        async with pool.acquire() as conn:
+            await enqueue(conn, sent)
+        await read_ids(broker.bootstrap, {r.event_id for r in sent}, timeout=30)
+        await eventually(lambda: all_published(pool), timeout=10)
+    finally:
+        await cancel_tasks(relay)
+    broker.stop()
+    broker.start()
+
+
 async def test_events_a_restarted_broker_lost_are_published_again(database_url, broker, tmp_path):
     pool = await outbox_ready(database_url, tmp_path)
     registry = CollectorRegistry()
@@ -75,17 +89,7 @@ async def test_a_new_relay_replays_what_the_broker_lost_before_it_started(databa
     sent = records(N)
     wanted = {r.event_id for r in sent}
     try:
-        first = asyncio.create_task(relay_for(database_url, broker.bootstrap, CollectorRegistry()).run())
-        try:
-            async with pool.acquire() as conn:
-                await enqueue(conn, sent)
-            await read_ids(broker.bootstrap, wanted, timeout=30)
-            await eventually(lambda: all_published(pool), timeout=10)
-        finally:
-            await cancel_tasks(first)
-
-        broker.stop()
-        broker.start()  # the relay and the broker restart together
+        await published_then_lost(database_url, broker, pool, sent)  # the relay and the broker restart together
 
         registry = CollectorRegistry()
         second = asyncio.create_task(relay_for(database_url, broker.bootstrap, registry, topics=[TOPIC]).run())
@@ -133,17 +137,7 @@ async def test_a_loss_found_stays_pending_when_the_relay_stops_before_sending_ag
     sent = records(N)
     wanted = {r.event_id for r in sent}
     try:
-        first = asyncio.create_task(relay_for(database_url, broker.bootstrap, CollectorRegistry()).run())
-        try:
-            async with pool.acquire() as conn:
-                await enqueue(conn, sent)
-            await read_ids(broker.bootstrap, wanted, timeout=30)
-            await eventually(lambda: all_published(pool), timeout=10)
-        finally:
-            await cancel_tasks(first)
-
-        broker.stop()
-        broker.start()
+        await published_then_lost(database_url, broker, pool, sent)
         registry = CollectorRegistry()
         finder = relay_for(database_url, broker.bootstrap, registry, topics=[TOPIC])
         conn = await asyncpg.connect(database_url, server_settings={"search_path": SCHEMA})
