@@ -56,24 +56,22 @@ class ReportHandler:
         is in the batch finds it decided (in its place it would park, and the incident's
         decision release it at once)."""
         now_routed: list[tuple[str, ReportReceived]] = []
+        later: list[Envelope] = []
         seen: set = set()
         for envelope in envelopes:
             data: ReportReceived = envelope.data
             if data.kind == "emergency" and (data.linked_to or data.verification == "before_dispatch"):
-                continue
-            if data.report_id not in seen:  # a copy in the same batch would decide nothing
+                later.append(envelope)
+            elif data.report_id not in seen:  # a copy in the same batch would decide nothing
                 seen.add(data.report_id)
                 now_routed.append((envelope.id, data))
         if now_routed:
             await route_reports(conn, now_routed, self.metrics, self.cache)
-        for envelope in envelopes:
-            data = envelope.data
-            if data.kind != "emergency":
-                continue
-            if data.linked_to:
-                await linked.handle_linked(conn, envelope.id, data, self.metrics)
-            elif data.verification == "before_dispatch":
-                await verification.hold(conn, envelope.id, data, self.metrics)
+        for envelope in later:
+            if envelope.data.linked_to:
+                await linked.handle_linked(conn, envelope.id, envelope.data, self.metrics)
+            else:
+                await verification.hold(conn, envelope.id, envelope.data, self.metrics)
 
     async def on_verified(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         await verification.handle_verdict(conn, envelope.id, envelope.data, self.route_alone, self.metrics)
