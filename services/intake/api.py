@@ -26,10 +26,9 @@ from schemas.reports import (
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.intake import store
 from services.intake.clients import CentreClient, CurrentClient, OperatorAction
-from services.intake.linking import Place, find_incident
+from services.intake.filing import Filed, Filing, KeyReused, Replayed
 from services.intake.reading import report_public
 from services.intake.settings import IntakeSettings
-from services.intake.verification_api import verification_of
 
 REPORT_STATUSES = ("awaiting_verification", "received", "unrouted", "routed", "delivered", "delivery_failed",
                    "acknowledged", "responding", "done", "linked", "recorded", "closed")  # fmt: skip
@@ -80,9 +79,6 @@ class IntakeMetrics:
 
 def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["reports"], responses=COMMON_PROBLEMS)
-    idempotency_ttl = timedelta(hours=settings.idempotency_ttl_hours)
-    link_window = timedelta(minutes=settings.link_window_minutes)
-    prank_period = timedelta(days=settings.prank_flag_days)
 
     @router.post(
         "/reports",
@@ -120,51 +116,28 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
             metrics.rejected.labels("call_started_at").inc()
             raise Problem(422, "Invalid report", f"call_started_at: {message}.",
                           errors=[{"field": "call_started_at", "message": message}])  # fmt: skip
-        digest = store.request_hash(report)
-        link = None
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            if idempotency_key:
-                first = await store.claim_idempotency_key(
-                    conn, client=client.id, key=idempotency_key, report_id=report_id, digest=digest, ttl=idempotency_ttl
+        filing = Filing(report_id, report, received_at, client, store.request_hash(report), idempotency_key)
+        match await request.app.state.filing.file(filing):
+            case KeyReused():
+                metrics.rejected.labels("idempotency_conflict").inc()
+                raise Problem(409, "Idempotency-Key reused", "This Idempotency-Key was used for a different report; "
+                              "use a new key for a new report.")  # fmt: skip
+            case Replayed(report=row):
+                response.headers["Location"] = f"/v1/reports/{row['id']}"
+                return ReportAccepted(id=row["id"], status=row["status"], kind=row["kind"],
+                                      received_at=row["received_at"], linked_to=row["linked_to"],
+                                      verification=row["verification"])  # fmt: skip
+            case Filed() as filed:
+                metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
+                if filed.link:
+                    metrics.linked.labels(report.category).inc()
+                response.headers["Location"] = f"/v1/reports/{report_id}"
+                return ReportAccepted(
+                    id=report_id, status=filed.status, kind=report.kind, received_at=received_at,
+                    linked_to=filed.link and filed.link.incident_report_id,
+                    caller_flagged=filed.caller_pranks >= settings.prank_flag_threshold,
+                    verification=filed.verification,
                 )  # fmt: skip
-                if first is not None:
-                    if first.request_hash != digest:
-                        metrics.rejected.labels("idempotency_conflict").inc()
-                        raise Problem(409, "Idempotency-Key reused",
-                                      "This Idempotency-Key was used for a different report; use a new key for a "
-                                      "new report.")  # fmt: skip
-                    return await _accepted_again(conn, first.report_id, response)
-            if settings.link_related_reports and report.kind == "emergency":
-                # New emergencies that could be one incident look for it one at a time (they
-                # share a lock), so two callers of one fire a moment apart cannot both miss
-                # each other; unrelated ones go side by side (store.link_lock_ids).
-                loc = report.location
-                place = Place(loc.kecamatan, loc.desa, loc.lat, loc.lon)
-                locks = store.link_lock_ids(report.category, place, settings.link_distance_m)
-                await store.lock_for_linking(conn, locks)
-                candidates = await store.open_incidents(conn, report.category, received_at - link_window,
-                                                        exclude=report_id, near=place,
-                                                        max_distance_m=settings.link_distance_m)  # fmt: skip
-                link = find_incident(place, received_at, candidates,
-                                     window=link_window, max_distance_m=settings.link_distance_m)  # fmt: skip
-            verification = "not_required" if link else await verification_of(conn, report)
-            stored = await store.store_report(conn, report_id, report, received_at, client.name, link, verification,
-                                              pranks_since=received_at - prank_period,
-                                              client_id=client.id)  # fmt: skip
-        status, flagged = stored.status, stored.caller_pranks >= settings.prank_flag_threshold
-        metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
-        if link:
-            metrics.linked.labels(report.category).inc()
-        response.headers["Location"] = f"/v1/reports/{report_id}"
-        return ReportAccepted(id=report_id, status=status, kind=report.kind, received_at=received_at,
-                              linked_to=link and link.incident_report_id, caller_flagged=flagged,
-                              verification=verification)  # fmt: skip
-
-    async def _accepted_again(conn, report_id: UUID, response: Response) -> ReportAccepted:
-        row = await store.fetch_report(conn, report_id)
-        response.headers["Location"] = f"/v1/reports/{report_id}"
-        return ReportAccepted(id=row["id"], status=row["status"], kind=row["kind"], received_at=row["received_at"],
-                              linked_to=row["linked_to"], verification=row["verification"])  # fmt: skip
 
     @router.get(
         "/reports/{report_id}", summary="A report, its status and its timeline",
@@ -234,7 +207,8 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
     )  # fmt: skip
     async def flagged(client: CentreClient, request: Request) -> list[FlaggedCaller]:
         async with request.app.state.pool.acquire() as conn:
-            rows = await store.flagged_callers(conn, datetime.now(UTC) - prank_period, settings.prank_flag_threshold)
+            since = datetime.now(UTC) - timedelta(days=settings.prank_flag_days)
+            rows = await store.flagged_callers(conn, since, settings.prank_flag_threshold)
         return [FlaggedCaller(**dict(r)) for r in rows]
 
     @router.post(

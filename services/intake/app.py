@@ -1,4 +1,4 @@
-"""The intake service, declared: the report API, the timeline consumer, the watchdog and
+"""The intake service, declared: the report API and its filing desk, the timeline consumer, the watchdog and
 the housekeeping of Idempotency-Keys (services/common/assembly.py runs them)."""
 
 import asyncio
@@ -18,6 +18,7 @@ from services.common.web import problem_response
 from services.intake import admin, call_aids_api, lifecycle_api, store, timeline, verification_api
 from services.intake.api import IntakeMetrics, build_router
 from services.intake.clients import Authenticator
+from services.intake.filing import FilingDesk, FilingMetrics, FilingRules
 from services.intake.settings import IntakeSettings
 from services.intake.watchdog import Watchdog, WatchdogMetrics
 
@@ -36,6 +37,7 @@ PIPELINE_GROUPS = [
 def create_app(settings: IntakeSettings) -> FastAPI:
     registry = CollectorRegistry()
     watchdog_metrics = WatchdogMetrics(registry)
+    filing_metrics = FilingMetrics(registry)
 
     def build(pool, app: FastAPI) -> Parts:
         backlog = BacklogProbe(settings.kafka_bootstrap_servers, PIPELINE_GROUPS)
@@ -44,9 +46,13 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             interval=settings.watchdog_interval_seconds, metrics=watchdog_metrics, backlog=backlog,
             hold_backlog=settings.watchdog_hold_backlog, max_attempts=settings.watchdog_max_attempts,
         )  # fmt: skip
+        app.state.filing = desk = FilingDesk(
+            pool, FilingRules.of(settings), filing_metrics, writers=settings.filing_writers,
+            batch_max=settings.filing_batch_max,
+        )  # fmt: skip
         return Parts(
             consumer=ConsumerSpec(name="intake-timeline", handler=timeline.TABLE, topics=timeline.TOPICS),
-            loops={"housekeeping": lambda: _housekeeping(pool, settings), "watchdog": watchdog.run},
+            loops={"filing": desk.run, "housekeeping": lambda: _housekeeping(pool, settings), "watchdog": watchdog.run},
             closes=[backlog.close],
         )
 

@@ -8,6 +8,10 @@ class IntakeSettings(ServiceSettings):
     # Not on a dispatch's way: its consumer may wait longer for bigger batches.
     kafka_fetch_max_wait_ms: int = Field(250, ge=10, le=5000)
     kafka_idle_fetch_max_wait_ms: int = Field(1000, ge=10, le=5000)
+    # Filing (filing.py): reports that arrive while a transaction runs are filed together,
+    # by this many writers side by side, at most this many in one transaction.
+    filing_writers: int = Field(2, ge=1, le=16)
+    filing_batch_max: int = Field(64, ge=1, le=1000)
     # How long a client waits before retrying when PostgreSQL is unavailable.
     retry_after_seconds: int = Field(5, ge=1, le=300)
     # An Idempotency-Key is remembered this long; after that the same key starts a new report.

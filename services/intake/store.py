@@ -44,33 +44,67 @@ class FirstRequest:
     request_hash: str
 
 
-async def claim_idempotency_key(
-    conn: asyncpg.Connection, *, client: str, key: str, report_id: UUID, digest: str, ttl: timedelta
-) -> FirstRequest | None:
-    """Reserve `key` for this request (None), or return the unexpired first request that
-    used it. Concurrent requests with one key wait on its row, so exactly one wins."""
-    if await conn.fetchval(
+@dataclass(frozen=True)
+class KeyClaim:
+    """A request's Idempotency-Key, to reserve for the report it would file."""
+
+    client: str
+    key: str
+    report_id: UUID
+    digest: str
+
+
+async def claim_idempotency_keys(
+    conn: asyncpg.Connection, claims: list[KeyClaim], ttl: timedelta
+) -> dict[tuple[str, str], FirstRequest]:
+    """Reserve each claim's key for its request, and return, by (client, key), the
+    unexpired first requests of the keys already used: those requests file nothing. An
+    expired key is taken over by its new request. The claims' keys must be distinct.
+
+    Keys are claimed in (client, key) order: a request waits on a key another transaction
+    holds until that one ends, and two batches that share keys wait in one order, never
+    on each other."""
+    if not claims:
+        return {}
+    ordered = sorted(claims, key=lambda c: (c.client, c.key))
+    columns = ([c.client for c in ordered], [c.key for c in ordered], [c.report_id for c in ordered],
+               [c.digest for c in ordered])  # fmt: skip
+    reserved = await conn.fetch(
         """
-        INSERT INTO idempotency_keys (client, key, report_id, request_hash) VALUES ($1, $2, $3, $4)
-        ON CONFLICT DO NOTHING RETURNING true
+        INSERT INTO idempotency_keys (client, key, report_id, request_hash)
+        SELECT client, key, report_id, digest
+        FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[])
+             WITH ORDINALITY AS c(client, key, report_id, digest, n)
+        ORDER BY n
+        ON CONFLICT DO NOTHING RETURNING client, key
         """,
-        client, key, report_id, digest,
-    ):  # fmt: skip
-        return None
-    first = await conn.fetchrow(
-        "SELECT report_id, request_hash, created_at > now() - $3::interval AS live "
-        "FROM idempotency_keys WHERE client = $1 AND key = $2 FOR UPDATE",
-        client, key, ttl,
+        *columns,
     )  # fmt: skip
-    if first["live"]:
-        return FirstRequest(first["report_id"], first["request_hash"])
-    # Expired: the key starts a new request.
-    await conn.execute(
-        "UPDATE idempotency_keys SET report_id = $3, request_hash = $4, created_at = now() "
-        "WHERE client = $1 AND key = $2",
-        client, key, report_id, digest,
+    if len(reserved) == len(ordered):
+        return {}
+    mine = {(r["client"], r["key"]) for r in reserved}
+    used = [c for c in ordered if (c.client, c.key) not in mine]
+    firsts = await conn.fetch(
+        """
+        SELECT client, key, report_id, request_hash, created_at > now() - $3::interval AS live
+        FROM idempotency_keys WHERE (client, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        ORDER BY client, key FOR UPDATE
+        """,
+        [c.client for c in used], [c.key for c in used], ttl,
     )  # fmt: skip
-    return None
+    live = {(r["client"], r["key"]): FirstRequest(r["report_id"], r["request_hash"]) for r in firsts if r["live"]}
+    expired = [c for c in used if (c.client, c.key) not in live]
+    if expired:
+        await conn.execute(
+            """
+            UPDATE idempotency_keys SET report_id = c.report_id, request_hash = c.digest, created_at = now()
+            FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[]) AS c(client, key, report_id, digest)
+            WHERE idempotency_keys.client = c.client AND idempotency_keys.key = c.key
+            """,
+            [c.client for c in expired], [c.key for c in expired], [c.report_id for c in expired],
+            [c.digest for c in expired],
+        )  # fmt: skip
+    return live
 
 
 async def forget_expired_idempotency_keys(conn: asyncpg.Connection, ttl: timedelta) -> int:
@@ -78,42 +112,71 @@ async def forget_expired_idempotency_keys(conn: asyncpg.Connection, ttl: timedel
     return int(result.split()[-1])
 
 
-async def open_incidents(
-    conn: asyncpg.Connection,
-    category: str,
-    since: datetime,
-    *,
-    exclude: UUID,
-    near: Place | None = None,
-    max_distance_m: float | None = None,
-) -> list[Candidate]:
+_OPEN_INCIDENT = """
+    kind = 'emergency' AND linked_to IS NULL
+    AND status NOT IN ('done', 'closed', 'recorded', 'awaiting_verification')
+"""
+
+
+async def open_incidents(conn: asyncpg.Connection, category: str, since: datetime, *, exclude: UUID) -> list[Candidate]:
     """Emergencies of `category` since `since` that are incidents of their own (not
     linked) and not finished or closed. A report held for verification is no incident yet: a call
     about the same fire must not wait for an SMS's verdict (the operator verifying the
-    SMS marks it a duplicate of the call instead).
+    SMS marks it a duplicate of the call instead)."""
+    rows = await conn.fetch(
+        f"SELECT id, received_at, kecamatan, desa, lat, lon FROM reports "
+        f"WHERE {_OPEN_INCIDENT} AND category = $1 AND received_at >= $2 AND id <> $3",
+        category, since, exclude,
+    )  # fmt: skip
+    return [_candidate(r) for r in rows]
 
-    With `near`, only those that could be the same incident (linking.find_incident
-    decides): in the same kecamatan (for the same-desa rule) or within a box of
-    `max_distance_m` around it. In a disaster a category has thousands of open reports
-    within the window; the new one needs only its neighbours."""
-    query = """
-        SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
-        WHERE kind = 'emergency' AND linked_to IS NULL AND category = $1 AND received_at >= $2
-              AND id <> $3 AND status NOT IN ('done', 'closed', 'recorded', 'awaiting_verification')
-        """
-    args: list = [category, since, exclude]
-    if near is not None:
-        box = _box(near, max_distance_m) if max_distance_m is not None else None
-        kecamatan = near.kecamatan if near.desa else None
-        if box is None and kecamatan is None:
-            return []  # neither rule can link it
-        query += """
-              AND (($4::text IS NOT NULL AND kecamatan = $4)
-                   OR ($5::float8 IS NOT NULL AND lat BETWEEN $5 AND $6 AND lon BETWEEN $7 AND $8))
-        """
-        args += [kecamatan, *(box or (None, None, None, None))]
-    rows = await conn.fetch(query, *args)
-    return [Candidate(r["id"], r["received_at"], Place(r["kecamatan"], r["desa"], r["lat"], r["lon"])) for r in rows]
+
+@dataclass(frozen=True)
+class Nearby:
+    """Where a new emergency looks for the open incident it may belong to."""
+
+    category: str
+    since: datetime
+    place: Place
+
+
+async def open_incidents_near(
+    conn: asyncpg.Connection, looks: list[Nearby], max_distance_m: float
+) -> list[list[Candidate]]:
+    """For each look, the open incidents (as open_incidents) that could be the same
+    incident (linking.find_incident decides): in the same kecamatan (for the same-desa
+    rule) or within a box of `max_distance_m` around the place. In a disaster a category
+    has thousands of open reports within the window; a new one needs only its
+    neighbours. One statement for all the looks."""
+    args: list[list] = [[] for _ in range(7)]
+    for look in looks:
+        box = _box(look.place, max_distance_m)
+        kecamatan = look.place.kecamatan if look.place.desa else None
+        for column, value in zip(args, (look.category, look.since, kecamatan, *(box or (None,) * 4)), strict=True):
+            column.append(value)
+    rows = await conn.fetch(
+        f"""
+        SELECT q.n, r.id, r.received_at, r.kecamatan, r.desa, r.lat, r.lon
+        FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
+             WITH ORDINALITY AS q(category, since, kecamatan, lat_min, lat_max, lon_min, lon_max, n)
+        CROSS JOIN LATERAL (
+            SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
+            WHERE {_OPEN_INCIDENT} AND category = q.category AND received_at >= q.since
+                  AND ((q.kecamatan IS NOT NULL AND kecamatan = q.kecamatan)
+                       OR (q.lat_min IS NOT NULL AND lat BETWEEN q.lat_min AND q.lat_max
+                           AND lon BETWEEN q.lon_min AND q.lon_max))
+        ) AS r
+        """,
+        *args,
+    )  # fmt: skip
+    found: list[list[Candidate]] = [[] for _ in looks]
+    for r in rows:
+        found[r["n"] - 1].append(_candidate(r))
+    return found
+
+
+def _candidate(r: asyncpg.Record) -> Candidate:
+    return Candidate(r["id"], r["received_at"], Place(r["kecamatan"], r["desa"], r["lat"], r["lon"]))
 
 
 _METRES_PER_DEGREE = 111_000.0  # a little under the true ~111.2 km: the box errs on the large side
@@ -167,22 +230,52 @@ REPORT_COLUMNS = (
 )  # fmt: skip
 _N = len(REPORT_COLUMNS)
 
-# The report, its first timeline entries (all at its receipt) and its report.received in
-# the outbox, in one statement: three were a round trip each on every POST.
-_STORE_REPORT = f"""
+_COLUMN_TYPES = {
+    "id": "uuid", "lat": "float8", "lon": "float8", "casualties": "int4", "received_at": "timestamptz",
+    "linked_to": "uuid", "filed_by": "uuid", "call_started_at": "timestamptz",
+}  # fmt: skip
+
+# The reports, their first timeline entries (at their receipt) and their report.received
+# events in the outbox, in one statement for however many reports; it also counts each
+# caller's pranks stored before it. The timeline joins the inserted reports so that they
+# are written first.
+_STORE_REPORTS = f"""
     WITH report AS (
-        INSERT INTO reports ({", ".join(REPORT_COLUMNS)}) VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
+        INSERT INTO reports ({", ".join(REPORT_COLUMNS)})
+        SELECT * FROM unnest({", ".join(f"${i}::{_COLUMN_TYPES.get(c, 'text')}[]" for i, c in enumerate(REPORT_COLUMNS, 1))})
         RETURNING id, received_at
     ), timeline AS (
         INSERT INTO report_timeline (report_id, at, event, detail)
         SELECT report.id, report.received_at, e.event, e.detail::jsonb
-        FROM report, unnest(${_N + 1}::text[], ${_N + 2}::text[]) WITH ORDINALITY AS e(event, detail, n)
+        FROM unnest(${_N + 1}::uuid[], ${_N + 2}::text[], ${_N + 3}::text[]) WITH ORDINALITY AS e(report_id, event, detail, n)
+        JOIN report ON report.id = e.report_id
         ORDER BY e.n
     ), announced AS (
-        INSERT INTO outbox (topic, key, headers, value) VALUES (${_N + 3}, ${_N + 4}, ${_N + 5}::jsonb, ${_N + 6})
+        INSERT INTO outbox (topic, key, headers, value)
+        SELECT topic, key, headers::jsonb, value
+        FROM unnest(${_N + 4}::text[], ${_N + 5}::bytea[], ${_N + 6}::text[], ${_N + 7}::bytea[])
+             WITH ORDINALITY AS o(topic, key, headers, value, n)
+        ORDER BY n
     )
-    SELECT count(*) FROM reports WHERE caller_phone = ${_N + 7} AND kind = 'prank' AND received_at >= ${_N + 8}
-"""
+    SELECT (SELECT count(*) FROM reports r WHERE r.caller_phone = p.phone AND r.kind = 'prank' AND r.received_at >= p.since)
+    FROM unnest(${_N + 8}::text[], ${_N + 9}::timestamptz[]) WITH ORDINALITY AS p(phone, since, n)
+    ORDER BY p.n
+"""  # noqa: E501
+
+
+@dataclass(frozen=True)
+class NewReport:
+    """A report to store, decided: its link, if it is another caller of an open incident,
+    and what the verification policy holds for it."""
+
+    report_id: UUID
+    report: ReportCreate
+    received_at: datetime
+    client_name: str
+    client_id: str | None = None
+    link: Link | None = None
+    verification: Verification = "not_required"
+    pranks_since: datetime | None = None  # the caller's pranks counted from then on (default: this report's own)
 
 
 @dataclass(frozen=True)
@@ -191,57 +284,76 @@ class Stored:
     caller_pranks: int  # pranks from the caller's phone since `pranks_since`, this report included
 
 
-async def store_report(
-    conn: asyncpg.Connection,
-    report_id: UUID,
-    report: ReportCreate,
-    received_at: datetime,
-    client_name: str,
-    link: Link | None = None,
-    verification: Verification = "not_required",
-    pranks_since: datetime | None = None,
-    client_id: str | None = None,
-) -> Stored:
-    """Insert the report, its timeline entries and its report.received event, in the
-    caller's transaction, and count the caller's pranks in the same statement."""
-    loc = report.location
-    caller = report.caller
+def status_on_receipt(report: ReportCreate, link: Link | None, verification: Verification) -> str:
     if report.kind != "emergency":
-        status = "recorded"
-    elif link:
-        status = "linked"
-    else:
-        status = "awaiting_verification" if verification == "before_dispatch" else "received"
-    row = {
-        "id": report_id, "kind": report.kind, "category": report.category, "subtype": report.subtype,
+        return "recorded"
+    if link:
+        return "linked"
+    return "awaiting_verification" if verification == "before_dispatch" else "received"
+
+
+async def store_reports(conn: asyncpg.Connection, new: list[NewReport]) -> list[Stored]:
+    """Insert the reports (in this order), their timeline entries and their report.received
+    events, in the caller's transaction; each linked one is added to its incident's
+    timeline too (a caller_added entry). Each report's prank count takes in those before
+    it in `new` as a report filed alone after them would."""
+    rows = [_report_row(n) for n in new]
+    entries: list[tuple[UUID, str, dict]] = []
+    for n in new:
+        received = {"channel": n.report.channel, "kind": n.report.kind, "via": n.client_name}
+        if n.verification != "not_required":
+            received["verification"] = n.verification
+        if n.report.operator_id:
+            received["operator_id"] = str(n.report.operator_id)
+        entries.append((n.report_id, "received", received))
+        if n.link:
+            link = {"incident_report_id": str(n.link.incident_report_id), "reason": n.link.reason,
+                    "distance_m": n.link.distance_m}  # fmt: skip
+            entries.append((n.report_id, "linked", link))
+    announced = [
+        encode(received_event(row), topic=topics.REPORTS, key=str(row["id"]), source=SOURCE, time=row["received_at"])
+        for row in rows
+    ]
+    since = [n.pranks_since or n.received_at for n in new]
+    stored_before = await conn.fetch(
+        _STORE_REPORTS,
+        *([row[c] for row in rows] for c in REPORT_COLUMNS),
+        [e[0] for e in entries], [e[1] for e in entries], [json.dumps(e[2]) for e in entries],
+        [a.topic for a in announced], [a.key for a in announced], [headers_json(a) for a in announced],
+        [a.value for a in announced], [row["caller_phone"] for row in rows], since,
+    )  # fmt: skip
+    # The statement's own inserts are not visible to its counts: the earlier pranks of the
+    # batch are added here, and the report's own.
+    stored = []
+    for i, row in enumerate(rows):
+        phone = row["caller_phone"]
+        in_batch = sum(
+            1 for earlier in rows[: i + 1]
+            if phone is not None and earlier["kind"] == "prank" and earlier["caller_phone"] == phone
+            and earlier["received_at"] >= since[i]
+        )  # fmt: skip
+        stored.append(Stored(row["status"], stored_before[i][0] + in_batch))
+    callers_added = [
+        NewEntry(n.link.incident_report_id, n.received_at, "caller_added",
+                 detail={"report_id": str(n.report_id), "reason": n.link.reason})
+        for n in new if n.link
+    ]  # fmt: skip
+    await add_timeline_entries(conn, callers_added)
+    return stored
+
+
+def _report_row(n: NewReport) -> dict[str, Any]:
+    report, loc, caller = n.report, n.report.location, n.report.caller
+    return {
+        "id": n.report_id, "kind": report.kind, "category": report.category, "subtype": report.subtype,
         "description": report.description, "kecamatan": loc and loc.kecamatan, "desa": loc and loc.desa,
         "address": loc and loc.address, "lat": loc and loc.lat, "lon": loc and loc.lon,
         "caller_name": caller and caller.name, "caller_phone": caller and caller.phone, "channel": report.channel,
-        "casualties": report.casualties, "received_at": received_at, "client_name": client_name, "status": status,
-        "linked_to": link and link.incident_report_id, "verification": verification, "filed_by": report.operator_id,
-        "client_id": client_id, "call_started_at": report.call_started_at,
+        "casualties": report.casualties, "received_at": n.received_at, "client_name": n.client_name,
+        "status": status_on_receipt(report, n.link, n.verification), "linked_to": n.link and n.link.incident_report_id,
+        "verification": n.verification, "filed_by": report.operator_id, "client_id": n.client_id,
+        "call_started_at": report.call_started_at,
     }  # fmt: skip
-    received = {"channel": report.channel, "kind": report.kind, "via": client_name}
-    if verification != "not_required":
-        received["verification"] = verification
-    if report.operator_id:
-        received["operator_id"] = str(report.operator_id)
-    entries = [("received", received)]
-    if link:
-        entries.append(("linked", {"incident_report_id": str(link.incident_report_id), "reason": link.reason,
-                                   "distance_m": link.distance_m}))  # fmt: skip
-    announce = encode(received_event(row), topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=received_at)
-    pranks_before = await conn.fetchval(
-        _STORE_REPORT, *(row[c] for c in REPORT_COLUMNS), [e for e, _ in entries], [json.dumps(d) for _, d in entries],
-        announce.topic, announce.key, headers_json(announce), announce.value, row["caller_phone"],
-        pranks_since or received_at,
-    )  # fmt: skip
-    if link:
-        # The incident's timeline shows the extra caller too.
-        await add_timeline_entry(conn, report_id=link.incident_report_id, at=received_at, event="caller_added",
-                                 detail={"report_id": str(report_id), "reason": link.reason})  # fmt: skip
-    # The statement's own insert is not visible to its count.
-    return Stored(status, pranks_before + (report.kind == "prank" and row["caller_phone"] is not None))
 
 
 LOCATION_COLUMNS = ("kecamatan", "desa", "address", "lat", "lon")
@@ -290,6 +402,10 @@ async def unlink_report(
 
 async def fetch_report(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM reports WHERE id = $1", report_id)
+
+
+async def fetch_reports(conn: asyncpg.Connection, report_ids: list[UUID]) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM reports WHERE id = ANY($1::uuid[])", report_ids)
 
 
 async def fetch_timeline(conn: asyncpg.Connection, report_id: UUID) -> list[Entry]:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 
 from schemas.catalog import PUBLIC_CHANNELS
-from schemas.reports import OPERATOR_HEADER, ReportCreate, ReportPublic
+from schemas.reports import OPERATOR_HEADER, ReportPublic
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.intake import store
 from services.intake.clients import AdminClient, CurrentClient, OperatorAction
@@ -23,7 +23,6 @@ from services.intake.verification import (
     PolicyRule,
     VerdictIn,
     default_rules,
-    verification_for,
 )
 
 SHIPPED_BY = "system"
@@ -59,13 +58,10 @@ async def seed_default_policy(conn: asyncpg.Connection) -> None:
                 await store.save_policy(conn, rules, SHIPPED_BY, "shipped default")
 
 
-async def verification_of(conn: asyncpg.Connection, report: ReportCreate) -> str:
-    """What the live policy holds for this report; only public-channel emergencies cost a query."""
-    if report.kind != "emergency" or report.channel not in PUBLIC_CHANNELS:
-        return "not_required"
+async def live_rules(conn: asyncpg.Connection) -> list[PolicyRule]:
+    """The live policy's rules (the shipped default before any is stored)."""
     row = await store.live_policy(conn)
-    rules = [PolicyRule(**r) for r in json.loads(row["rules"])] if row else default_rules()
-    return verification_for(rules, kind=report.kind, channel=report.channel, category=report.category)
+    return [PolicyRule(**r) for r in json.loads(row["rules"])] if row else default_rules()
 
 
 class VerificationMetrics:

@@ -23,8 +23,8 @@ async def reports_in(database_url: str, schema: str, ids: list[uuid.UUID], at: d
     pool = await db.create_pool(database_url, schema=schema, min_size=1, max_size=2)
     await db.migrate(pool, schema, MIGRATIONS)
     async with pool.acquire() as conn, conn.transaction():
-        for report_id in ids:
-            await store.store_report(conn, report_id, ReportCreate.model_validate(FIRE_REPORT), at, "test")
+        body = ReportCreate.model_validate(FIRE_REPORT)
+        await store.store_reports(conn, [store.NewReport(report_id, body, at, "test") for report_id in ids])
     return pool
 
 
