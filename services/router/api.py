@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError, field
 from schemas.catalog import Agency, canonical_kecamatan
 from services.common.web import PROBLEM_RESPONSES, Problem, field_errors
 from services.router import store
+from services.router.outcomes import Outcome
 from services.router.routing import RoutingTable, Unit
 
 ChangedBy = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -71,9 +72,10 @@ class DecisionDispatch(BaseModel):
 
 class DecisionPublic(BaseModel):
     report_id: UUID
-    outcome: str = Field(
-        description="routed, unrouted (to the operators), not_emergency, deadlettered, linked (another caller for "
-        "the incident `linked_to`: its agencies were told, nobody dispatched again) or awaiting_incident"
+    outcome: Outcome = Field(
+        description="What was decided (services/router/outcomes.py): routed, unrouted (to the operators), "
+        "not_emergency, deadlettered, linked (another caller for the incident `linked_to`: its agencies were told, "
+        "nobody dispatched again), awaiting_incident, awaiting_verification, not_dispatched or cancelled"
     )
     linked_to: UUID | None = None
     category: str | None

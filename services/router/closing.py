@@ -26,6 +26,7 @@ from schemas.events import DispatchClosed, ReportClosed
 from services.common.outbox import enqueue
 from services.router import store
 from services.router.metrics import SOURCE, RouterMetrics
+from services.router.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,13 @@ async def handle_closed(conn: asyncpg.Connection, event_id: str, closed: ReportC
         # report the router never saw (lost before retention) gets here.
         log.warning("closing of a report the router never saw", extra={"fields": fields})
         return
-    if decision["outcome"] == "routed":
+    if decision["outcome"] == Outcome.ROUTED:
         records = closed_records(event_id, closed, json.loads(decision["dispatches"]))
         await enqueue(conn, records)
         log.info("agencies told the incident is closed", extra={"fields": fields | {"agencies": len(records)}})
-    elif decision["outcome"] == "awaiting_verification":
+    elif decision["outcome"] == Outcome.AWAITING_VERIFICATION:
         if await store.not_dispatched(conn, closed.report_id, CLOSED_BEFORE_VERDICT):
-            metrics.decisions.labels(decision["category"] or "none", "not_dispatched").inc()
+            metrics.decisions.labels(decision["category"] or "none", Outcome.NOT_DISPATCHED).inc()
             log.info("held report closed before its verdict; not dispatched", extra={"fields": fields})
 
 

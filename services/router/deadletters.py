@@ -26,6 +26,7 @@ from schemas.events import TYPE_PREFIX, ReportReceived, ReportUnrouted
 from services.common.consumer import EventConsumer
 from services.router import store
 from services.router.metrics import SOURCE, RouterMetrics
+from services.router.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class RouterConsumer(EventConsumer):
         )
         if not told:
             return []  # decided already: a later copy failing says nothing about that report
-        self.router_metrics.decisions.labels(category or "none", "deadlettered").inc()
+        self.router_metrics.decisions.labels(category or "none", Outcome.DEADLETTERED).inc()
         notice = ReportUnrouted(report_id=report_id, category=category, reason=reason, at=now)
         return [
             encode(notice, topic=topics.REPORTS, key=str(report_id), source=SOURCE,

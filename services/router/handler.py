@@ -25,6 +25,7 @@ from services.common.handlers import HandlerTable
 from services.common.outbox import enqueue
 from services.router import closing, linked, stalled, store, verification
 from services.router.metrics import RouterMetrics
+from services.router.outcomes import Outcome
 from services.router.outgoing import dispatch_record, routing_record
 from services.router.routing import RoutingTable, decide
 
@@ -112,14 +113,14 @@ async def route_reports(
         if report.kind != "emergency":
             # Pranks, ghost calls and information requests are kept by intake, never dispatched.
             decisions.append(
-                store.NewDecision(report.report_id, event_id, report.category, None, None, "not_emergency")
+                store.NewDecision(report.report_id, event_id, report.category, None, None, Outcome.NOT_EMERGENCY)
             )
             continue
         decision = decide(
             table, report.report_id, report.category, subtype=report.subtype, casualties=report.casualties,
             kecamatan=report.location.kecamatan if report.location else None,
         )  # fmt: skip
-        outcome = "routed" if decision.routed else "unrouted"
+        outcome = Outcome.ROUTED if decision.routed else Outcome.UNROUTED
         decisions.append(store.NewDecision(report.report_id, event_id, report.category, version, decision, outcome))
     first_time = await store.record_decisions(conn, decisions, now)
     decided = [(d, report) for d, (_, report) in zip(decisions, reports, strict=True) if d.report_id in first_time]

@@ -30,6 +30,7 @@ from services.common.consumer import TRANSIENT_ERRORS
 from services.common.outbox import enqueue
 from services.router import store
 from services.router.metrics import SOURCE, RouterMetrics
+from services.router.outcomes import ANOTHER_CALLER, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ async def handle_linked(
     if not first_time or waiting:
         return
     await enqueue(conn, caller_added(event_id, report, json.loads(incident["dispatches"])))
-    metrics.decisions.labels(report.category or "none", "linked").inc()
+    metrics.decisions.labels(report.category or "none", Outcome.LINKED).inc()
 
 
 async def release_waiting(conn: asyncpg.Connection, decided: dict[UUID, list[dict]]) -> dict[UUID, list[KafkaRecord]]:
@@ -79,7 +80,7 @@ def caller_added(event_id: str, report: ReportReceived, dispatches: list[dict]) 
 
 async def handle_unlinked(conn: asyncpg.Connection, unlinked: ReportUnlinked, route_alone) -> None:
     decision = await store.fetch_decision(conn, unlinked.report_id)
-    if decision is None or decision["outcome"] not in ("linked", "awaiting_incident") or decision["report"] is None:
+    if decision is None or decision["outcome"] not in ANOTHER_CALLER or decision["report"] is None:
         return  # not linked here (already unlinked, or never seen): nothing to undo
     report = ReportReceived.model_validate_json(decision["report"]).model_copy(update={"linked_to": None})
     await route_alone(conn, decision["event_id"], report)

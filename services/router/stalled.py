@@ -42,6 +42,7 @@ from schemas.events import DispatchUnit, ReportReceived, ReportRouted, ReportSta
 from services.common.outbox import enqueue
 from services.router import linked, store
 from services.router.metrics import SOURCE, RouterMetrics
+from services.router.outcomes import KEEPS_REPORT, Outcome
 from services.router.outgoing import dispatch_record, routing_record
 
 log = logging.getLogger(__name__)
@@ -70,22 +71,22 @@ async def handle_stalled(conn: asyncpg.Connection, event: ReportStalled, route_a
             await linked.handle_linked(conn, watchdog_event_id(event.report_id), event.report, metrics)
         else:
             await route_alone(conn, watchdog_event_id(event.report_id), event.report)
-    elif another_caller and outcome == "linked":
+    elif another_caller and outcome == Outcome.LINKED:
         await enqueue(conn, await callers_added_again(conn, decision, event))
-    elif another_caller and outcome == "awaiting_incident":
+    elif another_caller and outcome == Outcome.AWAITING_INCIDENT:
         log.info("stalled report waits for its incident's decision; the linked sweep has it",
                  extra={"fields": fields})  # fmt: skip
         return
-    elif outcome == "routed":
+    elif outcome == Outcome.ROUTED:
         await enqueue(conn, republished(decision, event))
-    elif outcome == "unrouted":
+    elif outcome == Outcome.UNROUTED:
         reason, at = decision["reason"] or "no rule routes it", decision["decided_at"]
         notice = ReportUnrouted(report_id=event.report_id, category=decision["category"], reason=reason, at=at)
         await enqueue(conn, [routing_record(decision["event_id"], notice, at)])
-    elif outcome in ("awaiting_verification", "linked", "awaiting_incident") and decision["report"] is not None:
+    elif outcome in KEEPS_REPORT and decision["report"] is not None:
         held = ReportReceived.model_validate_json(decision["report"]).model_copy(update={"linked_to": None})
         await route_alone(conn, decision["event_id"], held)
-    elif outcome == "deadlettered":
+    elif outcome == Outcome.DEADLETTERED:
         notice = ReportUnrouted(report_id=event.report_id, category=decision["category"],
                                 reason=decision["reason"] or "dead-lettered", at=decision["decided_at"])  # fmt: skip
         await enqueue(conn, [

@@ -10,6 +10,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from schemas.events import ReportReceived
+from services.router.outcomes import REDECIDABLE, Outcome, sql_list
 from services.router.routing import DEFAULT_TABLE, Decision, RoutingTable, upgraded_table
 
 
@@ -143,7 +144,7 @@ class NewDecision:
     category: str | None
     rule_version: int | None
     decision: Decision | None
-    outcome: str
+    outcome: Outcome
 
 
 async def record_decisions(
@@ -159,7 +160,7 @@ async def record_decisions(
     # after them is the next statement's look for parked reports (linked.release_waiting),
     # not this insert's, and that one starts after the locks are held.
     rows = await conn.fetch(
-        """
+        f"""
         INSERT INTO routing_decisions
             (report_id, event_id, category, rule_version, dispatches, matched_rules, reason, outcome, decided_at)
         SELECT d.report_id, d.event_id, d.category, d.rule_version, d.dispatches::jsonb, d.matched_rules::jsonb,
@@ -172,7 +173,7 @@ async def record_decisions(
             event_id = EXCLUDED.event_id, category = EXCLUDED.category, rule_version = EXCLUDED.rule_version,
             dispatches = EXCLUDED.dispatches, matched_rules = EXCLUDED.matched_rules, reason = EXCLUDED.reason,
             outcome = EXCLUDED.outcome, decided_at = EXCLUDED.decided_at, linked_to = NULL
-        WHERE routing_decisions.outcome IN ('deadlettered', 'linked', 'awaiting_incident', 'awaiting_verification')
+        WHERE routing_decisions.outcome IN ({sql_list(REDECIDABLE)})
         RETURNING report_id
         """,
         [d.report_id for d in decisions], [d.event_id for d in decisions], [d.category for d in decisions],
@@ -189,12 +190,12 @@ async def record_deadlettered(
     """Say why a report went nowhere; False (nothing written) when it was decided already
     (a later copy of a routed report failing says nothing about the report)."""
     inserted = await conn.fetchval(
-        """
+        f"""
         INSERT INTO routing_decisions (report_id, event_id, category, dispatches, reason, outcome, decided_at)
-        VALUES ($1, $2, $3, '[]', $4, 'deadlettered', $5)
+        VALUES ($1, $2, $3, '[]', $4, '{Outcome.DEADLETTERED}', $5)
         ON CONFLICT (report_id) DO UPDATE SET event_id = EXCLUDED.event_id, reason = EXCLUDED.reason,
             decided_at = EXCLUDED.decided_at
-        WHERE routing_decisions.outcome = 'deadlettered'
+        WHERE routing_decisions.outcome = '{Outcome.DEADLETTERED}'
         RETURNING true
         """,
         report_id, event_id, category, reason, at,
@@ -206,8 +207,8 @@ async def not_dispatched(conn: asyncpg.Connection, report_id: UUID, reason: str)
     """A report held for its verdict is decided never to be dispatched (a verdict that it
     is not genuine, or its incident closed first); False when it was not held."""
     updated = await conn.fetchval(
-        "UPDATE routing_decisions SET outcome = 'not_dispatched', reason = $2, decided_at = now() "
-        "WHERE report_id = $1 AND outcome = 'awaiting_verification' RETURNING true",
+        f"UPDATE routing_decisions SET outcome = '{Outcome.NOT_DISPATCHED}', reason = $2, decided_at = now() "
+        f"WHERE report_id = $1 AND outcome = '{Outcome.AWAITING_VERIFICATION}' RETURNING true",
         report_id, reason,
     )  # fmt: skip
     return bool(updated)
@@ -255,7 +256,7 @@ async def park_or_link(conn: asyncpg.Connection, event_id: str, report: ReportRe
             event_id,
             report.category,
             f"another caller for incident {report.linked_to}",
-            "awaiting_incident" if waiting else "linked",
+            Outcome.AWAITING_INCIDENT if waiting else Outcome.LINKED,
             report.linked_to,
             report.model_dump_json(),
         )  # fmt: skip
@@ -265,9 +266,10 @@ async def park_or_link(conn: asyncpg.Connection, event_id: str, report: ReportRe
 async def link_parked(conn: asyncpg.Connection, incidents: list[UUID]) -> list[asyncpg.Record]:
     """The reports parked for `incidents` become linked: (linked_to, event_id, report) each."""
     return await conn.fetch(
-        """
-        UPDATE routing_decisions SET outcome = 'linked', decided_at = now()
-        WHERE linked_to = ANY($1::uuid[]) AND outcome = 'awaiting_incident' RETURNING linked_to, event_id, report
+        f"""
+        UPDATE routing_decisions SET outcome = '{Outcome.LINKED}', decided_at = now()
+        WHERE linked_to = ANY($1::uuid[]) AND outcome = '{Outcome.AWAITING_INCIDENT}'
+        RETURNING linked_to, event_id, report
         """,
         incidents,
     )
@@ -276,9 +278,9 @@ async def link_parked(conn: asyncpg.Connection, incidents: list[UUID]) -> list[a
 async def take_overdue_parked(conn: asyncpg.Connection, wait: timedelta) -> asyncpg.Record | None:
     """The oldest report parked longer than `wait`, locked for this transaction."""
     return await conn.fetchrow(
-        """
+        f"""
         SELECT event_id, report FROM routing_decisions
-        WHERE outcome = 'awaiting_incident' AND decided_at < now() - $1::interval
+        WHERE outcome = '{Outcome.AWAITING_INCIDENT}' AND decided_at < now() - $1::interval
         ORDER BY decided_at LIMIT 1 FOR UPDATE SKIP LOCKED
         """,
         wait,
@@ -289,11 +291,11 @@ async def hold_for_verification(conn: asyncpg.Connection, event_id: str, report:
     """False when the report was decided already (a copy)."""
     return bool(
         await conn.fetchval(
-            """
+            f"""
             INSERT INTO routing_decisions (report_id, event_id, category, rule_version, dispatches, matched_rules,
                                            reason, outcome, decided_at, report)
             VALUES ($1, $2, $3, NULL, '[]'::jsonb, '[]'::jsonb, 'waiting for an operator''s verification',
-                    'awaiting_verification', now(), $4::jsonb)
+                    '{Outcome.AWAITING_VERIFICATION}', now(), $4::jsonb)
             ON CONFLICT (report_id) DO NOTHING RETURNING true
             """,
             report.report_id,
@@ -309,5 +311,8 @@ async def forget_decision(conn: asyncpg.Connection, report_id: UUID) -> None:
 
 
 async def mark_cancelled(conn: asyncpg.Connection, report_id: UUID, reason: str) -> None:
-    await conn.execute("UPDATE routing_decisions SET outcome = 'cancelled', reason = $2 WHERE report_id = $1",
-                       report_id, reason)  # fmt: skip
+    await conn.execute(
+        f"UPDATE routing_decisions SET outcome = '{Outcome.CANCELLED}', reason = $2 WHERE report_id = $1",
+        report_id,
+        reason,
+    )

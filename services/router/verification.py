@@ -27,6 +27,7 @@ from schemas.events import DispatchCancelled, ReportReceived, ReportVerified
 from services.common.outbox import enqueue
 from services.router import linked, store
 from services.router.metrics import SOURCE, RouterMetrics
+from services.router.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 async def hold(conn: asyncpg.Connection, event_id: str, report: ReportReceived, metrics: RouterMetrics) -> None:
     held = await store.hold_for_verification(conn, event_id, report)
     if held:
-        metrics.decisions.labels(report.category or "none", "awaiting_verification").inc()
+        metrics.decisions.labels(report.category or "none", Outcome.AWAITING_VERIFICATION).inc()
 
 
 async def handle_verdict(
@@ -47,9 +48,9 @@ async def handle_verdict(
         fields = {"report_id": str(verdict.report_id)}
         log.warning("verdict for a report the router never saw", extra={"fields": fields})
         return
-    if decision["outcome"] == "awaiting_verification":
+    if decision["outcome"] == Outcome.AWAITING_VERIFICATION:
         await _release(conn, decision, verdict, route_alone, metrics)
-    elif decision["outcome"] == "routed" and verdict.verdict != "genuine":
+    elif decision["outcome"] == Outcome.ROUTED and verdict.verdict != "genuine":
         await _cancel(conn, event_id, decision, verdict, metrics)
 
 
@@ -64,7 +65,7 @@ async def _release(conn: asyncpg.Connection, decision, verdict: ReportVerified, 
         await linked.handle_linked(conn, decision["event_id"], joined, metrics)
     else:
         await store.not_dispatched(conn, verdict.report_id, f"verified as {verdict.verdict} by an operator")
-        metrics.decisions.labels(report.category or "none", "not_dispatched").inc()
+        metrics.decisions.labels(report.category or "none", Outcome.NOT_DISPATCHED).inc()
 
 
 async def _cancel(conn: asyncpg.Connection, event_id: str, decision, verdict: ReportVerified, metrics) -> None:
@@ -81,6 +82,6 @@ async def _cancel(conn: asyncpg.Connection, event_id: str, decision, verdict: Re
         )  # fmt: skip
     await store.mark_cancelled(conn, verdict.report_id, f"dispatched unverified, then verified as {verdict.verdict}")
     await enqueue(conn, records)
-    metrics.decisions.labels(decision["category"] or "none", "cancelled").inc()
+    metrics.decisions.labels(decision["category"] or "none", Outcome.CANCELLED).inc()
     log.info("unverified dispatches cancelled", extra={"fields": {"report_id": str(verdict.report_id),
                                                                   "agencies": len(records)}})  # fmt: skip
