@@ -29,8 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
     args = parser.parse_args(argv)
     sizes = Sizes.of(args.quick)
-    for name, value in (("surge_reports", args.surge), ("surge_concurrency", args.concurrency),
-                        ("steady_rate", args.rate), ("steady_seconds", args.seconds)):  # fmt: skip
+    for name, value in (
+        ("surge_reports", args.surge),
+        ("surge_concurrency", args.concurrency),
+        ("steady_rate", args.rate),
+        ("steady_seconds", args.seconds),
+    ):
         if value is not None:
             setattr(sizes, name, value)
     result = bench(quick=args.quick, profile=args.profile, out_dir=args.out, sizes=sizes, keep=args.keep)

@@ -80,8 +80,9 @@ def create_app(dsn: str, bootstrap: str) -> FastAPI:
         report_id, now = uuid.uuid4(), datetime.now(UTC)
         value = json.dumps({"id": str(report_id), **report.model_dump()}).encode()
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO reports (id, body, received_at) VALUES ($1, $2::jsonb, $3)",
-                               report_id, value.decode(), now)  # fmt: skip
+            await conn.execute(
+                "INSERT INTO reports (id, body, received_at) VALUES ($1, $2::jsonb, $3)", report_id, value.decode(), now
+            )
             outbox_id = await conn.fetchval(
                 "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3) RETURNING id", TOPIC, str(report_id), value
             )

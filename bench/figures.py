@@ -21,8 +21,11 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     def rank(q: float) -> float:
         return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))]
 
-    return {"n": len(ordered), **{f"p{int(q * 100)}": round(rank(q) * 1000, 1) for q in (0.5, 0.95, 0.99)},
-            "max": round(ordered[-1] * 1000, 1)}  # fmt: skip
+    return {
+        "n": len(ordered),
+        **{f"p{int(q * 100)}": round(rank(q) * 1000, 1) for q in (0.5, 0.95, 0.99)},
+        "max": round(ordered[-1] * 1000, 1),
+    }
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -128,8 +131,14 @@ def _ours(run: dict) -> dict:
         for name in totals:
             totals[name] += phases[phase["phase"]][name]
     updates = sum(1 for m in messages if m[3] != REQUESTED)
-    return {"phases": phases, "loss": totals, "duplicates": _duplicates(messages, hooks),
-            "updates_on_topics": updates, "profiles": run.get("profiles", []), "idle": run.get("idle")}  # fmt: skip
+    return {
+        "phases": phases,
+        "loss": totals,
+        "duplicates": _duplicates(messages, hooks),
+        "updates_on_topics": updates,
+        "profiles": run.get("profiles", []),
+        "idle": run.get("idle"),
+    }
 
 
 def _baseline(run: dict) -> dict:
@@ -151,23 +160,30 @@ def _baseline(run: dict) -> dict:
                 latencies.append(seen - started)
                 last = max(last, seen)
         phases[phase["phase"]] = {
-            "reports_accepted": len(posts), "errors": phase["errors"], "seconds": round(span, 2),
+            "reports_accepted": len(posts),
+            "errors": phase["errors"],
+            "seconds": round(span, 2),
             "accepted_per_s": _rate(len(posts), span),
             "reports_per_s_through_to_topics": _rate(len(posts), last - phase["began"]),
             "answer_ms": percentiles([p[2] - p[1] for p in posts]),
-            "post_to_topic_ms": percentiles(latencies), "cpu_seconds": phase["cpu_seconds"],
-        }  # fmt: skip
+            "post_to_topic_ms": percentiles(latencies),
+            "cpu_seconds": phase["cpu_seconds"],
+        }
     duplicates = _duplicates(messages, [])
-    return {"phases": phases, "loss": {"lost_on_topic": lost},
-            "duplicates": {k: duplicates[k] for k in ("reader_rereads", "topic_raw")}}  # fmt: skip
+    return {
+        "phases": phases,
+        "loss": {"lost_on_topic": lost},
+        "duplicates": {k: duplicates[k] for k in ("reader_rereads", "topic_raw")},
+    }
 
 
 def _ratio(a, b) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
 
-def summarise(*, ours: dict, baseline: dict, ours_rss: dict, baseline_rss: dict, sizes: dict, quick: bool,
-              started: float) -> dict:  # fmt: skip
+def summarise(
+    *, ours: dict, baseline: dict, ours_rss: dict, baseline_rss: dict, sizes: dict, quick: bool, started: float
+) -> dict:
     o, b = _ours(ours), _baseline(baseline)
     mb = 1024 * 1024
     o["peak_rss_mb"] = {n: round(v / mb, 1) for n, v in ours_rss.items() if n != "baseline"}
@@ -179,18 +195,21 @@ def summarise(*, ours: dict, baseline: dict, ours_rss: dict, baseline_rss: dict,
         "surge_reports_per_s_through_to_topics": _ratio(
             os_["reports_per_s_through_to_topics"], bs["reports_per_s_through_to_topics"]
         ),
-        **{f"steady_post_to_topic_{q}": _ratio(ot["post_to_topic_ms"][q], bt["post_to_topic_ms"][q])
-           for q in ("p50", "p95", "p99", "max")},
+        **{
+            f"steady_post_to_topic_{q}": _ratio(ot["post_to_topic_ms"][q], bt["post_to_topic_ms"][q])
+            for q in ("p50", "p95", "p99", "max")
+        },
         "surge_cpu_seconds_per_report": _ratio(
             sum(os_["cpu_seconds"].values()) / max(1, os_["reports_accepted"]),
             sum(bs["cpu_seconds"].values()) / max(1, bs["reports_accepted"]),
         ),
-    }  # fmt: skip
+    }
     no_loss = not any(o["loss"].values()) and not b["loss"]["lost_on_topic"]
     targets = {
         "reports_per_s_through_to_topics": {
             "target": f">= {TARGETS['reports_per_s']:.0f} with zero loss",
-            "value": os_["reports_per_s_through_to_topics"], "zero_loss": no_loss,
+            "value": os_["reports_per_s_through_to_topics"],
+            "zero_loss": no_loss,
             "met": os_["reports_per_s_through_to_topics"] >= TARGETS["reports_per_s"] and no_loss,
         },
         "steady_post_to_topic_p99_ms": {
@@ -203,19 +222,28 @@ def summarise(*, ours: dict, baseline: dict, ours_rss: dict, baseline_rss: dict,
             "value": {n: o["peak_rss_mb"].get(n) for n in SERVICES},
             "met": all((o["peak_rss_mb"].get(n) or 0) <= TARGETS["service_rss_mb"] for n in SERVICES),
         },
-    }  # fmt: skip
+    }
     if o["idle"]:
         idle = {n: o["idle"]["cpu_percent"].get(n) for n in SERVICES}
         targets["idle_cpu_percent"] = {
             "target": f"<= {TARGETS['idle_cpu_percent']:g}% of a core each service, at rest",
-            "value": idle, "met": all(v is not None and v <= TARGETS["idle_cpu_percent"] for v in idle.values()),
-        }  # fmt: skip
+            "value": idle,
+            "met": all(v is not None and v <= TARGETS["idle_cpu_percent"] for v in idle.values()),
+        }
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": {"cpus": psutil.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": [round(x, 2) for x in psutil.getloadavg()]},
-        "quick": quick, "sizes": sizes, "ours": o, "baseline": b, "ratios_to_baseline": ratios, "targets": targets,
-    }  # fmt: skip
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": [round(x, 2) for x in psutil.getloadavg()],
+        },
+        "quick": quick,
+        "sizes": sizes,
+        "ours": o,
+        "baseline": b,
+        "ratios_to_baseline": ratios,
+        "targets": targets,
+    }
 
 
 def _ms(p: dict) -> str:
@@ -225,22 +253,29 @@ def _ms(p: dict) -> str:
 def markdown(result: dict, command: str) -> str:
     o, b, r = result["ours"], result["baseline"], result["ratios_to_baseline"]
     lines = [
-        "# e112 bench results", "",
+        "# e112 bench results",
+        "",
         f"{result['when']}, {result['machine']['cpus']} CPUs, Python {result['machine']['python']}"
-        f"{' (quick sizes)' if result['quick'] else ''}. Command: `{command}`.", "",
+        f"{' (quick sizes)' if result['quick'] else ''}. Command: `{command}`.",
+        "",
         "Latencies in ms as p50 / p95 / p99 / max, from the POST being sent to the dispatch on the agency's",
-        "topic (a plain reader) and at the agency's webhook.", "",
+        "topic (a plain reader) and at the agency's webhook.",
+        "",
         "| phase | reports | accepted/s | through to topics, reports/s | POST answer | POST → topic | POST → webhook |",
         "|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for name, p in o["phases"].items():
-        lines.append(f"| ours {name} | {p['reports_accepted']} | {p['accepted_per_s']} | "
-                     f"{p['reports_per_s_through_to_topics']} | {_ms(p['answer_ms'])} | {_ms(p['post_to_topic_ms'])} | "
-                     f"{_ms(p['post_to_webhook_ms'])} |")  # fmt: skip
+        lines.append(
+            f"| ours {name} | {p['reports_accepted']} | {p['accepted_per_s']} | "
+            f"{p['reports_per_s_through_to_topics']} | {_ms(p['answer_ms'])} | {_ms(p['post_to_topic_ms'])} | "
+            f"{_ms(p['post_to_webhook_ms'])} |"
+        )
     for name, p in b["phases"].items():
-        lines.append(f"| baseline {name} | {p['reports_accepted']} | {p['accepted_per_s']} | "
-                     f"{p['reports_per_s_through_to_topics']} | {_ms(p['answer_ms'])} | "
-                     f"{_ms(p['post_to_topic_ms'])} | – |")  # fmt: skip
+        lines.append(
+            f"| baseline {name} | {p['reports_accepted']} | {p['accepted_per_s']} | "
+            f"{p['reports_per_s_through_to_topics']} | {_ms(p['answer_ms'])} | "
+            f"{_ms(p['post_to_topic_ms'])} | – |"
+        )
     lines += ["", "Ratios, ours / baseline: " + ", ".join(f"{k} {v}" for k, v in r.items()), ""]
     lines += ["| loss and duplicates | ours | baseline |", "|---|---|---|"]
     for key, value in o["loss"].items():
@@ -249,23 +284,34 @@ def markdown(result: dict, command: str) -> str:
         lines.append(f"| duplicates {key} | {value} | {b['duplicates'].get(key, '–')} |")
     lines += ["", "| process | CPU s (surge) | CPU s (steady) | peak RSS MB |", "|---|---|---|---|"]
     for name, mb in o["peak_rss_mb"].items():
-        lines.append(f"| {name} | {o['phases']['surge']['cpu_seconds'].get(name, '–')} | "
-                     f"{o['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {o['phases']['surge']['cpu_seconds'].get(name, '–')} | "
+            f"{o['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |"
+        )
     for name, mb in b["peak_rss_mb"].items():
-        lines.append(f"| baseline: {name} | {b['phases']['surge']['cpu_seconds'].get(name, '–')} | "
-                     f"{b['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |")  # fmt: skip
+        lines.append(
+            f"| baseline: {name} | {b['phases']['surge']['cpu_seconds'].get(name, '–')} | "
+            f"{b['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |"
+        )
     lines += ["", "| phase | records on agency topics | per distinct event (1.0: no copies) |", "|---|---|---|"]
     for name, p in o["phases"].items():
         lines.append(f"| {name} | {p['agency_topic_records']} | {p['agency_topic_records_per_event']} |")
     if o["idle"]:
-        lines += ["", f"At rest ({o['idle']['seconds']} s, nothing sent), CPU in % of one core: "
-                  + ", ".join(f"{n} {v}" for n, v in o["idle"]["cpu_percent"].items()) + "."]  # fmt: skip
+        lines += [
+            "",
+            f"At rest ({o['idle']['seconds']} s, nothing sent), CPU in % of one core: "
+            + ", ".join(f"{n} {v}" for n, v in o["idle"]["cpu_percent"].items())
+            + ".",
+        ]
     lines += ["", "| target | value | met |", "|---|---|---|"]
     for name, t in result["targets"].items():
         lines.append(f"| {name} {t['target']} | {t['value']} | {'yes' if t['met'] else 'NO'} |")
     surge = o["phases"]["surge"]
-    lines += ["", f"Surge statuses: {surge['statuses']} (related meant: {surge['related_meant']}); "
-              f"caller updates on topics: {o['updates_on_topics']}."]  # fmt: skip
+    lines += [
+        "",
+        f"Surge statuses: {surge['statuses']} (related meant: {surge['related_meant']}); "
+        f"caller updates on topics: {o['updates_on_topics']}.",
+    ]
     if o["profiles"]:
         lines += ["", "Profiles (speedscope.app): " + ", ".join(o["profiles"])]
     return "\n".join(lines) + "\n"

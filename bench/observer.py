@@ -29,15 +29,29 @@ async def run(config: dict) -> None:
             data = json.loads(body)
         except ValueError:
             data = {}
-        hooks.append([path, headers.get("idempotency-key"), headers.get("ce-type"), headers.get("ce-id"),
-                      str(data.get("report_id")), data.get("agency"), str(data.get("dispatch_id")), seen])  # fmt: skip
+        hooks.append(
+            [
+                path,
+                headers.get("idempotency-key"),
+                headers.get("ce-type"),
+                headers.get("ce-id"),
+                str(data.get("report_id")),
+                data.get("agency"),
+                str(data.get("dispatch_id")),
+                seen,
+            ]
+        )
         return 200
 
     server = await serve(on_webhook, port=config["webhook_port"])
     consumer = AIOKafkaConsumer(
-        *config["topics"], bootstrap_servers=config["bootstrap"], group_id=None, auto_offset_reset="earliest",
-        fetch_max_wait_ms=config.get("fetch_max_wait_ms", 20), metadata_max_age_ms=2000,
-    )  # fmt: skip
+        *config["topics"],
+        bootstrap_servers=config["bootstrap"],
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=config.get("fetch_max_wait_ms", 20),
+        metadata_max_age_ms=2000,
+    )
     await consumer.start()
 
     async def write_status() -> None:
@@ -63,9 +77,19 @@ async def run(config: dict) -> None:
                         data = json.loads(r.value or b"")
                     except ValueError:
                         data = {}
-                    messages.append([r.topic, (r.key or b"").decode(), h.get("ce_id"), h.get("ce_type"),
-                                     str(data.get("report_id", data.get("id"))), str(data.get("dispatch_id")),
-                                     seen, r.partition, r.offset])  # fmt: skip
+                    messages.append(
+                        [
+                            r.topic,
+                            (r.key or b"").decode(),
+                            h.get("ce_id"),
+                            h.get("ce_type"),
+                            str(data.get("report_id", data.get("id"))),
+                            str(data.get("dispatch_id")),
+                            seen,
+                            r.partition,
+                            r.offset,
+                        ]
+                    )
 
     tasks = [asyncio.create_task(read()), asyncio.create_task(write_status())]
     await stop.wait()

@@ -17,8 +17,13 @@ import httpx
 
 from devstack.console import DEMO_OPERATOR
 
-CALL = {"category": "kebakaran", "subtype": "rumah", "kecamatan": "Wlingi", "phone": "081234567890",
-        "description": "Rumah terbakar dekat pasar"}  # fmt: skip
+CALL = {
+    "category": "kebakaran",
+    "subtype": "rumah",
+    "kecamatan": "Wlingi",
+    "phone": "081234567890",
+    "description": "Rumah terbakar dekat pasar",
+}
 
 
 async def sign_in(console: httpx.AsyncClient, pin: str) -> None:
@@ -45,9 +50,11 @@ async def main(url: str, pin: str, calls: int, timeout: float) -> None:
     async with httpx.AsyncClient(base_url=url, headers={"Origin": url}, timeout=10) as console:
         await sign_in(console, pin)
         seconds = [await one_call(console, timeout) for _ in range(calls)]
-    print(f"call -> phone_agency task in the console's queue, {calls} calls: "
-          f"median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s "
-          f"({', '.join(f'{s:.2f}' for s in seconds)})")  # fmt: skip
+    print(
+        f"call -> phone_agency task in the console's queue, {calls} calls: "
+        f"median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s "
+        f"({', '.join(f'{s:.2f}' for s in seconds)})"
+    )
 
 
 if __name__ == "__main__":

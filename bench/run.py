@@ -44,8 +44,14 @@ class Sizes:
     @classmethod
     def of(cls, quick: bool) -> "Sizes":
         if quick:
-            return cls(surge_reports=150, surge_concurrency=16, steady_rate=40, steady_seconds=3, drain_stall=60,
-                       idle_seconds=3)  # fmt: skip
+            return cls(
+                surge_reports=150,
+                surge_concurrency=16,
+                steady_rate=40,
+                steady_seconds=3,
+                drain_stall=60,
+                idle_seconds=3,
+            )
         return cls(surge_reports=3000, surge_concurrency=64, steady_rate=200, steady_seconds=30, drain_stall=60)
 
     def phases(self) -> list[dict]:
@@ -141,8 +147,17 @@ class Observer:
 
     def start(self) -> None:
         config = self.workdir / f"{self.name}-observer-config.json"
-        config.write_text(json.dumps({"bootstrap": self.bootstrap, "topics": self.topics, "out": str(self.out_file),
-                                      "status": str(self.status_file), "webhook_port": self.webhook_port}))  # fmt: skip
+        config.write_text(
+            json.dumps(
+                {
+                    "bootstrap": self.bootstrap,
+                    "topics": self.topics,
+                    "out": str(self.out_file),
+                    "status": str(self.status_file),
+                    "webhook_port": self.webhook_port,
+                }
+            )
+        )
         self.process = _python("bench.observer", str(config), log=self.workdir / f"{self.name}-observer.log")
         wait_for_port("127.0.0.1", self.webhook_port)
         deadline = time.monotonic() + 20
@@ -167,9 +182,14 @@ class Observer:
 def _python(module: str, *args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
     out = open(log, "ab")  # noqa: SIM115 - the child holds it
     return subprocess.Popen(
-        [sys.executable, "-m", module, *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, **child_options(),
-    )  # fmt: skip
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        **child_options(),
+    )
 
 
 def run_load(workdir: Path, name: str, url: str, keys: dict[str, str], phase: dict, seed: int) -> dict:
@@ -199,10 +219,22 @@ class Profiler:
         for name, pid in self.pids.items():
             out = self.out_dir / f"profile-{name}.speedscope.json"
             self.processes[name] = subprocess.Popen(
-                [py_spy, "record", "--pid", str(pid), "--rate", "50", "--nonblocking", "--format", "speedscope",
-                 "--output", str(out)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "50",
+                    "--nonblocking",
+                    "--format",
+                    "speedscope",
+                    "--output",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def stop(self) -> list[str]:
         for process in self.processes.values():
@@ -241,10 +273,13 @@ async def _statements_report(database_url: str, top: int = 40) -> str:
     finally:
         await conn.close()
     lines = [
-        "# PostgreSQL during the surge (pg_stat_statements)", "",
+        "# PostgreSQL during the surge (pg_stat_statements)",
+        "",
         f"{int(calls or 0)} statements, {float(total_ms or 0) / 1000:.1f} s executing in all. Top {top} by total time:",
-        "", "| total ms | calls | mean ms | rows | statement |", "|---|---|---|---|---|",
-    ]  # fmt: skip
+        "",
+        "| total ms | calls | mean ms | rows | statement |",
+        "|---|---|---|---|---|",
+    ]
     for row in rows:
         query = " ".join(row["query"].split())[:220].replace("|", "\\|")
         figures_ = f"{row['total_exec_time']:.0f} | {row['calls']} | {row['mean_exec_time']:.3f} | {row['rows']}"
@@ -287,9 +322,11 @@ async def _decisions(database_url: str, report_ids: list[str]) -> dict[str, dict
 def run_baseline(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, seed: int) -> dict:
     database_url = asyncio.run(create_database(stack.database_url, "bench_baseline"))
     port = free_port()
-    process = _python("bench.baseline", log=stack.log_dir / "baseline.log",
-                      env={"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
-                           "PORT": str(port)})  # fmt: skip
+    process = _python(
+        "bench.baseline",
+        log=stack.log_dir / "baseline.log",
+        env={"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "PORT": str(port)},
+    )
     try:
         wait_for_port("127.0.0.1", port, timeout=60)
         observer = Observer(workdir, "baseline", stack.bootstrap, ["bench.baseline"])
@@ -338,16 +375,19 @@ def run_ours(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, seed: 
     admin = {"Authorization": f"Bearer {stack.api_key}"}
     keys = {}
     for channel in CHANNELS:  # one app per channel, each with its own key and rate limit
-        response = httpx.post(f"{intake}/v1/admin/api-keys", headers=admin,
-                              json={"name": f"bench-{channel}", "rate_per_minute": 100_000})  # fmt: skip
+        response = httpx.post(
+            f"{intake}/v1/admin/api-keys", headers=admin, json={"name": f"bench-{channel}", "rate_per_minute": 100_000}
+        )
         response.raise_for_status()
         keys[channel] = response.json()["key"]
     observer = Observer(workdir, "ours", stack.bootstrap, [topics.dispatch_topic(a) for a in AGENCIES])
     observer.start()
     for agency in AGENCIES:
-        response = httpx.put(f"{notifier}/v1/agencies/{agency}/webhook", headers=admin,
-                             json={"url": f"http://127.0.0.1:{observer.webhook_port}/hooks/{agency}",
-                                   "updated_by": "bench"})  # fmt: skip
+        response = httpx.put(
+            f"{notifier}/v1/agencies/{agency}/webhook",
+            headers=admin,
+            json={"url": f"http://127.0.0.1:{observer.webhook_port}/hooks/{agency}", "updated_by": "bench"},
+        )
         response.raise_for_status()
 
     posted: list[str] = []
@@ -392,8 +432,10 @@ def measure_idle(sampler: Sampler, seconds: float) -> dict:
     before, started = sampler.cpu_seconds(), time.monotonic()
     time.sleep(seconds)
     after, elapsed = sampler.cpu_seconds(), time.monotonic() - started
-    return {"seconds": round(elapsed, 1),
-            "cpu_percent": {n: round(100 * (after[n] - before.get(n, 0.0)) / elapsed, 2) for n in after}}  # fmt: skip
+    return {
+        "seconds": round(elapsed, 1),
+        "cpu_percent": {n: round(100 * (after[n] - before.get(n, 0.0)) / elapsed, 2) for n in after},
+    }
 
 
 def bench(
@@ -403,11 +445,14 @@ def bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="e112-bench-"))
     stack = Stack(
-        data_dir=workdir / "stack", api_key="bench-" + secrets.token_urlsafe(32), ephemeral=True,
-        broker_port=free_port(), ports={name: free_port() for name in SERVICES},
+        data_dir=workdir / "stack",
+        api_key="bench-" + secrets.token_urlsafe(32),
+        ephemeral=True,
+        broker_port=free_port(),
+        ports={name: free_port() for name in SERVICES},
         extra_env={"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32"},  # the bench's receiver is on loopback
         postgres_preload=("pg_stat_statements",) if profile else (),
-    )  # fmt: skip
+    )
     sampler = Sampler()
     started = time.time()
     try:
@@ -433,9 +478,14 @@ def bench(
         sampler.stop() if sampler._thread.is_alive() else None
         stack.stop()
     result = figures.summarise(
-        ours=ours, baseline=baseline, ours_rss=ours_rss, baseline_rss=baseline_rss, sizes=vars(sizes),
-        quick=quick, started=started,
-    )  # fmt: skip
+        ours=ours,
+        baseline=baseline,
+        ours_rss=ours_rss,
+        baseline_rss=baseline_rss,
+        sizes=vars(sizes),
+        quick=quick,
+        started=started,
+    )
     if keep:
         result["work_directory"] = str(workdir)  # the raw records, the logs
     else:

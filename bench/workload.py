@@ -10,13 +10,12 @@ from schemas.catalog import CATEGORIES, KECAMATAN
 
 SUBTYPES: dict[str, tuple[str, ...]] = {
     "kebakaran": ("rumah", "lahan", "kendaraan", "pasar", "gudang"),
-    "bencana_alam": ("banjir", "tanah_longsor", "gempa", "erupsi_kelud", "angin_puting_beliung",
-                     "pohon_tumbang_kabel"),
+    "bencana_alam": ("banjir", "tanah_longsor", "gempa", "erupsi_kelud", "angin_puting_beliung", "pohon_tumbang_kabel"),
     "kerusuhan": ("tawuran", "demo_ricuh", "perkelahian_massal"),
     "kecelakaan": ("lalu_lintas", "kerja", "tenggelam"),
     "penyakit": ("serangan_jantung", "persalinan", "sesak_napas", "keracunan"),
     "binatang_buas": ("sarang_tawon", "ular", "anjing_liar"),
-}  # fmt: skip
+}
 assert set(SUBTYPES) == set(CATEGORIES)
 # Most reports still come by telephone; the rest by the public channels.
 CHANNELS = (("call", 0.6), ("whatsapp", 0.15), ("sms", 0.1), ("app", 0.1), ("web", 0.05))
@@ -61,9 +60,14 @@ class Workload:
         else:
             category = rng.choice(CATEGORIES)
             incident = Incident(
-                category, rng.choice(SUBTYPES[category]), rng.choice(KECAMATAN), f"Desa {rng.randint(1, 40)}",
-                round(rng.uniform(*LAT), 5), round(rng.uniform(*LON), 5), now,
-            )  # fmt: skip
+                category,
+                rng.choice(SUBTYPES[category]),
+                rng.choice(KECAMATAN),
+                f"Desa {rng.randint(1, 40)}",
+                round(rng.uniform(*LAT), 5),
+                round(rng.uniform(*LON), 5),
+                now,
+            )
             self.recent.append(incident)
             lat, lon = incident.lat, incident.lon
         channel = rng.choices([c for c, _ in CHANNELS], [w for _, w in CHANNELS])[0]
@@ -71,11 +75,16 @@ class Workload:
             "category": incident.category,
             "subtype": incident.subtype,
             "description": f"Laporan bench {self.counter}: {incident.category} {incident.subtype}",
-            "location": {"kecamatan": incident.kecamatan, "desa": incident.desa,
-                         "address": f"Jl. Uji {rng.randint(1, 200)}", "lat": round(lat, 6), "lon": round(lon, 6)},
+            "location": {
+                "kecamatan": incident.kecamatan,
+                "desa": incident.desa,
+                "address": f"Jl. Uji {rng.randint(1, 200)}",
+                "lat": round(lat, 6),
+                "lon": round(lon, 6),
+            },
             "caller": {"name": f"Penelepon {self.counter}", "phone": f"0812{rng.randint(10_000_000, 99_999_999)}"},
             "channel": channel,
-        }  # fmt: skip
+        }
         if incident.category in ("kecelakaan", "bencana_alam") and rng.random() < 0.2:
             body["casualties"] = rng.choice((1, 2, 3, 6))
         return body, related

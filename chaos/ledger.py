@@ -133,9 +133,13 @@ def expectations(accepted: list[dict], table: RoutingTable, known: dict[str, dic
 
 def _agencies(table: RoutingTable, report_id: str, facts: dict) -> list[str]:
     decision = decide(
-        table, UUID(report_id), facts.get("category"), subtype=facts.get("subtype"),
-        casualties=facts.get("casualties"), kecamatan=facts.get("kecamatan"),
-    )  # fmt: skip
+        table,
+        UUID(report_id),
+        facts.get("category"),
+        subtype=facts.get("subtype"),
+        casualties=facts.get("casualties"),
+        kecamatan=facts.get("kecamatan"),
+    )
     return [a.agency for a in decision.assignments]
 
 
@@ -228,11 +232,15 @@ def check(
     wanted = expectations(accepted, table, known)
     ids = {r["report_id"] for r in accepted}
     result = ScenarioResult(
-        scenario=scenario, accepted=len(accepted), linked=sum(1 for r in accepted if r.get("linked_to")),
+        scenario=scenario,
+        accepted=len(accepted),
+        linked=sum(1 for r in accepted if r.get("linked_to")),
         not_accepted=sum(1 for r in ledger.of("not_accepted") if r.get("scenario") == scenario),
-        expected=len(wanted), webhook=ChannelResult(), topic=ChannelResult(),
+        expected=len(wanted),
+        webhook=ChannelResult(),
+        topic=ChannelResult(),
         fault_seconds=(fault_end - fault_start) if fault_end and fault_start else None,
-    )  # fmt: skip
+    )
     for name in CHANNELS:
         seen = ledger.of(name)
         _check_channel(getattr(result, name), seen, wanted, ids, fault_end)

@@ -18,9 +18,30 @@ from schemas.catalog import AGENCIES, CATEGORIES
 
 log = logging.getLogger(__name__)
 
-KECAMATAN = ["Bakung", "Binangun", "Doko", "Gandusari", "Garum", "Kademangan", "Kanigoro", "Kesamben", "Nglegok",
-             "Panggungrejo", "Ponggok", "Sanankulon", "Selopuro", "Selorejo", "Srengat", "Sutojayan", "Talun",
-             "Udanawu", "Wates", "Wlingi", "Wonodadi", "Wonotirto"]  # fmt: skip
+KECAMATAN = [
+    "Bakung",
+    "Binangun",
+    "Doko",
+    "Gandusari",
+    "Garum",
+    "Kademangan",
+    "Kanigoro",
+    "Kesamben",
+    "Nglegok",
+    "Panggungrejo",
+    "Ponggok",
+    "Sanankulon",
+    "Selopuro",
+    "Selorejo",
+    "Srengat",
+    "Sutojayan",
+    "Talun",
+    "Udanawu",
+    "Wates",
+    "Wlingi",
+    "Wonodadi",
+    "Wonotirto",
+]
 SUBTYPES = [None, "rumah", "pohon_tumbang_kabel", "Kabel-Telepon putus", "tiang_listrik_roboh", "lainnya"]
 # Calls are never held for verification; public channels dispatch at once (flagged
 # unverified) only for the life-threatening categories, so only those go by WhatsApp.
@@ -41,9 +62,10 @@ class LoadGenerator:
         self.random = random.Random(seed)
         self.scenario = "warmup"
         self.client = httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {api_key}"}, timeout=15.0,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=15.0,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )  # fmt: skip
+        )
         self._seq = 0
         self._recent: list[tuple[float, dict, str]] = []  # (accepted at, body, report id) of incidents
         self._tasks: set[asyncio.Task] = set()
@@ -86,8 +108,11 @@ class LoadGenerator:
         self._recent = [r for r in self._recent if now - r[0] < 120][-200:]
         if self._recent and rnd.random() < RELATED_SHARE:
             _, incident, incident_id = rnd.choice(self._recent)
-            body = {**incident, "description": f"penelepon lain #{self._seq}",
-                    "caller": {"phone": f"0813{rnd.randrange(10**7, 10**8)}"}}  # fmt: skip
+            body = {
+                **incident,
+                "description": f"penelepon lain #{self._seq}",
+                "caller": {"phone": f"0813{rnd.randrange(10**7, 10**8)}"},
+            }
             return body, incident_id
         category = CATEGORIES[self._seq % len(CATEGORIES)]
         casualties = rnd.choice([None, None, 0, 1, 2, 5, 7])
@@ -96,11 +121,13 @@ class LoadGenerator:
             "category": category,
             "description": f"chaos laporan #{self._seq}",
             # A desa of its own: only the reports meant as another caller are linked.
-            "location": {"kecamatan": rnd.choice([kecamatan, kecamatan.upper(), kecamatan.lower()]),
-                         "desa": f"Chaos-{uuid.uuid4().hex[:10]}"},
+            "location": {
+                "kecamatan": rnd.choice([kecamatan, kecamatan.upper(), kecamatan.lower()]),
+                "desa": f"Chaos-{uuid.uuid4().hex[:10]}",
+            },
             "caller": {"name": "Penelepon Uji", "phone": f"0812{rnd.randrange(10**7, 10**8)}"},
             "channel": rnd.choice(["whatsapp", "call", "call"]) if category in LIFE_THREATENING else "call",
-        }  # fmt: skip
+        }
         subtype = rnd.choice(SUBTYPES)
         if subtype:
             body["subtype"] = subtype
@@ -140,13 +167,25 @@ class LoadGenerator:
     def _accepted(self, answer: dict, body: dict, meant_for: str | None, scenario: str, started: float) -> None:
         self.posted += 1
         location = body["location"]
-        facts = {"category": body.get("category"), "subtype": body.get("subtype"),
-                 "casualties": body.get("casualties"), "kecamatan": location.get("kecamatan")}  # fmt: skip
+        facts = {
+            "category": body.get("category"),
+            "subtype": body.get("subtype"),
+            "casualties": body.get("casualties"),
+            "kecamatan": location.get("kecamatan"),
+        }
         self.ledger.add(
-            "accepted", report_id=answer["id"], scenario=scenario, facts=facts, channel=body.get("channel"),
-            kind=answer.get("kind", "emergency"), status=answer.get("status"), linked_to=answer.get("linked_to"),
-            meant_for=meant_for, verification=answer.get("verification"), posted_at=started,
-        )  # fmt: skip
+            "accepted",
+            report_id=answer["id"],
+            scenario=scenario,
+            facts=facts,
+            channel=body.get("channel"),
+            kind=answer.get("kind", "emergency"),
+            status=answer.get("status"),
+            linked_to=answer.get("linked_to"),
+            meant_for=meant_for,
+            verification=answer.get("verification"),
+            posted_at=started,
+        )
         if not answer.get("linked_to") and meant_for is None:
             self._recent.append((time.time(), body, answer["id"]))
 
@@ -178,10 +217,14 @@ class TopicReader:
     async def _run(self) -> None:
         while True:
             consumer = AIOKafkaConsumer(
-                *[topics.dispatch_topic(a) for a in AGENCIES], bootstrap_servers=self.bootstrap, group_id=None,
-                auto_offset_reset="earliest", fetch_max_wait_ms=50, metadata_max_age_ms=1000,
+                *[topics.dispatch_topic(a) for a in AGENCIES],
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=50,
+                metadata_max_age_ms=1000,
                 request_timeout_ms=10_000,
-            )  # fmt: skip
+            )
             try:
                 await consumer.start()
                 while True:
@@ -208,7 +251,13 @@ class TopicReader:
             data = {}
         self.messages += 1
         self.ledger.add(
-            "topic", agency=r.topic.removeprefix("e112.dispatch."), ce_id=headers.get("ce_id"),
-            ce_type=headers.get("ce_type"), report_id=data.get("report_id"), dispatch_id=data.get("dispatch_id"),
-            new_report_id=data.get("new_report_id"), partition=r.partition, offset=r.offset,
-        )  # fmt: skip
+            "topic",
+            agency=r.topic.removeprefix("e112.dispatch."),
+            ce_id=headers.get("ce_id"),
+            ce_type=headers.get("ce_type"),
+            report_id=data.get("report_id"),
+            dispatch_id=data.get("dispatch_id"),
+            new_report_id=data.get("new_report_id"),
+            partition=r.partition,
+            offset=r.offset,
+        )

@@ -47,12 +47,38 @@ class Profile:
     agency_slow: float
 
 
-FULL = Profile("full", rate=25, warmup=10, tail=15, drain_timeout=120, drain_cap=1200, settle=10, kill_rounds=10,
-               kill_gap=(2.0, 8.0), broker_down=30, postgres_down=30, agency_refuse=90, agency_503=90,
-               agency_slow=180)  # fmt: skip
-SHORT = Profile("short", rate=10, warmup=3, tail=3, drain_timeout=45, drain_cap=150, settle=3, kill_rounds=2,
-                kill_gap=(1.0, 3.0), broker_down=4, postgres_down=4, agency_refuse=8, agency_503=8,
-                agency_slow=12)  # fmt: skip
+FULL = Profile(
+    "full",
+    rate=25,
+    warmup=10,
+    tail=15,
+    drain_timeout=120,
+    drain_cap=1200,
+    settle=10,
+    kill_rounds=10,
+    kill_gap=(2.0, 8.0),
+    broker_down=30,
+    postgres_down=30,
+    agency_refuse=90,
+    agency_503=90,
+    agency_slow=180,
+)
+SHORT = Profile(
+    "short",
+    rate=10,
+    warmup=3,
+    tail=3,
+    drain_timeout=45,
+    drain_cap=150,
+    settle=3,
+    kill_rounds=2,
+    kill_gap=(1.0, 3.0),
+    broker_down=4,
+    postgres_down=4,
+    agency_refuse=8,
+    agency_503=8,
+    agency_slow=12,
+)
 
 # Settings shortened so that a run takes minutes, not hours; what each one shortens:
 EXTRA_ENV = {
@@ -101,9 +127,13 @@ class Harness:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(self.data_dir / "ledger.jsonl")
         self.stack = Stack(
-            data_dir=self.data_dir, api_key=self.api_key, ephemeral=False, broker_port=free_port(),
-            ports={name: free_port() for name in KILLED}, extra_env=dict(EXTRA_ENV),
-        )  # fmt: skip
+            data_dir=self.data_dir,
+            api_key=self.api_key,
+            ephemeral=False,
+            broker_port=free_port(),
+            ports={name: free_port() for name in KILLED},
+            extra_env=dict(EXTRA_ENV),
+        )
         await asyncio.to_thread(self.stack.start_infrastructure)
         await asyncio.to_thread(self.stack.start_services)
         self.endpoint = AgencyEndpoint(self.ledger, port=free_port(), slow_seconds=WEBHOOK_TIMEOUT_SECONDS + 1.5)
@@ -149,9 +179,12 @@ class Harness:
 
     async def run(self, name: str) -> ScenarioResult:
         faults = {
-            "sigkill": self.fault_sigkill, "postgres": self.fault_postgres, "agency-down": self.fault_agency_down,
-            "agency-slow": self.fault_agency_slow, "broker": self.fault_broker,
-        }  # fmt: skip
+            "sigkill": self.fault_sigkill,
+            "postgres": self.fault_postgres,
+            "agency-down": self.fault_agency_down,
+            "agency-slow": self.fault_agency_slow,
+            "broker": self.fault_broker,
+        }
         p = self.profile
         log.info("scenario %s: start", name)
         self.load.start(name)
@@ -310,24 +343,49 @@ def _fmt(value) -> str:
 
 
 def table(report: dict) -> str:
-    head = ["scenario", "ok", "accepted", "no 202", "linked", "expected", "webhook delivered", "topic delivered",
-            "missing (wh/topic)", "dups after dedup (wh/topic)", "unexpected", "recovery s", "max latency s",
-            "received/distinct (wh; topic)", "fault s", "kills"]  # fmt: skip
+    head = [
+        "scenario",
+        "ok",
+        "accepted",
+        "no 202",
+        "linked",
+        "expected",
+        "webhook delivered",
+        "topic delivered",
+        "missing (wh/topic)",
+        "dups after dedup (wh/topic)",
+        "unexpected",
+        "recovery s",
+        "max latency s",
+        "received/distinct (wh; topic)",
+        "fault s",
+        "kills",
+    ]
     rows = []
     for s in report["scenarios"]:
         wh, tp = s["webhook"], s["topic"]
         kills = " ".join(f"{k}={v}" for k, v in s["kills"].items()) or "-"
-        rows.append([
-            s["scenario"], "yes" if s["ok"] else "NO", s["accepted"], s["not_accepted"], s["linked"], s["expected"],
-            wh["delivered"], tp["delivered"], f"{wh['missing_count']}/{tp['missing_count']}",
-            f"{wh['duplicates_count']}/{tp['duplicates_count']}",
-            wh["unexpected_count"] + tp["unexpected_count"],
-            "never" if s["recovery_seconds"] is None else _fmt(s["recovery_seconds"]),
-            _fmt(max(wh["max_latency_seconds"] or 0.0, tp["max_latency_seconds"] or 0.0)),
-            f"{wh.get('received', '-')}/{wh.get('distinct', '-')}; {tp.get('received', '-')}/{tp.get('distinct', '-')}",
-            _fmt(s["fault_seconds"]),
-            kills,
-        ])  # fmt: skip
+        rows.append(
+            [
+                s["scenario"],
+                "yes" if s["ok"] else "NO",
+                s["accepted"],
+                s["not_accepted"],
+                s["linked"],
+                s["expected"],
+                wh["delivered"],
+                tp["delivered"],
+                f"{wh['missing_count']}/{tp['missing_count']}",
+                f"{wh['duplicates_count']}/{tp['duplicates_count']}",
+                wh["unexpected_count"] + tp["unexpected_count"],
+                "never" if s["recovery_seconds"] is None else _fmt(s["recovery_seconds"]),
+                _fmt(max(wh["max_latency_seconds"] or 0.0, tp["max_latency_seconds"] or 0.0)),
+                f"{wh.get('received', '-')}/{wh.get('distinct', '-')}; "
+                f"{tp.get('received', '-')}/{tp.get('distinct', '-')}",
+                _fmt(s["fault_seconds"]),
+                kills,
+            ]
+        )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)

@@ -45,8 +45,11 @@ class TansuBroker:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **child_options(),
-        )  # fmt: skip
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            **child_options(),
+        )
         wait_for_port(self.host, self.port)
         return self.bootstrap
 

@@ -47,9 +47,14 @@ class ServiceProcess:
         env = {**os.environ, **self.env, "PORT": str(self.port), "PYTHONPATH": str(REPO)}
         out = open(self.log_file, "ab")  # noqa: SIM115 - the child holds it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"], cwd=REPO, env=env,
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **child_options(),
-        )  # fmt: skip
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            **child_options(),
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -69,11 +69,29 @@ TASK_URGENCY: dict[str, int] = {"phone_agency": 0, "verify": 1, "unrouted": 2, "
 
 # The 22 kecamatan of Kabupaten Blitar, canonical spelling.
 KECAMATAN: tuple[str, ...] = (
-    "Bakung", "Binangun", "Doko", "Gandusari", "Garum", "Kademangan", "Kanigoro",
-    "Kesamben", "Nglegok", "Panggungrejo", "Ponggok", "Sanankulon", "Selopuro",
-    "Selorejo", "Srengat", "Sutojayan", "Talun", "Udanawu", "Wates", "Wlingi",
-    "Wonodadi", "Wonotirto",
-)  # fmt: skip
+    "Bakung",
+    "Binangun",
+    "Doko",
+    "Gandusari",
+    "Garum",
+    "Kademangan",
+    "Kanigoro",
+    "Kesamben",
+    "Nglegok",
+    "Panggungrejo",
+    "Ponggok",
+    "Sanankulon",
+    "Selopuro",
+    "Selorejo",
+    "Srengat",
+    "Sutojayan",
+    "Talun",
+    "Udanawu",
+    "Wates",
+    "Wlingi",
+    "Wonodadi",
+    "Wonotirto",
+)
 _KECAMATAN_BY_FOLDED = {name.casefold(): name for name in KECAMATAN}
 
 

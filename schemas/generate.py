@@ -101,8 +101,13 @@ def asyncapi() -> dict:
         "where it came from and why it failed in e112_* headers. Re-driven by an operator after the fix.",
         "headers": {
             "type": "object",
-            "required": ["e112_error", "e112_consumer", "e112_original_topic", "e112_original_partition",
-                         "e112_original_offset"],
+            "required": [
+                "e112_error",
+                "e112_consumer",
+                "e112_original_topic",
+                "e112_original_partition",
+                "e112_original_offset",
+            ],
             "properties": {
                 "e112_error": {"type": "string", "description": "Why it failed (first 2000 characters)"},
                 "e112_consumer": {"type": "string", "description": "The consumer that gave up on it"},
@@ -114,7 +119,7 @@ def asyncapi() -> dict:
         },
         "payload": {"description": "The original value, byte for byte (it may not be valid JSON)"},
         "bindings": {"kafka": {"key": {"type": "string", "description": "The original key"}}},
-    }  # fmt: skip
+    }
     operations["receive_e112_deadletter"] = {"action": "receive", "channel": {"$ref": "#/channels/e112_deadletter"}}
     return {
         "asyncapi": "3.0.0",

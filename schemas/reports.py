@@ -194,8 +194,9 @@ class Closure(BaseModel):
 
     outcome: CloseOutcome
     note: str | None = None
-    operator_id: UUID | None = Field(None, description="who closed it; none when it closed on its own (every agency "
-                                     "done)")  # fmt: skip
+    operator_id: UUID | None = Field(
+        None, description="who closed it; none when it closed on its own (every agency done)"
+    )
     at: datetime
 
 
@@ -226,8 +227,9 @@ class ReportPublic(BaseModel):
     operator_id: UUID | None = Field(None, description="The call taker who filed it, if an app said so")
     assigned_to: UUID | None = Field(None, description="The operator who has the report's open task, if any")
     call_started_at: datetime | None = Field(None, description="When the call began, if the app said so")
-    closure: Closure | None = Field(None, description="Set while the incident (this report's, or the one it is "
-                                    "linked to) is closed")  # fmt: skip
+    closure: Closure | None = Field(
+        None, description="Set while the incident (this report's, or the one it is linked to) is closed"
+    )
     dispatches: list[DispatchState]
     timeline: list[TimelineEntry]
 

@@ -137,9 +137,14 @@ def assemble(service: Service, settings: ServiceSettings, registry: CollectorReg
         return await db.readiness_of(getattr(app.state, "pool", None), consumer, consumes=consumes)
 
     app = new_app(
-        title=service.title, description=service.description, lifespan=lifespan, registry=registry,
-        readiness=readiness, max_body_bytes=settings.max_request_body_bytes, trusted_proxies=settings.trusted_proxies,
-    )  # fmt: skip
+        title=service.title,
+        description=service.description,
+        lifespan=lifespan,
+        registry=registry,
+        readiness=readiness,
+        max_body_bytes=settings.max_request_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
     app.state.consumer = None
     for router in service.routers:
         app.include_router(router)
@@ -151,10 +156,15 @@ async def _running(app, pool, parts: Parts, service: Service, settings, outbox_m
     relay_task = None
     if service.publishes:
         relay = OutboxRelay(
-            dsn=settings.database_url, schema=service.schema, bootstrap=settings.kafka_bootstrap_servers,
-            topics=list(service.publishes), partitions=settings.kafka_topic_partitions, metrics=outbox_metrics,
-            poll_interval=settings.outbox_poll_interval, retention_seconds=settings.outbox_retention_seconds,
-        )  # fmt: skip
+            dsn=settings.database_url,
+            schema=service.schema,
+            bootstrap=settings.kafka_bootstrap_servers,
+            topics=list(service.publishes),
+            partitions=settings.kafka_topic_partitions,
+            metrics=outbox_metrics,
+            poll_interval=settings.outbox_poll_interval,
+            retention_seconds=settings.outbox_retention_seconds,
+        )
         relay_task = asyncio.create_task(relay.run(), name=f"{service.schema}-outbox-relay")
     consumer = consumer_task = None
     if parts.consumer is not None:
@@ -178,12 +188,20 @@ async def _running(app, pool, parts: Parts, service: Service, settings, outbox_m
 
 def _make_consumer(spec: ConsumerSpec, pool, settings: ServiceSettings, metrics: ConsumerMetrics) -> EventConsumer:
     return spec.consumer_class(
-        name=spec.name, pool=pool, handler=spec.handler, bootstrap=settings.kafka_bootstrap_servers,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, session_timeout_ms=settings.kafka_session_timeout_ms,
+        name=spec.name,
+        pool=pool,
+        handler=spec.handler,
+        bootstrap=settings.kafka_bootstrap_servers,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
         idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
         idle_after_seconds=settings.kafka_idle_after_seconds,
-        inbox_retention_days=settings.inbox_retention_days, metrics=metrics,
-        topics_=list(spec.topics) if spec.topics is not None else None, pattern=spec.pattern,
-        create_topics=topics.all_topics(), partitions=settings.kafka_topic_partitions,
-        pause_while=spec.pause_while, **spec.options,
-    )  # fmt: skip
+        inbox_retention_days=settings.inbox_retention_days,
+        metrics=metrics,
+        topics_=list(spec.topics) if spec.topics is not None else None,
+        pattern=spec.pattern,
+        create_topics=topics.all_topics(),
+        partitions=settings.kafka_topic_partitions,
+        pause_while=spec.pause_while,
+        **spec.options,
+    )

@@ -77,9 +77,14 @@ class BacklogProbe:
         if existing is not None:
             return existing
         client = AIOKafkaConsumer(
-            **connection_options(), bootstrap_servers=self.bootstrap, group_id=group_id, enable_auto_commit=False,
-            client_id=f"e112-backlog-{group_id or 'ends'}", request_timeout_ms=5_000, metadata_max_age_ms=10_000,
-        )  # fmt: skip
+            **connection_options(),
+            bootstrap_servers=self.bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            client_id=f"e112-backlog-{group_id or 'ends'}",
+            request_timeout_ms=5_000,
+            metadata_max_age_ms=10_000,
+        )
         await client.start()
         if group_id is None:
             self._reader = client

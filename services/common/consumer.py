@@ -69,9 +69,11 @@ class ConsumerMetrics:
             "e112_consumer_retries_total", "Transient failures retried", ["consumer"], registry=registry
         )
         self.paused = Gauge(
-            "e112_consumer_paused", "1 while the consumer holds off fetching (its service's queue is full)",
-            ["consumer"], registry=registry,
-        )  # fmt: skip
+            "e112_consumer_paused",
+            "1 while the consumer holds off fetching (its service's queue is full)",
+            ["consumer"],
+            registry=registry,
+        )
         self.lag_seconds = Histogram(
             "e112_consumer_event_age_seconds",
             "Time from an event's ce_time to the end of its handling",
@@ -180,8 +182,12 @@ class EventConsumer:
                 self._consumer = consumer
                 log.info("consumer started", extra={"fields": {"consumer": self.name}})
                 backoff = 0.5
-                pacing = FetchPacing(consumer, busy_ms=self.fetch_max_wait_ms, idle_ms=self.idle_fetch_max_wait_ms,
-                                     idle_after=self.idle_after_seconds)  # fmt: skip
+                pacing = FetchPacing(
+                    consumer,
+                    busy_ms=self.fetch_max_wait_ms,
+                    idle_ms=self.idle_fetch_max_wait_ms,
+                    idle_after=self.idle_after_seconds,
+                )
                 while not self._stopping.is_set():
                     self._apply_backpressure(consumer)
                     batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
@@ -207,9 +213,14 @@ class EventConsumer:
                 # uncommitted batch is fetched again after the restart; the inbox dedups.
                 log.error(
                     "consumer failed; restarting it",
-                    extra={"fields": {"consumer": self.name, "error": type(exc).__name__,
-                                      "where": "".join(traceback.format_tb(exc.__traceback__, limit=-3))}},
-                )  # fmt: skip
+                    extra={
+                        "fields": {
+                            "consumer": self.name,
+                            "error": type(exc).__name__,
+                            "where": "".join(traceback.format_tb(exc.__traceback__, limit=-3)),
+                        }
+                    },
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
             finally:
@@ -227,8 +238,9 @@ class EventConsumer:
             results = await asyncio.gather(
                 *(self._process_partition(records) for records in batch.values()), return_exceptions=True
             )
-            offsets = {tp: done.offset + 1 for tp, done in zip(batch, results, strict=True)
-                       if isinstance(done, ConsumerRecord)}  # fmt: skip
+            offsets = {
+                tp: done.offset + 1 for tp, done in zip(batch, results, strict=True) if isinstance(done, ConsumerRecord)
+            }
             if offsets:
                 await consumer.commit(offsets)
             for result in results:
@@ -286,7 +298,7 @@ class EventConsumer:
             log.info(
                 "batch rolled back; handling its events one by one",
                 extra={"fields": {"consumer": self.name, "events": len(records), "error": type(exc).__name__}},
-            )  # fmt: skip
+            )
             return False
         outcomes["handled"] = len(handled)
         for outcome, count in outcomes.items():
@@ -415,10 +427,16 @@ class EventConsumer:
             # its input, which may be a caller's name or number.
             log.warning(
                 "event could not be handled; dead-lettering",
-                extra={"fields": {"consumer": self.name, "ce_id": envelope.id, "ce_type": envelope.type,
-                                  "error": first_line(exc),
-                                  "where": "".join(traceback.format_tb(exc.__traceback__, limit=-3))}},
-            )  # fmt: skip
+                extra={
+                    "fields": {
+                        "consumer": self.name,
+                        "ce_id": envelope.id,
+                        "ce_type": envelope.type,
+                        "error": first_line(exc),
+                        "where": "".join(traceback.format_tb(exc.__traceback__, limit=-3)),
+                    }
+                },
+            )
             return await self._deadletter(record, envelope.id, f"{type(exc).__name__}: {exc}")
         if envelope.time is not None:
             self.metrics.lag_seconds.labels(self.name).observe(
@@ -437,9 +455,15 @@ class EventConsumer:
             await enqueue(conn, [deadletter_record(record, consumer=self.name, error=error), *extra])
         log.warning(
             "event dead-lettered",
-            extra={"fields": {"consumer": self.name, "topic": record.topic, "offset": record.offset,
-                              "error": first_line(error)}},
-        )  # fmt: skip
+            extra={
+                "fields": {
+                    "consumer": self.name,
+                    "topic": record.topic,
+                    "offset": record.offset,
+                    "error": first_line(error),
+                }
+            },
+        )
         return "deadlettered"
 
     async def on_deadletter(
@@ -483,8 +507,9 @@ async def prune_inbox(conn: asyncpg.Connection, consumer: str, retention_days: f
     """Delete this consumer's inbox rows older than the retention; how many."""
     status = await conn.execute(
         "DELETE FROM inbox WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)",
-        consumer, retention_days * 86400.0,
-    )  # fmt: skip
+        consumer,
+        retention_days * 86400.0,
+    )
     return int(status.split()[-1])
 
 
@@ -508,9 +533,16 @@ async def rewind_past_end(consumer, name: str) -> None:
         if position > end:
             log.warning(
                 "position past the end of the partition (the broker lost its log); reading it from the beginning",
-                extra={"fields": {"consumer": name, "topic": tp.topic, "partition": tp.partition,
-                                  "position": position, "end": end}},
-            )  # fmt: skip
+                extra={
+                    "fields": {
+                        "consumer": name,
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "position": position,
+                        "end": end,
+                    }
+                },
+            )
             await consumer.seek_to_beginning(tp)
 
 
@@ -543,8 +575,9 @@ async def claim_all(conn: asyncpg.Connection, consumer: str, event_ids: list[str
     rows = await conn.fetch(
         "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING "
         "RETURNING event_id",
-        consumer, event_ids,
-    )  # fmt: skip
+        consumer,
+        event_ids,
+    )
     return {r["event_id"] for r in rows}
 
 

@@ -104,8 +104,15 @@ class FetchPacing:
     waits up to `idle_ms`, the next ones `busy_ms` again. Apache Kafka answers as soon as
     a record arrives, so there the longer wait costs no latency at all."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, *, busy_ms: int, idle_ms: int, idle_after: float,
-                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        *,
+        busy_ms: int,
+        idle_ms: int,
+        idle_after: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.consumer = consumer
         self.busy_ms = busy_ms
         self.idle_ms = max(idle_ms, busy_ms)

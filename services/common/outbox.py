@@ -74,9 +74,11 @@ async def enqueue(conn: asyncpg.Connection, records: Iterable[KafkaRecord]) -> N
              WITH ORDINALITY AS r(topic, key, headers, value, n)
         ORDER BY n
         """,
-        [r.topic for r in records], [r.key for r in records], [headers_json(r) for r in records],
+        [r.topic for r in records],
+        [r.key for r in records],
+        [headers_json(r) for r in records],
         [r.value for r in records],
-    )  # fmt: skip
+    )
 
 
 def headers_json(record: KafkaRecord) -> str:
@@ -153,9 +155,13 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except (
-                KafkaError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                KafkaError,
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
                 TimeoutError,
-            ) as exc:  # fmt: skip
+            ) as exc:
                 self.metrics.publish_failures.inc()
                 message = f"{type(exc).__name__}: {exc}"
                 if message != self.last_error:
@@ -180,9 +186,13 @@ class OutboxRelay:
             await ensure_topics(self.bootstrap, self.topics, self.partitions)
             # Asks the broker where the partitions end; no group, reads nothing.
             reader = AIOKafkaConsumer(
-                **connection_options(), bootstrap_servers=self.bootstrap, group_id=None,
-                client_id=f"e112-{self.schema}-outbox-offsets", request_timeout_ms=10_000, retry_backoff_ms=200,
-            )  # fmt: skip
+                **connection_options(),
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                client_id=f"e112-{self.schema}-outbox-offsets",
+                request_timeout_ms=10_000,
+                retry_backoff_ms=200,
+            )
             await reader.start()
             await self._seed_acked(conn)
             if self.last_error:
@@ -256,8 +266,10 @@ class OutboxRelay:
             "UPDATE outbox SET published_at = now(), kafka_partition = m.partition, kafka_offset = m.kafka_offset "
             "FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS m(id, partition, kafka_offset) "
             "WHERE outbox.id = m.id AND outbox.id = ANY($1::bigint[])",
-            [row["id"] for row in rows], [m.partition for m in placed], [m.offset for m in placed],
-        )  # fmt: skip
+            [row["id"] for row in rows],
+            [m.partition for m in placed],
+            [m.offset for m in placed],
+        )
         written: dict[TopicPartition, tuple[int, int]] = {}
         for m in placed:
             written[m.topic_partition] = (written.get(m.topic_partition, (m.offset,))[0], m.offset)
@@ -313,16 +325,24 @@ class OutboxRelay:
             status = await conn.execute(
                 "UPDATE outbox SET published_at = NULL, kafka_partition = NULL, kafka_offset = NULL "
                 "WHERE topic = $1 AND kafka_partition = $2 AND published_at IS NOT NULL",
-                tp.topic, tp.partition,
-            )  # fmt: skip
+                tp.topic,
+                tp.partition,
+            )
             replayed = int(status.split()[-1])
             self.metrics.replayed.labels(tp.topic).inc(replayed)
             # Topic, partition and counts only: keys and values can hold personal data.
             log.warning(
                 "the broker lost events it had acknowledged; publishing them again",
-                extra={"fields": {"topic": tp.topic, "partition": tp.partition, "end": ends.get(tp),
-                                  "acked": acked, "replayed": replayed}},
-            )  # fmt: skip
+                extra={
+                    "fields": {
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "end": ends.get(tp),
+                        "acked": acked,
+                        "replayed": replayed,
+                    }
+                },
+            )
 
     async def _ensure_topics_exist(self, wanted: set[str], producer) -> ClusterMetadata:
         """Ask the broker (not the producer's cache) whether the topics exist, and create

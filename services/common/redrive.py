@@ -251,11 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     outcomes = asyncio.run(
         redrive(
-            bootstrap=args.bootstrap, database_url=args.database_url, consumer=args.consumer, schema=args.schema,
-            since=args.since, until=args.until, ce_ids=set(args.ce_ids) if args.ce_ids else None,
-            dry_run=args.dry_run, force=args.force,
+            bootstrap=args.bootstrap,
+            database_url=args.database_url,
+            consumer=args.consumer,
+            schema=args.schema,
+            since=args.since,
+            until=args.until,
+            ce_ids=set(args.ce_ids) if args.ce_ids else None,
+            dry_run=args.dry_run,
+            force=args.force,
         )
-    )  # fmt: skip
+    )
     for o in outcomes:
         error = o.letter.error.splitlines()[0][:200] if o.letter.error else ""
         print(

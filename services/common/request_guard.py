@@ -152,10 +152,16 @@ def _replay(body: bytes, last: Message, receive: Receive) -> Receive:
 
 async def _answer(send: Send, status: int, body: dict) -> None:
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(payload)).encode())],
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 

@@ -44,17 +44,24 @@ SECURITY_HEADERS = {
 class ConsoleMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.actions = Counter(
-            "e112_console_actions_total", "What operators did in the console, by action and outcome",
-            ["action", "outcome"], registry=registry,
-        )  # fmt: skip
-        self.signins = Counter(
-            "e112_console_signins_total", "Sign-in attempts by outcome (ok, wrong, locked)", ["outcome"],
+            "e112_console_actions_total",
+            "What operators did in the console, by action and outcome",
+            ["action", "outcome"],
             registry=registry,
-        )  # fmt: skip
+        )
+        self.signins = Counter(
+            "e112_console_signins_total",
+            "Sign-in attempts by outcome (ok, wrong, locked)",
+            ["outcome"],
+            registry=registry,
+        )
         self.signin_lockouts = Counter(
-            "e112_console_signin_lockouts_total", "Sign-in locks set after wrong PINs, by scope: source (one address "
-            "for one operator) or operator (the ceiling over every address)", ["scope"], registry=registry,
-        )  # fmt: skip
+            "e112_console_signin_lockouts_total",
+            "Sign-in locks set after wrong PINs, by scope: source (one address "
+            "for one operator) or operator (the ceiling over every address)",
+            ["scope"],
+            registry=registry,
+        )
 
 
 def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
@@ -67,11 +74,13 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
         app.state.upstream = upstream = Upstream.from_settings(settings, transports)
         broadcaster.bind(asyncio.get_running_loop())
         app.state.live = feed = LiveFeed(
-            bootstrap=settings.kafka_bootstrap_servers, broadcaster=broadcaster,
-            partitions=settings.kafka_topic_partitions, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            bootstrap=settings.kafka_bootstrap_servers,
+            broadcaster=broadcaster,
+            partitions=settings.kafka_topic_partitions,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
             idle_after_seconds=settings.kafka_idle_after_seconds,
-        )  # fmt: skip
+        )
 
         async def end_streams() -> None:
             broadcaster.close()
@@ -88,8 +97,11 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
         title="e112 console",
         description="The call takers' console: take a call, the queue and verdicts, the dispatch board, the shift. "
         "The page's backend: it calls intake, shifts and notifier for the signed-in operator.",
-        schema="console", migrations=Path(__file__).parent / "migrations", build=build, ready_needs_broker=False,
-    )  # fmt: skip
+        schema="console",
+        migrations=Path(__file__).parent / "migrations",
+        build=build,
+        ready_needs_broker=False,
+    )
     app = assemble(service, settings, registry)
     app.state.broadcaster = broadcaster
 

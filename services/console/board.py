@@ -8,8 +8,18 @@ The page applies live steps to these rows and recomputes lateness every second
 from datetime import datetime, timedelta
 from typing import Any
 
-STEPS = ("requested", "delivered", "failed", "acknowledged", "on_the_way", "on_scene", "done", "resent", "escalated",
-         "cancelled")  # fmt: skip
+STEPS = (
+    "requested",
+    "delivered",
+    "failed",
+    "acknowledged",
+    "on_the_way",
+    "on_scene",
+    "done",
+    "resent",
+    "escalated",
+    "cancelled",
+)
 # Until one of these, the agency has not acknowledged (field status acknowledges too).
 ACKNOWLEDGED = {"acknowledged", "on_the_way", "on_scene", "done"}
 CLOSED = {"done", "cancelled"}
@@ -56,20 +66,34 @@ def board_row(report: dict[str, Any], deadlines: dict[str, int], now: datetime) 
     for dispatch in report.get("dispatches", []):
         own = steps.get(str(dispatch["dispatch_id"]), {})
         due = ack_due_at(own, deadlines.get(dispatch["agency"]))
-        agencies.append({
-            "dispatch_id": str(dispatch["dispatch_id"]), "agency": dispatch["agency"], "role": dispatch["role"],
-            "state": dispatch["state"], "escalated": dispatch.get("escalated", False), "steps": own,
-            "ack_due_at": due.isoformat() if due else None, "late": is_late(dispatch["state"], due, now),
-        })  # fmt: skip
+        agencies.append(
+            {
+                "dispatch_id": str(dispatch["dispatch_id"]),
+                "agency": dispatch["agency"],
+                "role": dispatch["role"],
+                "state": dispatch["state"],
+                "escalated": dispatch.get("escalated", False),
+                "steps": own,
+                "ack_due_at": due.isoformat() if due else None,
+                "late": is_late(dispatch["state"], due, now),
+            }
+        )
     location = report.get("location") or {}
     verification = report.get("verification") or {}
     return {
-        "report_id": str(report["id"]), "status": report["status"], "category": report.get("category"),
-        "subtype": report.get("subtype"), "kecamatan": location.get("kecamatan"), "desa": location.get("desa"),
-        "channel": report.get("channel"), "received_at": report["received_at"],
-        "unverified": verification.get("state") == "pending", "linked_reports": len(report.get("linked_reports", [])),
-        "agencies": agencies, "late": any(a["late"] for a in agencies),
-    }  # fmt: skip
+        "report_id": str(report["id"]),
+        "status": report["status"],
+        "category": report.get("category"),
+        "subtype": report.get("subtype"),
+        "kecamatan": location.get("kecamatan"),
+        "desa": location.get("desa"),
+        "channel": report.get("channel"),
+        "received_at": report["received_at"],
+        "unverified": verification.get("state") == "pending",
+        "linked_reports": len(report.get("linked_reports", [])),
+        "agencies": agencies,
+        "late": any(a["late"] for a in agencies),
+    }
 
 
 def board(reports: list[dict[str, Any]], deadlines: dict[str, int], now: datetime) -> list[dict[str, Any]]:

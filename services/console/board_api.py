@@ -16,8 +16,17 @@ from services.console.session import CurrentOperator
 from services.console.work_api import report_or_none
 
 # The states of an open incident (intake's statuses) the board filters by, and `late`.
-BOARD_STATES = ("awaiting_verification", "received", "unrouted", "routed", "delivered", "delivery_failed",
-                "acknowledged", "responding", "done")  # fmt: skip
+BOARD_STATES = (
+    "awaiting_verification",
+    "received",
+    "unrouted",
+    "routed",
+    "delivered",
+    "delivery_failed",
+    "acknowledged",
+    "responding",
+    "done",
+)
 BoardState = Literal[BOARD_STATES + ("late",)]  # type: ignore[valid-type]
 
 
@@ -57,10 +66,20 @@ def build_board_router(page_size: int) -> APIRouter:
             reports = [r for r in reports if _matches(r, category, kecamatan) and r["status"] != "closed"][:page_size]
         now = datetime.now(UTC)
         late = late or {"late": None, "by_agency": {}}
-        totals = {"open": counts["total"], "by_status": counts["by_status"], "late": late["late"],
-                  "late_by_agency": late["by_agency"]}  # fmt: skip
-        return {"now": now.isoformat(), "rows": board(reports, deadlines, now), "next_cursor": next_cursor,
-                "totals": totals, "deadlines": deadlines, "deadlines_known": deadlines_known}  # fmt: skip
+        totals = {
+            "open": counts["total"],
+            "by_status": counts["by_status"],
+            "late": late["late"],
+            "late_by_agency": late["by_agency"],
+        }
+        return {
+            "now": now.isoformat(),
+            "rows": board(reports, deadlines, now),
+            "next_cursor": next_cursor,
+            "totals": totals,
+            "deadlines": deadlines,
+            "deadlines_known": deadlines_known,
+        }
 
     return router
 

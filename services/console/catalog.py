@@ -7,13 +7,22 @@ from schemas.catalog import CATEGORIES, CONTACT_KINDS, KECAMATAN
 
 SUBTYPES: dict[str, tuple[str, ...]] = {
     "kebakaran": ("rumah", "toko_gedung", "pabrik", "kendaraan", "lahan_hutan", "kabel_listrik_putus", "lainnya"),
-    "bencana_alam": ("banjir", "tanah_longsor", "gempa_bumi", "erupsi_kelud", "angin_kencang", "pohon_tumbang_kabel",
-                     "tiang_listrik_roboh", "tiang_telepon_roboh", "lainnya"),
+    "bencana_alam": (
+        "banjir",
+        "tanah_longsor",
+        "gempa_bumi",
+        "erupsi_kelud",
+        "angin_kencang",
+        "pohon_tumbang_kabel",
+        "tiang_listrik_roboh",
+        "tiang_telepon_roboh",
+        "lainnya",
+    ),
     "kerusuhan": ("tawuran", "pengeroyokan", "demonstrasi", "perusakan", "lainnya"),
     "kecelakaan": ("lalu_lintas", "kerja", "tenggelam", "kabel_telepon_putus", "lainnya"),
     "penyakit": ("sesak_napas", "pingsan", "serangan_jantung", "persalinan", "keracunan", "kejang", "lainnya"),
     "binatang_buas": ("sarang_tawon", "ular", "anjing_liar", "monyet", "lainnya"),
-}  # fmt: skip
+}
 
 # One key each on the category chooser, so noise is logged in a second.
 KIND_KEYS = {"d": "emergency", "p": "prank", "k": "ghost", "i": "information"}

@@ -47,16 +47,22 @@ def build_incidents_router(metrics) -> APIRouter:
     async def act(request: Request, operator, report_id: UUID, action: str, payload: dict, outcome: str) -> dict:
         try:
             report = await request.app.state.upstream.json(
-                "intake", "POST", f"/v1/reports/{report_id}/{action}", json=payload,
-                headers={OPERATOR_HEADER: str(operator.id)}, request_id=request.state.request_id,
-            )  # fmt: skip
+                "intake",
+                "POST",
+                f"/v1/reports/{report_id}/{action}",
+                json=payload,
+                headers={OPERATOR_HEADER: str(operator.id)},
+                request_id=request.state.request_id,
+            )
         except Problem as problem:
             metrics.actions.labels(action, "refused" if problem.status < 500 else "error").inc()
             raise
         metrics.actions.labels(action, outcome).inc()
         # The note and the reason are the operator's free text: not logged.
-        log.info(DONE[action], extra={"fields": {"operator_id": str(operator.id), "report_id": str(report_id),
-                                                 "outcome": outcome}})  # fmt: skip
+        log.info(
+            DONE[action],
+            extra={"fields": {"operator_id": str(operator.id), "report_id": str(report_id), "outcome": outcome}},
+        )
         return report
 
     @router.post("/reports/{report_id}/close", summary="Close an incident with its outcome (and its callers), by me")
@@ -70,9 +76,10 @@ def build_incidents_router(metrics) -> APIRouter:
 
     @router.get("/history", summary="Closed incidents, newest first (by when received), a page at a time")
     async def history(
-        operator: CurrentOperator, request: Request,
+        operator: CurrentOperator,
+        request: Request,
         cursor: Annotated[str | None, Query(max_length=500, description="next_cursor of the page before")] = None,
-    ) -> dict:  # fmt: skip
+    ) -> dict:
         upstream = request.app.state.upstream
         items: list[dict] = []
         for _ in range(HISTORY_READS):
@@ -80,8 +87,11 @@ def build_incidents_router(metrics) -> APIRouter:
             if cursor:
                 params["cursor"] = cursor
             page = await upstream.json("intake", "GET", "/v1/reports", params=params)
-            items += [{"report_id": str(i["id"]), **{k: i.get(k) for k in HISTORY_FIELDS}}
-                      for i in page["items"] if i.get("linked_to") is None]  # fmt: skip
+            items += [
+                {"report_id": str(i["id"]), **{k: i.get(k) for k in HISTORY_FIELDS}}
+                for i in page["items"]
+                if i.get("linked_to") is None
+            ]
             cursor = page.get("next_cursor")
             if items or not cursor:
                 break

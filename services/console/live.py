@@ -156,7 +156,7 @@ def translate(envelope: Envelope) -> Message | None:
             }
         case ShiftCoverageRestored():
             return {"type": "shift", "event": "coverage_restored", "shift": data.shift, "at": _at(data.at)}
-    return None  # fmt: skip
+    return None
 
 
 def _report(report_id, event: str, at: datetime, **extra) -> Message:
@@ -164,8 +164,14 @@ def _report(report_id, event: str, at: datetime, **extra) -> Message:
 
 
 def _dispatch(data, step: str, at: datetime) -> Message:
-    return {"type": "dispatch", "step": step, "report_id": str(data.report_id), "dispatch_id": str(data.dispatch_id),
-            "agency": data.agency, "at": _at(at)}  # fmt: skip
+    return {
+        "type": "dispatch",
+        "step": step,
+        "report_id": str(data.report_id),
+        "dispatch_id": str(data.dispatch_id),
+        "agency": data.agency,
+        "at": _at(at),
+    }
 
 
 class Subscription:
@@ -264,9 +270,17 @@ class LiveMetrics:
 
 
 class LiveFeed:
-    def __init__(self, *, bootstrap: str, broadcaster: Broadcaster, partitions: int, fetch_max_wait_ms: int,
-                 idle_fetch_max_wait_ms: int | None = None, idle_after_seconds: float = 5.0,
-                 check_every: float = 5.0):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        broadcaster: Broadcaster,
+        partitions: int,
+        fetch_max_wait_ms: int,
+        idle_fetch_max_wait_ms: int | None = None,
+        idle_after_seconds: float = 5.0,
+        check_every: float = 5.0,
+    ):
         self.bootstrap = bootstrap
         self.broadcaster = broadcaster
         self.partitions = partitions
@@ -290,10 +304,15 @@ class LiveFeed:
     async def _consume(self) -> None:
         await ensure_topics(self.bootstrap, TOPICS, self.partitions)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="e112-console",
-            auto_offset_reset="latest", fetch_max_wait_ms=self.fetch_max_wait_ms, metadata_max_age_ms=5_000,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="e112-console",
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
+            metadata_max_age_ms=5_000,
             **connection_options(),
-        )  # fmt: skip
+        )
         await consumer.start()
         try:
             await consumer.topics()  # the cluster's metadata, for the partitions below
@@ -307,8 +326,12 @@ class LiveFeed:
             log.info("live feed reading", extra={"fields": {"partitions": len(assignment)}})
             loop = asyncio.get_running_loop()
             next_check = loop.time() + self.check_every
-            pacing = FetchPacing(consumer, busy_ms=self.fetch_max_wait_ms, idle_ms=self.idle_fetch_max_wait_ms,
-                                 idle_after=self.idle_after_seconds)  # fmt: skip
+            pacing = FetchPacing(
+                consumer,
+                busy_ms=self.fetch_max_wait_ms,
+                idle_ms=self.idle_fetch_max_wait_ms,
+                idle_after=self.idle_after_seconds,
+            )
             while True:
                 batch = await consumer.getmany(timeout_ms=1000)
                 pacing.saw(sum(map(len, batch.values())))

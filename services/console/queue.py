@@ -47,11 +47,19 @@ def pending_summary(pending: list[dict[str, Any]], report_id: str) -> dict[str, 
 def _item(summary: dict[str, Any], report_id: str, *, mine: bool, task: dict[str, Any] | None) -> dict[str, Any]:
     pending_verdict = summary.get("verification") not in (None, "not_required") and summary.get("verdict") is None
     return {
-        "report_id": report_id, "mine": mine, "task": task,
+        "report_id": report_id,
+        "mine": mine,
+        "task": task,
         "reason": task["reason"] if task else "verify",
-        "category": summary.get("category"), "subtype": summary.get("subtype"), "kecamatan": summary.get("kecamatan"),
-        "desa": summary.get("desa"), "channel": summary.get("channel"), "status": summary.get("status"),
-        "kind": summary.get("kind"), "received_at": summary.get("received_at"),
-        "verification": summary.get("verification"), "needs_verdict": pending_verdict,
+        "category": summary.get("category"),
+        "subtype": summary.get("subtype"),
+        "kecamatan": summary.get("kecamatan"),
+        "desa": summary.get("desa"),
+        "channel": summary.get("channel"),
+        "status": summary.get("status"),
+        "kind": summary.get("kind"),
+        "received_at": summary.get("received_at"),
+        "verification": summary.get("verification"),
+        "needs_verdict": pending_verdict,
         "assigned_to": str(summary["assigned_to"]) if summary.get("assigned_to") else None,
-    }  # fmt: skip
+    }

@@ -71,13 +71,17 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
         everyone = await request.app.state.upstream.json("shifts", "GET", "/v1/operators")
         async with request.app.state.pool.acquire() as conn:
             handles = await store.signin_handles(conn)
-        return [SignInChoice(handle=handles[UUID(o["id"])], name=o["name"]) for o in everyone
-                if o.get("active", True) and UUID(o["id"]) in handles]  # fmt: skip
+        return [
+            SignInChoice(handle=handles[UUID(o["id"])], name=o["name"])
+            for o in everyone
+            if o.get("active", True) and UUID(o["id"]) in handles
+        ]
 
     @router.post(
-        "/session", summary="Sign in with operator and PIN: sets the session cookie",
+        "/session",
+        summary="Sign in with operator and PIN: sets the session cookie",
         responses={429: {**PROBLEM_RESPONSES[401], "description": "Locked after too many wrong PINs"}},
-    )  # fmt: skip
+    )
     async def sign_in(body: SignIn, request: Request, response: Response) -> SessionPublic:
         now = datetime.now(UTC)
         # The client's address as the trusted proxies in front tell it (TRUSTED_PROXIES).
@@ -98,8 +102,12 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
             if until is not None:
                 metrics.signins.labels("locked").inc()
                 wait = int((until - now).total_seconds()) + 1
-                raise Problem(429, "Locked", f"Too many wrong PINs; try again in {wait} s or ask the supervisor.",
-                              headers={"Retry-After": str(wait)})  # fmt: skip
+                raise Problem(
+                    429,
+                    "Locked",
+                    f"Too many wrong PINs; try again in {wait} s or ask the supervisor.",
+                    headers={"Retry-After": str(wait)},
+                )
             if not await asyncio.to_thread(auth.pin_matches, row["pin_hash"], body.pin):
                 failures, locks, source_locked = per_source.after_failure(
                     from_here["failures"], from_here["locks"], now
@@ -111,9 +119,16 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
                 for scope, locked in (("source", source_locked), ("operator", operator_locked)):
                     if locked is not None:
                         metrics.signin_lockouts.labels(scope).inc()
-                log.info("sign-in refused", extra={"fields": {
-                    "operator_id": str(operator_id), "source_locked": source_locked is not None,
-                    "operator_locked": operator_locked is not None}})  # fmt: skip
+                log.info(
+                    "sign-in refused",
+                    extra={
+                        "fields": {
+                            "operator_id": str(operator_id),
+                            "source_locked": source_locked is not None,
+                            "operator_locked": operator_locked is not None,
+                        }
+                    },
+                )
                 # Raising would roll the failure counts back: answer instead.
                 return problem_response(401, "Sign-in failed", WRONG)
             new_hash = auth.hash_pin(body.pin) if auth.needs_rehash(row["pin_hash"]) else None
@@ -123,23 +138,32 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
                 raise Problem(403, "Forbidden", "This operator is no longer active.")
             token, csrf = auth.new_token(), auth.new_token()
             expires = now + timedelta(hours=settings.session_hours)
-            await store.create_session(conn, auth.token_hash(token), operator_id, operator["name"], csrf, now,
-                                       expires)  # fmt: skip
+            await store.create_session(conn, auth.token_hash(token), operator_id, operator["name"], csrf, now, expires)
         metrics.signins.labels("ok").inc()
         log.info("signed in", extra={"fields": {"operator_id": str(operator_id)}})
         response.set_cookie(
-            COOKIE, token, max_age=int(settings.session_hours * 3600), httponly=True, samesite="strict",
-            secure=settings.cookie_secure, path="/",
-        )  # fmt: skip
-        return SessionPublic(operator=OperatorRef(id=operator_id, name=operator["name"]), csrf_token=csrf,
-                             expires_at=expires, refresh_seconds=settings.page_refresh_seconds)  # fmt: skip
+            COOKIE,
+            token,
+            max_age=int(settings.session_hours * 3600),
+            httponly=True,
+            samesite="strict",
+            secure=settings.cookie_secure,
+            path="/",
+        )
+        return SessionPublic(
+            operator=OperatorRef(id=operator_id, name=operator["name"]),
+            csrf_token=csrf,
+            expires_at=expires,
+            refresh_seconds=settings.page_refresh_seconds,
+        )
 
     @router.get("/session", summary="Who is signed in, and the CSRF token")
     async def who(operator: CurrentOperator) -> SessionPublic:
         return SessionPublic(
-            operator=OperatorRef(id=operator.id, name=operator.name), csrf_token=operator.csrf_token,
+            operator=OperatorRef(id=operator.id, name=operator.name),
+            csrf_token=operator.csrf_token,
             refresh_seconds=settings.page_refresh_seconds,
-        )  # fmt: skip
+        )
 
     @router.delete("/session", status_code=204, summary="Sign out")
     async def sign_out(operator: Annotated[Operator, Depends(acting_operator)], request: Request) -> Response:
@@ -151,10 +175,12 @@ def build_signin_router(settings: ConsoleSettings, admin_auth, metrics) -> APIRo
         return response
 
     @router.put(
-        "/admin/operators/{operator_id}/pin", tags=["admin"], dependencies=[Depends(admin_auth)],
+        "/admin/operators/{operator_id}/pin",
+        tags=["admin"],
+        dependencies=[Depends(admin_auth)],
         summary="Set an operator's PIN (supervisor, with the admin key); signs the operator out everywhere",
         responses={404: {**PROBLEM_RESPONSES[422], "description": "No such operator in shifts"}},
-    )  # fmt: skip
+    )
     async def set_pin(operator_id: UUID, body: PinChange, request: Request) -> OperatorRef:
         try:
             auth.check_pin_shape(body.pin)

@@ -17,8 +17,12 @@ async def set_pin(
         SET pin_hash = excluded.pin_hash, set_by = excluded.set_by, set_at = excluded.set_at,
             failures = 0, locked_until = NULL, signin_handle = excluded.signin_handle
         """,
-        operator_id, pin_hash, set_by, now, handle,
-    )  # fmt: skip
+        operator_id,
+        pin_hash,
+        set_by,
+        now,
+        handle,
+    )
     await conn.execute("DELETE FROM signin_throttle WHERE operator_id = $1", operator_id)
 
 
@@ -39,16 +43,19 @@ async def operator_of_handle(conn: asyncpg.Connection, handle: str) -> UUID | No
 async def record_failure(conn, operator_id: UUID, failures: int, locked_until: datetime | None) -> None:
     await conn.execute(
         "UPDATE credentials SET failures = $2, locked_until = $3 WHERE operator_id = $1",
-        operator_id, failures, locked_until,
-    )  # fmt: skip
+        operator_id,
+        failures,
+        locked_until,
+    )
 
 
 async def record_success(conn, operator_id: UUID, new_hash: str | None, source: str) -> None:
     await conn.execute(
         "UPDATE credentials SET failures = 0, locked_until = NULL, pin_hash = coalesce($2, pin_hash) "
         "WHERE operator_id = $1",
-        operator_id, new_hash,
-    )  # fmt: skip
+        operator_id,
+        new_hash,
+    )
     await conn.execute("DELETE FROM signin_throttle WHERE operator_id = $1 AND source = $2", operator_id, source)
 
 
@@ -62,8 +69,10 @@ async def throttle(conn, operator_id: UUID, source: str, now: datetime) -> async
         ON CONFLICT (operator_id, source) DO UPDATE SET updated_at = signin_throttle.updated_at
         RETURNING *
         """,
-        operator_id, source, now,
-    )  # fmt: skip
+        operator_id,
+        source,
+        now,
+    )
 
 
 async def record_source_failure(
@@ -72,8 +81,13 @@ async def record_source_failure(
     await conn.execute(
         "UPDATE signin_throttle SET failures = $3, locks = $4, locked_until = $5, updated_at = $6 "
         "WHERE operator_id = $1 AND source = $2",
-        operator_id, source, failures, locks, locked_until, now,
-    )  # fmt: skip
+        operator_id,
+        source,
+        failures,
+        locks,
+        locked_until,
+        now,
+    )
 
 
 async def create_session(
@@ -82,8 +96,13 @@ async def create_session(
     await conn.execute(
         "INSERT INTO sessions (token_hash, operator_id, operator_name, csrf_token, created_at, expires_at) "
         "VALUES ($1, $2, $3, $4, $5, $6)",
-        token_hash, operator_id, name, csrf, now, expires,
-    )  # fmt: skip
+        token_hash,
+        operator_id,
+        name,
+        csrf,
+        now,
+        expires,
+    )
 
 
 async def live_session(conn, token_hash: bytes, now: datetime):

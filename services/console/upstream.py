@@ -33,7 +33,7 @@ class Upstream:
                 transport=transports.get(name),
                 timeout=settings.upstream_timeout_seconds,
                 headers={"Authorization": f"Bearer {keys[name]}"} if keys[name] else {},
-            )  # fmt: skip
+            )
             for name in SERVICES
         }
         return cls(clients)
@@ -43,9 +43,15 @@ class Upstream:
             await client.aclose()
 
     async def call(
-        self, service: str, method: str, path: str, *, passthrough: tuple[int, ...] = (), request_id: str | None = None,
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        passthrough: tuple[int, ...] = (),
+        request_id: str | None = None,
         **kwargs: Any,
-    ) -> httpx.Response:  # fmt: skip
+    ) -> httpx.Response:
         """The response when 2xx or in `passthrough`; a Problem otherwise."""
         headers = kwargs.pop("headers", {}) or {}
         if request_id:
@@ -54,8 +60,13 @@ class Upstream:
             response = await self.clients[service].request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             log.warning("upstream unreachable", extra={"fields": {"service": service, "error": type(exc).__name__}})
-            raise Problem(503, "Service unavailable", f"The {service} service cannot be reached; try again.",
-                          service=service, headers={"Retry-After": "5"}) from None  # fmt: skip
+            raise Problem(
+                503,
+                "Service unavailable",
+                f"The {service} service cannot be reached; try again.",
+                service=service,
+                headers={"Retry-After": "5"},
+            ) from None
         if response.is_success or response.status_code in passthrough:
             return response
         raise upstream_problem(service, response)
@@ -77,10 +88,13 @@ def upstream_problem(service: str, response: httpx.Response) -> Problem:
         # can do nothing about it, so it is a gateway error here.
         log.warning("upstream error", extra={"fields": {"service": service, "status": status}})
         headers = {"Retry-After": response.headers["retry-after"]} if "retry-after" in response.headers else None
-        return Problem(503 if status == 503 else 502, "Upstream error",
-                       f"The {service} service answered {status}; try again or call the supervisor.",
-                       service=service, headers=headers)  # fmt: skip
+        return Problem(
+            503 if status == 503 else 502,
+            "Upstream error",
+            f"The {service} service answered {status}; try again or call the supervisor.",
+            service=service,
+            headers=headers,
+        )
     extra = {k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "headers")}
     extra["service"] = service
-    return Problem(status, body.get("title") or "Error", body.get("detail") or f"{service} answered {status}",
-                   **extra)  # fmt: skip
+    return Problem(status, body.get("title") or "Error", body.get("detail") or f"{service} answered {status}", **extra)

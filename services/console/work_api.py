@@ -20,8 +20,13 @@ from services.console.session import ActingOperator, CurrentOperator
 log = logging.getLogger(__name__)
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 # intake's field -> the form's field, so the page marks the right input.
-FORM_FIELDS = {"location.kecamatan": "kecamatan", "location.desa": "desa", "location.address": "address",
-               "caller.phone": "phone", "caller.name": "caller_name"}  # fmt: skip
+FORM_FIELDS = {
+    "location.kecamatan": "kecamatan",
+    "location.desa": "desa",
+    "location.address": "address",
+    "caller.phone": "phone",
+    "caller.name": "caller_name",
+}
 
 
 class CallIn(BaseModel):
@@ -49,8 +54,11 @@ class CallIn(BaseModel):
 
 def report_create(call: CallIn, operator_id: UUID) -> dict[str, Any]:
     """The intake report for a call taken by `operator_id` (channel `call`)."""
-    location = {k: v for k, v in {"kecamatan": call.kecamatan, "desa": call.desa, "address": call.address}.items()
-                if v is not None}  # fmt: skip
+    location = {
+        k: v
+        for k, v in {"kecamatan": call.kecamatan, "desa": call.desa, "address": call.address}.items()
+        if v is not None
+    }
     caller = {k: v for k, v in {"phone": call.phone, "name": call.caller_name}.items() if v is not None}
     body: dict[str, Any] = {"kind": call.kind, "channel": "call", "operator_id": str(operator_id)}
     for name in ("category", "subtype", "description", "casualties"):
@@ -103,21 +111,29 @@ def build_work_router(metrics) -> APIRouter:
 
     @router.post("/calls", status_code=202, summary="Take a call: files it with intake as channel `call`, by me")
     async def take_call(
-        call: CallIn, operator: ActingOperator, request: Request,
+        call: CallIn,
+        operator: ActingOperator,
+        request: Request,
         idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-    ) -> dict:  # fmt: skip
+    ) -> dict:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         try:
             answer = await request.app.state.upstream.json(
-                "intake", "POST", "/v1/reports", json=report_create(call, operator.id), headers=headers,
+                "intake",
+                "POST",
+                "/v1/reports",
+                json=report_create(call, operator.id),
+                headers=headers,
                 request_id=request.state.request_id,
-            )  # fmt: skip
+            )
         except Problem as problem:
             metrics.actions.labels("call", "refused" if problem.status < 500 else "error").inc()
             raise form_errors(problem) from None
         metrics.actions.labels("call", call.kind).inc()
-        log.info("call filed", extra={"fields": {"operator_id": str(operator.id), "report_id": answer["id"],
-                                                 "kind": call.kind}})  # fmt: skip
+        log.info(
+            "call filed",
+            extra={"fields": {"operator_id": str(operator.id), "report_id": answer["id"], "kind": call.kind}},
+        )
         return answer
 
     @router.get("/reports/{report_id}", summary="One report with caller, timeline and verification (intake's view)")
@@ -138,50 +154,76 @@ def build_work_router(metrics) -> APIRouter:
         for report in await asyncio.gather(*(_summary(upstream, r) for r in missing)):
             if report:
                 summaries[str(report["id"])] = report
-        pseudo = [{"task_id": None, "report_id": s["id"], "reason": "verify" if s.get("verdict") is None and
-                   s.get("verification") != "not_required" else "unrouted"} for s in mine
-                  if str(s["id"]) not in {str(t["report_id"]) for t in tasks}]  # fmt: skip
+        pseudo = [
+            {
+                "task_id": None,
+                "report_id": s["id"],
+                "reason": "verify"
+                if s.get("verdict") is None and s.get("verification") != "not_required"
+                else "unrouted",
+            }
+            for s in mine
+            if str(s["id"]) not in {str(t["report_id"]) for t in tasks}
+        ]
         items = queue_items(tasks + pseudo, pending_page["items"], summaries, me)
-        phones = await _agency_phones(upstream, {i["task"]["detail"]["agency"] for i in items
-                                                 if i["reason"] == "phone_agency" and i["task"]})  # fmt: skip
+        phones = await _agency_phones(
+            upstream, {i["task"]["detail"]["agency"] for i in items if i["reason"] == "phone_agency" and i["task"]}
+        )
         for item in items:
             if item["reason"] == "phone_agency" and item["task"]:
                 item["phones"] = phones.get(item["task"]["detail"]["agency"], [])
-        return {"items": items, "tasks_available": tasks_known, "waiting": await _waiting(upstream, tasks, tasks_known),
-                "now": datetime.now(UTC).isoformat()}  # fmt: skip
+        return {
+            "items": items,
+            "tasks_available": tasks_known,
+            "waiting": await _waiting(upstream, tasks, tasks_known),
+            "now": datetime.now(UTC).isoformat(),
+        }
 
     @router.post("/reports/{report_id}/verification", summary="My verdict: genuine, prank, duplicate (of another)")
     async def verify(report_id: UUID, body: VerdictIn, operator: ActingOperator, request: Request) -> dict:
         if body.verdict == "duplicate" and body.duplicate_of is None:
-            raise Problem(422, "Invalid request", "duplicate_of: name the report this one repeats.",
-                          errors=[{"field": "duplicate_of", "message": "required with verdict duplicate"}])  # fmt: skip
+            raise Problem(
+                422,
+                "Invalid request",
+                "duplicate_of: name the report this one repeats.",
+                errors=[{"field": "duplicate_of", "message": "required with verdict duplicate"}],
+            )
         payload: dict = {"verdict": body.verdict}
         if body.duplicate_of is not None and body.verdict == "duplicate":
             payload["duplicate_of"] = str(body.duplicate_of)
         if body.note:
             payload["note"] = body.note
         result = await request.app.state.upstream.json(
-            "intake", "POST", f"/v1/reports/{report_id}/verification", json=payload,
-            headers={OPERATOR_HEADER: str(operator.id)}, request_id=request.state.request_id,
-        )  # fmt: skip
+            "intake",
+            "POST",
+            f"/v1/reports/{report_id}/verification",
+            json=payload,
+            headers={OPERATOR_HEADER: str(operator.id)},
+            request_id=request.state.request_id,
+        )
         metrics.actions.labels("verdict", body.verdict).inc()
-        log.info("verdict given", extra={"fields": {"operator_id": str(operator.id), "report_id": str(report_id),
-                                                    "verdict": body.verdict}})  # fmt: skip
+        log.info(
+            "verdict given",
+            extra={"fields": {"operator_id": str(operator.id), "report_id": str(report_id), "verdict": body.verdict}},
+        )
         return result
 
     @router.post("/tasks/{task_id}/close", summary="Mark my task on a report done")
     async def close_task(task_id: UUID, body: TaskClose, operator: ActingOperator, request: Request) -> dict:
         result = await request.app.state.upstream.json(
-            "shifts", "POST", f"/v1/tasks/{task_id}/close", json={"operator_id": str(operator.id), "note": body.note},
+            "shifts",
+            "POST",
+            f"/v1/tasks/{task_id}/close",
+            json={"operator_id": str(operator.id), "note": body.note},
             request_id=request.state.request_id,
-        )  # fmt: skip
+        )
         metrics.actions.labels("task_close", "done").inc()
         return result
 
     @router.post(
         "/tasks/{task_id}/phone-call",
         summary="My call to an agency the system cannot reach: reached (it has the dispatch) or not reached",
-    )  # fmt: skip
+    )
     async def phone_call(task_id: UUID, body: PhoneCallIn, operator: ActingOperator, request: Request) -> dict:
         upstream, me = request.app.state.upstream, str(operator.id)
         tasks, _ = await _my_tasks(upstream, me)
@@ -191,13 +233,19 @@ def build_work_router(metrics) -> APIRouter:
         # The notifier first: if it cannot record the call, the task stays open and the
         # operator tries again; the other way round a reached agency could be escalated.
         await upstream.json(
-            "notifier", "POST", f"/v1/dispatches/{task['detail']['dispatch_id']}/phone-call",
-            json={"outcome": body.outcome, "operator_id": me}, request_id=request.state.request_id,
-        )  # fmt: skip
+            "notifier",
+            "POST",
+            f"/v1/dispatches/{task['detail']['dispatch_id']}/phone-call",
+            json={"outcome": body.outcome, "operator_id": me},
+            request_id=request.state.request_id,
+        )
         result = await upstream.json(
-            "shifts", "POST", f"/v1/tasks/{task_id}/close",
-            json={"operator_id": me, "outcome": body.outcome, "note": body.note}, request_id=request.state.request_id,
-        )  # fmt: skip
+            "shifts",
+            "POST",
+            f"/v1/tasks/{task_id}/close",
+            json={"operator_id": me, "outcome": body.outcome, "note": body.note},
+            request_id=request.state.request_id,
+        )
         metrics.actions.labels("phone_call", body.outcome).inc()
         log.info(
             "agency phoned",
@@ -217,8 +265,9 @@ def build_work_router(metrics) -> APIRouter:
 
 async def _my_tasks(upstream, me: str) -> tuple[list[dict], bool]:
     """Shifts' open tasks assigned to me; ([], False) while shifts has no task API."""
-    response = await upstream.call("shifts", "GET", "/v1/tasks", params={"state": "assigned", "operator_id": me},
-                                   passthrough=(404,))  # fmt: skip
+    response = await upstream.call(
+        "shifts", "GET", "/v1/tasks", params={"state": "assigned", "operator_id": me}, passthrough=(404,)
+    )
     if response.status_code == 404:
         return [], False
     body = response.json()
@@ -256,8 +305,13 @@ async def _summary(upstream, report_id: str) -> dict | None:
         return None
     location = report.get("location") or {}
     verification = report.get("verification") or {}
-    return {**report, "kecamatan": location.get("kecamatan"), "desa": location.get("desa"),
-            "verification": verification.get("required"), "verdict": verification.get("verdict")}  # fmt: skip
+    return {
+        **report,
+        "kecamatan": location.get("kecamatan"),
+        "desa": location.get("desa"),
+        "verification": verification.get("required"),
+        "verdict": verification.get("verdict"),
+    }
 
 
 async def report_or_none(upstream, report_id: str) -> dict | None:

@@ -17,8 +17,11 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 class ApiKeyCreate(BaseModel):
     name: Name = Field(description="Which app uses the key, e.g. `console`, `sms-gateway`")
     rate_per_minute: int = Field(600, ge=1, le=100_000)
-    role: Role = Field("app", description="app: files reports; console: the call takers' console, acts for the "
-                       "operator signed in to it; admin: manages keys and policy")  # fmt: skip
+    role: Role = Field(
+        "app",
+        description="app: files reports; console: the call takers' console, acts for the "
+        "operator signed in to it; admin: manages keys and policy",
+    )
     is_admin: bool = Field(False, description="Same as role admin (kept for existing scripts)")
 
 
@@ -45,21 +48,29 @@ class ApiKeyCreated(BaseModel):
 
 def build_router() -> APIRouter:
     router = APIRouter(
-        prefix="/v1/admin", tags=["admin"],
+        prefix="/v1/admin",
+        tags=["admin"],
         responses={**PROBLEM_RESPONSES, 403: {**PROBLEM_RESPONSES[401], "description": "Not an admin key"}},
-    )  # fmt: skip
+    )
 
     @router.post("/api-keys", status_code=201, summary="Create an app's API key (shown once)")
     async def create(body: ApiKeyCreate, admin: AdminClient, request: Request) -> ApiKeyCreated:
         async with request.app.state.pool.acquire() as conn:
             new = await clients.create_key(
-                conn, name=body.name, rate_per_minute=body.rate_per_minute,
-                role="admin" if body.is_admin else body.role, created_by=admin.name,
-            )  # fmt: skip
+                conn,
+                name=body.name,
+                rate_per_minute=body.rate_per_minute,
+                role="admin" if body.is_admin else body.role,
+                created_by=admin.name,
+            )
         return ApiKeyCreated(
-            id=new.id, name=new.name, key=new.key, rate_per_minute=new.rate_per_minute, role=new.role,
+            id=new.id,
+            name=new.name,
+            key=new.key,
+            rate_per_minute=new.rate_per_minute,
+            role=new.role,
             is_admin=new.is_admin,
-        )  # fmt: skip
+        )
 
     @router.get("/api-keys", summary="Every API key (never the keys themselves)")
     async def list_all(admin: AdminClient, request: Request) -> list[ApiKeyPublic]:
@@ -67,9 +78,11 @@ def build_router() -> APIRouter:
             return [ApiKeyPublic(**dict(r)) for r in await clients.list_keys(conn)]
 
     @router.delete(
-        "/api-keys/{key_id}", status_code=204, summary="Revoke an API key",
+        "/api-keys/{key_id}",
+        status_code=204,
+        summary="Revoke an API key",
         responses={404: {**PROBLEM_RESPONSES[401], "description": "No such active key"}},
-    )  # fmt: skip
+    )
     async def revoke(key_id: UUID, admin: AdminClient, request: Request) -> None:
         async with request.app.state.pool.acquire() as conn:
             if not await clients.revoke_key(conn, key_id):

@@ -30,8 +30,20 @@ from services.intake.filing import Filed, Filing, KeyReused, Replayed
 from services.intake.reading import report_public
 from services.intake.settings import IntakeSettings
 
-REPORT_STATUSES = ("awaiting_verification", "received", "unrouted", "routed", "delivered", "delivery_failed",
-                   "acknowledged", "responding", "done", "linked", "recorded", "closed")  # fmt: skip
+REPORT_STATUSES = (
+    "awaiting_verification",
+    "received",
+    "unrouted",
+    "routed",
+    "delivered",
+    "delivery_failed",
+    "acknowledged",
+    "responding",
+    "done",
+    "linked",
+    "recorded",
+    "closed",
+)
 
 
 def _problem(description: str) -> dict:
@@ -65,13 +77,17 @@ class FlaggedCaller(BaseModel):
 class IntakeMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.received = Counter(
-            "e112_reports_received_total", "Contacts accepted, by kind, category and channel",
-            ["kind", "category", "channel"], registry=registry,
-        )  # fmt: skip
-        self.linked = Counter(
-            "e112_reports_linked_total", "Emergencies linked to an open incident, by category", ["category"],
+            "e112_reports_received_total",
+            "Contacts accepted, by kind, category and channel",
+            ["kind", "category", "channel"],
             registry=registry,
-        )  # fmt: skip
+        )
+        self.linked = Counter(
+            "e112_reports_linked_total",
+            "Emergencies linked to an open incident, by category",
+            ["category"],
+            registry=registry,
+        )
         self.rejected = Counter(
             "e112_reports_rejected_total", "Reports refused, by reason", ["reason"], registry=registry
         )
@@ -85,11 +101,13 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         status_code=202,
         summary="File a report",
         responses={
-            202: {"description": "Accepted: stored, and on its way to the agencies",
-                  "headers": {"Location": {"description": "/v1/reports/{id}", "schema": {"type": "string"}}}},
+            202: {
+                "description": "Accepted: stored, and on its way to the agencies",
+                "headers": {"Location": {"description": "/v1/reports/{id}", "schema": {"type": "string"}}},
+            },
             409: _problem("Idempotency-Key reused with a different body"),
         },
-    )  # fmt: skip
+    )
     async def create_report(
         report: ReportCreate,
         client: CurrentClient,
@@ -98,52 +116,71 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         idempotency_key: Annotated[
             str | None,
             Header(
-                min_length=1, max_length=200,
+                min_length=1,
+                max_length=200,
                 description=f"The same key and body again within {settings.idempotency_ttl_hours:g} h returns the "
                 "first report, never a second one; with a different body it is a 409.",
             ),
         ] = None,
-    ) -> ReportAccepted:  # fmt: skip
+    ) -> ReportAccepted:
         missing = report.missing_for_emergency()
         if missing:
             metrics.rejected.labels("incomplete_emergency").inc()
             raise Problem(
-                422, "Invalid report", "An emergency needs: " + ", ".join(missing) + ".",
+                422,
+                "Invalid report",
+                "An emergency needs: " + ", ".join(missing) + ".",
                 errors=[{"field": f, "message": "required for an emergency"} for f in missing],
-            )  # fmt: skip
+            )
         report_id, received_at = uuid.uuid4(), datetime.now(UTC)
         if report.call_started_at is not None and (message := _call_start_problem(report.call_started_at, received_at)):
             metrics.rejected.labels("call_started_at").inc()
-            raise Problem(422, "Invalid report", f"call_started_at: {message}.",
-                          errors=[{"field": "call_started_at", "message": message}])  # fmt: skip
+            raise Problem(
+                422,
+                "Invalid report",
+                f"call_started_at: {message}.",
+                errors=[{"field": "call_started_at", "message": message}],
+            )
         filing = Filing(report_id, report, received_at, client, store.request_hash(report), idempotency_key)
         match await request.app.state.filing.file(filing):
             case KeyReused():
                 metrics.rejected.labels("idempotency_conflict").inc()
-                raise Problem(409, "Idempotency-Key reused", "This Idempotency-Key was used for a different report; "
-                              "use a new key for a new report.")  # fmt: skip
+                raise Problem(
+                    409,
+                    "Idempotency-Key reused",
+                    "This Idempotency-Key was used for a different report; use a new key for a new report.",
+                )
             case Replayed(report=row):
                 response.headers["Location"] = f"/v1/reports/{row['id']}"
-                return ReportAccepted(id=row["id"], status=row["status"], kind=row["kind"],
-                                      received_at=row["received_at"], linked_to=row["linked_to"],
-                                      verification=row["verification"])  # fmt: skip
+                return ReportAccepted(
+                    id=row["id"],
+                    status=row["status"],
+                    kind=row["kind"],
+                    received_at=row["received_at"],
+                    linked_to=row["linked_to"],
+                    verification=row["verification"],
+                )
             case Filed() as filed:
                 metrics.received.labels(report.kind, report.category or "none", report.channel).inc()
                 if filed.link:
                     metrics.linked.labels(report.category).inc()
                 response.headers["Location"] = f"/v1/reports/{report_id}"
                 return ReportAccepted(
-                    id=report_id, status=filed.status, kind=report.kind, received_at=received_at,
+                    id=report_id,
+                    status=filed.status,
+                    kind=report.kind,
+                    received_at=received_at,
                     linked_to=filed.link and filed.link.incident_report_id,
                     caller_flagged=filed.caller_pranks >= settings.prank_flag_threshold,
                     verification=filed.verification,
-                )  # fmt: skip
+                )
 
     @router.get(
-        "/reports/{report_id}", summary="A report, its status and its timeline",
+        "/reports/{report_id}",
+        summary="A report, its status and its timeline",
         description="An app's key reads the reports it filed; the console and admin keys read all of them.",
         responses={404: _problem("No such report (or, for an app's key, not one it filed)")},
-    )  # fmt: skip
+    )
     async def get_report(report_id: UUID, client: CurrentClient, request: Request) -> ReportPublic:
         async with request.app.state.pool.acquire() as conn:
             report = await report_public(conn, report_id, settings, reader=client)
@@ -165,9 +202,10 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         return ReportPage(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
 
     @router.get(
-        "/stats/reports", tags=["statistics"],
+        "/stats/reports",
+        tags=["statistics"],
         summary="How many reports a listing's filter holds, by status (all of them, not a page)",
-    )  # fmt: skip
+    )
     async def report_counts(where: ReportQuery, request: Request) -> ReportCounts:
         async with request.app.state.pool.acquire() as conn:
             rows = await store.count_reports(conn, where)
@@ -197,14 +235,24 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
             by_channel[row.channel] = by_channel.get(row.channel, 0) + row.contacts
         total = sum(by_kind.values())
         share = {kind: round(n / total, 4) for kind, n in by_kind.items()} if total else {}
-        return ContactStats(since=since, until=until, total=total, by_kind=by_kind, share_by_kind=share,
-                            by_channel=by_channel, by_day=by_day, incidents_closed=closed)  # fmt: skip
+        return ContactStats(
+            since=since,
+            until=until,
+            total=total,
+            by_kind=by_kind,
+            share_by_kind=share,
+            by_channel=by_channel,
+            by_day=by_day,
+            incidents_closed=closed,
+        )
 
     @router.get(
-        "/callers/flagged", tags=["statistics"], summary="Callers who pranked repeatedly (never blocked)",
+        "/callers/flagged",
+        tags=["statistics"],
+        summary="Callers who pranked repeatedly (never blocked)",
         description="Callers' phones: for the console and admin keys only.",
         responses={403: _problem("An app's key: callers' phones are not for apps")},
-    )  # fmt: skip
+    )
     async def flagged(client: CentreClient, request: Request) -> list[FlaggedCaller]:
         async with request.app.state.pool.acquire() as conn:
             since = datetime.now(UTC) - timedelta(days=settings.prank_flag_days)
@@ -212,11 +260,15 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
         return [FlaggedCaller(**dict(r)) for r in rows]
 
     @router.post(
-        "/reports/{report_id}/unlink", summary="Undo a link: the report is then dispatched on its own",
+        "/reports/{report_id}/unlink",
+        summary="Undo a link: the report is then dispatched on its own",
         description=f"Sent by the console for the operator signed in to it, named in `{OPERATOR_HEADER}`.",
-        responses={403: _problem("Not a console key: an app's key may not undo links"),
-                   404: _problem("No such report"), 409: _problem("The report is not linked, or its incident closed")},
-    )  # fmt: skip
+        responses={
+            403: _problem("Not a console key: an app's key may not undo links"),
+            404: _problem("No such report"),
+            409: _problem("The report is not linked, or its incident closed"),
+        },
+    )
     async def unlink(report_id: UUID, body: Unlink, actor: OperatorAction, request: Request) -> ReportAccepted:
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
@@ -226,13 +278,16 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
             if row["linked_to"] is None:
                 raise Problem(409, "Not linked", "This report is not linked to another; nothing to undo.")
             if row["closed_at"] is not None:
-                raise Problem(409, "Incident closed", f"Incident {row['linked_to']} is closed with this caller; "
-                              "reopen it first.")  # fmt: skip
-            await store.unlink_report(conn, report_id, row["linked_to"], operator=str(actor.operator_id),
-                                      reason=body.reason, at=now)  # fmt: skip
+                raise Problem(
+                    409, "Incident closed", f"Incident {row['linked_to']} is closed with this caller; reopen it first."
+                )
+            await store.unlink_report(
+                conn, report_id, row["linked_to"], operator=str(actor.operator_id), reason=body.reason, at=now
+            )
             report = await store.fetch_report(conn, report_id)
-        return ReportAccepted(id=report_id, status=report["status"], kind=report["kind"],
-                              received_at=report["received_at"])  # fmt: skip
+        return ReportAccepted(
+            id=report_id, status=report["status"], kind=report["kind"], received_at=report["received_at"]
+        )
 
     return router
 
@@ -280,9 +335,19 @@ async def report_filter(
         if value is not None and value.tzinfo is None:
             raise _query_problem(name, "give a time zone, e.g. 2026-11-28T07:00:00+07:00")
     return store.ReportFilter(
-        status, category, canonical, kind, channel, since, until, verification, assigned_to, closed,
-        client_id=None if client.sees_every_report else client.id, incident=incident,
-    )  # fmt: skip
+        status,
+        category,
+        canonical,
+        kind,
+        channel,
+        since,
+        until,
+        verification,
+        assigned_to,
+        closed,
+        client_id=None if client.sees_every_report else client.id,
+        incident=incident,
+    )
 
 
 ReportQuery = Annotated[store.ReportFilter, Depends(report_filter)]

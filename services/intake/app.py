@@ -42,14 +42,21 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     def build(pool, app: FastAPI) -> Parts:
         backlog = BacklogProbe(settings.kafka_bootstrap_servers, PIPELINE_GROUPS)
         app.state.watchdog = watchdog = Watchdog(
-            pool, bound=timedelta(seconds=settings.watchdog_bound_seconds),
-            interval=settings.watchdog_interval_seconds, metrics=watchdog_metrics, backlog=backlog,
-            hold_backlog=settings.watchdog_hold_backlog, max_attempts=settings.watchdog_max_attempts,
-        )  # fmt: skip
+            pool,
+            bound=timedelta(seconds=settings.watchdog_bound_seconds),
+            interval=settings.watchdog_interval_seconds,
+            metrics=watchdog_metrics,
+            backlog=backlog,
+            hold_backlog=settings.watchdog_hold_backlog,
+            max_attempts=settings.watchdog_max_attempts,
+        )
         app.state.filing = desk = FilingDesk(
-            pool, FilingRules.of(settings), filing_metrics, writers=settings.filing_writers,
+            pool,
+            FilingRules.of(settings),
+            filing_metrics,
+            writers=settings.filing_writers,
             batch_max=settings.filing_batch_max,
-        )  # fmt: skip
+        )
         return Parts(
             consumer=ConsumerSpec(name="intake-timeline", handler=timeline.TABLE, topics=timeline.TOPICS),
             loops={"filing": desk.run, "housekeeping": lambda: _housekeeping(pool, settings), "watchdog": watchdog.run},
@@ -59,7 +66,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     service = Service(
         title="e112 intake",
         description="Files emergency reports for Layanan 112 Kabupaten Blitar and shows their progress.",
-        schema="intake", migrations=Path(__file__).parent / "migrations", publishes=[topics.REPORTS, topics.DEADLETTER],
+        schema="intake",
+        migrations=Path(__file__).parent / "migrations",
+        publishes=[topics.REPORTS, topics.DEADLETTER],
         routers=[
             build_router(settings, IntakeMetrics(registry)),
             verification_api.build_router(settings, verification_api.VerificationMetrics(registry)),
@@ -67,9 +76,10 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             call_aids_api.build_router(settings),
             admin.build_router(),
         ],
-        seed=verification_api.seed_default_policy, build=build,
+        seed=verification_api.seed_default_policy,
+        build=build,
         ready_needs_broker=False,  # reports are still taken into the outbox while the broker is away
-    )  # fmt: skip
+    )
     app = assemble(service, settings, registry)
     app.state.authenticator = Authenticator(settings.admin_secret())
 
@@ -85,10 +95,11 @@ def create_app(settings: IntakeSettings) -> FastAPI:
 def _unavailable(settings: IntakeSettings, exc: Exception):
     log.error("storage unavailable; answering 503", extra={"fields": {"error": type(exc).__name__}})
     return problem_response(
-        503, "Service unavailable",
+        503,
+        "Service unavailable",
         "Reports cannot be stored right now; nothing was saved. Retry after the given seconds.",
         headers={"Retry-After": str(settings.retry_after_seconds)},
-    )  # fmt: skip
+    )
 
 
 async def _housekeeping(pool, settings: IntakeSettings, every_seconds: float = 600) -> None:

@@ -35,8 +35,10 @@ class LinkSuggestion(BaseModel):
     same_desa: bool
     same_kecamatan: bool
     minutes_apart: float
-    rule: str | None = Field(description="same_desa or within_distance when intake's own rule links the two: the one "
-                             "to pre-select; none otherwise")  # fmt: skip
+    rule: str | None = Field(
+        description="same_desa or within_distance when intake's own rule links the two: the one "
+        "to pre-select; none otherwise"
+    )
 
 
 class LookupIn(BaseModel):
@@ -100,7 +102,7 @@ def build_router(settings: IntakeSettings) -> APIRouter:
         "/reports/{report_id}/link-suggestions",
         summary="Open incidents this report may be another caller of (for the verdict `duplicate`)",
         responses={404: {**PROBLEM_RESPONSES[422], "description": "No such report"}},
-    )  # fmt: skip
+    )
     async def for_a_report(report_id: UUID, client: CentreClient, request: Request) -> list[LinkSuggestion]:
         async with request.app.state.pool.acquire() as conn:
             row = await store.fetch_report(conn, report_id)
@@ -112,9 +114,10 @@ def build_router(settings: IntakeSettings) -> APIRouter:
             return await suggestions(conn, row["category"], place, row["received_at"], report_id)
 
     @router.post(
-        "/callers/lookup", summary="A caller's contacts by phone number, as the number is typed",
+        "/callers/lookup",
+        summary="A caller's contacts by phone number, as the number is typed",
         description="A POST so that the number stays out of URLs (and of every proxy's access log).",
-    )  # fmt: skip
+    )
     async def caller_history(client: CentreClient, request: Request, body: LookupIn) -> CallerLookup:
         try:
             e164 = to_e164(body.phone)
@@ -124,9 +127,12 @@ def build_router(settings: IntakeSettings) -> APIRouter:
         async with request.app.state.pool.acquire() as conn:
             counts = await store.caller_history(conn, e164, since)
             recent = await store.recent_contacts(conn, e164, limit=5)
-        history = CallerHistory(contacts=counts["contacts"], pranks=counts["pranks"],
-                                period_days=settings.prank_flag_days,
-                                flagged=counts["pranks"] >= settings.prank_flag_threshold)  # fmt: skip
+        history = CallerHistory(
+            contacts=counts["contacts"],
+            pranks=counts["pranks"],
+            period_days=settings.prank_flag_days,
+            flagged=counts["pranks"] >= settings.prank_flag_threshold,
+        )
         return CallerLookup(phone=e164, history=history, recent=[RecentContact(**dict(r)) for r in recent])
 
     return router
@@ -134,8 +140,17 @@ def build_router(settings: IntakeSettings) -> APIRouter:
 
 def _suggestion(s: Suggestion, row: asyncpg.Record, category: str) -> LinkSuggestion:
     return LinkSuggestion(
-        report_id=s.candidate.report_id, category=category, subtype=row["subtype"], description=row["description"],
-        kecamatan=s.candidate.place.kecamatan, desa=s.candidate.place.desa, received_at=s.candidate.received_at,
-        callers=row["callers"], distance_m=s.distance_m, same_desa=s.same_desa, same_kecamatan=s.same_kecamatan,
-        minutes_apart=s.minutes_apart, rule=s.link.reason if s.link else None,
-    )  # fmt: skip
+        report_id=s.candidate.report_id,
+        category=category,
+        subtype=row["subtype"],
+        description=row["description"],
+        kecamatan=s.candidate.place.kecamatan,
+        desa=s.candidate.place.desa,
+        received_at=s.candidate.received_at,
+        callers=row["callers"],
+        distance_m=s.distance_m,
+        same_desa=s.same_desa,
+        same_kecamatan=s.same_kecamatan,
+        minutes_apart=s.minutes_apart,
+        rule=s.link.reason if s.link else None,
+    )

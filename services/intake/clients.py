@@ -87,8 +87,15 @@ async def create_key(
         INSERT INTO api_clients (id, name, key_hash, key_prefix, rate_per_minute, is_admin, role, created_by)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         """,
-        client_id, name, hash_key(key), key[:12], rate_per_minute, role == "admin", role, created_by,
-    )  # fmt: skip
+        client_id,
+        name,
+        hash_key(key),
+        key[:12],
+        rate_per_minute,
+        role == "admin",
+        role,
+        created_by,
+    )
     return NewKey(client_id, name, key, key[:12], rate_per_minute, role)
 
 
@@ -158,10 +165,11 @@ class Authenticator:
         wait = bucket.take(now)
         if wait > 0:
             raise Problem(
-                429, "Too many requests",
+                429,
+                "Too many requests",
                 f"This app ({client.name}) may send {client.rate_per_minute} requests a minute; retry later.",
                 headers={"Retry-After": retry_after_header(wait)},
-            )  # fmt: skip
+            )
 
 
 _bearer = HTTPBearer(auto_error=False, description="The app's API key, as `Authorization: Bearer <key>`")
@@ -169,9 +177,11 @@ _bearer = HTTPBearer(auto_error=False, description="The app's API key, as `Autho
 
 def unauthorized() -> Problem:
     return Problem(
-        401, "Unauthorized", "Send a valid API key as `Authorization: Bearer <key>`.",
+        401,
+        "Unauthorized",
+        "Send a valid API key as `Authorization: Bearer <key>`.",
         headers={"WWW-Authenticate": "Bearer"},
-    )  # fmt: skip
+    )
 
 
 async def current_client(
@@ -197,8 +207,11 @@ async def admin_client(client: Annotated[Client, Depends(current_client)]) -> Cl
 async def centre_client(client: Annotated[Client, Depends(current_client)]) -> Client:
     """The console's or an admin's key: what shows other apps' reports and callers."""
     if not client.sees_every_report:
-        raise Problem(403, "Forbidden", "This shows other apps' reports and callers' phones: for the call takers' "
-                      "console and admins only.")  # fmt: skip
+        raise Problem(
+            403,
+            "Forbidden",
+            "This shows other apps' reports and callers' phones: for the call takers' console and admins only.",
+        )
     return client
 
 
@@ -209,12 +222,20 @@ async def acting_operator(
     ] = None,
 ) -> ActingOperator:
     if client.role not in ACTS_FOR_OPERATORS:
-        raise Problem(403, "Forbidden", "Only the call takers' console acts for an operator; an app's key may "
-                      "file reports but not give verdicts or undo links.")  # fmt: skip
+        raise Problem(
+            403,
+            "Forbidden",
+            "Only the call takers' console acts for an operator; an app's key may "
+            "file reports but not give verdicts or undo links.",
+        )
     if operator_id is None:
         message = "required: the operator signed in to the console"
-        raise Problem(422, "Invalid request", f"{OPERATOR_HEADER}: {message}",
-                      errors=[{"field": f"header.{OPERATOR_HEADER}", "message": message}])  # fmt: skip
+        raise Problem(
+            422,
+            "Invalid request",
+            f"{OPERATOR_HEADER}: {message}",
+            errors=[{"field": f"header.{OPERATOR_HEADER}", "message": message}],
+        )
     return ActingOperator(client, operator_id)
 
 

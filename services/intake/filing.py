@@ -93,9 +93,10 @@ class FilingRules:
         return cls(
             idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
             link_related_reports=settings.link_related_reports,
-            link_window=timedelta(minutes=settings.link_window_minutes), link_distance_m=settings.link_distance_m,
+            link_window=timedelta(minutes=settings.link_window_minutes),
+            link_distance_m=settings.link_distance_m,
             prank_period=timedelta(days=settings.prank_flag_days),
-        )  # fmt: skip
+        )
 
 
 async def file_together(conn: asyncpg.Connection, filings: list[Filing], rules: FilingRules) -> list[Outcome]:
@@ -145,8 +146,9 @@ async def _decide(conn: asyncpg.Connection, filings: list[Filing], rules: Filing
         # other; unrelated ones go side by side (store.link_lock_ids). Taken in one sorted
         # statement before the incidents are read: that read must see what the lock's
         # previous holder committed.
-        locks = sorted({k for f in looking
-                        for k in store.link_lock_ids(f.report.category, _place(f), rules.link_distance_m)})  # fmt: skip
+        locks = sorted(
+            {k for f in looking for k in store.link_lock_ids(f.report.category, _place(f), rules.link_distance_m)}
+        )
         await store.lock_for_linking(conn, locks)
         looks = [Nearby(f.report.category, f.received_at - rules.link_window, _place(f)) for f in looking]
         found = await store.open_incidents_near(conn, looks, rules.link_distance_m)
@@ -159,17 +161,31 @@ async def _decide(conn: asyncpg.Connection, filings: list[Filing], rules: Filing
         if f.report_id in nearby:
             here = _place(f)
             earlier = [c for category, c in opened if category == f.report.category]
-            link = find_incident(here, f.received_at, nearby[f.report_id] + earlier, window=rules.link_window,
-                                 max_distance_m=rules.link_distance_m)  # fmt: skip
+            link = find_incident(
+                here,
+                f.received_at,
+                nearby[f.report_id] + earlier,
+                window=rules.link_window,
+                max_distance_m=rules.link_distance_m,
+            )
         if link:
             verification = "not_required"
         else:
             if policy is None and _held_by_policy(f.report):
                 policy = await live_rules(conn)
-            verification = verification_for(policy or [], kind=f.report.kind, channel=f.report.channel,
-                                             category=f.report.category)  # fmt: skip
-        n = NewReport(f.report_id, f.report, f.received_at, f.client.name, f.client.id, link, verification,
-                      pranks_since=f.received_at - rules.prank_period)  # fmt: skip
+            verification = verification_for(
+                policy or [], kind=f.report.kind, channel=f.report.channel, category=f.report.category
+            )
+        n = NewReport(
+            f.report_id,
+            f.report,
+            f.received_at,
+            f.client.name,
+            f.client.id,
+            link,
+            verification,
+            pranks_since=f.received_at - rules.prank_period,
+        )
         if f.report_id in nearby and store.status_on_receipt(f.report, link, verification) == "received":
             opened.append((f.report.category, Candidate(f.report_id, f.received_at, _place(f))))
         decided.append(n)
@@ -189,18 +205,25 @@ def _place(f: Filing) -> Place:
 class FilingMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.batch_size = Histogram(
-            "e112_filing_batch_reports", "Reports filed in one transaction (group commit)",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=registry,
-        )  # fmt: skip
+            "e112_filing_batch_reports",
+            "Reports filed in one transaction (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=registry,
+        )
 
 
 class FilingDesk:
     """The queue of reports to file and the writers that file them (see the module)."""
 
     def __init__(
-        self, pool: asyncpg.Pool, rules: FilingRules, metrics: FilingMetrics, *, writers: int = 2,
+        self,
+        pool: asyncpg.Pool,
+        rules: FilingRules,
+        metrics: FilingMetrics,
+        *,
+        writers: int = 2,
         batch_max: int = 64,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.pool, self.rules, self.metrics = pool, rules, metrics
         self.writers, self.batch_max = writers, batch_max
         self._queue: asyncio.Queue[tuple[Filing, asyncio.Future]] = asyncio.Queue()
@@ -249,8 +272,10 @@ class FilingDesk:
             if not alone_on_failure:
                 _fail(batch, exc)
                 return
-            log.warning("a batch of reports failed; filing them one by one",
-                        extra={"fields": {"reports": len(batch), "error": type(exc).__name__}})  # fmt: skip
+            log.warning(
+                "a batch of reports failed; filing them one by one",
+                extra={"fields": {"reports": len(batch), "error": type(exc).__name__}},
+            )
             for item in batch:
                 await self._file([item], alone_on_failure=False)
         else:

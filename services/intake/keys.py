@@ -30,16 +30,21 @@ async def main(args: argparse.Namespace) -> int:
         async with pool.acquire() as conn:
             if args.command == "create":
                 new = await clients.create_key(
-                    conn, name=args.name, rate_per_minute=args.rate, role="admin" if args.admin else args.role,
+                    conn,
+                    name=args.name,
+                    rate_per_minute=args.rate,
+                    role="admin" if args.admin else args.role,
                     created_by=f"cli:{getpass.getuser()}",
-                )  # fmt: skip
+                )
                 print(f"id   {new.id}\nname {new.name}\nkey  {new.key}\n(the key is shown only now)")
             elif args.command == "list":
                 for row in await clients.list_keys(conn):
                     state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
                     role = row["role"]
-                    print(f"{row['id']}  {row['key_prefix']}…  {row['name']:<20} {row['rate_per_minute']:>6}/min  "
-                          f"{role:<7} {state}")  # fmt: skip
+                    print(
+                        f"{row['id']}  {row['key_prefix']}…  {row['name']:<20} {row['rate_per_minute']:>6}/min  "
+                        f"{role:<7} {state}"
+                    )
             elif not await clients.revoke_key(conn, UUID(args.id)):
                 print(f"no active key {args.id}", file=sys.stderr)
                 return 1
@@ -51,8 +56,9 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m services.intake.keys", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m services.intake.keys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True, help="which app uses it")

@@ -42,11 +42,12 @@ class ReopenIn(BaseModel):
 class LifecycleMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.closed = Counter(
-            "e112_incidents_closed_total", "Incidents closed by an operator, by outcome (those that closed on their "
-            "own are in /v1/stats/contacts)", ["outcome"], registry=registry,
-        )  # fmt: skip
-        self.reopened = Counter("e112_incidents_reopened_total", "Incidents reopened by an operator",
-                                registry=registry)  # fmt: skip
+            "e112_incidents_closed_total",
+            "Incidents closed by an operator, by outcome (those that closed on their own are in /v1/stats/contacts)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.reopened = Counter("e112_incidents_reopened_total", "Incidents reopened by an operator", registry=registry)
 
 
 def _problem(description: str) -> dict:
@@ -56,12 +57,16 @@ def _problem(description: str) -> dict:
 def closable_problem(root: asyncpg.Record) -> Problem | None:
     """Why this report cannot be closed (or reopened) as an incident, if it cannot."""
     if root["kind"] != "emergency":
-        return Problem(409, "Not an incident", f"This contact was recorded as {root['kind']}: there is no incident "
-                       "to close.")  # fmt: skip
+        return Problem(
+            409, "Not an incident", f"This contact was recorded as {root['kind']}: there is no incident to close."
+        )
     if root["linked_to"] is not None:
-        return Problem(409, "Another caller's report", f"This report is another caller of incident "
-                       f"{root['linked_to']}: close or reopen that incident.",
-                       incident_report_id=str(root["linked_to"]))  # fmt: skip
+        return Problem(
+            409,
+            "Another caller's report",
+            f"This report is another caller of incident {root['linked_to']}: close or reopen that incident.",
+            incident_report_id=str(root["linked_to"]),
+        )
     return None
 
 
@@ -86,23 +91,33 @@ def build_router(settings: IntakeSettings, metrics: LifecycleMetrics) -> APIRout
         responses={
             403: _problem("Not a console key: an app's key may not close incidents"),
             404: _problem("No such report"),
-            409: _problem("Not an incident (not an emergency, or another caller's report), awaiting a verdict, "
-                          "or closed already"),
+            409: _problem(
+                "Not an incident (not an emergency, or another caller's report), awaiting a verdict, or closed already"
+            ),
         },
-    )  # fmt: skip
+    )
     async def close(report_id: UUID, body: CloseIn, actor: OperatorAction, request: Request) -> ReportPublic:
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             root = await _locked_incident(conn, report_id)
             if root["closed_at"] is not None:
-                raise Problem(409, "Already closed", f"Closed as {root['close_outcome']} at "
-                              f"{root['closed_at'].isoformat()}; reopen it first to close it again.",
-                              outcome=root["close_outcome"])  # fmt: skip
+                raise Problem(
+                    409,
+                    "Already closed",
+                    f"Closed as {root['close_outcome']} at "
+                    f"{root['closed_at'].isoformat()}; reopen it first to close it again.",
+                    outcome=root["close_outcome"],
+                )
             if store.awaiting_verdict(root):
-                raise Problem(409, "Awaiting a verdict", "This report waits for an operator's verdict before "
-                              "dispatch: give the verdict (information or prank ends it unsent).")  # fmt: skip
-            await store.close_incident(conn, report_id, outcome=body.outcome, note=body.note,
-                                       operator_id=actor.operator_id, at=now)  # fmt: skip
+                raise Problem(
+                    409,
+                    "Awaiting a verdict",
+                    "This report waits for an operator's verdict before "
+                    "dispatch: give the verdict (information or prank ends it unsent).",
+                )
+            await store.close_incident(
+                conn, report_id, outcome=body.outcome, note=body.note, operator_id=actor.operator_id, at=now
+            )
             report = await report_public(conn, report_id, settings)
         metrics.closed.labels(body.outcome).inc()
         return report
@@ -116,7 +131,7 @@ def build_router(settings: IntakeSettings, metrics: LifecycleMetrics) -> APIRout
             404: _problem("No such report"),
             409: _problem("Not an incident (not an emergency, or another caller's report), or not closed"),
         },
-    )  # fmt: skip
+    )
     async def reopen(report_id: UUID, body: ReopenIn, actor: OperatorAction, request: Request) -> ReportPublic:
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():

@@ -48,10 +48,13 @@ def distance_m(a: Place, b: Place) -> float | None:
 
 def _same_desa(a: Place, b: Place) -> bool:
     return bool(
-        a.desa and b.desa and a.kecamatan and b.kecamatan
+        a.desa
+        and b.desa
+        and a.kecamatan
+        and b.kecamatan
         and a.kecamatan.casefold() == b.kecamatan.casefold()
         and " ".join(a.desa.split()).casefold() == " ".join(b.desa.split()).casefold()
-    )  # fmt: skip
+    )
 
 
 def find_incident(
@@ -86,9 +89,14 @@ class Suggestion:
 
 
 def suggest(
-    place: Place, at: datetime, candidates: list[Candidate], *, window: timedelta, max_distance_m: float,
+    place: Place,
+    at: datetime,
+    candidates: list[Candidate],
+    *,
+    window: timedelta,
+    max_distance_m: float,
     limit: int = 5,
-) -> list[Suggestion]:  # fmt: skip
+) -> list[Suggestion]:
     """Open incidents (of the same category, the caller's query) that a new report could
     be another caller of, most likely first: the one the rule links, then the nearest
     (by distance where both have coordinates, else same desa, then same kecamatan), the
@@ -100,17 +108,23 @@ def suggest(
     for candidate in candidates:
         metres = distance_m(place, candidate.place)
         same_kecamatan = bool(
-            place.kecamatan and candidate.place.kecamatan
+            place.kecamatan
+            and candidate.place.kecamatan
             and place.kecamatan.casefold() == candidate.place.kecamatan.casefold()
-        )  # fmt: skip
+        )
         near = metres is not None and metres <= 10 * max_distance_m
         if not (same_kecamatan or near):
             continue
-        found.append(Suggestion(
-            candidate, None if metres is None else round(metres, 1), _same_desa(place, candidate.place),
-            same_kecamatan, round(abs((at - candidate.received_at).total_seconds()) / 60, 1),
-            rule if rule and rule.incident_report_id == candidate.report_id else None,
-        ))  # fmt: skip
+        found.append(
+            Suggestion(
+                candidate,
+                None if metres is None else round(metres, 1),
+                _same_desa(place, candidate.place),
+                same_kecamatan,
+                round(abs((at - candidate.received_at).total_seconds()) / 60, 1),
+                rule if rule and rule.incident_report_id == candidate.report_id else None,
+            )
+        )
 
     def rank(s: Suggestion) -> tuple:
         nearness = s.distance_m if s.distance_m is not None else (0.0 if s.same_desa else 10 * max_distance_m)

@@ -39,29 +39,50 @@ async def report_public(
     if row["caller_phone"] and every:
         since = datetime.now(UTC) - timedelta(days=settings.prank_flag_days)
         counts = await store.caller_history(conn, row["caller_phone"], since)
-        history = CallerHistory(contacts=counts["contacts"], pranks=counts["pranks"],
-                                period_days=settings.prank_flag_days,
-                                flagged=counts["pranks"] >= settings.prank_flag_threshold)  # fmt: skip
-    status, dispatches = summarise(row["kind"], timeline, linked=row["linked_to"] is not None,
-                                   awaiting_verdict=store.awaiting_verdict(row),
-                                   closed=row["closed_at"] is not None)  # fmt: skip
+        history = CallerHistory(
+            contacts=counts["contacts"],
+            pranks=counts["pranks"],
+            period_days=settings.prank_flag_days,
+            flagged=counts["pranks"] >= settings.prank_flag_threshold,
+        )
+    status, dispatches = summarise(
+        row["kind"],
+        timeline,
+        linked=row["linked_to"] is not None,
+        awaiting_verdict=store.awaiting_verdict(row),
+        closed=row["closed_at"] is not None,
+    )
     closure = None
     if row["closed_at"] is not None:
-        closure = Closure(outcome=row["close_outcome"], note=row["close_note"], operator_id=row["closed_by"],
-                          at=row["closed_at"])  # fmt: skip
+        closure = Closure(
+            outcome=row["close_outcome"], note=row["close_note"], operator_id=row["closed_by"], at=row["closed_at"]
+        )
     return ReportPublic(
-        id=row["id"], status=status, kind=row["kind"], category=row["category"], subtype=row["subtype"],
+        id=row["id"],
+        status=status,
+        kind=row["kind"],
+        category=row["category"],
+        subtype=row["subtype"],
         description=row["description"],
-        location=Location.model_construct(kecamatan=row["kecamatan"], desa=row["desa"], address=row["address"],
-                                          lat=row["lat"], lon=row["lon"]),
+        location=Location.model_construct(
+            kecamatan=row["kecamatan"], desa=row["desa"], address=row["address"], lat=row["lat"], lon=row["lon"]
+        ),
         caller=Caller.model_construct(name=row["caller_name"], phone=row["caller_phone"]),
-        channel=row["channel"], casualties=row["casualties"], received_at=row["received_at"],
-        via=row["client_name"], linked_to=row["linked_to"], linked_reports=[r["id"] for r in linked],
-        caller_history=history, verification=verification_state(row), operator_id=row["filed_by"],
-        assigned_to=row["assigned_to"], call_started_at=row["call_started_at"], closure=closure,
+        channel=row["channel"],
+        casualties=row["casualties"],
+        received_at=row["received_at"],
+        via=row["client_name"],
+        linked_to=row["linked_to"],
+        linked_reports=[r["id"] for r in linked],
+        caller_history=history,
+        verification=verification_state(row),
+        operator_id=row["filed_by"],
+        assigned_to=row["assigned_to"],
+        call_started_at=row["call_started_at"],
+        closure=closure,
         dispatches=[DispatchState(**vars(d)) for d in dispatches],
         timeline=[_timeline_entry(e) for e in timeline],
-    )  # fmt: skip
+    )
 
 
 def verification_state(row: asyncpg.Record) -> VerificationState:
@@ -69,8 +90,13 @@ def verification_state(row: asyncpg.Record) -> VerificationState:
         state = "not_required"
     else:
         state = "verified" if row["verdict"] else "pending"
-    return VerificationState(required=row["verification"], state=state, verdict=row["verdict"],
-                             operator_id=row["verified_by"], at=row["verified_at"])  # fmt: skip
+    return VerificationState(
+        required=row["verification"],
+        state=state,
+        verdict=row["verdict"],
+        operator_id=row["verified_by"],
+        at=row["verified_at"],
+    )
 
 
 def _timeline_entry(entry) -> TimelineEntry:

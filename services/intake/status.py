@@ -38,9 +38,18 @@ _FIELD_STATES = {"on_the_way", "on_scene", "done"}
 # them): another caller joined or left, a task given or closed, an update's outcome, a
 # dispatch held or escalated, the watchdog's note. Writing one needs no status refresh.
 STATUS_NEUTRAL_EVENTS = frozenset(
-    {"caller_added", "caller_removed", "assigned", "task_closed", "update_delivered", "update_failed", "held",
-     "escalated", "stalled"}
-)  # fmt: skip
+    {
+        "caller_added",
+        "caller_removed",
+        "assigned",
+        "task_closed",
+        "update_delivered",
+        "update_failed",
+        "held",
+        "escalated",
+        "stalled",
+    }
+)
 
 
 def summarise(

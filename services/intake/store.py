@@ -67,8 +67,12 @@ async def claim_idempotency_keys(
     if not claims:
         return {}
     ordered = sorted(claims, key=lambda c: (c.client, c.key))
-    columns = ([c.client for c in ordered], [c.key for c in ordered], [c.report_id for c in ordered],
-               [c.digest for c in ordered])  # fmt: skip
+    columns = (
+        [c.client for c in ordered],
+        [c.key for c in ordered],
+        [c.report_id for c in ordered],
+        [c.digest for c in ordered],
+    )
     reserved = await conn.fetch(
         """
         INSERT INTO idempotency_keys (client, key, report_id, request_hash)
@@ -79,7 +83,7 @@ async def claim_idempotency_keys(
         ON CONFLICT DO NOTHING RETURNING client, key
         """,
         *columns,
-    )  # fmt: skip
+    )
     if len(reserved) == len(ordered):
         return {}
     mine = {(r["client"], r["key"]) for r in reserved}
@@ -90,8 +94,10 @@ async def claim_idempotency_keys(
         FROM idempotency_keys WHERE (client, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
         ORDER BY client, key FOR UPDATE
         """,
-        [c.client for c in used], [c.key for c in used], ttl,
-    )  # fmt: skip
+        [c.client for c in used],
+        [c.key for c in used],
+        ttl,
+    )
     live = {(r["client"], r["key"]): FirstRequest(r["report_id"], r["request_hash"]) for r in firsts if r["live"]}
     expired = [c for c in used if (c.client, c.key) not in live]
     if expired:
@@ -101,9 +107,11 @@ async def claim_idempotency_keys(
             FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[]) AS c(client, key, report_id, digest)
             WHERE idempotency_keys.client = c.client AND idempotency_keys.key = c.key
             """,
-            [c.client for c in expired], [c.key for c in expired], [c.report_id for c in expired],
+            [c.client for c in expired],
+            [c.key for c in expired],
+            [c.report_id for c in expired],
             [c.digest for c in expired],
-        )  # fmt: skip
+        )
     return live
 
 
@@ -126,8 +134,10 @@ async def open_incidents(conn: asyncpg.Connection, category: str, since: datetim
     rows = await conn.fetch(
         f"SELECT id, received_at, kecamatan, desa, lat, lon FROM reports "
         f"WHERE {_OPEN_INCIDENT} AND category = $1 AND received_at >= $2 AND id <> $3",
-        category, since, exclude,
-    )  # fmt: skip
+        category,
+        since,
+        exclude,
+    )
     return [_candidate(r) for r in rows]
 
 
@@ -168,7 +178,7 @@ async def open_incidents_near(
         ) AS r
         """,
         *args,
-    )  # fmt: skip
+    )
     found: list[list[Candidate]] = [[] for _ in looks]
     for r in rows:
         found[r["n"] - 1].append(_candidate(r))
@@ -224,16 +234,41 @@ async def lock_for_linking(conn: asyncpg.Connection, lock_ids: list[int]) -> Non
 
 
 REPORT_COLUMNS = (
-    "id", "kind", "category", "subtype", "description", "kecamatan", "desa", "address", "lat", "lon", "caller_name",
-    "caller_phone", "channel", "casualties", "received_at", "client_name", "status", "linked_to", "verification",
-    "filed_by", "client_id", "call_started_at",
-)  # fmt: skip
+    "id",
+    "kind",
+    "category",
+    "subtype",
+    "description",
+    "kecamatan",
+    "desa",
+    "address",
+    "lat",
+    "lon",
+    "caller_name",
+    "caller_phone",
+    "channel",
+    "casualties",
+    "received_at",
+    "client_name",
+    "status",
+    "linked_to",
+    "verification",
+    "filed_by",
+    "client_id",
+    "call_started_at",
+)
 _N = len(REPORT_COLUMNS)
 
 _COLUMN_TYPES = {
-    "id": "uuid", "lat": "float8", "lon": "float8", "casualties": "int4", "received_at": "timestamptz",
-    "linked_to": "uuid", "filed_by": "uuid", "call_started_at": "timestamptz",
-}  # fmt: skip
+    "id": "uuid",
+    "lat": "float8",
+    "lon": "float8",
+    "casualties": "int4",
+    "received_at": "timestamptz",
+    "linked_to": "uuid",
+    "filed_by": "uuid",
+    "call_started_at": "timestamptz",
+}
 
 # The reports, their first timeline entries (at their receipt) and their report.received
 # events in the outbox, in one statement for however many reports; it also counts each
@@ -307,8 +342,11 @@ async def store_reports(conn: asyncpg.Connection, new: list[NewReport]) -> list[
             received["operator_id"] = str(n.report.operator_id)
         entries.append((n.report_id, "received", received))
         if n.link:
-            link = {"incident_report_id": str(n.link.incident_report_id), "reason": n.link.reason,
-                    "distance_m": n.link.distance_m}  # fmt: skip
+            link = {
+                "incident_report_id": str(n.link.incident_report_id),
+                "reason": n.link.reason,
+                "distance_m": n.link.distance_m,
+            }
             entries.append((n.report_id, "linked", link))
     announced = [
         encode(received_event(row), topic=topics.REPORTS, key=str(row["id"]), source=SOURCE, time=row["received_at"])
@@ -318,26 +356,40 @@ async def store_reports(conn: asyncpg.Connection, new: list[NewReport]) -> list[
     stored_before = await conn.fetch(
         _STORE_REPORTS,
         *([row[c] for row in rows] for c in REPORT_COLUMNS),
-        [e[0] for e in entries], [e[1] for e in entries], [json.dumps(e[2]) for e in entries],
-        [a.topic for a in announced], [a.key for a in announced], [headers_json(a) for a in announced],
-        [a.value for a in announced], [row["caller_phone"] for row in rows], since,
-    )  # fmt: skip
+        [e[0] for e in entries],
+        [e[1] for e in entries],
+        [json.dumps(e[2]) for e in entries],
+        [a.topic for a in announced],
+        [a.key for a in announced],
+        [headers_json(a) for a in announced],
+        [a.value for a in announced],
+        [row["caller_phone"] for row in rows],
+        since,
+    )
     # The statement's own inserts are not visible to its counts: the earlier pranks of the
     # batch are added here, and the report's own.
     stored = []
     for i, row in enumerate(rows):
         phone = row["caller_phone"]
         in_batch = sum(
-            1 for earlier in rows[: i + 1]
-            if phone is not None and earlier["kind"] == "prank" and earlier["caller_phone"] == phone
+            1
+            for earlier in rows[: i + 1]
+            if phone is not None
+            and earlier["kind"] == "prank"
+            and earlier["caller_phone"] == phone
             and earlier["received_at"] >= since[i]
-        )  # fmt: skip
+        )
         stored.append(Stored(row["status"], stored_before[i][0] + in_batch))
     callers_added = [
-        NewEntry(n.link.incident_report_id, n.received_at, "caller_added",
-                 detail={"report_id": str(n.report_id), "reason": n.link.reason})
-        for n in new if n.link
-    ]  # fmt: skip
+        NewEntry(
+            n.link.incident_report_id,
+            n.received_at,
+            "caller_added",
+            detail={"report_id": str(n.report_id), "reason": n.link.reason},
+        )
+        for n in new
+        if n.link
+    ]
     await add_timeline_entries(conn, callers_added)
     return stored
 
@@ -345,15 +397,29 @@ async def store_reports(conn: asyncpg.Connection, new: list[NewReport]) -> list[
 def _report_row(n: NewReport) -> dict[str, Any]:
     report, loc, caller = n.report, n.report.location, n.report.caller
     return {
-        "id": n.report_id, "kind": report.kind, "category": report.category, "subtype": report.subtype,
-        "description": report.description, "kecamatan": loc and loc.kecamatan, "desa": loc and loc.desa,
-        "address": loc and loc.address, "lat": loc and loc.lat, "lon": loc and loc.lon,
-        "caller_name": caller and caller.name, "caller_phone": caller and caller.phone, "channel": report.channel,
-        "casualties": report.casualties, "received_at": n.received_at, "client_name": n.client_name,
-        "status": status_on_receipt(report, n.link, n.verification), "linked_to": n.link and n.link.incident_report_id,
-        "verification": n.verification, "filed_by": report.operator_id, "client_id": n.client_id,
+        "id": n.report_id,
+        "kind": report.kind,
+        "category": report.category,
+        "subtype": report.subtype,
+        "description": report.description,
+        "kecamatan": loc and loc.kecamatan,
+        "desa": loc and loc.desa,
+        "address": loc and loc.address,
+        "lat": loc and loc.lat,
+        "lon": loc and loc.lon,
+        "caller_name": caller and caller.name,
+        "caller_phone": caller and caller.phone,
+        "channel": report.channel,
+        "casualties": report.casualties,
+        "received_at": n.received_at,
+        "client_name": n.client_name,
+        "status": status_on_receipt(report, n.link, n.verification),
+        "linked_to": n.link and n.link.incident_report_id,
+        "verification": n.verification,
+        "filed_by": report.operator_id,
+        "client_id": n.client_id,
         "call_started_at": report.call_started_at,
-    }  # fmt: skip
+    }
 
 
 LOCATION_COLUMNS = ("kecamatan", "desa", "address", "lat", "lon")
@@ -394,8 +460,9 @@ async def unlink_report(
         event="unlinked",
         detail={"incident_report_id": str(incident_id), "by": operator, "reason": reason},
     )
-    await add_timeline_entry(conn, report_id=incident_id, at=at, event="caller_removed",
-                             detail={"report_id": str(report_id), "by": operator})  # fmt: skip
+    await add_timeline_entry(
+        conn, report_id=incident_id, at=at, event="caller_removed", detail={"report_id": str(report_id), "by": operator}
+    )
     event = ReportUnlinked(report_id=report_id, incident_report_id=incident_id, unlinked_by=operator, unlinked_at=at)
     await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=at)])
 
@@ -465,10 +532,14 @@ async def add_timeline_entries(conn: asyncpg.Connection, entries: list[NewEntry]
         locked = await conn.fetch("SELECT * FROM reports WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", changing)
     rows = await conn.fetch(
         _ADD_ENTRIES,
-        [e.report_id for e in entries], [e.at for e in entries], [e.event for e in entries],
-        [e.agency for e in entries], [e.dispatch_id for e in entries],
-        [json.dumps(e.detail or {}, default=str) for e in entries], [r["id"] for r in locked],
-    )  # fmt: skip
+        [e.report_id for e in entries],
+        [e.at for e in entries],
+        [e.event for e in entries],
+        [e.agency for e in entries],
+        [e.dispatch_id for e in entries],
+        [json.dumps(e.detail or {}, default=str) for e in entries],
+        [r["id"] for r in locked],
+    )
     timelines = {r["report_id"]: _entries(orjson.loads(r["timeline"])) for r in rows if r["timeline"] is not None}
     new_status = {}
     for row in locked:
@@ -479,8 +550,9 @@ async def add_timeline_entries(conn: asyncpg.Connection, entries: list[NewEntry]
         await conn.execute(
             "UPDATE reports SET status = s.status FROM unnest($1::uuid[], $2::text[]) AS s(id, status) "
             "WHERE reports.id = s.id AND reports.id = ANY($1::uuid[])",
-            list(new_status), list(new_status.values()),
-        )  # fmt: skip
+            list(new_status),
+            list(new_status.values()),
+        )
     return {e.report_id for e in entries} - {r["report_id"] for r in rows}
 
 
@@ -532,9 +604,12 @@ def awaiting_verdict(row: asyncpg.Record) -> bool:
 
 def _status_of(row: asyncpg.Record, timeline: list[Entry]) -> str:
     status, _ = summarise(
-        row["kind"], timeline, linked=row["linked_to"] is not None, awaiting_verdict=awaiting_verdict(row),
+        row["kind"],
+        timeline,
+        linked=row["linked_to"] is not None,
+        awaiting_verdict=awaiting_verdict(row),
         closed=row["closed_at"] is not None,
-    )  # fmt: skip
+    )
     return status
 
 
@@ -545,9 +620,14 @@ async def lock_incident(conn: asyncpg.Connection, report_id: UUID) -> list[async
 
 
 async def close_incident(
-    conn: asyncpg.Connection, report_id: UUID, *, outcome: str, note: str | None, operator_id: UUID | None,
+    conn: asyncpg.Connection,
+    report_id: UUID,
+    *,
+    outcome: str,
+    note: str | None,
+    operator_id: UUID | None,
     at: datetime,
-) -> list[UUID]:  # fmt: skip
+) -> list[UUID]:
     """Close the open incident `report_id` with its linked callers, in the caller's
     transaction (which holds lock_incident): the columns, a `closed` entry on each
     timeline (which sets their status) and report.closed. Returns the callers closed."""
@@ -557,15 +637,20 @@ async def close_incident(
         WHERE (id = $1 OR linked_to = $1) AND closed_at IS NULL
         RETURNING id
         """,
-        report_id, at, outcome, operator_id, note,
-    )  # fmt: skip
+        report_id,
+        at,
+        outcome,
+        operator_id,
+        note,
+    )
     callers = sorted(r["id"] for r in rows if r["id"] != report_id)
     detail = {"outcome": outcome, "note": note, "operator_id": operator_id and str(operator_id)}
     entries = [NewEntry(report_id, at, "closed", detail=detail | {"callers": [str(c) for c in callers]})]
     entries += [NewEntry(c, at, "closed", detail=detail | {"incident_report_id": str(report_id)}) for c in callers]
     await add_timeline_entries(conn, entries)
-    event = ReportClosed(report_id=report_id, outcome=outcome, note=note, operator_id=operator_id,
-                         linked_reports=callers, closed_at=at)  # fmt: skip
+    event = ReportClosed(
+        report_id=report_id, outcome=outcome, note=note, operator_id=operator_id, linked_reports=callers, closed_at=at
+    )
     await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=at)])
     return callers
 
@@ -581,14 +666,16 @@ async def reopen_incident(
         WHERE (id = $1 OR linked_to = $1) AND closed_at = $2
         RETURNING id
         """,
-        row["id"], row["closed_at"],
-    )  # fmt: skip
+        row["id"],
+        row["closed_at"],
+    )
     callers = sorted(r["id"] for r in rows if r["id"] != row["id"])
     detail = {"reason": reason, "operator_id": str(operator_id)}
     entries = [NewEntry(r["id"], at, "reopened", detail=detail) for r in rows]
     await add_timeline_entries(conn, entries)
-    event = ReportReopened(report_id=row["id"], reason=reason, operator_id=operator_id, linked_reports=callers,
-                           reopened_at=at)  # fmt: skip
+    event = ReportReopened(
+        report_id=row["id"], reason=reason, operator_id=operator_id, linked_reports=callers, reopened_at=at
+    )
     await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(row["id"]), source=SOURCE, time=at)])
     return callers
 
@@ -639,10 +726,22 @@ _WHERE = """
 
 def _where_args(where: ReportFilter, after: tuple[datetime, UUID] | None, limit: int | None) -> list:
     return [
-        where.status, where.category, where.kecamatan, where.kind, where.channel, where.since, where.until,
-        after and after[0], after and after[1], limit, where.verification, where.assigned_to, where.closed,
-        where.client_id, where.incident,
-    ]  # fmt: skip
+        where.status,
+        where.category,
+        where.kecamatan,
+        where.kind,
+        where.channel,
+        where.since,
+        where.until,
+        after and after[0],
+        after and after[1],
+        limit,
+        where.verification,
+        where.assigned_to,
+        where.closed,
+        where.client_id,
+        where.incident,
+    ]
 
 
 async def list_reports(
@@ -677,8 +776,9 @@ async def contact_counts(conn: asyncpg.Connection, since: datetime, until: datet
         FROM reports WHERE received_at >= $1 AND received_at < $2
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
         """,
-        since, until,
-    )  # fmt: skip
+        since,
+        until,
+    )
 
 
 async def closed_counts(conn: asyncpg.Connection, since: datetime, until: datetime) -> list[asyncpg.Record]:
@@ -688,8 +788,9 @@ async def closed_counts(conn: asyncpg.Connection, since: datetime, until: dateti
         SELECT close_outcome, count(*) AS incidents FROM reports
         WHERE closed_at >= $1 AND closed_at < $2 AND linked_to IS NULL GROUP BY 1 ORDER BY 1
         """,
-        since, until,
-    )  # fmt: skip
+        since,
+        until,
+    )
 
 
 async def caller_history(conn: asyncpg.Connection, phone: str, since: datetime) -> asyncpg.Record:
@@ -698,16 +799,18 @@ async def caller_history(conn: asyncpg.Connection, phone: str, since: datetime) 
         SELECT count(*) AS contacts, count(*) FILTER (WHERE kind = 'prank') AS pranks
         FROM reports WHERE caller_phone = $1 AND received_at >= $2
         """,
-        phone, since,
-    )  # fmt: skip
+        phone,
+        since,
+    )
 
 
 async def recent_contacts(conn: asyncpg.Connection, phone: str, *, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT id, kind, category, status, channel, received_at FROM reports WHERE caller_phone = $1 "
         "ORDER BY received_at DESC LIMIT $2",
-        phone, limit,
-    )  # fmt: skip
+        phone,
+        limit,
+    )
 
 
 async def incident_summaries(conn: asyncpg.Connection, report_ids: list[UUID]) -> list[asyncpg.Record]:
@@ -716,7 +819,7 @@ async def incident_summaries(conn: asyncpg.Connection, report_ids: list[UUID]) -
         "SELECT r.id, r.subtype, r.description, (SELECT count(*) FROM reports l WHERE l.linked_to = r.id) AS callers "
         "FROM reports r WHERE r.id = ANY($1::uuid[])",
         report_ids,
-    )  # fmt: skip
+    )
 
 
 async def flagged_callers(conn: asyncpg.Connection, since: datetime, threshold: int) -> list[asyncpg.Record]:
@@ -726,8 +829,9 @@ async def flagged_callers(conn: asyncpg.Connection, since: datetime, threshold: 
         FROM reports WHERE kind = 'prank' AND caller_phone IS NOT NULL AND received_at >= $1
         GROUP BY caller_phone HAVING count(*) >= $2 ORDER BY count(*) DESC, max(received_at) DESC
         """,
-        since, threshold,
-    )  # fmt: skip
+        since,
+        threshold,
+    )
 
 
 async def incident_root(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
@@ -758,8 +862,13 @@ async def record_verdict(
                            linked_to = coalesce($6, linked_to)
         WHERE id = $1
         """,
-        report_id, verdict, kind, operator_id, at, incident_id,
-    )  # fmt: skip
+        report_id,
+        verdict,
+        kind,
+        operator_id,
+        at,
+        incident_id,
+    )
     detail = {"verdict": verdict, "operator_id": str(operator_id), "verification": row["verification"]}
     if note:
         detail["note"] = note
@@ -770,9 +879,14 @@ async def record_verdict(
         detail = {"report_id": str(report_id), "reason": "duplicate", "by": str(operator_id)}
         await add_timeline_entry(conn, report_id=incident_id, at=at, event="caller_added", detail=detail)
     event = ReportVerified(
-        report_id=report_id, verdict=verdict, duplicate_of=incident_id, operator_id=operator_id, note=note,
-        verification=row["verification"], verified_at=at,
-    )  # fmt: skip
+        report_id=report_id,
+        verdict=verdict,
+        duplicate_of=incident_id,
+        operator_id=operator_id,
+        note=note,
+        verification=row["verification"],
+        verified_at=at,
+    )
     await enqueue(conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=SOURCE, time=at)])
 
 
@@ -793,5 +907,7 @@ async def save_policy(conn: asyncpg.Connection, rules: list[dict], changed_by: s
         SELECT coalesce(max(version), 0) + 1, $1::jsonb, $2, $3 FROM verification_policy
         RETURNING *
         """,
-        json.dumps(rules), changed_by, reason,
-    )  # fmt: skip
+        json.dumps(rules),
+        changed_by,
+        reason,
+    )

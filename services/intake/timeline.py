@@ -43,9 +43,11 @@ TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
 def entry_for_routed(envelope: Envelope) -> NewEntry:
     data: ReportRouted = envelope.data
     return NewEntry(
-        report_id=data.report_id, at=data.routed_at, event="routed",
+        report_id=data.report_id,
+        at=data.routed_at,
+        event="routed",
         detail={"rule_version": data.rule_version, "dispatches": [d.model_dump(mode="json") for d in data.dispatches]},
-    )  # fmt: skip
+    )
 
 
 def entry_for_unrouted(envelope: Envelope) -> NewEntry:
@@ -56,26 +58,37 @@ def entry_for_unrouted(envelope: Envelope) -> NewEntry:
 def entry_for_delivered(envelope: Envelope) -> NewEntry:
     data: DispatchDelivered = envelope.data
     return NewEntry(
-        report_id=data.report_id, at=data.delivered_at, event="delivered", agency=data.agency,
-        dispatch_id=data.dispatch_id, detail={"channel": data.channel, "attempts": data.attempts},
-    )  # fmt: skip
+        report_id=data.report_id,
+        at=data.delivered_at,
+        event="delivered",
+        agency=data.agency,
+        dispatch_id=data.dispatch_id,
+        detail={"channel": data.channel, "attempts": data.attempts},
+    )
 
 
 def entry_for_failed(envelope: Envelope) -> NewEntry:
     data: DispatchFailed = envelope.data
     return NewEntry(
-        report_id=data.report_id, at=data.failed_at, event="failed", agency=data.agency,
-        dispatch_id=data.dispatch_id, detail={"reason": data.reason, "attempts": data.attempts},
-    )  # fmt: skip
+        report_id=data.report_id,
+        at=data.failed_at,
+        event="failed",
+        agency=data.agency,
+        dispatch_id=data.dispatch_id,
+        detail={"reason": data.reason, "attempts": data.attempts},
+    )
 
 
 def entry_for_held(envelope: Envelope) -> NewEntry:
     data: DispatchHeld = envelope.data
     return NewEntry(
-        report_id=data.report_id, at=data.held_at, event="held", agency=data.agency,
+        report_id=data.report_id,
+        at=data.held_at,
+        event="held",
+        agency=data.agency,
         dispatch_id=data.dispatch_id,
         detail={"reason": data.reason, "attempts": data.attempts, "next_attempt_at": data.next_attempt_at},
-    )  # fmt: skip
+    )
 
 
 def entry_for_update_outcome(envelope: Envelope) -> NewEntry:
@@ -84,56 +97,96 @@ def entry_for_update_outcome(envelope: Envelope) -> NewEntry:
     detail = {"update_type": data.update_type, "update_id": str(data.update_id), "attempts": data.attempts}
     detail |= {"channel": data.channel} if delivered else {"reason": data.reason}
     return NewEntry(
-        report_id=data.new_report_id or data.report_id, at=data.delivered_at if delivered else data.failed_at,
-        event="update_delivered" if delivered else "update_failed", agency=data.agency,
-        dispatch_id=data.dispatch_id, detail=detail,
-    )  # fmt: skip
+        report_id=data.new_report_id or data.report_id,
+        at=data.delivered_at if delivered else data.failed_at,
+        event="update_delivered" if delivered else "update_failed",
+        agency=data.agency,
+        dispatch_id=data.dispatch_id,
+        detail=detail,
+    )
 
 
 def entry_for_acknowledged(envelope: Envelope) -> NewEntry:
     data: DispatchAcknowledged = envelope.data
     return NewEntry(
-        report_id=data.report_id, at=data.acknowledged_at, event="acknowledged", agency=data.agency,
+        report_id=data.report_id,
+        at=data.acknowledged_at,
+        event="acknowledged",
+        agency=data.agency,
         dispatch_id=data.dispatch_id,
         detail={"via": data.via} | ({"operator_id": str(data.operator_id)} if data.operator_id else {}),
-    )  # fmt: skip
+    )
 
 
 def entry_for_field_status(envelope: Envelope) -> NewEntry:
     data: DispatchFieldStatus = envelope.data
     return NewEntry(
-        report_id=data.report_id, at=data.at, event="field_status", agency=data.agency,
-        dispatch_id=data.dispatch_id, detail={"status": data.status, "note": data.note},
-    )  # fmt: skip
+        report_id=data.report_id,
+        at=data.at,
+        event="field_status",
+        agency=data.agency,
+        dispatch_id=data.dispatch_id,
+        detail={"status": data.status, "note": data.note},
+    )
 
 
 def entry_for_escalated(envelope: Envelope) -> NewEntry:
     data: DispatchEscalated = envelope.data
     return NewEntry(
-        report_id=data.report_id, at=data.escalated_at, event="escalated", agency=data.agency,
-        dispatch_id=data.dispatch_id, detail={"step": data.step, "reason": data.reason},
-    )  # fmt: skip
+        report_id=data.report_id,
+        at=data.escalated_at,
+        event="escalated",
+        agency=data.agency,
+        dispatch_id=data.dispatch_id,
+        detail={"step": data.step, "reason": data.reason},
+    )
 
 
 async def on_assigned(conn: asyncpg.Connection, envelope: Envelope) -> None:
     data: ReportAssigned = envelope.data
     await set_assignee(conn, data.report_id, data.operator_id)
     previous = data.previous_operator_id and str(data.previous_operator_id)
-    await _write(conn, [envelope], [NewEntry(
-        report_id=data.report_id, at=data.assigned_at, event="assigned",
-        detail={"operator_id": str(data.operator_id), "task_id": str(data.task_id), "reason": data.reason,
-                "why": data.why, "previous_operator_id": previous},
-    )])  # fmt: skip
+    await _write(
+        conn,
+        [envelope],
+        [
+            NewEntry(
+                report_id=data.report_id,
+                at=data.assigned_at,
+                event="assigned",
+                detail={
+                    "operator_id": str(data.operator_id),
+                    "task_id": str(data.task_id),
+                    "reason": data.reason,
+                    "why": data.why,
+                    "previous_operator_id": previous,
+                },
+            )
+        ],
+    )
 
 
 async def on_task_closed(conn: asyncpg.Connection, envelope: Envelope) -> None:
     data: ReportTaskClosed = envelope.data
     await clear_assignee(conn, data.report_id, data.operator_id)
-    await _write(conn, [envelope], [NewEntry(
-        report_id=data.report_id, at=data.closed_at, event="task_closed",
-        detail={"task_id": str(data.task_id), "reason": data.reason, "outcome": data.outcome,
-                "operator_id": data.operator_id and str(data.operator_id), "note": data.note},
-    )])  # fmt: skip
+    await _write(
+        conn,
+        [envelope],
+        [
+            NewEntry(
+                report_id=data.report_id,
+                at=data.closed_at,
+                event="task_closed",
+                detail={
+                    "task_id": str(data.task_id),
+                    "reason": data.reason,
+                    "outcome": data.outcome,
+                    "operator_id": data.operator_id and str(data.operator_id),
+                    "note": data.note,
+                },
+            )
+        ],
+    )
 
 
 ENTRY_FOR: dict[type[Event], Callable[[Envelope], NewEntry]] = {
@@ -168,8 +221,9 @@ async def _write(conn: asyncpg.Connection, envelopes: Sequence[Envelope], entrie
     done = {e.report_id: e.at for e in entries if e.event == "field_status" and e.detail["status"] == "done"}
     if done:
         for row in await store.finished_incidents(conn, list(done)):
-            await store.close_incident(conn, row["id"], outcome="resolved", note=None, operator_id=None,
-                                       at=done[row["id"]])  # fmt: skip
+            await store.close_incident(
+                conn, row["id"], outcome="resolved", note=None, operator_id=None, at=done[row["id"]]
+            )
             log.info("incident closed: every agency done", extra={"fields": {"report_id": str(row["id"])}})
 
 

@@ -53,11 +53,14 @@ class PolicyChange(BaseModel):
 
 def default_rules() -> list[PolicyRule]:
     return [
-        PolicyRule(channel=channel, category=category,
-                   verification="after_dispatch" if category in LIFE_THREATENING else "before_dispatch")
+        PolicyRule(
+            channel=channel,
+            category=category,
+            verification="after_dispatch" if category in LIFE_THREATENING else "before_dispatch",
+        )
         for channel in PUBLIC_CHANNELS
         for category in (None, *LIFE_THREATENING)
-    ]  # fmt: skip
+    ]
 
 
 def verification_for(rules: list[PolicyRule], *, kind: str, channel: str, category: str | None) -> Verification:

@@ -43,10 +43,13 @@ def _problem(description: str) -> dict:
 
 def policy_public(row) -> PolicyPublic:
     return PolicyPublic(
-        version=row["version"], rules=[PolicyRule(**r) for r in json.loads(row["rules"])],
-        changed_by=row["changed_by"], reason=row["reason"], changed_at=row["changed_at"],
+        version=row["version"],
+        rules=[PolicyRule(**r) for r in json.loads(row["rules"])],
+        changed_by=row["changed_by"],
+        reason=row["reason"],
+        changed_at=row["changed_at"],
         public_channels=list(PUBLIC_CHANNELS),
-    )  # fmt: skip
+    )
 
 
 async def seed_default_policy(conn: asyncpg.Connection) -> None:
@@ -67,9 +70,11 @@ async def live_rules(conn: asyncpg.Connection) -> list[PolicyRule]:
 class VerificationMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.verdicts = Counter(
-            "e112_verdicts_total", "Operators' verdicts on public-channel reports, by verdict, what the "
-            "verification held and channel", ["verdict", "verification", "channel"], registry=registry,
-        )  # fmt: skip
+            "e112_verdicts_total",
+            "Operators' verdicts on public-channel reports, by verdict, what the verification held and channel",
+            ["verdict", "verification", "channel"],
+            registry=registry,
+        )
 
 
 def build_router(settings: IntakeSettings, metrics: VerificationMetrics) -> APIRouter:
@@ -84,7 +89,7 @@ def build_router(settings: IntakeSettings, metrics: VerificationMetrics) -> APIR
             404: _problem("No such report"),
             409: _problem("The report awaits no verdict (not required, or already given)"),
         },
-    )  # fmt: skip
+    )
     async def verify(report_id: UUID, body: VerdictIn, actor: OperatorAction, request: Request) -> ReportPublic:
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
@@ -92,16 +97,29 @@ def build_router(settings: IntakeSettings, metrics: VerificationMetrics) -> APIR
             if row is None:
                 raise Problem(404, "Not found", f"No report {report_id}.")
             if row["verification"] == "not_required":
-                raise Problem(409, "No verification", "This report needs no verification: it was taken by an "
-                              "operator, or it is not an emergency.")  # fmt: skip
+                raise Problem(
+                    409,
+                    "No verification",
+                    "This report needs no verification: it was taken by an operator, or it is not an emergency.",
+                )
             if row["verdict"] is not None:
-                raise Problem(409, "Already verified", f"Already verified as {row['verdict']} at "
-                              f"{row['verified_at'].isoformat()}.", verdict=row["verdict"])  # fmt: skip
+                raise Problem(
+                    409,
+                    "Already verified",
+                    f"Already verified as {row['verdict']} at {row['verified_at'].isoformat()}.",
+                    verdict=row["verdict"],
+                )
             incident_id = await _incident_of(conn, report_id, body)
             await store.record_verdict(
-                conn, row, verdict=body.verdict, kind=KIND_OF_VERDICT[body.verdict], operator_id=actor.operator_id,
-                incident_id=incident_id, note=body.note, at=now,
-            )  # fmt: skip
+                conn,
+                row,
+                verdict=body.verdict,
+                kind=KIND_OF_VERDICT[body.verdict],
+                operator_id=actor.operator_id,
+                incident_id=incident_id,
+                note=body.note,
+                at=now,
+            )
             report = await report_public(conn, report_id, settings)
         metrics.verdicts.labels(body.verdict, row["verification"], row["channel"]).inc()
         return report
@@ -120,8 +138,12 @@ def build_router(settings: IntakeSettings, metrics: VerificationMetrics) -> APIR
         elif root["closed_at"] is not None:
             message = "that incident is closed (reopen it first, or give another verdict)"
         if message:
-            raise Problem(422, "Invalid verdict", f"duplicate_of: {message}.",
-                          errors=[{"field": "duplicate_of", "message": message}])  # fmt: skip
+            raise Problem(
+                422,
+                "Invalid verdict",
+                f"duplicate_of: {message}.",
+                errors=[{"field": "duplicate_of", "message": message}],
+            )
         return root["id"]
 
     @router.get("/verification-policy", summary="The live verification policy: which public reports wait")
@@ -140,7 +162,7 @@ def build_router(settings: IntakeSettings, metrics: VerificationMetrics) -> APIR
         "/verification-policy",
         summary="Replace the policy (admin): a new version, live for the next report",
         responses={403: {**PROBLEM_RESPONSES[401], "description": "Not an admin key"}},
-    )  # fmt: skip
+    )
     async def change(body: PolicyChange, admin: AdminClient, request: Request) -> PolicyPublic:
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             row = await store.save_policy(conn, [r.model_dump() for r in body.rules], body.changed_by, body.reason)

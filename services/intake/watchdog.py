@@ -178,8 +178,10 @@ class Watchdog:
                     OR EXISTS (SELECT 1 FROM report_timeline t WHERE t.report_id = r.id AND t.event = 'routed'))))
             ORDER BY r.received_at DESC LIMIT $3
             """,
-            now - WINDOW, now - self.bound, BATCH,
-        )  # fmt: skip
+            now - WINDOW,
+            now - self.bound,
+            BATCH,
+        )
         incidents = {r["linked_to"] for r in rows if r["linked_to"] is not None}
         timelines = await _timelines(conn, [r["id"] for r in rows] + list(incidents))
         result = Round(led=True)
@@ -187,9 +189,11 @@ class Watchdog:
             entries = timelines.get(row["id"], [])
             incident = timelines.get(row["linked_to"], []) if row["linked_to"] else []
             watched = stall_rules.Watched(
-                kind=row["kind"], linked=row["linked_to"] is not None,
-                awaiting_verdict=store.awaiting_verdict(row), received_at=row["received_at"],
-            )  # fmt: skip
+                kind=row["kind"],
+                linked=row["linked_to"] is not None,
+                awaiting_verdict=store.awaiting_verdict(row),
+                received_at=row["received_at"],
+            )
             missing = stall_rules.stalled(watched, entries, now, self.bound, incident)
             if not missing:
                 continue
@@ -232,21 +236,31 @@ async def _redrive(conn: asyncpg.Connection, row: asyncpg.Record, missing: list[
         ON CONFLICT (report_id) DO UPDATE SET attempts = EXCLUDED.attempts,
             last_attempt_at = EXCLUDED.last_attempt_at, last_missing = EXCLUDED.last_missing
         """,
-        report_id, attempt, now, json.dumps(missing),
-    )  # fmt: skip
+        report_id,
+        attempt,
+        now,
+        json.dumps(missing),
+    )
     age = round((now - row["received_at"]).total_seconds(), 3)
     await store.add_timeline_entry(
-        conn, report_id=report_id, at=now, event="stalled",
+        conn,
+        report_id=report_id,
+        at=now,
+        event="stalled",
         detail={"missing": missing, "attempt": attempt, "age_seconds": age},
-    )  # fmt: skip
+    )
     event = ReportStalled(
-        report_id=report_id, missing=missing, attempt=attempt, age_seconds=age, detected_at=now,
+        report_id=report_id,
+        missing=missing,
+        attempt=attempt,
+        age_seconds=age,
+        detected_at=now,
         report=store.received_event(row),
-    )  # fmt: skip
+    )
     # One ce_id per attempt: a redelivered copy of one attempt is dropped, the next
     # attempt is a new alert.
     event_id = derived_event_id(f"watchdog:{report_id}", f"attempt:{attempt}")
     await enqueue(
-        conn, [encode(event, topic=topics.REPORTS, key=str(report_id), source=store.SOURCE, event_id=event_id,
-                      time=now)]
-    )  # fmt: skip
+        conn,
+        [encode(event, topic=topics.REPORTS, key=str(report_id), source=store.SOURCE, event_id=event_id, time=now)],
+    )

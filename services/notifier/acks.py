@@ -24,23 +24,33 @@ from services.notifier.deliverer import SOURCE
 class AckMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.acknowledged = Counter(
-            "e112_dispatch_acknowledged_total", "Dispatches acknowledged, by agency and way (api, email_link)",
-            ["agency", "via"], registry=registry,
-        )  # fmt: skip
+            "e112_dispatch_acknowledged_total",
+            "Dispatches acknowledged, by agency and way (api, email_link)",
+            ["agency", "via"],
+            registry=registry,
+        )
         self.ack_seconds = Histogram(
-            "e112_dispatch_ack_seconds", "Time from the notifier queueing a dispatch to its acknowledgement",
-            ["agency"], buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600), registry=registry,
-        )  # fmt: skip
+            "e112_dispatch_ack_seconds",
+            "Time from the notifier queueing a dispatch to its acknowledgement",
+            ["agency"],
+            buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+            registry=registry,
+        )
         # From the caller's report reaching intake: what the ops dashboard compares with
         # the response standards (deploy/monitoring/dashboards).
         self.report_ack_seconds = Histogram(
-            "e112_report_ack_seconds", "Time from the report being received to the agency acknowledging its dispatch",
-            ["agency"], buckets=(15, 30, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600), registry=registry,
-        )  # fmt: skip
+            "e112_report_ack_seconds",
+            "Time from the report being received to the agency acknowledging its dispatch",
+            ["agency"],
+            buckets=(15, 30, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600),
+            registry=registry,
+        )
         self.field_statuses = Counter(
-            "e112_dispatch_field_status_total", "Field statuses reported, by agency and status",
-            ["agency", "status"], registry=registry,
-        )  # fmt: skip
+            "e112_dispatch_field_status_total",
+            "Field statuses reported, by agency and status",
+            ["agency", "status"],
+            registry=registry,
+        )
 
 
 @dataclass(frozen=True)
@@ -67,13 +77,26 @@ async def acknowledge(
             row["dispatch_id"], row["agency"], row["acknowledged_at"], row["acknowledged_via"], False
         )
     event = DispatchAcknowledged(
-        dispatch_id=done["dispatch_id"], report_id=done["report_id"], agency=done["agency"], via=via,
-        operator_id=operator_id, acknowledged_at=now,
-    )  # fmt: skip
-    await enqueue(conn, [encode(
-        event, topic=topics.DISPATCH_STATUS, key=str(done["report_id"]), source=SOURCE,
-        event_id=derived_event_id(str(done["dispatch_id"]), "acknowledged"), time=now,
-    )])  # fmt: skip
+        dispatch_id=done["dispatch_id"],
+        report_id=done["report_id"],
+        agency=done["agency"],
+        via=via,
+        operator_id=operator_id,
+        acknowledged_at=now,
+    )
+    await enqueue(
+        conn,
+        [
+            encode(
+                event,
+                topic=topics.DISPATCH_STATUS,
+                key=str(done["report_id"]),
+                source=SOURCE,
+                event_id=derived_event_id(str(done["dispatch_id"]), "acknowledged"),
+                time=now,
+            )
+        ],
+    )
     metrics.acknowledged.labels(done["agency"], via).inc()
     metrics.ack_seconds.labels(done["agency"]).observe(max(0.0, (now - done["created_at"]).total_seconds()))
     metrics.report_ack_seconds.labels(done["agency"]).observe(max(0.0, (now - done["received_at"]).total_seconds()))
@@ -95,12 +118,25 @@ async def report_field_status(
         await acknowledge(conn, row, "api", now, metrics)
     await store.add_field_status(conn, row["dispatch_id"], status, note, now)
     event = DispatchFieldStatus(
-        dispatch_id=row["dispatch_id"], report_id=row["report_id"], agency=row["agency"], status=status, note=note,
+        dispatch_id=row["dispatch_id"],
+        report_id=row["report_id"],
+        agency=row["agency"],
+        status=status,
+        note=note,
         at=now,
-    )  # fmt: skip
-    await enqueue(conn, [encode(
-        event, topic=topics.DISPATCH_STATUS, key=str(row["report_id"]), source=SOURCE,
-        event_id=derived_event_id(str(row["dispatch_id"]), f"field-{status}"), time=now,
-    )])  # fmt: skip
+    )
+    await enqueue(
+        conn,
+        [
+            encode(
+                event,
+                topic=topics.DISPATCH_STATUS,
+                key=str(row["report_id"]),
+                source=SOURCE,
+                event_id=derived_event_id(str(row["dispatch_id"]), f"field-{status}"),
+                time=now,
+            )
+        ],
+    )
     metrics.field_statuses.labels(row["agency"], status).inc()
     return True

@@ -76,9 +76,11 @@ def build_agency_router(*, clock: Clock, metrics: AckMetrics) -> APIRouter:
                 agency = await store.agency_for_key(conn, signing.hash_api_key(credentials.credentials))
         if agency is None:
             raise Problem(
-                401, "Unauthorized", "Send your agency's API key as `Authorization: Bearer <key>`.",
+                401,
+                "Unauthorized",
+                "Send your agency's API key as `Authorization: Bearer <key>`.",
                 headers={"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
+            )
         return agency
 
     router = APIRouter(prefix="/v1", tags=["agency"], responses=AGENCY_ERRORS)
@@ -111,9 +113,12 @@ def build_agency_router(*, clock: Clock, metrics: AckMetrics) -> APIRouter:
             row = await own_dispatch(conn, dispatch_id, agency)
             ack = await acks.acknowledge(conn, row, "api", clock.now(), metrics)
         return AcknowledgementPublic(
-            dispatch_id=ack.dispatch_id, agency=ack.agency, acknowledged_at=ack.acknowledged_at, via=ack.via,
+            dispatch_id=ack.dispatch_id,
+            agency=ack.agency,
+            acknowledged_at=ack.acknowledged_at,
+            via=ack.via,
             already_acknowledged=not ack.new,
-        )  # fmt: skip
+        )
 
     @router.post(
         "/dispatches/{dispatch_id}/field-status",
@@ -131,9 +136,12 @@ def build_agency_router(*, clock: Clock, metrics: AckMetrics) -> APIRouter:
                 raise Problem(409, "Conflict", str(exc)) from None
             row = await store.dispatch_row(conn, dispatch_id)
         return FieldStatusPublic(
-            dispatch_id=dispatch_id, agency=agency, field_status=row["field_status"], changed=changed,
+            dispatch_id=dispatch_id,
+            agency=agency,
+            field_status=row["field_status"],
+            changed=changed,
             acknowledged_at=row["acknowledged_at"],
-        )  # fmt: skip
+        )
 
     return router
 
@@ -162,17 +170,21 @@ def build_link_router(*, clock: Clock, metrics: AckMetrics, link_secret: str) ->
         return row, None
 
     @router.get(
-        "/ack/{token}", response_class=HTMLResponse, responses=link_errors,
+        "/ack/{token}",
+        response_class=HTMLResponse,
+        responses=link_errors,
         summary="The e-mail's acknowledgement link: a confirmation page (does not acknowledge by itself)",
-    )  # fmt: skip
+    )
     async def ack_page(token: str, request: Request):
         row, error = await dispatch_for(request, token)
         if error:
             return error
         if row["acknowledged_at"] is not None:
-            return page("Sudah dikonfirmasi / Already acknowledged",
-                        f"Dispatch {row['dispatch_id']} ({row['agency']}) was acknowledged at "
-                        f"{row['acknowledged_at'].isoformat(timespec='seconds')}.")  # fmt: skip
+            return page(
+                "Sudah dikonfirmasi / Already acknowledged",
+                f"Dispatch {row['dispatch_id']} ({row['agency']}) was acknowledged at "
+                f"{row['acknowledged_at'].isoformat(timespec='seconds')}.",
+            )
         return page(
             "Konfirmasi dispatch / Acknowledge dispatch",
             f"Dispatch {row['dispatch_id']} for {row['agency']}: confirm that your agency has it and acts on it. "
@@ -181,9 +193,11 @@ def build_link_router(*, clock: Clock, metrics: AckMetrics, link_secret: str) ->
         )
 
     @router.post(
-        "/ack/{token}", response_class=HTMLResponse, responses=link_errors,
+        "/ack/{token}",
+        response_class=HTMLResponse,
+        responses=link_errors,
         summary="Acknowledge through the e-mail's link",
-    )  # fmt: skip
+    )
     async def ack_by_link(token: str, request: Request):
         row, error = await dispatch_for(request, token)
         if error:

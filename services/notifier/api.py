@@ -38,21 +38,25 @@ class AgencyConfigChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     channels: list[ChannelName] = Field(
-        default_factory=lambda: ["webhook", "email"], min_length=1,
+        default_factory=lambda: ["webhook", "email"],
+        min_length=1,
         description="Tried in this order: the next one when the previous gives up",
-    )  # fmt: skip
+    )
     webhook_url: AnyHttpUrl | None = Field(None, description="Where the agency takes dispatches (HTTPS in production)")
     email: list[EmailStr] = Field(default_factory=list, max_length=20, description="The e-mail channel's addresses")
     ack_deadline_seconds: int | None = Field(
-        None, ge=10, le=86_400,
+        None,
+        ge=10,
+        le=86_400,
         description="Unacknowledged this long: re-sent; twice as long: escalated. Omitted: the service default",
-    )  # fmt: skip
+    )
     escalation_contacts: list[EmailStr] = Field(default_factory=list, max_length=20)
     phones: list[str] = Field(
-        default_factory=list, max_length=10,
+        default_factory=list,
+        max_length=10,
         description="The agency's 24-hour numbers, tried in this order by an operator when the system cannot "
         "reach it (e.g. 0342 801234, +6281…); stored as E.164",
-    )  # fmt: skip
+    )
     updated_by: Who
 
     @field_validator("phones")
@@ -165,11 +169,14 @@ class UpdatePublic(BaseModel):
 
 
 class LatePublic(BaseModel):
-    late: int = Field(description="Dispatches past their acknowledgement deadline and not acknowledged (nor "
-                      "called off): every one, not a page of them")  # fmt: skip
+    late: int = Field(
+        description="Dispatches past their acknowledgement deadline and not acknowledged (nor "
+        "called off): every one, not a page of them"
+    )
     by_agency: dict[str, int]
-    report_ids: list[UUID] = Field(description=f"The reports they belong to, most recently dispatched first (up to "
-                                   f"{LATE_REPORTS_SHOWN})")  # fmt: skip
+    report_ids: list[UUID] = Field(
+        description=f"The reports they belong to, most recently dispatched first (up to {LATE_REPORTS_SHOWN})"
+    )
 
 
 class DispatchPublic(BaseModel):
@@ -224,14 +231,21 @@ def build_router(
     def public(config: AgencyConfig, *, secret: str | None = None) -> AgencyPublic:
         breaker = breakers.by_agency.get(config.agency)
         return AgencyPublic(
-            agency=config.agency, name=AGENCY_NAMES[config.agency], topic=f"e112.dispatch.{config.agency}",
-            channels=config.channels, webhook_url=config.webhook_url,
-            webhook_secret_set=config.webhook_secret is not None, webhook_secret=secret,
-            webhook_breaker=breaker.state if breaker else "closed", email=config.email_to,
+            agency=config.agency,
+            name=AGENCY_NAMES[config.agency],
+            topic=f"e112.dispatch.{config.agency}",
+            channels=config.channels,
+            webhook_url=config.webhook_url,
+            webhook_secret_set=config.webhook_secret is not None,
+            webhook_secret=secret,
+            webhook_breaker=breaker.state if breaker else "closed",
+            email=config.email_to,
             ack_deadline_seconds=config.ack_deadline_seconds or default_deadline,
-            escalation_contacts=config.escalation_contacts, phones=config.phones, updated_by=config.updated_by,
+            escalation_contacts=config.escalation_contacts,
+            phones=config.phones,
+            updated_by=config.updated_by,
             updated_at=config.updated_at,
-        )  # fmt: skip
+        )
 
     async def change(request: Request, agency: str, edit) -> AgencyPublic:
         """Read, edit and save one agency's configuration under its lock. A webhook
@@ -259,21 +273,28 @@ def build_router(
             return public(await store.agency_config(conn, agency, configs.vault))
 
     @router.put(
-        "/agencies/{agency}", tags=["agencies"],
+        "/agencies/{agency}",
+        tags=["agencies"],
         summary="Set an agency's channels, webhook, e-mail, acknowledgement deadline and escalation contacts",
-    )  # fmt: skip
+    )
     async def put_agency(agency: Agency, body: AgencyConfigChange, request: Request) -> AgencyPublic:
         await refuse_internal(body.webhook_url and str(body.webhook_url), "webhook_url")
 
         def edit(old: AgencyConfig) -> AgencyConfig:
             url = str(body.webhook_url) if body.webhook_url else None
-            return AgencyConfig(**{
-                **old.__dict__, "channels": list(body.channels), "webhook_url": url,
-                "webhook_secret": old.webhook_secret if url else None, "email_to": [str(e) for e in body.email],
-                "ack_deadline_seconds": body.ack_deadline_seconds,
-                "escalation_contacts": [str(e) for e in body.escalation_contacts], "phones": list(body.phones),
-                "updated_by": body.updated_by,
-            })  # fmt: skip
+            return AgencyConfig(
+                **{
+                    **old.__dict__,
+                    "channels": list(body.channels),
+                    "webhook_url": url,
+                    "webhook_secret": old.webhook_secret if url else None,
+                    "email_to": [str(e) for e in body.email],
+                    "ack_deadline_seconds": body.ack_deadline_seconds,
+                    "escalation_contacts": [str(e) for e in body.escalation_contacts],
+                    "phones": list(body.phones),
+                    "updated_by": body.updated_by,
+                }
+            )
 
         return await change(request, agency, edit)
 
@@ -281,9 +302,10 @@ def build_router(
     async def put_webhook(agency: Agency, body: WebhookChange, request: Request) -> AgencyPublic:
         await refuse_internal(str(body.url), "url")
         return await change(
-            request, agency,
+            request,
+            agency,
             lambda old: AgencyConfig(**{**old.__dict__, "webhook_url": str(body.url), "updated_by": body.updated_by}),
-        )  # fmt: skip
+        )
 
     @router.delete(
         "/agencies/{agency}/webhook", tags=["agencies"], summary="Remove an agency's webhook", status_code=204
@@ -299,9 +321,11 @@ def build_router(
         configs.forget()
 
     @router.post(
-        "/agencies/{agency}/webhook/secret", tags=["agencies"], responses=NOT_FOUND,
+        "/agencies/{agency}/webhook/secret",
+        tags=["agencies"],
+        responses=NOT_FOUND,
         summary="Rotate the webhook signing secret (the previous one keeps signing for a grace period)",
-    )  # fmt: skip
+    )
     async def rotate_secret(agency: Agency, request: Request) -> WebhookSecretPublic:
         now = clock.now()
         async with request.app.state.pool.acquire() as conn, conn.transaction():
@@ -311,24 +335,39 @@ def build_router(
                 raise Problem(404, "Not found", f"{agency} has no webhook; set one first.")
             secret = signing.new_webhook_secret()
             until = now + timedelta(seconds=secret_grace_seconds) if old.webhook_secret else None
-            await store.save_agency_config(conn, AgencyConfig(**{
-                **old.__dict__, "webhook_secret": secret, "previous_webhook_secret": old.webhook_secret,
-                "previous_secret_until": until,
-            }), now, configs.vault)  # fmt: skip
+            await store.save_agency_config(
+                conn,
+                AgencyConfig(
+                    **{
+                        **old.__dict__,
+                        "webhook_secret": secret,
+                        "previous_webhook_secret": old.webhook_secret,
+                        "previous_secret_until": until,
+                    }
+                ),
+                now,
+                configs.vault,
+            )
         configs.forget()
         return WebhookSecretPublic(agency=agency, webhook_secret=secret, previous_secret_valid_until=until)
 
     @router.post(
-        "/agencies/{agency}/api-keys", tags=["agencies"], status_code=201,
+        "/agencies/{agency}/api-keys",
+        tags=["agencies"],
+        status_code=201,
         summary="Make an API key with which the agency acknowledges its dispatches and reports field status",
-    )  # fmt: skip
+    )
     async def create_key(agency: Agency, body: ApiKeyCreate, request: Request) -> ApiKeyCreated:
         key = signing.new_api_key()
         async with request.app.state.pool.acquire() as conn:
             row = await store.add_api_key(
-                conn, agency=agency, key_hash=signing.hash_api_key(key), label=body.label,
-                created_by=body.created_by, now=clock.now(),
-            )  # fmt: skip
+                conn,
+                agency=agency,
+                key_hash=signing.hash_api_key(key),
+                label=body.label,
+                created_by=body.created_by,
+                now=clock.now(),
+            )
         return ApiKeyCreated(**dict(row), key=key)
 
     @router.get("/agencies/{agency}/api-keys", tags=["agencies"], summary="An agency's API keys (never the keys)")
@@ -337,9 +376,12 @@ def build_router(
             return [ApiKeyPublic(**dict(r)) for r in await store.api_keys(conn, agency)]
 
     @router.delete(
-        "/agencies/{agency}/api-keys/{key_id}", tags=["agencies"], status_code=204, responses=NOT_FOUND,
+        "/agencies/{agency}/api-keys/{key_id}",
+        tags=["agencies"],
+        status_code=204,
+        responses=NOT_FOUND,
         summary="Revoke an agency API key",
-    )  # fmt: skip
+    )
     async def revoke_key(agency: Agency, key_id: UUID, request: Request) -> None:
         async with request.app.state.pool.acquire() as conn:
             if not await store.revoke_api_key(conn, agency, key_id, clock.now()):
@@ -352,13 +394,16 @@ def build_router(
         async with request.app.state.pool.acquire() as conn:
             rows = await store.late_by_agency(conn, clock.now())
             reports = await store.late_reports(conn, clock.now(), LATE_REPORTS_SHOWN)
-        return LatePublic(late=sum(r["late"] for r in rows), by_agency={r["agency"]: r["late"] for r in rows},
-                          report_ids=reports)  # fmt: skip
+        return LatePublic(
+            late=sum(r["late"] for r in rows), by_agency={r["agency"]: r["late"] for r in rows}, report_ids=reports
+        )
 
     @router.get(
-        "/dispatches/{dispatch_id}", tags=["dispatches"], responses=NOT_FOUND,
+        "/dispatches/{dispatch_id}",
+        tags=["dispatches"],
+        responses=NOT_FOUND,
         summary="A dispatch: delivery, every attempt, acknowledgement, escalation and field status",
-    )  # fmt: skip
+    )
     async def get_dispatch(dispatch_id: UUID, request: Request) -> DispatchPublic:
         async with request.app.state.pool.acquire() as conn:
             row = await store.dispatch_row(conn, dispatch_id)
@@ -378,20 +423,38 @@ def build_router(
                 history = [AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in tried]
                 updates.append(UpdatePublic(**fields, history=history))
         return DispatchPublic(
-            **{k: row[k] for k in ("dispatch_id", "report_id", "agency", "state", "channel", "round", "attempts",
-                                   "last_error", "finished_at", "ack_deadline_seconds", "acknowledged_at",
-                                   "acknowledged_via", "escalation_due_at", "field_status")},
+            **{
+                k: row[k]
+                for k in (
+                    "dispatch_id",
+                    "report_id",
+                    "agency",
+                    "state",
+                    "channel",
+                    "round",
+                    "attempts",
+                    "last_error",
+                    "finished_at",
+                    "ack_deadline_seconds",
+                    "acknowledged_at",
+                    "acknowledged_via",
+                    "escalation_due_at",
+                    "field_status",
+                )
+            },
             next_attempt_at=row["next_attempt_at"] if row["state"] == "pending" else None,
             escalation_steps=list(escalation.STEPS[: row["escalation_step"]]),
             field_statuses=[FieldStatusEntry(**dict(s)) for s in statuses],
             history=[AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in attempts],
             updates=updates,
-        )  # fmt: skip
+        )
 
     @for_console.post(
-        "/dispatches/{dispatch_id}/phone-call", tags=["dispatches"], responses=NOT_FOUND,
+        "/dispatches/{dispatch_id}/phone-call",
+        tags=["dispatches"],
+        responses=NOT_FOUND,
         summary="An operator phoned the agency: reached (acknowledged via phone) or not reached (escalate now)",
-    )  # fmt: skip
+    )
     async def phone_call(dispatch_id: UUID, body: PhoneCall, request: Request) -> PhoneCallPublic:
         now = clock.now()
         async with request.app.state.pool.acquire() as conn, conn.transaction():
@@ -403,7 +466,11 @@ def build_router(
             else:
                 await store.escalate_now(conn, dispatch_id, now)
             row = await store.dispatch_row(conn, dispatch_id)
-        return PhoneCallPublic(dispatch_id=dispatch_id, outcome=body.outcome, acknowledged_at=row["acknowledged_at"],
-                               escalation_due_at=row["escalation_due_at"])  # fmt: skip
+        return PhoneCallPublic(
+            dispatch_id=dispatch_id,
+            outcome=body.outcome,
+            acknowledged_at=row["acknowledged_at"],
+            escalation_due_at=row["escalation_due_at"],
+        )
 
     return joined(for_console, router)  # first: its /dispatches/late before /dispatches/{id}

@@ -40,10 +40,15 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         settings.delivery_max_attempts, settings.delivery_backoff_base_seconds, settings.delivery_backoff_cap_seconds
     )
     mailer = Mailer(
-        host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from, username=settings.smtp_username,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        username=settings.smtp_username,
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        starttls=settings.smtp_starttls, tls=settings.smtp_tls, timeout=settings.smtp_timeout_seconds,
-    )  # fmt: skip
+        starttls=settings.smtp_starttls,
+        tls=settings.smtp_tls,
+        timeout=settings.smtp_timeout_seconds,
+    )
     link_secret = settings.ack_link_secret.get_secret_value()
     links = AckLinks(str(settings.public_base_url), link_secret, settings.ack_link_ttl_seconds)
     configs = AgencyConfigs(settings.vault())
@@ -58,16 +63,32 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         smtp_timeout = settings.smtp_timeout_seconds if settings.smtp_host else 0.0
         lease = 3 * max(settings.webhook_timeout_seconds, smtp_timeout)
         deliverer = Deliverer(
-            pool=pool, dsn=settings.database_url, schema="notifier", channels=channels, metrics=delivery_metrics,
-            policy=policy, breakers=breakers, clock=clock, concurrency=settings.delivery_concurrency,
-            lease_seconds=lease, poll_interval=settings.delivery_poll_interval, configs=configs,
-            held_after=timedelta(seconds=settings.held_notice_seconds),
-        )  # fmt: skip
-        escalator = Escalator(
-            pool=pool, clock=clock, mailer=mailer, links=links, policy=policy, metrics=escalation_metrics,
-            on_resend=deliverer.wake, poll_interval=settings.escalation_poll_interval, lease_seconds=lease,
+            pool=pool,
+            dsn=settings.database_url,
+            schema="notifier",
+            channels=channels,
+            metrics=delivery_metrics,
+            policy=policy,
+            breakers=breakers,
+            clock=clock,
+            concurrency=settings.delivery_concurrency,
+            lease_seconds=lease,
+            poll_interval=settings.delivery_poll_interval,
             configs=configs,
-        )  # fmt: skip
+            held_after=timedelta(seconds=settings.held_notice_seconds),
+        )
+        escalator = Escalator(
+            pool=pool,
+            clock=clock,
+            mailer=mailer,
+            links=links,
+            policy=policy,
+            metrics=escalation_metrics,
+            on_resend=deliverer.wake,
+            poll_interval=settings.escalation_poll_interval,
+            lease_seconds=lease,
+            configs=configs,
+        )
         handler = handler_table(clock, settings.default_ack_deadline_seconds, configs)
         return Parts(
             consumer=ConsumerSpec(
@@ -79,17 +100,23 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         )
 
     api_routes = build_router(
-        Keys.of(settings), clock=clock, breakers=breakers, default_deadline=settings.default_ack_deadline_seconds,
-        secret_grace_seconds=settings.webhook_secret_grace_seconds, egress=settings.egress_policy(), configs=configs,
+        Keys.of(settings),
+        clock=clock,
+        breakers=breakers,
+        default_deadline=settings.default_ack_deadline_seconds,
+        secret_grace_seconds=settings.webhook_secret_grace_seconds,
+        egress=settings.egress_policy(),
+        configs=configs,
         ack_metrics=ack_metrics,
-    )  # fmt: skip
+    )
     service = Service(
         title="e112 notifier",
         description=(
             "Delivers dispatches to the agencies (webhook, then e-mail), records every attempt, takes "
             "acknowledgements and field status, and escalates silence."
         ),
-        schema="notifier", migrations=Path(__file__).parent / "migrations",
+        schema="notifier",
+        migrations=Path(__file__).parent / "migrations",
         publishes=[topics.DISPATCH_STATUS, topics.DEADLETTER],
         routers=[
             api_routes,
@@ -98,7 +125,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         ],
         seed=lambda conn: reseal(conn, configs.vault),
         build=build,
-    )  # fmt: skip
+    )
     return assemble(service, settings, registry)
 
 

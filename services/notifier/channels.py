@@ -56,9 +56,15 @@ class Mailer:
             return Result(Verdict.PERMANENT, error="no SMTP server configured")
         try:
             refused, _ = await aiosmtplib.send(
-                message, hostname=self.host, port=self.port, username=self.username, password=self.password,
-                use_tls=self.tls, start_tls=self.starttls, timeout=self.timeout,
-            )  # fmt: skip
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                use_tls=self.tls,
+                start_tls=self.starttls,
+                timeout=self.timeout,
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             verdict = Verdict.RETRYABLE if any(400 <= c < 500 for c in codes) else Verdict.PERMANENT
@@ -131,9 +137,12 @@ class WebhookChannel:
         headers["host"] = pinned.host_header
         try:
             async with self.session.post(
-                URL(str(pinned.url), encoded=True), data=dispatch.body, headers=headers, allow_redirects=False,
+                URL(str(pinned.url), encoded=True),
+                data=dispatch.body,
+                headers=headers,
+                allow_redirects=False,
                 server_hostname=pinned.sni_hostname,
-            ) as response:  # fmt: skip
+            ) as response:
                 await response.content.read(ANSWER_READ_LIMIT)
                 status = response.status
         except aiohttp.InvalidURL as exc:
@@ -161,30 +170,46 @@ class EmailChannel:
     async def send(self, target: str, dispatch: DueDispatch, config: AgencyConfig, now: datetime) -> Result:
         if dispatch.kind == "update" and dispatch.event_type.endswith(".dispatch.cancelled.v1"):
             message = mail.cancellation_email(
-                sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, notice_id=dispatch.dispatch_id,
+                sender=self.mailer.sender,
+                to=list(config.email_to),
+                body=dispatch.body,
+                notice_id=dispatch.dispatch_id,
                 now=now,
-            )  # fmt: skip
+            )
             return await self.mailer.send(message)
         if dispatch.kind == "update" and dispatch.event_type.endswith(".dispatch.closed.v1"):
             message = mail.closing_email(
-                sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, notice_id=dispatch.dispatch_id,
+                sender=self.mailer.sender,
+                to=list(config.email_to),
+                body=dispatch.body,
+                notice_id=dispatch.dispatch_id,
                 now=now,
-            )  # fmt: skip
+            )
             return await self.mailer.send(message)
         if dispatch.kind == "update":
             # The link acknowledges the dispatch the update belongs to: an update is not
             # acknowledged on its own.
             url, expires = self.links.make(dispatch.update_of, now)
             message = mail.update_email(
-                sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, update_id=dispatch.dispatch_id,
-                ack_url=url, expires=expires, now=now,
-            )  # fmt: skip
+                sender=self.mailer.sender,
+                to=list(config.email_to),
+                body=dispatch.body,
+                update_id=dispatch.dispatch_id,
+                ack_url=url,
+                expires=expires,
+                now=now,
+            )
             return await self.mailer.send(message)
         url, expires = self.links.make(dispatch.dispatch_id, now)
         message = mail.dispatch_email(
-            sender=self.mailer.sender, to=list(config.email_to), body=dispatch.body, round_=dispatch.round,
-            ack_url=url, expires=expires, now=now,
-        )  # fmt: skip
+            sender=self.mailer.sender,
+            to=list(config.email_to),
+            body=dispatch.body,
+            round_=dispatch.round,
+            ack_url=url,
+            expires=expires,
+            now=now,
+        )
         return await self.mailer.send(message)
 
 

@@ -74,49 +74,72 @@ class Channel(Protocol):
 class DeliveryMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.attempts = Counter(
-            "e112_dispatch_delivery_attempts_total", "Delivery attempts, by agency, channel and outcome",
-            ["agency", "channel", "outcome"], registry=registry,
-        )  # fmt: skip
+            "e112_dispatch_delivery_attempts_total",
+            "Delivery attempts, by agency, channel and outcome",
+            ["agency", "channel", "outcome"],
+            registry=registry,
+        )
         self.finished = Counter(
-            "e112_dispatches_finished_total", "Dispatches finished, by agency and state (delivered, failed)",
-            ["agency", "state"], registry=registry,
-        )  # fmt: skip
+            "e112_dispatches_finished_total",
+            "Dispatches finished, by agency and state (delivered, failed)",
+            ["agency", "state"],
+            registry=registry,
+        )
         self.delivery_seconds = Histogram(
-            "e112_dispatch_delivery_seconds", "Time from report received to the agency's endpoint accepting it",
-            ["agency"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900), registry=registry,
-        )  # fmt: skip
+            "e112_dispatch_delivery_seconds",
+            "Time from report received to the agency's endpoint accepting it",
+            ["agency"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900),
+            registry=registry,
+        )
         self.updates_finished = Counter(
             "e112_dispatch_updates_finished_total",
             "Dispatch updates (another caller) finished, by agency and state (delivered, failed)",
-            ["agency", "state"], registry=registry,
-        )  # fmt: skip
+            ["agency", "state"],
+            registry=registry,
+        )
         self.pending = Gauge("e112_dispatches_pending", "Dispatches not yet delivered or failed", registry=registry)
         self.held = Counter(
-            "e112_dispatch_held_total", "Dispatches announced as held: not deliverable in time, an operator phones",
-            ["agency"], registry=registry,
-        )  # fmt: skip
-        self.postponed = Counter(
-            "e112_dispatch_postponed_total", "Attempts postponed by an open webhook circuit breaker", ["agency"],
+            "e112_dispatch_held_total",
+            "Dispatches announced as held: not deliverable in time, an operator phones",
+            ["agency"],
             registry=registry,
-        )  # fmt: skip
+        )
+        self.postponed = Counter(
+            "e112_dispatch_postponed_total",
+            "Attempts postponed by an open webhook circuit breaker",
+            ["agency"],
+            registry=registry,
+        )
         self.breaker_open = Gauge(
-            "e112_webhook_breaker_open", "1 while the agency's webhook circuit breaker is open or half-open",
-            ["agency"], registry=registry,
-        )  # fmt: skip
+            "e112_webhook_breaker_open",
+            "1 while the agency's webhook circuit breaker is open or half-open",
+            ["agency"],
+            registry=registry,
+        )
 
 
-def outcome_record(dispatch: DueDispatch, state: str, channel: str | None, attempts: int, reason: str | None,
-                   now: datetime) -> KafkaRecord:  # fmt: skip
+def outcome_record(
+    dispatch: DueDispatch, state: str, channel: str | None, attempts: int, reason: str | None, now: datetime
+) -> KafkaRecord:
     if state == "delivered":
         event = DispatchDelivered(
-            dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
-            channel=channel or "unknown", attempts=attempts, delivered_at=now,
-        )  # fmt: skip
+            dispatch_id=dispatch.dispatch_id,
+            report_id=dispatch.report_id,
+            agency=dispatch.agency,
+            channel=channel or "unknown",
+            attempts=attempts,
+            delivered_at=now,
+        )
     else:
         event = DispatchFailed(
-            dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
-            reason=reason or "unknown", attempts=attempts, failed_at=now,
-        )  # fmt: skip
+            dispatch_id=dispatch.dispatch_id,
+            report_id=dispatch.report_id,
+            agency=dispatch.agency,
+            reason=reason or "unknown",
+            attempts=attempts,
+            failed_at=now,
+        )
     return _status_record(dispatch, event, now)
 
 
@@ -129,14 +152,20 @@ UPDATE_TYPES = {
 }
 
 
-def update_outcome_record(dispatch: DueDispatch, state: str, channel: str | None, attempts: int,
-                          reason: str | None, now: datetime) -> KafkaRecord:  # fmt: skip
+def update_outcome_record(
+    dispatch: DueDispatch, state: str, channel: str | None, attempts: int, reason: str | None, now: datetime
+) -> KafkaRecord:
     """The outcome of an update (another caller, a cancellation or closing notice):
     `dispatch_id` of the row is the update's id, `update_of` the dispatch it updates."""
     common = dict(
-        update_id=dispatch.dispatch_id, update_type=UPDATE_TYPES[dispatch.event_type], dispatch_id=dispatch.update_of,
-        report_id=dispatch.report_id, new_report_id=dispatch.new_report_id, agency=dispatch.agency, attempts=attempts,
-    )  # fmt: skip
+        update_id=dispatch.dispatch_id,
+        update_type=UPDATE_TYPES[dispatch.event_type],
+        dispatch_id=dispatch.update_of,
+        report_id=dispatch.report_id,
+        new_report_id=dispatch.new_report_id,
+        agency=dispatch.agency,
+        attempts=attempts,
+    )
     if state == "delivered":
         event = DispatchUpdateDelivered(**common, channel=channel or "unknown", delivered_at=now)
     else:
@@ -144,16 +173,26 @@ def update_outcome_record(dispatch: DueDispatch, state: str, channel: str | None
     return _status_record(dispatch, event, now)
 
 
-def held_record(dispatch: DueDispatch, reason: str, attempts: int, next_attempt_at: datetime,
-                now: datetime) -> KafkaRecord:  # fmt: skip
+def held_record(
+    dispatch: DueDispatch, reason: str, attempts: int, next_attempt_at: datetime, now: datetime
+) -> KafkaRecord:
     event = DispatchHeld(
-        dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency, reason=reason[:300],
-        attempts=attempts, held_at=now, next_attempt_at=next_attempt_at,
-    )  # fmt: skip
+        dispatch_id=dispatch.dispatch_id,
+        report_id=dispatch.report_id,
+        agency=dispatch.agency,
+        reason=reason[:300],
+        attempts=attempts,
+        held_at=now,
+        next_attempt_at=next_attempt_at,
+    )
     return encode(
-        event, topic=topics.DISPATCH_STATUS, key=str(dispatch.report_id), source=SOURCE,
-        event_id=derived_event_id(str(dispatch.dispatch_id), "held"), time=now,
-    )  # fmt: skip
+        event,
+        topic=topics.DISPATCH_STATUS,
+        key=str(dispatch.report_id),
+        source=SOURCE,
+        event_id=derived_event_id(str(dispatch.dispatch_id), "held"),
+        time=now,
+    )
 
 
 def _status_record(dispatch: DueDispatch, event, now: datetime) -> KafkaRecord:
@@ -162,9 +201,13 @@ def _status_record(dispatch: DueDispatch, event, now: datetime) -> KafkaRecord:
     # is news.
     discriminator = "outcome" if dispatch.round == 1 else f"outcome-{dispatch.round}"
     return encode(
-        event, topic=topics.DISPATCH_STATUS, key=str(dispatch.report_id), source=SOURCE,
-        event_id=derived_event_id(str(dispatch.dispatch_id), discriminator), time=now,
-    )  # fmt: skip
+        event,
+        topic=topics.DISPATCH_STATUS,
+        key=str(dispatch.report_id),
+        source=SOURCE,
+        event_id=derived_event_id(str(dispatch.dispatch_id), discriminator),
+        time=now,
+    )
 
 
 class Deliverer:
@@ -338,9 +381,16 @@ class Deliverer:
             async with self.pool.acquire() as conn, conn.transaction():
                 await self._record_skipped(conn, dispatch, skipped, now)
                 await store.update_progress(
-                    conn, dispatch, channel=channel, channels_tried=tried, attempts=dispatch.attempts,
-                    channel_attempts=channel_attempts, channel_errors=errors, next_attempt_at=until, error=None,
-                )  # fmt: skip
+                    conn,
+                    dispatch,
+                    channel=channel,
+                    channels_tried=tried,
+                    attempts=dispatch.attempts,
+                    channel_attempts=channel_attempts,
+                    channel_errors=errors,
+                    next_attempt_at=until,
+                    error=None,
+                )
                 await self._announce_if_held(conn, dispatch, "breaker open", dispatch.attempts, until, now)
             return
 
@@ -367,9 +417,18 @@ class Deliverer:
             )
             async with self.pool.acquire() as conn:
                 finished = await store.finish_delivered(
-                    conn, dispatch, channel=channel, target=target, attempts=attempts, channel_errors=errors,
-                    started_at=now, duration_ms=duration_ms, status_code=result.status_code, announce=announce, now=now,
-                )  # fmt: skip
+                    conn,
+                    dispatch,
+                    channel=channel,
+                    target=target,
+                    attempts=attempts,
+                    channel_errors=errors,
+                    started_at=now,
+                    duration_ms=duration_ms,
+                    status_code=result.status_code,
+                    announce=announce,
+                    now=now,
+                )
             if finished:
                 self._count_finished(dispatch, "delivered", channel, attempts, now)
             return
@@ -377,18 +436,32 @@ class Deliverer:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._record_skipped(conn, dispatch, skipped, now)
             await store.record_attempt(
-                conn, dispatch_id=dispatch.dispatch_id, attempt=attempts, channel=channel, target=target,
-                started_at=now, duration_ms=duration_ms, outcome=outcome, status_code=result.status_code,
+                conn,
+                dispatch_id=dispatch.dispatch_id,
+                attempt=attempts,
+                channel=channel,
+                target=target,
+                started_at=now,
+                duration_ms=duration_ms,
+                outcome=outcome,
+                status_code=result.status_code,
                 error=error,
-            )  # fmt: skip
+            )
             if outcome == "delivered":
                 await self._finish(conn, dispatch, "delivered", channel, attempts, errors, now)
             elif outcome == "retry":
                 retry_at = now + timedelta(seconds=self.policy.delay(channel_attempts))
                 await store.update_progress(
-                    conn, dispatch, channel=channel, channels_tried=tried, attempts=attempts,
-                    channel_attempts=channel_attempts, channel_errors=errors, next_attempt_at=retry_at, error=error,
-                )  # fmt: skip
+                    conn,
+                    dispatch,
+                    channel=channel,
+                    channels_tried=tried,
+                    attempts=attempts,
+                    channel_attempts=channel_attempts,
+                    channel_errors=errors,
+                    next_attempt_at=retry_at,
+                    error=error,
+                )
                 await self._announce_if_held(conn, dispatch, f"{channel}: {error}", attempts, retry_at, now)
             else:
                 errors.append(f"{channel}: {error}")
@@ -398,17 +471,33 @@ class Deliverer:
                     await self._finish(conn, dispatch, "failed", channel, attempts, errors, now)
                 else:
                     await store.update_progress(
-                        conn, dispatch, channel=following, channels_tried=tried, attempts=attempts,
-                        channel_attempts=0, channel_errors=errors, next_attempt_at=now, error=error,
-                    )  # fmt: skip
-                    log.info("channel gave up; trying the next", extra={"fields": {
-                        "dispatch_id": str(dispatch.dispatch_id), "agency": dispatch.agency, "channel": channel,
-                        "next_channel": following}})  # fmt: skip
+                        conn,
+                        dispatch,
+                        channel=following,
+                        channels_tried=tried,
+                        attempts=attempts,
+                        channel_attempts=0,
+                        channel_errors=errors,
+                        next_attempt_at=now,
+                        error=error,
+                    )
+                    log.info(
+                        "channel gave up; trying the next",
+                        extra={
+                            "fields": {
+                                "dispatch_id": str(dispatch.dispatch_id),
+                                "agency": dispatch.agency,
+                                "channel": channel,
+                                "next_channel": following,
+                            }
+                        },
+                    )
             if closed_again:
                 await store.bring_forward(conn, dispatch.agency, "webhook", now)
 
-    async def _announce_if_held(self, conn, dispatch: DueDispatch, reason: str, attempts: int,
-                                next_attempt_at: datetime, now: datetime) -> None:  # fmt: skip
+    async def _announce_if_held(
+        self, conn, dispatch: DueDispatch, reason: str, attempts: int, next_attempt_at: datetime, now: datetime
+    ) -> None:
         """`dispatch.held`, once, when this first delivery will not be made in time."""
         if dispatch.kind != "dispatch" or dispatch.round != 1:
             return  # an update or a re-send: the dispatch itself was delivered
@@ -427,8 +516,10 @@ class Deliverer:
             closed_again = breaker.record_success()
         elif trips_breaker(verdict):
             if breaker.record_failure(now.timestamp(), dispatch_id):
-                log.warning("webhook circuit breaker opened", extra={"fields": {
-                    "agency": agency, "retry_in_s": round(breaker.retry_at - now.timestamp(), 1)}})  # fmt: skip
+                log.warning(
+                    "webhook circuit breaker opened",
+                    extra={"fields": {"agency": agency, "retry_in_s": round(breaker.retry_at - now.timestamp(), 1)}},
+                )
         else:
             breaker.record_other()
         self.metrics.breaker_open.labels(agency).set(0 if breaker.state is State.CLOSED else 1)
@@ -440,12 +531,28 @@ class Deliverer:
     async def _record_skipped(conn, dispatch: DueDispatch, skipped: list[tuple[str, str]], now: datetime) -> None:
         for channel, reason in skipped:
             await store.record_attempt(
-                conn, dispatch_id=dispatch.dispatch_id, attempt=dispatch.attempts, channel=channel, target=None,
-                started_at=now, duration_ms=0, outcome="skipped", status_code=None, error=reason,
-            )  # fmt: skip
+                conn,
+                dispatch_id=dispatch.dispatch_id,
+                attempt=dispatch.attempts,
+                channel=channel,
+                target=None,
+                started_at=now,
+                duration_ms=0,
+                outcome="skipped",
+                status_code=None,
+                error=reason,
+            )
 
-    async def _finish(self, conn, dispatch: DueDispatch, state: str, channel: str | None, attempts: int,
-                      errors: list[str], now: datetime) -> None:  # fmt: skip
+    async def _finish(
+        self,
+        conn,
+        dispatch: DueDispatch,
+        state: str,
+        channel: str | None,
+        attempts: int,
+        errors: list[str],
+        now: datetime,
+    ) -> None:
         reason = "; ".join(errors) or None
         error = reason if state == "failed" else None
         finished = await store.finish(
@@ -461,18 +568,39 @@ class Deliverer:
             await enqueue(conn, [outcome_record(dispatch, state, channel, attempts, reason, now)])
         self._count_finished(dispatch, state, channel, attempts, now)
 
-    def _count_finished(self, dispatch: DueDispatch, state: str, channel: str | None, attempts: int,
-                        now: datetime) -> None:  # fmt: skip
+    def _count_finished(
+        self, dispatch: DueDispatch, state: str, channel: str | None, attempts: int, now: datetime
+    ) -> None:
         if dispatch.kind == "update":
             self.metrics.updates_finished.labels(dispatch.agency, state).inc()
-            log.info("dispatch update finished", extra={"fields": {
-                "update_id": str(dispatch.dispatch_id), "dispatch_id": str(dispatch.update_of),
-                "agency": dispatch.agency, "state": state, "channel": channel, "attempts": attempts}})  # fmt: skip
+            log.info(
+                "dispatch update finished",
+                extra={
+                    "fields": {
+                        "update_id": str(dispatch.dispatch_id),
+                        "dispatch_id": str(dispatch.update_of),
+                        "agency": dispatch.agency,
+                        "state": state,
+                        "channel": channel,
+                        "attempts": attempts,
+                    }
+                },
+            )
             return
         self.metrics.finished.labels(dispatch.agency, state).inc()
         if state == "delivered":
             self.metrics.delivery_seconds.labels(dispatch.agency).observe((now - dispatch.received_at).total_seconds())
-        log.info("dispatch finished", extra={"fields": {
-            "dispatch_id": str(dispatch.dispatch_id), "report_id": str(dispatch.report_id),
-            "agency": dispatch.agency, "state": state, "channel": channel, "attempts": attempts,
-            "round": dispatch.round}})  # fmt: skip
+        log.info(
+            "dispatch finished",
+            extra={
+                "fields": {
+                    "dispatch_id": str(dispatch.dispatch_id),
+                    "report_id": str(dispatch.report_id),
+                    "agency": dispatch.agency,
+                    "state": state,
+                    "channel": channel,
+                    "attempts": attempts,
+                    "round": dispatch.round,
+                }
+            },
+        )

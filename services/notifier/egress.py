@@ -88,8 +88,9 @@ class EgressPolicy:
         if literal is not None:
             return [literal]
         try:
-            found = await asyncio.wait_for(self.resolver(url.host, url.port or _default_port(url)),
-                                           RESOLVE_TIMEOUT_SECONDS)  # fmt: skip
+            found = await asyncio.wait_for(
+                self.resolver(url.host, url.port or _default_port(url)), RESOLVE_TIMEOUT_SECONDS
+            )
         except (OSError, TimeoutError, UnicodeError) as exc:
             raise Unresolved(f"the host name did not resolve ({type(exc).__name__})") from None
         unique = list(dict.fromkeys(ipaddress.ip_address(a.split("%", 1)[0]) for a in found))
@@ -124,9 +125,10 @@ class EgressPolicy:
         host_header = url.netloc.decode("ascii")
         literal = _literal(url.host) is not None
         return Pinned(
-            url=url.copy_with(host=str(addresses[0])), host_header=host_header,
+            url=url.copy_with(host=str(addresses[0])),
+            host_header=host_header,
             sni_hostname=None if literal or url.scheme != "https" else url.host,
-        )  # fmt: skip
+        )
 
 
 def _literal(host: str) -> IPAddress | None:

@@ -38,9 +38,11 @@ NOTICE_CHANNEL = "escalation_email"
 class EscalationMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.steps = Counter(
-            "e112_dispatch_escalations_total", "Escalation steps taken, by agency and step (resent, escalated)",
-            ["agency", "step"], registry=registry,
-        )  # fmt: skip
+            "e112_dispatch_escalations_total",
+            "Escalation steps taken, by agency and step (resent, escalated)",
+            ["agency", "step"],
+            registry=registry,
+        )
         self.notices = Counter(
             "e112_escalation_emails_total", "Escalation e-mail attempts, by outcome", ["outcome"], registry=registry
         )
@@ -130,8 +132,9 @@ class Escalator:
             following = next_channel(config.channels, tried)
             if following is None:
                 return f"not acknowledged within {deadline} s; delivery still being retried"
-            await store.resend(conn, row["dispatch_id"], channel=following, channels_tried=tried, now=now,
-                               new_round=False)  # fmt: skip
+            await store.resend(
+                conn, row["dispatch_id"], channel=following, channels_tried=tried, now=now, new_round=False
+            )
             return f"not acknowledged within {deadline} s; delivery moved on to {following}"
         await store.resend(conn, row["dispatch_id"], channel=None, channels_tried=[], now=now, new_round=True)
         return f"not acknowledged within {deadline} s; sent again"
@@ -146,13 +149,21 @@ class Escalator:
     @staticmethod
     def _event(row, step: str, reason: str, now: datetime):
         event = DispatchEscalated(
-            dispatch_id=row["dispatch_id"], report_id=row["report_id"], agency=row["agency"], step=step,
-            reason=reason, escalated_at=now,
-        )  # fmt: skip
+            dispatch_id=row["dispatch_id"],
+            report_id=row["report_id"],
+            agency=row["agency"],
+            step=step,
+            reason=reason,
+            escalated_at=now,
+        )
         return encode(
-            event, topic=topics.DISPATCH_STATUS, key=str(row["report_id"]), source=SOURCE,
-            event_id=derived_event_id(str(row["dispatch_id"]), f"escalation-{step}"), time=now,
-        )  # fmt: skip
+            event,
+            topic=topics.DISPATCH_STATUS,
+            key=str(row["report_id"]),
+            source=SOURCE,
+            event_id=derived_event_id(str(row["dispatch_id"]), f"escalation-{step}"),
+            time=now,
+        )
 
     async def send_notices(self) -> int:
         now = self.clock.now()
@@ -166,10 +177,15 @@ class Escalator:
         now = self.clock.now()
         url, expires = self.links.make(notice["dispatch_id"], now)
         message = mail.escalation_email(
-            sender=self.mailer.sender, to=list(notice["recipients"]), body=notice["body"],
-            dispatch_id=notice["dispatch_id"], waited_seconds=2 * notice["ack_deadline_seconds"], ack_url=url,
-            expires=expires, now=now,
-        )  # fmt: skip
+            sender=self.mailer.sender,
+            to=list(notice["recipients"]),
+            body=notice["body"],
+            dispatch_id=notice["dispatch_id"],
+            waited_seconds=2 * notice["ack_deadline_seconds"],
+            ack_url=url,
+            expires=expires,
+            now=now,
+        )
         started = time.perf_counter()
         result = await self.mailer.send(message)
         attempts = notice["attempts"] + 1
@@ -185,14 +201,31 @@ class Escalator:
         self.metrics.notices.labels(outcome).inc()
         async with self.pool.acquire() as conn, conn.transaction():
             await store.record_attempt(
-                conn, dispatch_id=notice["dispatch_id"], attempt=attempts, channel=NOTICE_CHANNEL,
-                target=", ".join(notice["recipients"]), started_at=now, duration_ms=elapsed_ms(started),
-                outcome=outcome, status_code=result.status_code, error=error,
-            )  # fmt: skip
+                conn,
+                dispatch_id=notice["dispatch_id"],
+                attempt=attempts,
+                channel=NOTICE_CHANNEL,
+                target=", ".join(notice["recipients"]),
+                started_at=now,
+                duration_ms=elapsed_ms(started),
+                outcome=outcome,
+                status_code=result.status_code,
+                error=error,
+            )
             await store.settle_notice(
-                conn, notice["dispatch_id"], notice["claim_token"], state=state, attempts=attempts,
-                next_attempt_at=next_at, error=error, now=now,
-            )  # fmt: skip
+                conn,
+                notice["dispatch_id"],
+                notice["claim_token"],
+                state=state,
+                attempts=attempts,
+                next_attempt_at=next_at,
+                error=error,
+                now=now,
+            )
         if state == "failed":
-            log.warning("escalation e-mail could not be sent", extra={"fields": {
-                "dispatch_id": str(notice["dispatch_id"]), "agency": notice["agency"], "error": error}})  # fmt: skip
+            log.warning(
+                "escalation e-mail could not be sent",
+                extra={
+                    "fields": {"dispatch_id": str(notice["dispatch_id"]), "agency": notice["agency"], "error": error}
+                },
+            )

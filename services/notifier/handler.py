@@ -47,26 +47,38 @@ def handler_table(
         for envelope in envelopes:
             data: DispatchRequested | DispatchCallerAdded = envelope.data
             common = dict(
-                report_id=data.report_id, agency=data.agency, event_id=envelope.id, event_type=envelope.type,
-                event_source=envelope.source, event_time=envelope.time, body=envelope.raw_data,
+                report_id=data.report_id,
+                agency=data.agency,
+                event_id=envelope.id,
+                event_type=envelope.type,
+                event_source=envelope.source,
+                event_time=envelope.time,
+                body=envelope.raw_data,
                 received_at=data.received_at,
-            )  # fmt: skip
+            )
             if isinstance(data, DispatchRequested):
                 config = await configs.get(conn, data.agency)
                 deadline = config.ack_deadline_seconds or default_ack_deadline_seconds
-                rows.append(store.NewDispatch(
-                    dispatch_id=data.dispatch_id, **common, ack_deadline_seconds=deadline,
-                    escalation_due_at=escalation.first_due(now, deadline),
-                ))  # fmt: skip
+                rows.append(
+                    store.NewDispatch(
+                        dispatch_id=data.dispatch_id,
+                        **common,
+                        ack_deadline_seconds=deadline,
+                        escalation_due_at=escalation.first_due(now, deadline),
+                    )
+                )
             else:
-                rows.append(store.NewDispatch(
-                    dispatch_id=update_id(data.dispatch_id, data.new_report_id), **common,
-                    update_of=data.dispatch_id, new_report_id=data.new_report_id,
-                ))  # fmt: skip
+                rows.append(
+                    store.NewDispatch(
+                        dispatch_id=update_id(data.dispatch_id, data.new_report_id),
+                        **common,
+                        update_of=data.dispatch_id,
+                        new_report_id=data.new_report_id,
+                    )
+                )
         await store.enqueue(conn, rows, now)
 
-    async def stop_and_notify(conn: asyncpg.Connection, envelope: Envelope, notice_id: uuid.UUID,
-                              at: datetime) -> None:  # fmt: skip
+    async def stop_and_notify(conn: asyncpg.Connection, envelope: Envelope, notice_id: uuid.UUID, at: datetime) -> None:
         """Stop the dispatch and queue the notice (`envelope`'s data) for the agency."""
         data: DispatchCancelled | DispatchClosed = envelope.data
         now = clock.now()
@@ -74,10 +86,17 @@ def handler_table(
         # Sent even when the dispatch was stopped before delivery: a delivery may be in
         # flight at this moment, and a notice for a dispatch never seen is harmless.
         notice = store.NewDispatch(
-            dispatch_id=notice_id, report_id=data.report_id, agency=data.agency, event_id=envelope.id,
-            event_type=envelope.type, event_source=envelope.source, event_time=envelope.time, body=envelope.raw_data,
-            received_at=at, update_of=data.dispatch_id,
-        )  # fmt: skip
+            dispatch_id=notice_id,
+            report_id=data.report_id,
+            agency=data.agency,
+            event_id=envelope.id,
+            event_type=envelope.type,
+            event_source=envelope.source,
+            event_time=envelope.time,
+            body=envelope.raw_data,
+            received_at=at,
+            update_of=data.dispatch_id,
+        )
         await store.enqueue(conn, [notice], now)
 
     async def queue_cancellation(conn: asyncpg.Connection, envelope: Envelope) -> None:

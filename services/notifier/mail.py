@@ -22,9 +22,14 @@ def _details(data: dict) -> list[str]:
     loc = data.get("location") or {}
     caller = data.get("caller") or {}
     place = ", ".join(
-        p for p in (loc.get("address"), loc.get("desa") and f"Desa {loc['desa']}",
-                    loc.get("kecamatan") and f"Kec. {loc['kecamatan']}") if p
-    )  # fmt: skip
+        p
+        for p in (
+            loc.get("address"),
+            loc.get("desa") and f"Desa {loc['desa']}",
+            loc.get("kecamatan") and f"Kec. {loc['kecamatan']}",
+        )
+        if p
+    )
     if loc.get("lat") is not None and loc.get("lon") is not None:
         place += f" ({loc['lat']}, {loc['lon']})"
     lines = [
@@ -85,9 +90,13 @@ def dispatch_email(
         + _ack_lines(ack_url, expires)
     )
     message = _message(
-        sender=sender, to=to, subject=f"[112] {_subject_place(data)}{again}", text=text,
-        message_id=f"{data.get('dispatch_id')}.dispatch.{round_}", now=now,
-    )  # fmt: skip
+        sender=sender,
+        to=to,
+        subject=f"[112] {_subject_place(data)}{again}",
+        text=text,
+        message_id=f"{data.get('dispatch_id')}.dispatch.{round_}",
+        now=now,
+    )
     message.add_attachment(body, maintype="application", subtype="json", filename="dispatch.json")
     return message
 
@@ -110,9 +119,13 @@ def update_email(
         + _ack_lines(ack_url, expires)
     )
     message = _message(
-        sender=sender, to=to, subject=f"[112 PEMBARUAN / UPDATE] {agency}: penelepon lain / another caller",
-        text=text, message_id=f"{update_id}.update", now=now,
-    )  # fmt: skip
+        sender=sender,
+        to=to,
+        subject=f"[112 PEMBARUAN / UPDATE] {agency}: penelepon lain / another caller",
+        text=text,
+        message_id=f"{update_id}.update",
+        now=now,
+    )
     message.add_attachment(body, maintype="application", subtype="json", filename="dispatch-update.json")
     return message
 
@@ -133,9 +146,13 @@ def cancellation_email(*, sender: str, to: list[str], body: bytes, notice_id: UU
         + ([f"Sama dengan laporan / same incident as: {data['duplicate_of']}"] if data.get("duplicate_of") else [])
     )
     message = _message(
-        sender=sender, to=to, subject=f"[112 DIBATALKAN / CANCELLED] {agency}: {reason}", text=text,
-        message_id=f"{notice_id}.cancelled", now=now,
-    )  # fmt: skip
+        sender=sender,
+        to=to,
+        subject=f"[112 DIBATALKAN / CANCELLED] {agency}: {reason}",
+        text=text,
+        message_id=f"{notice_id}.cancelled",
+        now=now,
+    )
     message.add_attachment(body, maintype="application", subtype="json", filename="dispatch-cancelled.json")
     return message
 
@@ -161,17 +178,28 @@ def closing_email(*, sender: str, to: list[str], body: bytes, notice_id: UUID, n
         ]
     )
     message = _message(
-        sender=sender, to=to, subject=f"[112 DITUTUP / CLOSED] {agency}: {outcome}", text=text,
-        message_id=f"{notice_id}.closed", now=now,
-    )  # fmt: skip
+        sender=sender,
+        to=to,
+        subject=f"[112 DITUTUP / CLOSED] {agency}: {outcome}",
+        text=text,
+        message_id=f"{notice_id}.closed",
+        now=now,
+    )
     message.add_attachment(body, maintype="application", subtype="json", filename="dispatch-closed.json")
     return message
 
 
 def escalation_email(
-    *, sender: str, to: list[str], body: bytes, dispatch_id: UUID, waited_seconds: int, ack_url: str,
-    expires: datetime, now: datetime,
-) -> EmailMessage:  # fmt: skip
+    *,
+    sender: str,
+    to: list[str],
+    body: bytes,
+    dispatch_id: UUID,
+    waited_seconds: int,
+    ack_url: str,
+    expires: datetime,
+    now: datetime,
+) -> EmailMessage:
     data = json.loads(body)
     agency = str(data.get("agency", "")).upper()
     text = "\n".join(
@@ -184,6 +212,10 @@ def escalation_email(
         + _ack_lines(ack_url, expires)
     )
     return _message(
-        sender=sender, to=to, subject=f"[112 ESKALASI] {agency}: {_subject_place(data)}", text=text,
-        message_id=f"{dispatch_id}.escalation", now=now,
-    )  # fmt: skip
+        sender=sender,
+        to=to,
+        subject=f"[112 ESKALASI] {agency}: {_subject_place(data)}",
+        text=text,
+        message_id=f"{dispatch_id}.escalation",
+        now=now,
+    )

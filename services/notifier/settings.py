@@ -70,8 +70,9 @@ class NotifierSettings(ServiceSettings):
 
     def egress_policy(self) -> EgressPolicy:
         """Webhooks over HTTPS only in production; plain HTTP is for development."""
-        return EgressPolicy(require_https=self.e112_env == "production",
-                            allowed_networks=parse_networks(self.webhook_allowed_networks))  # fmt: skip
+        return EgressPolicy(
+            require_https=self.e112_env == "production", allowed_networks=parse_networks(self.webhook_allowed_networks)
+        )
 
     @model_validator(mode="after")
     def _no_notifier_dev_defaults_in_production(self) -> "NotifierSettings":

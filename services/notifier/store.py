@@ -70,10 +70,19 @@ async def save_agency_config(conn: asyncpg.Connection, config: AgencyConfig, now
             escalation_contacts = excluded.escalation_contacts, updated_by = excluded.updated_by,
             updated_at = excluded.updated_at, phones = excluded.phones
         """,
-        config.agency, config.channels, config.webhook_url, vault.seal(config.webhook_secret),
-        vault.seal(config.previous_webhook_secret), config.previous_secret_until, config.email_to,
-        config.ack_deadline_seconds, config.escalation_contacts, config.updated_by, now, config.phones,
-    )  # fmt: skip
+        config.agency,
+        config.channels,
+        config.webhook_url,
+        vault.seal(config.webhook_secret),
+        vault.seal(config.previous_webhook_secret),
+        config.previous_secret_until,
+        config.email_to,
+        config.ack_deadline_seconds,
+        config.escalation_contacts,
+        config.updated_by,
+        now,
+        config.phones,
+    )
 
 
 async def reseal_secrets(conn: asyncpg.Connection, vault: SecretVault) -> int:
@@ -86,8 +95,9 @@ async def reseal_secrets(conn: asyncpg.Connection, vault: SecretVault) -> int:
             if sealed != [row[name] for name in SECRET_COLUMNS]:
                 await conn.execute(
                     "UPDATE agencies SET webhook_secret = $2, previous_webhook_secret = $3 WHERE agency = $1",
-                    row["agency"], *sealed,
-                )  # fmt: skip
+                    row["agency"],
+                    *sealed,
+                )
                 changed += 1
     return changed
 
@@ -106,8 +116,12 @@ async def add_api_key(conn, *, agency: str, key_hash: str, label: str | None, cr
         INSERT INTO agency_api_keys (agency, key_hash, label, created_by, created_at) VALUES ($1, $2, $3, $4, $5)
         RETURNING id, agency, label, created_by, created_at, revoked_at
         """,
-        agency, key_hash, label, created_by, now,
-    )  # fmt: skip
+        agency,
+        key_hash,
+        label,
+        created_by,
+        now,
+    )
 
 
 async def api_keys(conn: asyncpg.Connection, agency: str) -> list[asyncpg.Record]:
@@ -120,10 +134,11 @@ async def api_keys(conn: asyncpg.Connection, agency: str) -> list[asyncpg.Record
 
 async def revoke_api_key(conn: asyncpg.Connection, agency: str, key_id: UUID, now: datetime) -> bool:
     done = await conn.fetchval(
-        "UPDATE agency_api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE id = $1 AND agency = $2 "
-        "RETURNING true",
-        key_id, agency, now,
-    )  # fmt: skip
+        "UPDATE agency_api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE id = $1 AND agency = $2 RETURNING true",
+        key_id,
+        agency,
+        now,
+    )
     return bool(done)
 
 
@@ -196,9 +211,11 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch], now: da
                 AS q(id, report, agency, ce_id, ce_type, ce_source, ce_time, body, received, ack, escalation)
             ON CONFLICT (dispatch_id) DO NOTHING
             """,
-            *_queued_arrays(dispatches), now,
-            [r.ack_deadline_seconds for r in dispatches], [r.escalation_due_at for r in dispatches],
-        )  # fmt: skip
+            *_queued_arrays(dispatches),
+            now,
+            [r.ack_deadline_seconds for r in dispatches],
+            [r.escalation_due_at for r in dispatches],
+        )
     if updates:
         await conn.execute(
             f"""
@@ -208,8 +225,11 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch], now: da
                 AS q(id, report, agency, ce_id, ce_type, ce_source, ce_time, body, received, update_of, new_report)
             ON CONFLICT DO NOTHING
             """,
-            *_queued_arrays(updates), now, [r.update_of for r in updates], [r.new_report_id for r in updates],
-        )  # fmt: skip
+            *_queued_arrays(updates),
+            now,
+            [r.update_of for r in updates],
+            [r.new_report_id for r in updates],
+        )
 
 
 _QUEUED_COLUMNS = """dispatch_id, report_id, agency, event_id, event_type, event_source, event_time, body,
@@ -221,10 +241,16 @@ _QUEUED_ARRAYS = """$1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], 
 
 def _queued_arrays(rows: Sequence[NewDispatch]) -> list[list]:
     return [
-        [r.dispatch_id for r in rows], [r.report_id for r in rows], [r.agency for r in rows],
-        [r.event_id for r in rows], [r.event_type for r in rows], [r.event_source for r in rows],
-        [r.event_time for r in rows], [r.body for r in rows], [r.received_at for r in rows],
-    ]  # fmt: skip
+        [r.dispatch_id for r in rows],
+        [r.report_id for r in rows],
+        [r.agency for r in rows],
+        [r.event_id for r in rows],
+        [r.event_type for r in rows],
+        [r.event_source for r in rows],
+        [r.event_time for r in rows],
+        [r.body for r in rows],
+        [r.received_at for r in rows],
+    ]
 
 
 async def stop_dispatch(conn: asyncpg.Connection, dispatch_id: UUID, now: datetime) -> None:
@@ -240,8 +266,9 @@ async def stop_dispatch(conn: asyncpg.Connection, dispatch_id: UUID, now: dateti
                finished_at = CASE WHEN state = 'pending' THEN $2 ELSE finished_at END
         WHERE dispatch_id = $1 AND kind = 'dispatch' AND cancelled_at IS NULL
         """,
-        dispatch_id, now,
-    )  # fmt: skip
+        dispatch_id,
+        now,
+    )
 
 
 _DUE_COLUMNS = """d.dispatch_id, d.report_id, d.agency, d.event_id, d.event_type, d.event_source, d.event_time,
@@ -263,8 +290,10 @@ async def claim_due(conn: asyncpg.Connection, limit: int, now: datetime, lease_u
         WHERE d.dispatch_id = due.dispatch_id
         RETURNING {_DUE_COLUMNS}
         """,
-        limit, now, lease_until,
-    )  # fmt: skip
+        limit,
+        now,
+        lease_until,
+    )
     return [DueDispatch(**dict(r)) for r in rows]
 
 
@@ -321,8 +350,16 @@ async def record_attempt(
                                        outcome, status_code, error)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         """,
-        dispatch_id, attempt, channel, target, started_at, duration_ms, outcome, status_code, error,
-    )  # fmt: skip
+        dispatch_id,
+        attempt,
+        channel,
+        target,
+        started_at,
+        duration_ms,
+        outcome,
+        status_code,
+        error,
+    )
 
 
 async def update_progress(
@@ -347,9 +384,16 @@ async def update_progress(
                               claim_token = NULL
         WHERE dispatch_id = $1 AND claim_token = $2 AND state = 'pending' RETURNING true
         """,
-        dispatch.dispatch_id, dispatch.claim_token, channel, channels_tried, attempts, channel_attempts,
-        channel_errors, next_attempt_at, error,
-    )  # fmt: skip
+        dispatch.dispatch_id,
+        dispatch.claim_token,
+        channel,
+        channels_tried,
+        attempts,
+        channel_attempts,
+        channel_errors,
+        next_attempt_at,
+        error,
+    )
     return bool(done)
 
 
@@ -360,7 +404,7 @@ async def mark_held(conn: asyncpg.Connection, dispatch_id: UUID, now: datetime) 
             "UPDATE dispatches SET held_at = $2 WHERE dispatch_id = $1 AND held_at IS NULL RETURNING true",
             dispatch_id,
             now,
-        )  # fmt: skip
+        )
     )
 
 
@@ -384,8 +428,15 @@ async def finish(
                               last_error = $7, finished_at = $8, claim_token = NULL
         WHERE dispatch_id = $1 AND state = 'pending' AND ($3 = 'delivered' OR claim_token = $2) RETURNING true
         """,
-        dispatch.dispatch_id, dispatch.claim_token, state, channel, attempts, channel_errors, error, now,
-    )  # fmt: skip
+        dispatch.dispatch_id,
+        dispatch.claim_token,
+        state,
+        channel,
+        attempts,
+        channel_errors,
+        error,
+        now,
+    )
     return bool(done)
 
 
@@ -424,9 +475,20 @@ async def finish_delivered(
         )
         SELECT count(*) FROM finished
         """,
-        dispatch.dispatch_id, attempts, channel, target, started_at, duration_ms, status_code, channel_errors, now,
-        announce.topic, announce.key, headers_json(announce), announce.value,
-    )  # fmt: skip
+        dispatch.dispatch_id,
+        attempts,
+        channel,
+        target,
+        started_at,
+        duration_ms,
+        status_code,
+        channel_errors,
+        now,
+        announce.topic,
+        announce.key,
+        headers_json(announce),
+        announce.value,
+    )
     return bool(done)
 
 
@@ -438,8 +500,10 @@ async def bring_forward(conn: asyncpg.Connection, agency: str, channel: str, now
         UPDATE dispatches SET next_attempt_at = $3
         WHERE agency = $1 AND channel = $2 AND state = 'pending' AND claim_token IS NULL AND next_attempt_at > $3
         """,
-        agency, channel, now,
-    )  # fmt: skip
+        agency,
+        channel,
+        now,
+    )
     return int(result.split()[-1])
 
 
@@ -475,8 +539,10 @@ async def acknowledge(conn: asyncpg.Connection, dispatch_id: UUID, via: str, now
                               finished_at = coalesce(finished_at, $2), claim_token = NULL
         WHERE dispatch_id = $1 AND acknowledged_at IS NULL RETURNING *
         """,
-        dispatch_id, now, via,
-    )  # fmt: skip
+        dispatch_id,
+        now,
+        via,
+    )
     if row is not None:
         await conn.execute(
             "UPDATE escalation_notices SET state = 'cancelled', claim_token = NULL "
@@ -495,16 +561,18 @@ async def escalate_now(conn: asyncpg.Connection, dispatch_id: UUID, now: datetim
             "AND escalation_due_at IS NOT NULL RETURNING true",
             dispatch_id,
             now,
-        )  # fmt: skip
+        )
     )
 
 
 async def add_field_status(conn, dispatch_id: UUID, status: str, note: str | None, now: datetime) -> None:
     await conn.execute(
-        "INSERT INTO field_statuses (dispatch_id, status, note, at) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT DO NOTHING",
-        dispatch_id, status, note, now,
-    )  # fmt: skip
+        "INSERT INTO field_statuses (dispatch_id, status, note, at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        dispatch_id,
+        status,
+        note,
+        now,
+    )
     await conn.execute(
         "UPDATE dispatches SET field_status = $2, field_status_at = $3 WHERE dispatch_id = $1", dispatch_id, status, now
     )
@@ -529,8 +597,9 @@ async def take_due_timers(conn: asyncpg.Connection, now: datetime, limit: int) -
         WHERE escalation_due_at <= $1 AND acknowledged_at IS NULL
         ORDER BY escalation_due_at LIMIT $2 FOR UPDATE SKIP LOCKED
         """,
-        now, limit,
-    )  # fmt: skip
+        now,
+        limit,
+    )
 
 
 async def advance_timer(conn, dispatch_id: UUID, step_done: int, next_due: datetime | None) -> bool:
@@ -541,13 +610,16 @@ async def advance_timer(conn, dispatch_id: UUID, step_done: int, next_due: datet
         UPDATE dispatches SET escalation_step = $2 + 1, escalation_due_at = $3
         WHERE dispatch_id = $1 AND escalation_step = $2 AND acknowledged_at IS NULL RETURNING true
         """,
-        dispatch_id, step_done, next_due,
-    )  # fmt: skip
+        dispatch_id,
+        step_done,
+        next_due,
+    )
     return bool(done)
 
 
-async def resend(conn, dispatch_id: UUID, *, channel: str | None, channels_tried: list[str], now: datetime,
-                 new_round: bool) -> None:  # fmt: skip
+async def resend(
+    conn, dispatch_id: UUID, *, channel: str | None, channels_tried: list[str], now: datetime, new_round: bool
+) -> None:
     """Deliver again: a new round from `channel` if the last one had finished, or the
     pending round moved on to `channel` now."""
     await conn.execute(
@@ -558,16 +630,22 @@ async def resend(conn, dispatch_id: UUID, *, channel: str | None, channels_tried
                               channel_errors = CASE WHEN $5 THEN '{}'::text[] ELSE channel_errors END
         WHERE dispatch_id = $1 AND acknowledged_at IS NULL
         """,
-        dispatch_id, channel, channels_tried, now, new_round,
-    )  # fmt: skip
+        dispatch_id,
+        channel,
+        channels_tried,
+        now,
+        new_round,
+    )
 
 
 async def queue_notice(conn, dispatch_id: UUID, recipients: list[str], now: datetime) -> None:
     await conn.execute(
         "INSERT INTO escalation_notices (dispatch_id, recipients, next_attempt_at) VALUES ($1, $2, $3) "
         "ON CONFLICT DO NOTHING",
-        dispatch_id, recipients, now,
-    )  # fmt: skip
+        dispatch_id,
+        recipients,
+        now,
+    )
 
 
 async def claim_due_notices(conn, limit: int, now: datetime, lease_until: datetime) -> list[asyncpg.Record]:
@@ -582,20 +660,37 @@ async def claim_due_notices(conn, limit: int, now: datetime, lease_until: dateti
         RETURNING n.dispatch_id, n.recipients, n.attempts, n.claim_token, d.report_id, d.agency, d.body,
                   d.attempts AS dispatch_attempts, d.ack_deadline_seconds
         """,
-        limit, now, lease_until,
-    )  # fmt: skip
+        limit,
+        now,
+        lease_until,
+    )
 
 
-async def settle_notice(conn, dispatch_id: UUID, token: UUID, *, state: str, attempts: int,
-                        next_attempt_at: datetime, error: str | None, now: datetime) -> bool:  # fmt: skip
+async def settle_notice(
+    conn,
+    dispatch_id: UUID,
+    token: UUID,
+    *,
+    state: str,
+    attempts: int,
+    next_attempt_at: datetime,
+    error: str | None,
+    now: datetime,
+) -> bool:
     done = await conn.fetchval(
         """
         UPDATE escalation_notices SET state = $3, attempts = $4, next_attempt_at = $5, last_error = $6,
                                       sent_at = CASE WHEN $3 = 'sent' THEN $7 ELSE sent_at END, claim_token = NULL
         WHERE dispatch_id = $1 AND claim_token = $2 AND state = 'pending' RETURNING true
         """,
-        dispatch_id, token, state, attempts, next_attempt_at, error, now,
-    )  # fmt: skip
+        dispatch_id,
+        token,
+        state,
+        attempts,
+        next_attempt_at,
+        error,
+        now,
+    )
     return bool(done)
 
 

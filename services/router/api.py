@@ -90,9 +90,12 @@ class DecisionPublic(BaseModel):
 
 def _public(row) -> RoutingTablePublic:
     return RoutingTablePublic(
-        version=row["version"], changed_by=row["changed_by"], reason=row["reason"], created_at=row["created_at"],
+        version=row["version"],
+        changed_by=row["changed_by"],
+        reason=row["reason"],
+        created_at=row["created_at"],
         table=store.parse_table(row["version"], row["rules"]),
-    )  # fmt: skip
+    )
 
 
 def build_router(auth) -> APIRouter:
@@ -109,8 +112,9 @@ def build_router(auth) -> APIRouter:
             raise Problem(409, "Conflict", f"{exc}; replace the whole table with PUT /v1/routing-table") from None
         except ValidationError as exc:
             fields = field_errors(exc.errors())
-            raise Problem(422, "Invalid request", "; ".join(f"{f['field']}: {f['message']}" for f in fields),
-                          errors=fields) from None  # fmt: skip
+            raise Problem(
+                422, "Invalid request", "; ".join(f"{f['field']}: {f['message']}" for f in fields), errors=fields
+            ) from None
 
     @router.get("/routing-table", summary="The live routing table, its version, who made it and why")
     async def get_table(request: Request) -> RoutingTablePublic:
@@ -161,9 +165,11 @@ def build_router(auth) -> APIRouter:
         place = canonical_kecamatan(kecamatan)
         if place is None:
             raise Problem(
-                422, "Invalid request", f"kecamatan: {kecamatan!r} is not a kecamatan of Kabupaten Blitar",
+                422,
+                "Invalid request",
+                f"kecamatan: {kecamatan!r} is not a kecamatan of Kabupaten Blitar",
                 errors=[{"field": "kecamatan", "message": "not a kecamatan of Kabupaten Blitar"}],
-            )  # fmt: skip
+            )
 
         def with_unit(live: RoutingTable) -> RoutingTable:
             units = {a: dict(by_place) for a, by_place in live.units.items()}
@@ -172,9 +178,12 @@ def build_router(auth) -> APIRouter:
             else:
                 units.setdefault(agency, {})[place] = change.unit
             units = {a: by_place for a, by_place in units.items() if by_place}
-            return RoutingTable.model_validate({**live.model_dump(), "units": {
-                a: {k: u.model_dump() for k, u in by_place.items()} for a, by_place in units.items()
-            }})  # fmt: skip
+            return RoutingTable.model_validate(
+                {
+                    **live.model_dump(),
+                    "units": {a: {k: u.model_dump() for k, u in by_place.items()} for a, by_place in units.items()},
+                }
+            )
 
         return await save(request, with_unit, change.changed_by, change.reason)
 

@@ -36,7 +36,11 @@ def create_app(settings: RouterSettings) -> FastAPI:
     service = Service(
         title="e112 router",
         description="Decides which agencies get each report, from a versioned routing table.",
-        schema="router", migrations=Path(__file__).parent / "migrations", publishes=topics.all_topics(),
-        routers=[build_router(admin_key(settings))], seed=store.seed_default_table, build=build,
-    )  # fmt: skip
+        schema="router",
+        migrations=Path(__file__).parent / "migrations",
+        publishes=topics.all_topics(),
+        routers=[build_router(admin_key(settings))],
+        seed=store.seed_default_table,
+        build=build,
+    )
     return assemble(service, settings, registry)

@@ -55,11 +55,21 @@ def closed_records(event_id: str, closed: ReportClosed, dispatches: list[dict]) 
     records = []
     for dispatch in dispatches:
         notice = DispatchClosed(
-            dispatch_id=dispatch["dispatch_id"], report_id=closed.report_id, agency=dispatch["agency"],
-            outcome=closed.outcome, note=closed.note, closed_at=closed.closed_at,
-        )  # fmt: skip
+            dispatch_id=dispatch["dispatch_id"],
+            report_id=closed.report_id,
+            agency=dispatch["agency"],
+            outcome=closed.outcome,
+            note=closed.note,
+            closed_at=closed.closed_at,
+        )
         records.append(
-            encode(notice, topic=topics.dispatch_topic(dispatch["agency"]), key=str(closed.report_id), source=SOURCE,
-                   event_id=derived_event_id(event_id, f"closed:{dispatch['agency']}"), time=closed.closed_at)
-        )  # fmt: skip
+            encode(
+                notice,
+                topic=topics.dispatch_topic(dispatch["agency"]),
+                key=str(closed.report_id),
+                source=SOURCE,
+                event_id=derived_event_id(event_id, f"closed:{dispatch['agency']}"),
+                time=closed.closed_at,
+            )
+        )
     return records

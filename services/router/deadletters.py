@@ -91,6 +91,12 @@ class RouterConsumer(EventConsumer):
         self.router_metrics.decisions.labels(category or "none", Outcome.DEADLETTERED).inc()
         notice = ReportUnrouted(report_id=report_id, category=category, reason=reason, at=now)
         return [
-            encode(notice, topic=topics.REPORTS, key=str(report_id), source=SOURCE,
-                   event_id=derived_event_id(dedup_key, "deadletter-notice"), time=now)
-        ]  # fmt: skip
+            encode(
+                notice,
+                topic=topics.REPORTS,
+                key=str(report_id),
+                source=SOURCE,
+                event_id=derived_event_id(dedup_key, "deadletter-notice"),
+                time=now,
+            )
+        ]

@@ -117,9 +117,13 @@ async def route_reports(
             )
             continue
         decision = decide(
-            table, report.report_id, report.category, subtype=report.subtype, casualties=report.casualties,
+            table,
+            report.report_id,
+            report.category,
+            subtype=report.subtype,
+            casualties=report.casualties,
             kecamatan=report.location.kecamatan if report.location else None,
-        )  # fmt: skip
+        )
         outcome = Outcome.ROUTED if decision.routed else Outcome.UNROUTED
         decisions.append(store.NewDecision(report.report_id, event_id, report.category, version, decision, outcome))
     first_time = await store.record_decisions(conn, decisions, now)
@@ -141,25 +145,30 @@ async def route_reports(
         await enqueue(conn, records)
 
 
-def _follow_ups(d: "store.NewDecision", report: ReportReceived, version: int, now: datetime,
-                metrics: RouterMetrics) -> list:  # fmt: skip
+def _follow_ups(
+    d: "store.NewDecision", report: ReportReceived, version: int, now: datetime, metrics: RouterMetrics
+) -> list:
     """An emergency's dispatches and its report.routed (or report.unrouted), in that order."""
     decision = d.decision
     records = []
     for a in decision.assignments:
         unit = DispatchUnit(code=a.unit.code, name=a.unit.name) if a.unit else None
         records.append(
-            dispatch_record(d.event_id, report, dispatch_id=a.dispatch_id, agency=a.agency, role=a.role, unit=unit,
-                            requested_at=now)
-        )  # fmt: skip
+            dispatch_record(
+                d.event_id, report, dispatch_id=a.dispatch_id, agency=a.agency, role=a.role, unit=unit, requested_at=now
+            )
+        )
         metrics.dispatches.labels(a.agency, a.role).inc()
     if decision.routed:
         follow_up = ReportRouted(
-            report_id=report.report_id, category=report.category, rule_version=version, routed_at=now,
+            report_id=report.report_id,
+            category=report.category,
+            rule_version=version,
+            routed_at=now,
             dispatches=[
                 RoutedDispatch(dispatch_id=a.dispatch_id, agency=a.agency, role=a.role) for a in decision.assignments
             ],
-        )  # fmt: skip
+        )
     else:
         # Never vanish: the on-duty operators pick it up (shifts consumes this event).
         follow_up = ReportUnrouted(

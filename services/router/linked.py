@@ -66,15 +66,27 @@ def caller_added(event_id: str, report: ReportReceived, dispatches: list[dict]) 
     records = []
     for dispatch in dispatches:
         update = DispatchCallerAdded(
-            dispatch_id=dispatch["dispatch_id"], report_id=report.linked_to, agency=dispatch["agency"],
-            new_report_id=report.report_id, description=report.description, location=report.location,
-            caller=report.caller, channel=report.channel, casualties=report.casualties,
+            dispatch_id=dispatch["dispatch_id"],
+            report_id=report.linked_to,
+            agency=dispatch["agency"],
+            new_report_id=report.report_id,
+            description=report.description,
+            location=report.location,
+            caller=report.caller,
+            channel=report.channel,
+            casualties=report.casualties,
             received_at=report.received_at,
-        )  # fmt: skip
+        )
         records.append(
-            encode(update, topic=topics.dispatch_topic(dispatch["agency"]), key=str(report.linked_to), source=SOURCE,
-                   event_id=derived_event_id(event_id, f"caller_added:{dispatch['agency']}"), time=now)
-        )  # fmt: skip
+            encode(
+                update,
+                topic=topics.dispatch_topic(dispatch["agency"]),
+                key=str(report.linked_to),
+                source=SOURCE,
+                event_id=derived_event_id(event_id, f"caller_added:{dispatch['agency']}"),
+                time=now,
+            )
+        )
     return records
 
 
@@ -105,6 +117,8 @@ async def route_overdue(pool: asyncpg.Pool, route_alone, wait: timedelta) -> int
                 return routed
             report = ReportReceived.model_validate_json(row["report"]).model_copy(update={"linked_to": None})
             await route_alone(conn, row["event_id"], report)
-            log.warning("incident never decided; linked report routed on its own",
-                        extra={"fields": {"report_id": str(report.report_id)}})  # fmt: skip
+            log.warning(
+                "incident never decided; linked report routed on its own",
+                extra={"fields": {"report_id": str(report.report_id)}},
+            )
             routed += 1

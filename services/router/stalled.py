@@ -60,12 +60,12 @@ async def handle_stalled(conn: asyncpg.Connection, event: ReportStalled, route_a
     outcome = decision["outcome"] if decision else None
     # Intake's view: is the report still another caller of an incident?
     another_caller = event.report is not None and event.report.linked_to is not None
-    fields = {"report_id": str(event.report_id), "missing": event.missing, "attempt": event.attempt,
-              "outcome": outcome}  # fmt: skip
+    fields = {"report_id": str(event.report_id), "missing": event.missing, "attempt": event.attempt, "outcome": outcome}
     if decision is None:
         if event.report is None or event.report.kind != "emergency":
-            log.warning("stalled report unknown here and not in the event; nothing to re-drive",
-                        extra={"fields": fields})  # fmt: skip
+            log.warning(
+                "stalled report unknown here and not in the event; nothing to re-drive", extra={"fields": fields}
+            )
             return
         if another_caller:
             await linked.handle_linked(conn, watchdog_event_id(event.report_id), event.report, metrics)
@@ -74,8 +74,7 @@ async def handle_stalled(conn: asyncpg.Connection, event: ReportStalled, route_a
     elif another_caller and outcome == Outcome.LINKED:
         await enqueue(conn, await callers_added_again(conn, decision, event))
     elif another_caller and outcome == Outcome.AWAITING_INCIDENT:
-        log.info("stalled report waits for its incident's decision; the linked sweep has it",
-                 extra={"fields": fields})  # fmt: skip
+        log.info("stalled report waits for its incident's decision; the linked sweep has it", extra={"fields": fields})
         return
     elif outcome == Outcome.ROUTED:
         await enqueue(conn, republished(decision, event))
@@ -87,12 +86,25 @@ async def handle_stalled(conn: asyncpg.Connection, event: ReportStalled, route_a
         held = ReportReceived.model_validate_json(decision["report"]).model_copy(update={"linked_to": None})
         await route_alone(conn, decision["event_id"], held)
     elif outcome == Outcome.DEADLETTERED:
-        notice = ReportUnrouted(report_id=event.report_id, category=decision["category"],
-                                reason=decision["reason"] or "dead-lettered", at=decision["decided_at"])  # fmt: skip
-        await enqueue(conn, [
-            encode(notice, topic=topics.REPORTS, key=str(event.report_id), source=SOURCE,
-                   event_id=derived_event_id(decision["event_id"], "deadletter-notice"), time=decision["decided_at"])
-        ])  # fmt: skip
+        notice = ReportUnrouted(
+            report_id=event.report_id,
+            category=decision["category"],
+            reason=decision["reason"] or "dead-lettered",
+            at=decision["decided_at"],
+        )
+        await enqueue(
+            conn,
+            [
+                encode(
+                    notice,
+                    topic=topics.REPORTS,
+                    key=str(event.report_id),
+                    source=SOURCE,
+                    event_id=derived_event_id(decision["event_id"], "deadletter-notice"),
+                    time=decision["decided_at"],
+                )
+            ],
+        )
     else:
         log.warning("stalled report not to be dispatched here; nothing re-driven", extra={"fields": fields})
         return
@@ -111,16 +123,26 @@ def republished(decision: asyncpg.Record, event: ReportStalled) -> list:
             if everything or d["agency"] in event.missing:
                 unit = DispatchUnit(**d["unit"]) if d.get("unit") else None
                 records.append(
-                    dispatch_record(event_id, report, dispatch_id=UUID(d["dispatch_id"]), agency=d["agency"],
-                                    role=d["role"], unit=unit, requested_at=at)
-                )  # fmt: skip
+                    dispatch_record(
+                        event_id,
+                        report,
+                        dispatch_id=UUID(d["dispatch_id"]),
+                        agency=d["agency"],
+                        role=d["role"],
+                        unit=unit,
+                        requested_at=at,
+                    )
+                )
     if everything:
         routed = ReportRouted(
-            report_id=event.report_id, category=decision["category"], rule_version=decision["rule_version"],
+            report_id=event.report_id,
+            category=decision["category"],
+            rule_version=decision["rule_version"],
             routed_at=at,
-            dispatches=[RoutedDispatch(dispatch_id=d["dispatch_id"], agency=d["agency"], role=d["role"])
-                        for d in dispatches],
-        )  # fmt: skip
+            dispatches=[
+                RoutedDispatch(dispatch_id=d["dispatch_id"], agency=d["agency"], role=d["role"]) for d in dispatches
+            ],
+        )
         records.append(routing_record(event_id, routed, at))
     return records
 

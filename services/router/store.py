@@ -51,9 +51,12 @@ async def seed_default_table(conn: asyncpg.Connection) -> None:
         upgraded = upgraded_table(json.loads(row["rules"]))
         if upgraded is not None:
             await _insert(
-                conn, row["version"] + 1, upgraded, "system",
+                conn,
+                row["version"] + 1,
+                upgraded,
+                "system",
                 "router update: shipped extra rules (casualties, power and phone lines) and seed units added",
-            )  # fmt: skip
+            )
 
 
 async def live_table(
@@ -116,8 +119,11 @@ async def change_table(
 async def _insert(conn: asyncpg.Connection, version: int, table: RoutingTable, changed_by: str, reason: str) -> None:
     await conn.execute(
         "INSERT INTO routing_table_versions (version, rules, changed_by, reason) VALUES ($1, $2::jsonb, $3, $4)",
-        version, table.model_dump_json(), changed_by, reason,
-    )  # fmt: skip
+        version,
+        table.model_dump_json(),
+        changed_by,
+        reason,
+    )
 
 
 def _dispatches_json(decision: Decision | None) -> str:
@@ -176,11 +182,16 @@ async def record_decisions(
         WHERE routing_decisions.outcome IN ({sql_list(REDECIDABLE)})
         RETURNING report_id
         """,
-        [d.report_id for d in decisions], [d.event_id for d in decisions], [d.category for d in decisions],
-        [d.rule_version for d in decisions], [_dispatches_json(d.decision) for d in decisions],
+        [d.report_id for d in decisions],
+        [d.event_id for d in decisions],
+        [d.category for d in decisions],
+        [d.rule_version for d in decisions],
+        [_dispatches_json(d.decision) for d in decisions],
         [json.dumps(list(d.decision.matched_rules) if d.decision else []) for d in decisions],
-        [d.decision.reason if d.decision else None for d in decisions], [d.outcome for d in decisions], decided_at,
-    )  # fmt: skip
+        [d.decision.reason if d.decision else None for d in decisions],
+        [d.outcome for d in decisions],
+        decided_at,
+    )
     return {row["report_id"] for row in rows}
 
 
@@ -198,8 +209,12 @@ async def record_deadlettered(
         WHERE routing_decisions.outcome = '{Outcome.DEADLETTERED}'
         RETURNING true
         """,
-        report_id, event_id, category, reason, at,
-    )  # fmt: skip
+        report_id,
+        event_id,
+        category,
+        reason,
+        at,
+    )
     return bool(inserted)
 
 
@@ -209,8 +224,9 @@ async def not_dispatched(conn: asyncpg.Connection, report_id: UUID, reason: str)
     updated = await conn.fetchval(
         f"UPDATE routing_decisions SET outcome = '{Outcome.NOT_DISPATCHED}', reason = $2, decided_at = now() "
         f"WHERE report_id = $1 AND outcome = '{Outcome.AWAITING_VERIFICATION}' RETURNING true",
-        report_id, reason,
-    )  # fmt: skip
+        report_id,
+        reason,
+    )
     return bool(updated)
 
 
@@ -259,7 +275,7 @@ async def park_or_link(conn: asyncpg.Connection, event_id: str, report: ReportRe
             Outcome.AWAITING_INCIDENT if waiting else Outcome.LINKED,
             report.linked_to,
             report.model_dump_json(),
-        )  # fmt: skip
+        )
     )
 
 
@@ -302,7 +318,7 @@ async def hold_for_verification(conn: asyncpg.Connection, event_id: str, report:
             event_id,
             report.category,
             report.model_dump_json(),
-        )  # fmt: skip
+        )
     )
 
 

@@ -73,15 +73,27 @@ async def _cancel(conn: asyncpg.Connection, event_id: str, decision, verdict: Re
     records = []
     for dispatch in json.loads(decision["dispatches"]):
         cancelled = DispatchCancelled(
-            dispatch_id=dispatch["dispatch_id"], report_id=verdict.report_id, agency=dispatch["agency"],
-            reason=verdict.verdict, duplicate_of=verdict.duplicate_of, cancelled_at=now,
-        )  # fmt: skip
+            dispatch_id=dispatch["dispatch_id"],
+            report_id=verdict.report_id,
+            agency=dispatch["agency"],
+            reason=verdict.verdict,
+            duplicate_of=verdict.duplicate_of,
+            cancelled_at=now,
+        )
         records.append(
-            encode(cancelled, topic=topics.dispatch_topic(dispatch["agency"]), key=str(verdict.report_id),
-                   source=SOURCE, event_id=derived_event_id(event_id, f"cancel:{dispatch['agency']}"), time=now)
-        )  # fmt: skip
+            encode(
+                cancelled,
+                topic=topics.dispatch_topic(dispatch["agency"]),
+                key=str(verdict.report_id),
+                source=SOURCE,
+                event_id=derived_event_id(event_id, f"cancel:{dispatch['agency']}"),
+                time=now,
+            )
+        )
     await store.mark_cancelled(conn, verdict.report_id, f"dispatched unverified, then verified as {verdict.verdict}")
     await enqueue(conn, records)
     metrics.decisions.labels(decision["category"] or "none", Outcome.CANCELLED).inc()
-    log.info("unverified dispatches cancelled", extra={"fields": {"report_id": str(verdict.report_id),
-                                                                  "agencies": len(records)}})  # fmt: skip
+    log.info(
+        "unverified dispatches cancelled",
+        extra={"fields": {"report_id": str(verdict.report_id), "agencies": len(records)}},
+    )

@@ -60,9 +60,11 @@ class ShiftPublic(BaseModel):
     @classmethod
     def of(cls, shift: ShiftOccurrence) -> "ShiftPublic":
         return cls(
-            code=shift.code, starts_at=shift.starts_at, ends_at=shift.ends_at,
+            code=shift.code,
+            starts_at=shift.starts_at,
+            ends_at=shift.ends_at,
             operators_needed=shift.template.operators_needed,
-        )  # fmt: skip
+        )
 
 
 class RosteredPublic(BaseModel):
@@ -187,9 +189,13 @@ def build_router(keys: Keys, metrics: ShiftMetrics, clock, check_in_early) -> AP
                 if changed:
                     await store.set_status(conn, presence["id"], body.status.value, body.report_id, now)
                     event = OperatorStatusChanged(
-                        operator_id=operator_id, shift=presence["shift"], status=body.status.value,
-                        previous=current.value, report_id=body.report_id, at=now,
-                    )  # fmt: skip
+                        operator_id=operator_id,
+                        shift=presence["shift"],
+                        status=body.status.value,
+                        previous=current.value,
+                        report_id=body.report_id,
+                        at=now,
+                    )
                     await enqueue(conn, [store.record(event, key=operator_id, now=now)])
                     await request.app.state.assigner.reconcile(conn, now)  # a break hands tasks on
             if changed:
@@ -210,8 +216,10 @@ def build_router(keys: Keys, metrics: ShiftMetrics, clock, check_in_early) -> AP
             episode = await store.open_episode(conn)
         for_shift = [o for o in operators if o.shift_starts_at == shift.starts_at]
         here = {o.id for o in for_shift}
-        rostered = [RosteredPublic(operator_id=e.operator_id, name=e.operator_name, checked_in=e.operator_id in here)
-                    for e in rostered_entries]  # fmt: skip
+        rostered = [
+            RosteredPublic(operator_id=e.operator_id, name=e.operator_name, checked_in=e.operator_id in here)
+            for e in rostered_entries
+        ]
         current_alert = episode is not None and episode["shift_starts_at"] == shift.starts_at
         return OnDutyPublic(
             now=now,

@@ -32,14 +32,20 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
 
     async def build(pool, app: FastAPI) -> Parts:
         app.state.coverage = coverage = CoverageMonitor(
-            pool=pool, clock=clock, metrics=metrics, grace=timedelta(minutes=settings.coverage_grace_minutes),
+            pool=pool,
+            clock=clock,
+            metrics=metrics,
+            grace=timedelta(minutes=settings.coverage_grace_minutes),
             interval=settings.coverage_check_interval,
-        )  # fmt: skip
+        )
         await coverage.tick()  # gauges and any shortage right from the start
         app.state.assigner = assigner = Assigner(
-            pool=pool, clock=clock, metrics=metrics, capacity=settings.assign_capacity,
+            pool=pool,
+            clock=clock,
+            metrics=metrics,
+            capacity=settings.assign_capacity,
             interval=settings.coverage_check_interval,
-        )  # fmt: skip
+        )
         # A fetched batch in one transaction, like every consumer: each event's function
         # names the task it opened to the assigner (`fresh`), so a task opened by an
         # earlier event of the batch and still waiting counts as waiting, as it is.
@@ -51,7 +57,8 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
         title="e112 shifts",
         description="Operators, the three daily shifts and the monthly roster, check-in, status and coverage "
         "alerts, handover notes.",
-        schema="shifts", migrations=Path(__file__).parent / "migrations",
+        schema="shifts",
+        migrations=Path(__file__).parent / "migrations",
         publishes=[topics.SHIFTS, topics.REPORTS, topics.DEADLETTER],
         routers=[
             build_router(keys, metrics, clock, timedelta(minutes=settings.check_in_early_minutes)),
@@ -59,7 +66,7 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             build_handover_router(keys.admin, clock),
         ],
         build=build,
-    )  # fmt: skip
+    )
     app = assemble(service, settings, registry)
     app.include_router(build_tasks_router(keys.console, lambda: app.state.assigner, clock))
     return app

@@ -37,8 +37,15 @@ def report_record(event, report_id: UUID, now: datetime):
 
 
 class Assigner:
-    def __init__(self, *, pool: asyncpg.Pool, clock: Callable[[], datetime], metrics: ShiftMetrics, capacity: int,
-                 interval: float):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        clock: Callable[[], datetime],
+        metrics: ShiftMetrics,
+        capacity: int,
+        interval: float,
+    ):
         self.pool = pool
         self.clock = clock
         self.metrics = metrics
@@ -75,8 +82,12 @@ class Assigner:
         else:
             task_rows = await conn.fetch("SELECT * FROM tasks WHERE state = 'assigned' ORDER BY created_at, seq")
             waiting_unread = await conn.fetchval("SELECT count(*) FROM tasks WHERE state = 'queued'")
-        tasks = [Task(r["id"], r["created_at"], r["operator_id"], queued=r["id"] not in fresh,
-                      urgency=urgency_of(r["reason"])) for r in task_rows]  # fmt: skip
+        tasks = [
+            Task(
+                r["id"], r["created_at"], r["operator_id"], queued=r["id"] not in fresh, urgency=urgency_of(r["reason"])
+            )
+            for r in task_rows
+        ]
         result = plan(tasks, operators, shift_starts_at=shift.starts_at, capacity=self.capacity, now=now)
         by_task = {r["id"]: r for r in task_rows}
         records = []
@@ -93,8 +104,11 @@ class Assigner:
             given = await conn.fetchval(
                 "UPDATE tasks SET state = 'assigned', operator_id = $2, assigned_at = $3, handover_note = $4 "
                 "WHERE id = $1 AND state <> 'closed' RETURNING true",
-                task["id"], move.operator_id, now, note,
-            )  # fmt: skip
+                task["id"],
+                move.operator_id,
+                now,
+                note,
+            )
             if not given:
                 continue  # closed since it was read: nothing to give out
             await conn.execute("UPDATE operators SET last_assigned_at = $2 WHERE id = $1", move.operator_id, now)
@@ -103,10 +117,16 @@ class Assigner:
                 self.metrics.task_wait.labels(task["reason"]).observe(waited)
             self.metrics.assignments.labels(task["reason"], move.why).inc()
             event = ReportAssigned(
-                report_id=task["report_id"], task_id=task["id"], reason=task["reason"], operator_id=move.operator_id,
-                why=move.why, previous_operator_id=move.previous_operator_id, handover_note=note,
-                waited_seconds=waited, assigned_at=now,
-            )  # fmt: skip
+                report_id=task["report_id"],
+                task_id=task["id"],
+                reason=task["reason"],
+                operator_id=move.operator_id,
+                why=move.why,
+                previous_operator_id=move.previous_operator_id,
+                handover_note=note,
+                waited_seconds=waited,
+                assigned_at=now,
+            )
             records.append(report_record(event, task["report_id"], now))
         records += await self._sync_statuses(conn, operator_rows, shift.starts_at, now)
         records += await self._queue_episode(conn, shift, len(result.queued) + waiting_unread, now)
@@ -143,8 +163,11 @@ class Assigner:
             await conn.execute(
                 "UPDATE presence SET status = $2, report_id = $3, status_since = $4, status_by = 'assignment' "
                 "WHERE id = $1",
-                row["presence_id"], target, report_id, now,
-            )  # fmt: skip
+                row["presence_id"],
+                target,
+                report_id,
+                now,
+            )
             records.append(store.status_changed(row["id"], row["shift"], target, row["status"], report_id, now))
             self.metrics.status_changes.labels(target).inc()
         return records
@@ -156,19 +179,28 @@ class Assigner:
             self.metrics.coverage_alerts.labels(shift.code, "nobody_free").inc()
             log.warning("reports waiting with no operator free", extra={"fields": {"queued": queued}})
             alert = ShiftCoverageAlert(
-                shift=shift.code, shift_starts_at=shift.starts_at, shift_ends_at=shift.ends_at,
+                shift=shift.code,
+                shift_starts_at=shift.starts_at,
+                shift_ends_at=shift.ends_at,
                 needed=shift.template.operators_needed,
-                checked_in=await store.count_checked_in_for(conn, shift.starts_at), reason="nobody_free",
-                missing_operator_ids=[], queued=queued, at=now,
-            )  # fmt: skip
+                checked_in=await store.count_checked_in_for(conn, shift.starts_at),
+                reason="nobody_free",
+                missing_operator_ids=[],
+                queued=queued,
+                at=now,
+            )
             return [store.record(alert, key=QUEUE_KEY, now=now)]
         if not queued and episode is not None:
             await conn.execute("UPDATE queue_episodes SET ended_at = $2 WHERE id = $1", episode["id"], now)
             restored = ShiftCoverageRestored(
-                shift=shift.code, shift_starts_at=shift.starts_at, needed=shift.template.operators_needed,
-                checked_in=await store.count_checked_in_for(conn, shift.starts_at), how="queue_drained",
-                alert_at=episode["started_at"], at=now,
-            )  # fmt: skip
+                shift=shift.code,
+                shift_starts_at=shift.starts_at,
+                needed=shift.template.operators_needed,
+                checked_in=await store.count_checked_in_for(conn, shift.starts_at),
+                how="queue_drained",
+                alert_at=episode["started_at"],
+                at=now,
+            )
             return [store.record(restored, key=QUEUE_KEY, now=now)]
         return []
 
@@ -194,12 +226,21 @@ class Assigner:
         slot is given out again by the reconcile that follows."""
         await conn.execute(
             "UPDATE tasks SET state = 'closed', closed_at = $2, closed_by = $3, outcome = $4, note = $5 WHERE id = $1",
-            task["id"], now, by, outcome, note,
-        )  # fmt: skip
+            task["id"],
+            now,
+            by,
+            outcome,
+            note,
+        )
         event = ReportTaskClosed(
-            report_id=task["report_id"], task_id=task["id"], reason=task["reason"],
-            operator_id=by or task["operator_id"], outcome=outcome, note=note, closed_at=now,
-        )  # fmt: skip
+            report_id=task["report_id"],
+            task_id=task["id"],
+            reason=task["reason"],
+            operator_id=by or task["operator_id"],
+            outcome=outcome,
+            note=note,
+            closed_at=now,
+        )
         await enqueue(conn, [report_record(event, task["report_id"], now)])
         self.metrics.tasks_closed.labels(task["reason"], outcome).inc()
 

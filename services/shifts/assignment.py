@@ -89,8 +89,9 @@ def plan(
         else:
             waiting.append((task, why_taken_back(by_id.get(task.operator_id), now), task.operator_id))
     for task, why, previous in waiting:
-        free = [op_id for op_id, n in load.items()
-                if (n < capacity or task.urgency <= PAST_CAPACITY) and op_id != previous]  # fmt: skip
+        free = [
+            op_id for op_id, n in load.items() if (n < capacity or task.urgency <= PAST_CAPACITY) and op_id != previous
+        ]
         if not free:
             if previous is not None or why == "new":
                 result.moves.append(Move(task.task_id, None, previous, why))

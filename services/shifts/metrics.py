@@ -13,22 +13,29 @@ from services.shifts.roster import shift_at
 class ShiftMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.on_duty = Gauge(
-            "e112_operators_on_duty", "Operators checked in, by the shift they checked in for", ["shift"],
+            "e112_operators_on_duty",
+            "Operators checked in, by the shift they checked in for",
+            ["shift"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.free = Gauge(
-            "e112_operators_free", "Operators checked in and available, by the shift they checked in for", ["shift"],
+            "e112_operators_free",
+            "Operators checked in and available, by the shift they checked in for",
+            ["shift"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.needed = Gauge("e112_operators_needed", "Operators the current shift needs", registry=registry)
         self.short = Gauge(
-            "e112_shift_coverage_short", "1 while the current shift is short of operators (an alert is open)",
+            "e112_shift_coverage_short",
+            "1 while the current shift is short of operators (an alert is open)",
             registry=registry,
-        )  # fmt: skip
+        )
         self.coverage_alerts = Counter(
-            "e112_coverage_alerts_total", "Coverage alerts, by shift and reason (nobody, short)", ["shift", "reason"],
+            "e112_coverage_alerts_total",
+            "Coverage alerts, by shift and reason (nobody, short)",
+            ["shift", "reason"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.presence_changes = Counter(
             "e112_operator_presence_changes_total", "Check-ins and check-outs", ["change"], registry=registry
         )
@@ -36,9 +43,10 @@ class ShiftMetrics:
             "e112_operator_status_changes_total", "Status changes, by the new status", ["status"], registry=registry
         )
         self.still_checked_in = Counter(
-            "e112_operators_still_checked_in_total", "Operators reported still checked in after their shift",
+            "e112_operators_still_checked_in_total",
+            "Operators reported still checked in after their shift",
             registry=registry,
-        )  # fmt: skip
+        )
         self.tasks_queued = Gauge(
             "e112_tasks_queued", "Reports that need an operator waiting in the queue (nobody free)", registry=registry
         )
@@ -46,24 +54,34 @@ class ShiftMetrics:
             "e112_tasks_open", "Open operator tasks (queued or assigned), by reason", ["reason"], registry=registry
         )
         self.oldest_open = Gauge(
-            "e112_tasks_oldest_open_timestamp_seconds", "When the oldest open task of each reason was created (Unix "
-            "time; 0 with none open): its age is time() minus this", ["reason"], registry=registry,
-        )  # fmt: skip
+            "e112_tasks_oldest_open_timestamp_seconds",
+            "When the oldest open task of each reason was created (Unix "
+            "time; 0 with none open): its age is time() minus this",
+            ["reason"],
+            registry=registry,
+        )
         self.task_wait = Histogram(
-            "e112_task_wait_seconds", "From a report needing an operator to its first assignment, by reason",
-            ["reason"], buckets=(0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800), registry=registry,
-        )  # fmt: skip
+            "e112_task_wait_seconds",
+            "From a report needing an operator to its first assignment, by reason",
+            ["reason"],
+            buckets=(0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800),
+            registry=registry,
+        )
         self.assignments = Counter(
-            "e112_task_assignments_total", "Tasks given to an operator, by reason and why (new, from_queue, "
-            "reassigned, handover)", ["reason", "why"], registry=registry,
-        )  # fmt: skip
+            "e112_task_assignments_total",
+            "Tasks given to an operator, by reason and why (new, from_queue, reassigned, handover)",
+            ["reason", "why"],
+            registry=registry,
+        )
         self.tasks_closed = Counter(
             "e112_tasks_closed_total", "Tasks closed, by reason and outcome", ["reason", "outcome"], registry=registry
         )
         self.roster_changes = Counter(
-            "e112_roster_changes_total", "Roster generations and edits, by kind and whether overridden",
-            ["kind", "override"], registry=registry,
-        )  # fmt: skip
+            "e112_roster_changes_total",
+            "Roster generations and edits, by kind and whether overridden",
+            ["kind", "override"],
+            registry=registry,
+        )
 
 
 async def refresh_gauges(conn: asyncpg.Connection, metrics: ShiftMetrics, now: datetime) -> None:

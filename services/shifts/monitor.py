@@ -62,10 +62,14 @@ class CoverageMonitor:
             ended_at = now if step.close == "staffed" else min(now, episode["shift_ends_at"])
             await store.end_episode(conn, episode["id"], ended_at, step.close)
             restored = ShiftCoverageRestored(
-                shift=episode["shift"], shift_starts_at=episode["shift_starts_at"], needed=episode["needed"],
-                checked_in=await store.count_checked_in_for(conn, episode["shift_starts_at"]), how=step.close,
-                alert_at=episode["started_at"], at=ended_at,
-            )  # fmt: skip
+                shift=episode["shift"],
+                shift_starts_at=episode["shift_starts_at"],
+                needed=episode["needed"],
+                checked_in=await store.count_checked_in_for(conn, episode["shift_starts_at"]),
+                how=step.close,
+                alert_at=episode["started_at"],
+                at=ended_at,
+            )
             records.append(store.record(restored, key=store.COVERAGE_KEY, now=now))
             outcome.restored.append(step.close)
         if step.open:
@@ -75,10 +79,15 @@ class CoverageMonitor:
             )
             here = {r["id"] for r in await store.checked_in(conn) if r["shift_starts_at"] == shift.starts_at}
             alert = ShiftCoverageAlert(
-                shift=shift.code, shift_starts_at=shift.starts_at, shift_ends_at=shift.ends_at, needed=short.needed,
-                checked_in=short.present, reason=short.reason,
-                missing_operator_ids=[e.operator_id for e in rostered if e.operator_id not in here], at=now,
-            )  # fmt: skip
+                shift=shift.code,
+                shift_starts_at=shift.starts_at,
+                shift_ends_at=shift.ends_at,
+                needed=short.needed,
+                checked_in=short.present,
+                reason=short.reason,
+                missing_operator_ids=[e.operator_id for e in rostered if e.operator_id not in here],
+                at=now,
+            )
             records.append(store.record(alert, key=store.COVERAGE_KEY, now=now))
             outcome.alerts.append(short)
             log.warning(
@@ -87,9 +96,12 @@ class CoverageMonitor:
             )
         for row in await store.report_overstays(conn, now - self.grace, now):
             event = OperatorStillCheckedIn(
-                operator_id=row["operator_id"], shift=row["shift"], shift_ended_at=row["shift_ends_at"],
-                status=row["status"], at=now,
-            )  # fmt: skip
+                operator_id=row["operator_id"],
+                shift=row["shift"],
+                shift_ended_at=row["shift_ends_at"],
+                status=row["status"],
+                at=now,
+            )
             records.append(store.record(event, key=row["operator_id"], now=now))
             outcome.still_checked_in += 1
         await enqueue(conn, records)

@@ -150,14 +150,27 @@ def build_roster_router(auth, metrics: ShiftMetrics, clock, rule: RestRule) -> A
 
     async def save_change(conn, *, kind, month: date, changes: list[dict], body: Attribution, violations, now):
         change_id = await store.record_change(
-            conn, kind=kind, month=month, entries=changes, changed_by=body.changed_by, reason=body.reason,
-            override=bool(violations), violations=[v.as_dict() for v in violations], now=now,
-        )  # fmt: skip
+            conn,
+            kind=kind,
+            month=month,
+            entries=changes,
+            changed_by=body.changed_by,
+            reason=body.reason,
+            override=bool(violations),
+            violations=[v.as_dict() for v in violations],
+            now=now,
+        )
         event = RosterChanged(
-            change_id=change_id, kind=kind, month=f"{month:%Y-%m}", entries=[RosterEntryChange(**c) for c in changes],
-            changed_by=body.changed_by, reason=body.reason, override=bool(violations), violations=len(violations),
+            change_id=change_id,
+            kind=kind,
+            month=f"{month:%Y-%m}",
+            entries=[RosterEntryChange(**c) for c in changes],
+            changed_by=body.changed_by,
+            reason=body.reason,
+            override=bool(violations),
+            violations=len(violations),
             at=now,
-        )  # fmt: skip
+        )
         await enqueue(conn, [store.record(event, key=store.ROSTER_KEY, now=now)])
         return await one_change(conn, change_id)
 
@@ -193,9 +206,11 @@ def build_roster_router(auth, metrics: ShiftMetrics, clock, rule: RestRule) -> A
             await refuse_double_booking(conn, a, b.operator_id)
             await refuse_double_booking(conn, b, a.operator_id)
             neighbours = await store.roster_entries(
-                conn, min(a.day, b.day) - NEIGHBOURS, max(a.day, b.day) + NEIGHBOURS,
+                conn,
+                min(a.day, b.day) - NEIGHBOURS,
+                max(a.day, b.day) + NEIGHBOURS,
                 operator_ids=[a.operator_id, b.operator_id],
-            )  # fmt: skip
+            )
             moved = {a.id: b.operator_id, b.id: a.operator_id}
             after = [RosterEntry(e.day, e.shift, moved.get(e.id, e.operator_id)) for e in neighbours]
             templates = await store.load_templates(conn)
@@ -231,9 +246,14 @@ def build_roster_router(auth, metrics: ShiftMetrics, clock, rule: RestRule) -> A
             await refuse_unless_overridden(conn, caused, body.override, rule)
             await store.reassign(conn, entry.id, body.operator_id)
             result = await save_change(
-                conn, kind="take_over", month=entry.day.replace(day=1), changes=[change(entry, body.operator_id)],
-                body=body, violations=caused, now=now,
-            )  # fmt: skip
+                conn,
+                kind="take_over",
+                month=entry.day.replace(day=1),
+                changes=[change(entry, body.operator_id)],
+                body=body,
+                violations=caused,
+                now=now,
+            )
         metrics.roster_changes.labels("take_over", str(result.override).lower()).inc()
         return result
 
@@ -304,12 +324,16 @@ def change(entry: store.StoredEntry, to_operator: UUID, *, generated: bool = Fal
 
 def change_public(row) -> RosterChangePublic:
     return RosterChangePublic(
-        id=row["id"], kind=row["kind"], month=f"{row['month']:%Y-%m}",
+        id=row["id"],
+        kind=row["kind"],
+        month=f"{row['month']:%Y-%m}",
         entries=[RosterEntryChange.model_validate(e) for e in json.loads(row["entries"])],
-        changed_by=row["changed_by"], reason=row["reason"], override=row["override"],
+        changed_by=row["changed_by"],
+        reason=row["reason"],
+        override=row["override"],
         violations=[ViolationPublic.model_validate(v) for v in json.loads(row["violations"])],
         changed_at=row["changed_at"],
-    )  # fmt: skip
+    )
 
 
 async def month_public(conn, first: date, operator_id: UUID | None = None) -> RosterMonthPublic:

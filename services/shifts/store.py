@@ -28,8 +28,9 @@ def record(event: Event, *, key: str | UUID, now: datetime) -> KafkaRecord:
 def status_changed(
     operator_id: UUID, shift: str | None, status: str, previous: str, report_id: UUID | None, now: datetime
 ) -> KafkaRecord:
-    event = OperatorStatusChanged(operator_id=operator_id, shift=shift, status=status, previous=previous,
-                                  report_id=report_id, at=now)  # fmt: skip
+    event = OperatorStatusChanged(
+        operator_id=operator_id, shift=shift, status=status, previous=previous, report_id=report_id, at=now
+    )
     return record(event, key=operator_id, now=now)
 
 
@@ -68,8 +69,12 @@ async def open_presence(conn: asyncpg.Connection, operator_id: UUID, now: dateti
         VALUES ($1, $2, $3, 'available', $3, $4, $5)
         ON CONFLICT (operator_id) WHERE checked_out_at IS NULL DO NOTHING RETURNING true
         """,
-        operator_id, shift.code, now, shift.starts_at, shift.ends_at,
-    )  # fmt: skip
+        operator_id,
+        shift.code,
+        now,
+        shift.starts_at,
+        shift.ends_at,
+    )
     return bool(opened)
 
 
@@ -78,8 +83,9 @@ async def close_presence(conn: asyncpg.Connection, operator_id: UUID, now: datet
     return await conn.fetchrow(
         "UPDATE presence SET checked_out_at = $2 WHERE operator_id = $1 AND checked_out_at IS NULL "
         "RETURNING shift, status, report_id",
-        operator_id, now,
-    )  # fmt: skip
+        operator_id,
+        now,
+    )
 
 
 async def lock_presence(conn: asyncpg.Connection, operator_id: UUID) -> asyncpg.Record | None:
@@ -93,8 +99,11 @@ async def lock_presence(conn: asyncpg.Connection, operator_id: UUID) -> asyncpg.
 async def set_status(conn, presence_id: int, status: str, report_id: UUID | None, now: datetime) -> None:
     await conn.execute(
         "UPDATE presence SET status = $2, report_id = $3, status_since = $4, status_by = 'operator' WHERE id = $1",
-        presence_id, status, report_id, now,
-    )  # fmt: skip
+        presence_id,
+        status,
+        report_id,
+        now,
+    )
 
 
 async def count_checked_in_for(conn: asyncpg.Connection, shift_starts_at: datetime) -> int:
@@ -111,8 +120,9 @@ async def report_overstays(conn: asyncpg.Connection, ended_before: datetime, now
         WHERE checked_out_at IS NULL AND overstay_reported_at IS NULL AND shift_ends_at <= $1
         RETURNING operator_id, shift, shift_ends_at, status
         """,
-        ended_before, now,
-    )  # fmt: skip
+        ended_before,
+        now,
+    )
 
 
 async def presence_by_shift(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -142,8 +152,14 @@ async def start_episode(conn, shift: ShiftOccurrence, present: int, reason: str,
         INSERT INTO coverage_episodes (shift, shift_starts_at, shift_ends_at, needed, present, reason, started_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
         """,
-        shift.code, shift.starts_at, shift.ends_at, shift.template.operators_needed, present, reason, now,
-    )  # fmt: skip
+        shift.code,
+        shift.starts_at,
+        shift.ends_at,
+        shift.template.operators_needed,
+        present,
+        reason,
+        now,
+    )
 
 
 async def end_episode(conn: asyncpg.Connection, episode_id: int, ended_at: datetime, how: str) -> None:
@@ -196,23 +212,36 @@ async def month_row(conn: asyncpg.Connection, month: date) -> asyncpg.Record | N
 
 
 async def insert_month(
-    conn, month: date, cycle: list[str], min_rest_hours: float, by: str, now: datetime, entries: list[RosterEntry],
+    conn,
+    month: date,
+    cycle: list[str],
+    min_rest_hours: float,
+    by: str,
+    now: datetime,
+    entries: list[RosterEntry],
     templates: list[ShiftTemplate],
-) -> list[StoredEntry]:  # fmt: skip
+) -> list[StoredEntry]:
     await conn.execute(
         "INSERT INTO roster_months (month, cycle, min_rest_hours, generated_by, generated_at) "
         "VALUES ($1, $2, $3, $4, $5)",
-        month, cycle, min_rest_hours, by, now,
-    )  # fmt: skip
+        month,
+        cycle,
+        min_rest_hours,
+        by,
+        now,
+    )
     shifts = [occurrence(e, templates) for e in entries]
     await conn.execute(
         """
         INSERT INTO roster_entries (day, shift, starts_at, ends_at, operator_id)
         SELECT * FROM unnest($1::date[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::uuid[])
         """,
-        [e.day for e in entries], [e.shift for e in entries], [s.starts_at for s in shifts],
-        [s.ends_at for s in shifts], [e.operator_id for e in entries],
-    )  # fmt: skip
+        [e.day for e in entries],
+        [e.shift for e in entries],
+        [s.starts_at for s in shifts],
+        [s.ends_at for s in shifts],
+        [e.operator_id for e in entries],
+    )
     return await roster_entries(conn, month, last_day(month))
 
 
@@ -231,8 +260,11 @@ async def roster_entries(
           AND ($4::timestamptz IS NULL OR e.starts_at = $4)
         ORDER BY e.starts_at, o.name, e.id
         """,
-        first, last, operator_ids, starts_at,
-    )  # fmt: skip
+        first,
+        last,
+        operator_ids,
+        starts_at,
+    )
     return [StoredEntry(**dict(r)) for r in rows]
 
 
@@ -262,8 +294,15 @@ async def record_change(
         INSERT INTO roster_changes (kind, month, entries, changed_by, reason, override, violations, changed_at)
         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7::jsonb, $8) RETURNING id
         """,
-        kind, month, json.dumps(entries, default=str), changed_by, reason, override, json.dumps(violations), now,
-    )  # fmt: skip
+        kind,
+        month,
+        json.dumps(entries, default=str),
+        changed_by,
+        reason,
+        override,
+        json.dumps(violations),
+        now,
+    )
 
 
 async def changes(conn: asyncpg.Connection, month: date) -> list[asyncpg.Record]:
@@ -282,8 +321,14 @@ async def add_note(
                                     note, written_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
         """,
-        operator_id, from_shift.code, from_shift.starts_at, for_shift.code, for_shift.starts_at, note, now,
-    )  # fmt: skip
+        operator_id,
+        from_shift.code,
+        from_shift.starts_at,
+        for_shift.code,
+        for_shift.starts_at,
+        note,
+        now,
+    )
 
 
 NOTE_SELECT = """
@@ -300,5 +345,6 @@ async def note(conn: asyncpg.Connection, note_id: int) -> asyncpg.Record:
 async def notes_for(conn: asyncpg.Connection, shift_starts_at: datetime, limit: int = 50) -> list[asyncpg.Record]:
     return await conn.fetch(
         NOTE_SELECT + " WHERE n.for_shift_starts_at = $1 ORDER BY n.written_at DESC, n.id DESC LIMIT $2",
-        shift_starts_at, limit,
-    )  # fmt: skip
+        shift_starts_at,
+        limit,
+    )

@@ -52,8 +52,13 @@ async def open_task(
         VALUES ($1, $2, $3, $4::jsonb, 'queued', $5, $6)
         ON CONFLICT (report_id, reason, agency) WHERE state <> 'closed' DO NOTHING RETURNING id
         """,
-        uuid.uuid4(), report_id, reason, json.dumps(detail, default=str), now, agency,
-    )  # fmt: skip
+        uuid.uuid4(),
+        report_id,
+        reason,
+        json.dumps(detail, default=str),
+        now,
+        agency,
+    )
 
 
 def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerTable:
@@ -68,8 +73,12 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         if data.kind != "emergency" or data.verification == "not_required":
             return
         now = clock()
-        detail = {"category": data.category, "channel": data.channel, "verification": data.verification,
-                  "kecamatan": data.location.kecamatan if data.location else None}  # fmt: skip
+        detail = {
+            "category": data.category,
+            "channel": data.channel,
+            "verification": data.verification,
+            "kecamatan": data.location.kecamatan if data.location else None,
+        }
         await reconcile(conn, now, await open_task(conn, data.report_id, "verify", detail, now))
 
     async def on_unrouted(conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -97,8 +106,13 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         person phones the agency now."""
         data: DispatchHeld | DispatchFailed = envelope.data
         now = clock()
-        detail = {"agency": data.agency, "dispatch_id": data.dispatch_id, "why": data.reason,
-                  "attempts": data.attempts, "failed": isinstance(data, DispatchFailed)}  # fmt: skip
+        detail = {
+            "agency": data.agency,
+            "dispatch_id": data.dispatch_id,
+            "why": data.reason,
+            "attempts": data.attempts,
+            "failed": isinstance(data, DispatchFailed),
+        }
         opened = await open_task(conn, data.report_id, "phone_agency", detail, now, agency=data.agency)
         await reconcile(conn, now, opened)
 
@@ -112,11 +126,13 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         # (reached, with a note) right after; closing it here as superseded raced that
         # close and lost the operator's outcome and note.
         if not (isinstance(data, DispatchAcknowledged) and data.via == "phone"):
-            closed = await close_open(conn, assigner, data.report_id, "phone_agency", "superseded", None, now,
-                                      agency=data.agency)  # fmt: skip
+            closed = await close_open(
+                conn, assigner, data.report_id, "phone_agency", "superseded", None, now, agency=data.agency
+            )
         if isinstance(data, DispatchAcknowledged):
-            closed |= await close_open(conn, assigner, data.report_id, "escalated", "superseded", None, now,
-                                       agency=data.agency)  # fmt: skip
+            closed |= await close_open(
+                conn, assigner, data.report_id, "escalated", "superseded", None, now, agency=data.agency
+            )
         if closed:
             await reconcile(conn, now, None)
 
@@ -166,9 +182,15 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
 
 
 async def close_open(
-    conn: asyncpg.Connection, assigner: Assigner, report_id: UUID, reason: str, outcome: str, by: UUID | None,
-    now: datetime, agency: str | None = None,
-) -> bool:  # fmt: skip
+    conn: asyncpg.Connection,
+    assigner: Assigner,
+    report_id: UUID,
+    reason: str,
+    outcome: str,
+    by: UUID | None,
+    now: datetime,
+    agency: str | None = None,
+) -> bool:
     """Close the report's open task for this reason (about this agency, if given);
     whether there was one."""
     closed = False
@@ -182,9 +204,13 @@ async def close_open(
 
 
 async def close_all_open(
-    conn: asyncpg.Connection, assigner: Assigner, report_ids: list[UUID], outcome: str, by: UUID | None,
+    conn: asyncpg.Connection,
+    assigner: Assigner,
+    report_ids: list[UUID],
+    outcome: str,
+    by: UUID | None,
     now: datetime,
-) -> int:  # fmt: skip
+) -> int:
     """Close every open task of these reports, whatever its reason; how many. Locked in
     one order (their creation), so that two such closings never wait on each other in a
     circle."""

@@ -74,8 +74,11 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
                   AND ($3::uuid IS NULL OR report_id = $3)
                 ORDER BY created_at DESC, seq DESC LIMIT $4
                 """,
-                state, operator_id, report_id, limit,
-            )  # fmt: skip
+                state,
+                operator_id,
+                report_id,
+                limit,
+            )
         return [task_public(r) for r in rows]
 
     @router.get(
@@ -91,7 +94,7 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
         summary="Close a task: an unrouted report dispatched by phone, a stalled or escalated one dealt with",
         description="A verify task closes with the verdict (intake: POST /v1/reports/{id}/verification), not here.",
         responses={404: _problem("No such task or operator"), 409: _problem("Closed already, or a verify task")},
-    )  # fmt: skip
+    )
     async def close(task_id: UUID, body: TaskClose, request: Request) -> TaskPublic:
         now = clock()
         async with request.app.state.pool.acquire() as conn, conn.transaction():
@@ -107,8 +110,12 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
                 raise Problem(409, "Verify tasks close with the verdict", f"Give the verdict at intake: {where}.")
             if (body.outcome == "done") == (task["reason"] == "phone_agency"):
                 wanted = "reached or not_reached" if task["reason"] == "phone_agency" else "done"
-                raise Problem(422, "Invalid request", f"outcome: a {task['reason']} task closes as {wanted}.",
-                              errors=[{"field": "outcome", "message": f"must be {wanted}"}])  # fmt: skip
+                raise Problem(
+                    422,
+                    "Invalid request",
+                    f"outcome: a {task['reason']} task closes as {wanted}.",
+                    errors=[{"field": "outcome", "message": f"must be {wanted}"}],
+                )
             assigner = assigner_of()
             await assigner.close(conn, task, outcome=body.outcome, by=body.operator_id, note=body.note, now=now)
             await assigner.reconcile(conn, now)

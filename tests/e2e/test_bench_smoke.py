@@ -18,8 +18,11 @@ def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "reports_per_s_through_to_topics" in run.stdout  # the table was printed
     return json.loads((out / "latest.json").read_text()), (out / "latest.md").read_text()
@@ -49,8 +52,12 @@ def test_every_figure_is_there(results):
     assert baseline["peak_rss_mb"]["baseline"] > 0
     assert set(result["ratios_to_baseline"]) >= {"surge_accepted_per_s", "steady_post_to_topic_p99"}
     assert all(value is not None for value in result["ratios_to_baseline"].values())
-    assert set(result["targets"]) == {"reports_per_s_through_to_topics", "steady_post_to_topic_p99_ms",
-                                      "service_peak_rss_mb", "idle_cpu_percent"}  # fmt: skip
+    assert set(result["targets"]) == {
+        "reports_per_s_through_to_topics",
+        "steady_post_to_topic_p99_ms",
+        "service_peak_rss_mb",
+        "idle_cpu_percent",
+    }
     assert "| target | value | met |" in report
 
 

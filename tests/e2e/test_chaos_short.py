@@ -22,10 +22,22 @@ REPO = Path(__file__).resolve().parents[2]
 def chaos_report(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("chaos")
     run = subprocess.run(
-        [sys.executable, "-m", "chaos", "--short", "--data-dir", str(base / "data"), "--results-dir",
-         str(base / "results")],
-        cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1100,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "chaos",
+            "--short",
+            "--data-dir",
+            str(base / "data"),
+            "--results-dir",
+            str(base / "results"),
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1100,
+    )
     print(run.stdout[-4000:])
     results = base / "results" / "latest.json"
     assert results.exists(), f"no results (exit {run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"

@@ -31,8 +31,13 @@ from tests.support import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 PIN = "482913"
 PLN_DEADLINE = 10  # seconds: short, so the board shows a late agency within the test
@@ -49,12 +54,15 @@ def receiver():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, receiver):
     instance = Stack(
-        data_dir=tmp_path_factory.mktemp("console"), api_key=API_KEY, ephemeral=True, broker_port=free_port(),
+        data_dir=tmp_path_factory.mktemp("console"),
+        api_key=API_KEY,
+        ephemeral=True,
+        broker_port=free_port(),
         ports={name: free_port() for name in ("intake", "router", "notifier", "shifts", "console")},
         # The page's periodic reload is pushed out of the way, so whatever changes on
         # screen during a test came through the live updates.
         extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", **ON_DUTY_NOW, "PAGE_REFRESH_SECONDS": "3600"},
-    )  # fmt: skip
+    )
     try:
         instance.start_infrastructure()
         instance.start_services()
@@ -130,8 +138,9 @@ def intake_report(stack, report_id: str) -> dict:
 
 
 def agency_key(stack, agency: str) -> str:
-    response = httpx.post(f"{stack.services['notifier'].url}/v1/agencies/{agency}/api-keys", headers=AUTH,
-                          json={"created_by": "e2e"})  # fmt: skip
+    response = httpx.post(
+        f"{stack.services['notifier'].url}/v1/agencies/{agency}/api-keys", headers=AUTH, json={"created_by": "e2e"}
+    )
     assert response.status_code == 201, response.text
     return response.json()["key"]
 
@@ -187,8 +196,9 @@ def test_a_call_filed_by_keyboard_alone_reaches_the_board_and_the_acknowledgemen
     expect(board_cell(page, report_id, "damkar")).to_contain_text("dikonfirmasi")
     page.unroute(BOARD_API)
 
-    response = httpx.post(f"{notifier}/v1/dispatches/{dispatch_id}/field-status", headers=damkar,
-                          json={"status": "on_the_way"})  # fmt: skip
+    response = httpx.post(
+        f"{notifier}/v1/dispatches/{dispatch_id}/field-status", headers=damkar, json={"status": "on_the_way"}
+    )
     assert response.status_code == 200
     expect(board_cell(page, report_id, "damkar")).to_have_attribute("data-state", "on_the_way", timeout=30_000)
 
@@ -200,8 +210,13 @@ def test_a_call_filed_by_keyboard_alone_reaches_the_board_and_the_acknowledgemen
 
 
 def public_report(stack, category: str, channel: str, kecamatan: str, description: str) -> str:
-    body = {"category": category, "description": description, "location": {"kecamatan": kecamatan},
-            "caller": {"phone": "081355556666"}, "channel": channel}  # fmt: skip
+    body = {
+        "category": category,
+        "description": description,
+        "location": {"kecamatan": kecamatan},
+        "caller": {"phone": "081355556666"},
+        "channel": channel,
+    }
     response = httpx.post(f"{stack.services['intake'].url}/v1/reports", headers=AUTH, json=body)
     assert response.status_code == 202 and response.json()["verification"] == "before_dispatch", response.text
     return response.json()["id"]
@@ -297,8 +312,14 @@ def test_an_agency_the_system_cannot_reach_is_phoned_from_the_queue_in_one_key(p
     unreachable = {"channels": ["webhook"], "phones": ["(0342) 801113"], "updated_by": "e2e"}
     assert httpx.put(f"{notifier}/v1/agencies/damkar", headers=AUTH, json=unreachable).status_code == 200
     try:
-        body = {"category": "kebakaran", "subtype": "rumah", "description": "Gudang terbakar di Garum",
-                "location": {"kecamatan": "Garum"}, "caller": {"phone": "081355556666"}, "channel": "call"}  # fmt: skip
+        body = {
+            "category": "kebakaran",
+            "subtype": "rumah",
+            "description": "Gudang terbakar di Garum",
+            "location": {"kecamatan": "Garum"},
+            "caller": {"phone": "081355556666"},
+            "channel": "call",
+        }
         report_id = httpx.post(f"{stack.services['intake'].url}/v1/reports", headers=AUTH, json=body).json()["id"]
         page.locator('#nav button[data-screen="queue"]').click()
         item = page.locator(f'#queue-list li[data-report="{report_id}"]', has_text="Damkar")
@@ -321,8 +342,14 @@ def test_an_agency_the_system_cannot_reach_is_phoned_from_the_queue_in_one_key(p
 
 
 def filed(stack, category: str, subtype: str, kecamatan: str, desa: str, phone: str) -> str:
-    body = {"category": category, "subtype": subtype, "description": "e2e", "channel": "call",
-            "location": {"kecamatan": kecamatan, "desa": desa}, "caller": {"phone": phone}}  # fmt: skip
+    body = {
+        "category": category,
+        "subtype": subtype,
+        "description": "e2e",
+        "channel": "call",
+        "location": {"kecamatan": kecamatan, "desa": desa},
+        "caller": {"phone": phone},
+    }
     response = httpx.post(f"{stack.services['intake'].url}/v1/reports", headers=AUTH, json=body)
     assert response.status_code == 202, response.text
     return response.json()["id"]
@@ -331,11 +358,16 @@ def filed(stack, category: str, subtype: str, kecamatan: str, desa: str, phone: 
 def test_an_incident_is_closed_from_the_board_as_a_false_alarm_and_reopened_from_the_history(page, stack, sari, shots):
     intake = stack.services["intake"].url
     # Two incidents closed earlier, so the history shows more than the one closed here.
-    for outcome, args in (("handed_over", ("kerusuhan", "tawuran", "Kademangan", "Plosorejo", "081300001111")),
-                          ("resolved", ("kecelakaan", "lalu_lintas", "Talun", "Jeblog", "081300002222"))):  # fmt: skip
+    for outcome, args in (
+        ("handed_over", ("kerusuhan", "tawuran", "Kademangan", "Plosorejo", "081300001111")),
+        ("resolved", ("kecelakaan", "lalu_lintas", "Talun", "Jeblog", "081300002222")),
+    ):
         earlier = filed(stack, *args)
-        response = httpx.post(f"{intake}/v1/reports/{earlier}/close", headers={**AUTH, "E112-Operator-Id": sari},
-                              json={"outcome": outcome})  # fmt: skip
+        response = httpx.post(
+            f"{intake}/v1/reports/{earlier}/close",
+            headers={**AUTH, "E112-Operator-Id": sari},
+            json={"outcome": outcome},
+        )
         assert response.status_code == 200, response.text
     report_id = filed(stack, "kebakaran", "lahan_hutan", "Kanigoro", "Sawentar", "081300003333")
     page.locator('#nav button[data-screen="board"]').click()
@@ -373,8 +405,10 @@ def test_an_incident_is_closed_from_the_board_as_a_false_alarm_and_reopened_from
     # operator closed it a moment earlier), so here the browser answers for the console.
     detail = "Closed as resolved at 2026-12-03T01:00:00+00:00; reopen it first to close it again."
     refusal = {"type": "about:blank", "title": "Already closed", "status": 409, "detail": detail, "service": "intake"}
-    page.route("**/api/reports/*/close", lambda route: route.fulfill(
-        status=409, content_type="application/problem+json", body=json.dumps(refusal)))  # fmt: skip
+    page.route(
+        "**/api/reports/*/close",
+        lambda route: route.fulfill(status=409, content_type="application/problem+json", body=json.dumps(refusal)),
+    )
     page.keyboard.press("Enter")
     expect(form.locator(".error")).to_have_text(refusal["detail"])
     expect(form.locator("input")).to_have_value("Asap dari pembakaran sampah, bukan kebakaran lahan")
@@ -451,8 +485,12 @@ def test_the_banner_names_an_agency_the_system_cannot_reach_and_leaves_when_it_i
     refusing = WebhookReceiver(responses=[503])
     try:
         # PLN's endpoint answers 503: five dispatches refused in a row open its breaker.
-        config = {"channels": ["webhook"], "webhook_url": f"{refusing.url}/hooks/pln", "updated_by": "e2e",
-                  "ack_deadline_seconds": PLN_DEADLINE}  # fmt: skip
+        config = {
+            "channels": ["webhook"],
+            "webhook_url": f"{refusing.url}/hooks/pln",
+            "updated_by": "e2e",
+            "ack_deadline_seconds": PLN_DEADLINE,
+        }
         assert httpx.put(f"{notifier}/v1/agencies/pln", headers=AUTH, json=config).status_code == 200
         # Five incidents (five desa: one desa would make four of them callers of the first).
         for i, desa in enumerate(("Kalipang", "Jingglong", "Bacem", "Kembangarum", "Sukorejo")):
@@ -468,8 +506,12 @@ def test_the_banner_names_an_agency_the_system_cannot_reach_and_leaves_when_it_i
         page.locator("#lang").click()
         expect(unreachable).to_have_text("PLN tidak dapat dihubungi sistem — telepon")
     finally:
-        config = {"channels": ["webhook"], "webhook_url": f"{receiver.url}/hooks/pln", "updated_by": "e2e",
-                  "ack_deadline_seconds": PLN_DEADLINE}  # fmt: skip
+        config = {
+            "channels": ["webhook"],
+            "webhook_url": f"{receiver.url}/hooks/pln",
+            "updated_by": "e2e",
+            "ack_deadline_seconds": PLN_DEADLINE,
+        }
         httpx.put(f"{notifier}/v1/agencies/pln", headers=AUTH, json=config)
         refusing.close()
     # The breaker's next trial reaches PLN again and closes it: the item goes.
@@ -557,8 +599,9 @@ def test_a_second_riot_call_in_the_same_desa_is_shown_its_incident_before_sendin
     expect(suggestion.locator(".rule-note")).to_have_text(
         "Saat dikirim, panggilan ini ditautkan ke kejadian ini sebagai penelepon lain (desa yang sama)."
     )
-    expect(warning).to_have_text(f"Akan ditautkan ke kejadian {first[:8]} (Kerusuhan · Garum, Sumberdiren) "
-                                 "sebagai penelepon lain.")  # fmt: skip
+    expect(warning).to_have_text(
+        f"Akan ditautkan ke kejadian {first[:8]} (Kerusuhan · Garum, Sumberdiren) sebagai penelepon lain."
+    )
     keys.press("Enter")
     keys.type("Depan balai desa")
     keys.press("Enter")
@@ -609,8 +652,13 @@ def test_a_second_riot_call_in_the_same_desa_is_shown_its_incident_before_sendin
 
 
 def public_report_in(stack, kecamatan: str, desa: str, description: str) -> str:
-    body = {"category": "kerusuhan", "description": description, "channel": "sms",
-            "location": {"kecamatan": kecamatan, "desa": desa}, "caller": {"phone": "081388880000"}}  # fmt: skip
+    body = {
+        "category": "kerusuhan",
+        "description": description,
+        "channel": "sms",
+        "location": {"kecamatan": kecamatan, "desa": desa},
+        "caller": {"phone": "081388880000"},
+    }
     response = httpx.post(f"{stack.services['intake'].url}/v1/reports", headers=AUTH, json=body)
     assert response.status_code == 202 and response.json()["verification"] == "before_dispatch", response.text
     return response.json()["id"]
@@ -672,9 +720,14 @@ def test_a_start_time_intake_refuses_does_not_hold_the_call_back(page, stack):
     # This workstation's clock runs ahead: intake refuses the start time (the browser
     # answers for it here, once), and the report goes again without it.
     bodies: list[dict] = []
-    refusal = {"type": "about:blank", "title": "Invalid report", "status": 422, "service": "intake",
-               "detail": "call_started_at: in the future.",
-               "errors": [{"field": "call_started_at", "message": "in the future"}]}  # fmt: skip
+    refusal = {
+        "type": "about:blank",
+        "title": "Invalid report",
+        "status": 422,
+        "service": "intake",
+        "detail": "call_started_at: in the future.",
+        "errors": [{"field": "call_started_at", "message": "in the future"}],
+    }
 
     def answer(route):
         bodies.append(json.loads(route.request.post_data))
@@ -726,10 +779,16 @@ def file_many(stack, count: int) -> list[str]:
     for i in range(count):
         category = chance.choice(list(SUBTYPES))
         channel = chance.choices(["call", "sms", "whatsapp"], weights=[8, 1, 1])[0]
-        bodies.append({"category": category, "subtype": chance.choice(SUBTYPES[category]), "channel": channel,
-                       "description": f"Laporan uji papan nomor {i + 1}",
-                       "location": {"kecamatan": chance.choice(KECAMATAN), "desa": f"Desa {i + 1}"},
-                       "caller": {"phone": f"0813{7000000 + i:07d}"}})  # fmt: skip
+        bodies.append(
+            {
+                "category": category,
+                "subtype": chance.choice(SUBTYPES[category]),
+                "channel": channel,
+                "description": f"Laporan uji papan nomor {i + 1}",
+                "location": {"kecamatan": chance.choice(KECAMATAN), "desa": f"Desa {i + 1}"},
+                "caller": {"phone": f"0813{7000000 + i:07d}"},
+            }
+        )
     with httpx.Client(base_url=stack.services["intake"].url, headers=AUTH, timeout=30) as client:
 
         def post(body: dict) -> str:

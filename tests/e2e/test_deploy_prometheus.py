@@ -30,27 +30,51 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "10m", "$__interval":
 # Kafka Exporter and CloudNativePG series, failures, escalations, verdicts.
 PANELS_WITH_DATA = {
     "e112-reports.json": [
-        "Contacts", "Emergencies", "Prank and ghost share", "Contacts per hour, by kind",
-        "Prank and ghost share, by channel", "Emergencies by category", "Contacts by channel",
-        "Contacts by kind and channel", "Report → agency notified within 60 s (NFPA 1225: 90 %)",
-        "Report → agency acknowledged within 60 s", "Report → agency notified: median and 90th percentile",
-        "Report → agency acknowledged: 90th percentile by agency", "Notified within 60 s, by agency",
+        "Contacts",
+        "Emergencies",
+        "Prank and ghost share",
+        "Contacts per hour, by kind",
+        "Prank and ghost share, by channel",
+        "Emergencies by category",
+        "Contacts by channel",
+        "Contacts by kind and channel",
+        "Report → agency notified within 60 s (NFPA 1225: 90 %)",
+        "Report → agency acknowledged within 60 s",
+        "Report → agency notified: median and 90th percentile",
+        "Report → agency acknowledged: 90th percentile by agency",
+        "Notified within 60 s, by agency",
         "Report → routed (router's event age), 95th percentile",
         "Public-channel report → operator within 15 s (NENA yardstick: 90 %)",
     ],
     "e112-agencies.json": [
-        "Delivery success by agency", "Dispatches waiting for delivery", "Delivery attempts by outcome",
-        "Webhook circuit breaker open", "Dispatches requested by agency", "Acknowledgements by agency",
+        "Delivery success by agency",
+        "Dispatches waiting for delivery",
+        "Delivery attempts by outcome",
+        "Webhook circuit breaker open",
+        "Dispatches requested by agency",
+        "Acknowledgements by agency",
         "Time to acknowledge, 90th percentile by agency",
     ],
     "e112-operations.json": [
-        "On duty", "Free", "Needed now", "Coverage alert open", "Tasks queued", "On duty and free, by shift",
-        "Open tasks by reason", "Task wait, 90th percentile by reason", "Watchdog: stalled reports",
-        "Event age when handled, 95th percentile by consumer", "Outbox: events not yet on Kafka",
-        "Outbox: oldest unpublished event", "Events published per topic", "Consumed events by outcome",
-        "Services up", "HTTP requests by service and status", "Filing a report: 95th percentile response time",
+        "On duty",
+        "Free",
+        "Needed now",
+        "Coverage alert open",
+        "Tasks queued",
+        "On duty and free, by shift",
+        "Open tasks by reason",
+        "Task wait, 90th percentile by reason",
+        "Watchdog: stalled reports",
+        "Event age when handled, 95th percentile by consumer",
+        "Outbox: events not yet on Kafka",
+        "Outbox: oldest unpublished event",
+        "Events published per topic",
+        "Consumed events by outcome",
+        "Services up",
+        "HTTP requests by service and status",
+        "Filing a report: 95th percentile response time",
     ],
-}  # fmt: skip
+}
 # Contacts: (kind, category, channel). Public-channel emergencies of these categories are
 # dispatched at once (verified afterwards), so every emergency here reaches its agencies.
 CONTACTS = [
@@ -76,18 +100,22 @@ def receiver():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, receiver):
     instance = Stack(
-        data_dir=tmp_path_factory.mktemp("stack"), api_key=API_KEY, ephemeral=True, broker_port=free_port(),
+        data_dir=tmp_path_factory.mktemp("stack"),
+        api_key=API_KEY,
+        ephemeral=True,
+        broker_port=free_port(),
         ports={name: free_port() for name in DEFAULT_PORTS},
         extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", **ON_DUTY_NOW},
-    )  # fmt: skip
+    )
     try:
         instance.start_infrastructure()
         instance.start_services()
         for agency in AGENCIES:
             response = httpx.put(
-                f"{instance.services['notifier'].url}/v1/agencies/{agency}/webhook", headers=auth(),
+                f"{instance.services['notifier'].url}/v1/agencies/{agency}/webhook",
+                headers=auth(),
                 json={"url": f"{receiver.url}/hooks/{agency}", "updated_by": "e2e"},
-            )  # fmt: skip
+            )
             assert response.status_code == 200, response.text
         yield instance
     finally:
@@ -113,10 +141,17 @@ def prometheus(stack, tmp_path_factory):
     port = free_port()
     log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 - the process holds it
     process = subprocess.Popen(
-        [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            binary,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -156,11 +191,14 @@ def contact(index: int, kind: str, category: str | None, channel: str, wave: int
     if kind != "emergency":
         return {"kind": kind, "channel": channel, "caller": {"phone": phone}}
     return {
-        **FIRE_REPORT, "category": category, "channel": channel, "description": f"Uji pemantauan {category}",
+        **FIRE_REPORT,
+        "category": category,
+        "channel": channel,
+        "description": f"Uji pemantauan {category}",
         # A desa of its own, so no report is linked to another instead of dispatched.
         "location": {"kecamatan": KECAMATAN[index], "desa": f"Desa Uji {wave}-{index}"},
         "caller": {"name": f"Penelepon {index}", "phone": phone},
-    }  # fmt: skip
+    }
 
 
 def send_contacts(stack, wave: int) -> list[str]:
@@ -178,10 +216,13 @@ def send_contacts(stack, wave: int) -> list[str]:
 async def acknowledge_a_fire_dispatch(stack, receiver, agency_key: str, already: set[str]) -> str:
     """Acknowledge, as the fire brigade, a damkar dispatch its webhook received."""
     received = await eventually(
-        lambda: [r.json["dispatch_id"] for r in receiver.requests
-                 if r.json.get("agency") == "damkar" and r.json["dispatch_id"] not in already],
+        lambda: [
+            r.json["dispatch_id"]
+            for r in receiver.requests
+            if r.json.get("agency") == "damkar" and r.json["dispatch_id"] not in already
+        ],
         timeout=60,
-    )  # fmt: skip
+    )
     dispatch_id = received[0]
     response = httpx.post(
         f"{stack.services['notifier'].url}/v1/dispatches/{dispatch_id}/acknowledgement", headers=auth(agency_key)
@@ -210,18 +251,26 @@ async def test_alerts_and_dashboards_evaluate_on_a_real_prometheus_scraping_the_
     # counter's increase() over the range could not count anything yet.
     send_contacts(stack, wave=1)
     acked = {await acknowledge_a_fire_dispatch(stack, receiver, agency_key, set())}
-    await eventually(lambda: has_series(prometheus, "e112_report_ack_seconds_count")
-               and has_series(prometheus, "e112_dispatch_delivery_seconds_count")
-               and query(prometheus, "sum(e112_reports_received_total)")
-               and float(query(prometheus, "sum(e112_reports_received_total)")[0]["value"][1]) >= len(CONTACTS),
-               timeout=60)  # fmt: skip
+    await eventually(
+        lambda: (
+            has_series(prometheus, "e112_report_ack_seconds_count")
+            and has_series(prometheus, "e112_dispatch_delivery_seconds_count")
+            and query(prometheus, "sum(e112_reports_received_total)")
+            and float(query(prometheus, "sum(e112_reports_received_total)")[0]["value"][1]) >= len(CONTACTS)
+        ),
+        timeout=60,
+    )
     send_contacts(stack, wave=2)
     acked.add(await acknowledge_a_fire_dispatch(stack, receiver, agency_key, acked))
     emergencies_dispatched = sum(1 for kind, *_ in CONTACTS if kind == "emergency")
-    await eventually(lambda: query(prometheus, "sum(e112_reports_received_total)")
-               and float(query(prometheus, "sum(e112_reports_received_total)")[0]["value"][1]) >= 2 * len(CONTACTS)
-               and float(query(prometheus, "sum(e112_report_ack_seconds_count)")[0]["value"][1]) >= 2,
-               timeout=60)  # fmt: skip
+    await eventually(
+        lambda: (
+            query(prometheus, "sum(e112_reports_received_total)")
+            and float(query(prometheus, "sum(e112_reports_received_total)")[0]["value"][1]) >= 2 * len(CONTACTS)
+            and float(query(prometheus, "sum(e112_report_ack_seconds_count)")[0]["value"][1]) >= 2
+        ),
+        timeout=60,
+    )
     # Prometheus counts a delivery when the notifier has it; the receiver may still be
     # answering the last webhook, so wait for it rather than read it at once.
     await eventually(
@@ -256,15 +305,23 @@ async def test_alerts_and_dashboards_evaluate_on_a_real_prometheus_scraping_the_
             if panel["title"] in PANELS_WITH_DATA.get(path.name, []) and not data:
                 empty.append(f"{path.name}: {panel['title']}: {[t['expr'] for t in panel['targets']]}")
     assert not empty, "panels without data:\n" + "\n".join(empty)
-    titles = {p["title"] for path in (MONITORING / "dashboards").glob("*.json")
-              for p in json.loads(path.read_text())["panels"]}  # fmt: skip
+    titles = {
+        p["title"]
+        for path in (MONITORING / "dashboards").glob("*.json")
+        for p in json.loads(path.read_text())["panels"]
+    }
     assert [t for panels in PANELS_WITH_DATA.values() for t in panels if t not in titles] == []
 
     # The figures add up: wave two's contacts are counted, the shares are shares.
     contacts = float(query(prometheus, "sum(increase(e112_reports_received_total[10m]))")[0]["value"][1])
     assert contacts > 0
-    share = float(query(prometheus, 'sum(increase(e112_reports_received_total{kind=~"prank|ghost"}[10m])) / '
-                                    "sum(increase(e112_reports_received_total[10m]))")[0]["value"][1])  # fmt: skip
+    share = float(
+        query(
+            prometheus,
+            'sum(increase(e112_reports_received_total{kind=~"prank|ghost"}[10m])) / '
+            "sum(increase(e112_reports_received_total[10m]))",
+        )[0]["value"][1]
+    )
     assert 0 < share < 1
     on_duty = float(query(prometheus, "sum(max by (shift) (e112_operators_on_duty))")[0]["value"][1])
     assert on_duty == 1

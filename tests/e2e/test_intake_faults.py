@@ -16,9 +16,30 @@ from tests.support import FIRE_REPORT, WebhookReceiver, eventually, read_topics
 pytestmark = pytest.mark.e2e
 
 AGENCIES_OF = {"kebakaran": 3, "bencana_alam": 3, "kerusuhan": 2, "kecelakaan": 2, "penyakit": 2, "binatang_buas": 1}
-KECAMATAN = ["Bakung", "Binangun", "Doko", "Gandusari", "Garum", "Kademangan", "Kanigoro", "Kesamben", "Nglegok",
-             "Panggungrejo", "Ponggok", "Sanankulon", "Selopuro", "Selorejo", "Srengat", "Sutojayan", "Talun",
-             "Udanawu", "Wates", "Wlingi", "Wonodadi", "Wonotirto"]  # fmt: skip
+KECAMATAN = [
+    "Bakung",
+    "Binangun",
+    "Doko",
+    "Gandusari",
+    "Garum",
+    "Kademangan",
+    "Kanigoro",
+    "Kesamben",
+    "Nglegok",
+    "Panggungrejo",
+    "Ponggok",
+    "Sanankulon",
+    "Selopuro",
+    "Selorejo",
+    "Srengat",
+    "Sutojayan",
+    "Talun",
+    "Udanawu",
+    "Wates",
+    "Wlingi",
+    "Wonodadi",
+    "Wonotirto",
+]
 
 
 @pytest.fixture
@@ -31,16 +52,22 @@ def receiver():
 @pytest.fixture
 def stack(tmp_path, receiver):
     instance = Stack(
-        data_dir=tmp_path / "stack", api_key=API_KEY, ephemeral=True, broker_port=free_port(),
+        data_dir=tmp_path / "stack",
+        api_key=API_KEY,
+        ephemeral=True,
+        broker_port=free_port(),
         ports={name: free_port() for name in ("intake", "router", "notifier", "shifts")},
         extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", "OUTBOX_POLL_INTERVAL": "0.5"},
-    )  # fmt: skip
+    )
     try:
         instance.start_infrastructure()
         instance.start_services()
         for agency in AGENCIES:
-            httpx.put(f"{instance.services['notifier'].url}/v1/agencies/{agency}/webhook", headers=AUTH,
-                      json={"url": f"{receiver.url}/{agency}", "updated_by": "e2e"}).raise_for_status()  # fmt: skip
+            httpx.put(
+                f"{instance.services['notifier'].url}/v1/agencies/{agency}/webhook",
+                headers=AUTH,
+                json={"url": f"{receiver.url}/{agency}", "updated_by": "e2e"},
+            ).raise_for_status()
         yield instance
     finally:
         instance.stop()
@@ -51,8 +78,12 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 def report(index: int) -> dict:
     category = list(AGENCIES_OF)[index % len(AGENCIES_OF)]
-    return {**FIRE_REPORT, "category": category, "description": f"laporan {index}",
-            "location": {"kecamatan": KECAMATAN[index % len(KECAMATAN)]}}  # fmt: skip
+    return {
+        **FIRE_REPORT,
+        "category": category,
+        "description": f"laporan {index}",
+        "location": {"kecamatan": KECAMATAN[index % len(KECAMATAN)]},
+    }
 
 
 def post_reports(stack: Stack, count: int) -> dict[str, str]:

@@ -42,8 +42,12 @@ class Launcher:
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "run", "--data-dir", str(data_dir), "--port-offset", str(offset)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
 
     def read_until(self, marker: str, timeout: float = 120) -> str:

@@ -51,10 +51,13 @@ def receiver():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, receiver):
     instance = Stack(
-        data_dir=tmp_path_factory.mktemp("stack"), api_key=API_KEY, ephemeral=True, broker_port=free_port(),
+        data_dir=tmp_path_factory.mktemp("stack"),
+        api_key=API_KEY,
+        ephemeral=True,
+        broker_port=free_port(),
         ports={name: free_port() for name in ("intake", "router", "notifier", "shifts")},
         extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", **ON_DUTY_NOW},
-    )  # fmt: skip
+    )
     try:
         instance.start_infrastructure()
         instance.start_services()
@@ -100,9 +103,12 @@ async def test_each_category_reaches_exactly_the_contract_agencies(stack, receiv
 
     expected_total = sum(1 + len(s) for _, s in CONTRACT_AGENCIES.values())
     messages = await read_topics(
-        stack.bootstrap, [topics.dispatch_topic(a) for a in AGENCIES],
-        until=lambda ms: len(ms) >= expected_total, settle=2.0, timeout=30,
-    )  # fmt: skip
+        stack.bootstrap,
+        [topics.dispatch_topic(a) for a in AGENCIES],
+        until=lambda ms: len(ms) >= expected_total,
+        settle=2.0,
+        timeout=30,
+    )
     assert len(messages) == expected_total  # nothing extra, no duplicate
 
     latencies = []
@@ -233,14 +239,20 @@ async def test_a_closed_incident_reaches_its_agencies_as_a_closing_notice(stack,
     async with httpx.AsyncClient(headers=auth()) as client:
         report_id = (await client.post(f"{intake}/v1/reports", json=fire)).json()["id"]
         await eventually(lambda: _delivered(client, intake, report_id), timeout=20)
-        closing = await client.post(f"{intake}/v1/reports/{report_id}/close", headers=operator,
-                                    json={"outcome": "handed_over", "note": "diserahkan ke Polres"})  # fmt: skip
+        closing = await client.post(
+            f"{intake}/v1/reports/{report_id}/close",
+            headers=operator,
+            json={"outcome": "handed_over", "note": "diserahkan ke Polres"},
+        )
         assert closing.status_code == 200, closing.text
 
         async def notices_recorded():
             report = (await client.get(f"{intake}/v1/reports/{report_id}")).json()
-            done = [e for e in report["timeline"] if e["event"] == "update_delivered"
-                    and e["detail"]["update_type"] == "closed"]  # fmt: skip
+            done = [
+                e
+                for e in report["timeline"]
+                if e["event"] == "update_delivered" and e["detail"]["update_type"] == "closed"
+            ]
             return report if len(done) == 3 else None
 
         report = await eventually(notices_recorded, timeout=30)

@@ -25,16 +25,22 @@ def receiver():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, receiver):
     instance = Stack(
-        data_dir=tmp_path_factory.mktemp("verify"), api_key=API_KEY, ephemeral=True, broker_port=free_port(),
+        data_dir=tmp_path_factory.mktemp("verify"),
+        api_key=API_KEY,
+        ephemeral=True,
+        broker_port=free_port(),
         ports={name: free_port() for name in ("intake", "router", "notifier", "shifts")},
         extra_env={"KAFKA_SESSION_TIMEOUT_MS": "2000", **ON_DUTY_NOW},
-    )  # fmt: skip
+    )
     try:
         instance.start_infrastructure()
         instance.start_services()
         for agency in ("polres", "satpolpp", "damkar", "pln"):
-            response = httpx.put(f"{instance.services['notifier'].url}/v1/agencies/{agency}/webhook", headers=auth(),
-                                 json={"url": f"{receiver.url}/hooks/{agency}", "updated_by": "e2e"})  # fmt: skip
+            response = httpx.put(
+                f"{instance.services['notifier'].url}/v1/agencies/{agency}/webhook",
+                headers=auth(),
+                json={"url": f"{receiver.url}/hooks/{agency}", "updated_by": "e2e"},
+            )
             assert response.status_code == 200, response.text
         yield instance
     finally:
@@ -50,8 +56,12 @@ async def test_a_held_sms_reaches_the_police_only_after_the_operators_verdict(st
     async with httpx.AsyncClient(headers=auth(), timeout=10) as client:
         sari = (await client.post(f"{shifts}/v1/operators", json={"name": "Sari"})).json()["id"]
         assert (await client.post(f"{shifts}/v1/operators/{sari}/check-in")).status_code == 200
-        brawl = {**FIRE_REPORT, "category": "kerusuhan", "channel": "sms",
-                 "location": {"kecamatan": "Srengat", "desa": "Dandong"}}  # fmt: skip
+        brawl = {
+            **FIRE_REPORT,
+            "category": "kerusuhan",
+            "channel": "sms",
+            "location": {"kecamatan": "Srengat", "desa": "Dandong"},
+        }
         accepted = (await client.post(f"{intake}/v1/reports", json=brawl)).json()
         report_id = accepted["id"]
 
@@ -62,8 +72,11 @@ async def test_a_held_sms_reaches_the_police_only_after_the_operators_verdict(st
         assigned = await eventually(task, timeout=30)
         shown = await eventually(lambda: _assigned_in_intake(client, intake, report_id, sari), timeout=30)
         nothing_yet = hooks_for(receiver, report_id)
-        verdict = await client.post(f"{intake}/v1/reports/{report_id}/verification", json={"verdict": "genuine"},
-                                    headers={OPERATOR_HEADER: sari})  # fmt: skip
+        verdict = await client.post(
+            f"{intake}/v1/reports/{report_id}/verification",
+            json={"verdict": "genuine"},
+            headers={OPERATOR_HEADER: sari},
+        )
         await eventually(lambda: len(hooks_for(receiver, report_id)) == 2, timeout=30)
         closed = await eventually(lambda: _task_closed(client, shifts, report_id), timeout=30)
     assert accepted["status"] == "awaiting_verification"

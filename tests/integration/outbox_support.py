@@ -21,10 +21,14 @@ N = 12
 def records(n: int) -> list:
     now = datetime.now(UTC)
     return [
-        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="test", at=now),
-               topic=TOPIC, key=f"key-{i}", source="test")
+        encode(
+            ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="test", at=now),
+            topic=TOPIC,
+            key=f"key-{i}",
+            source="test",
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 async def outbox_ready(database_url: str, tmp_path) -> asyncpg.Pool:
@@ -38,9 +42,14 @@ def relay_for(database_url: str, bootstrap: str, registry: CollectorRegistry, **
     recreated by the loss check) that checks for losses twice a second."""
     options = {"topics": [], "loss_check_interval": 0.5, **options}
     return OutboxRelay(
-        dsn=database_url, schema=SCHEMA, bootstrap=bootstrap, partitions=3, metrics=OutboxMetrics(registry),
-        poll_interval=0.2, **options,
-    )  # fmt: skip
+        dsn=database_url,
+        schema=SCHEMA,
+        bootstrap=bootstrap,
+        partitions=3,
+        metrics=OutboxMetrics(registry),
+        poll_interval=0.2,
+        **options,
+    )
 
 
 async def all_published(pool: asyncpg.Pool) -> bool:

@@ -62,8 +62,12 @@ class Env:
 
 
 def common(database_url: str, bootstrap: str) -> dict:
-    return dict(database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-                kafka_session_timeout_ms=2000)  # fmt: skip
+    return dict(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -81,19 +85,25 @@ async def services(database_url: str, bootstrap: str, **console_overrides):
             "/v1/admin/api-keys", json={"name": "console", "role": "console", "rate_per_minute": 6000}
         )
         settings = ConsoleSettings(**base, intake_api_key=made.json()["key"], **console_overrides)
-        transports = {name: httpx.ASGITransport(app=app) for name, app in
-                      (("intake", intake), ("shifts", shifts), ("notifier", notifier))}  # fmt: skip
+        transports = {
+            name: httpx.ASGITransport(app=app)
+            for name, app in (("intake", intake), ("shifts", shifts), ("notifier", notifier))
+        }
         app = console_app(settings, transports)
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=CONSOLE) as console:
-                yield Env(console, intake_client, shifts_client, notifier_client, app, settings, database_url,
-                          bootstrap)  # fmt: skip
+                yield Env(
+                    console, intake_client, shifts_client, notifier_client, app, settings, database_url, bootstrap
+                )
 
 
 async def operator_with_pin(env: Env, name: str = "Sari", pin: str = PIN) -> str:
     operator = (await env.shifts.post("/v1/operators", json={"name": name})).json()
-    response = await env.console.put(f"/api/admin/operators/{operator['id']}/pin", json={"pin": pin, "set_by": "Hadi"},
-                                     headers={"Authorization": f"Bearer {API_KEY}"})  # fmt: skip
+    response = await env.console.put(
+        f"/api/admin/operators/{operator['id']}/pin",
+        json={"pin": pin, "set_by": "Hadi"},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    )
     assert response.status_code == 200, response.text
     return operator["id"]
 
@@ -111,10 +121,12 @@ async def test_sign_in_with_pin_lockout_session_cookie_csrf_and_sign_out(databas
         no_key = await env.console.put(f"/api/admin/operators/{uuid.uuid4()}/pin", json={"pin": PIN, "set_by": "x"})
         sari = await operator_with_pin(env)
         dewi = (await env.shifts.post("/v1/operators", json={"name": "Dewi"})).json()["id"]  # no PIN yet
-        weak = await env.console.put(f"/api/admin/operators/{dewi}/pin", json={"pin": "123456", "set_by": "Hadi"},
-                                     headers=admin)  # fmt: skip
-        unknown = await env.console.put(f"/api/admin/operators/{uuid.uuid4()}/pin",
-                                        json={"pin": PIN, "set_by": "Hadi"}, headers=admin)  # fmt: skip
+        weak = await env.console.put(
+            f"/api/admin/operators/{dewi}/pin", json={"pin": "123456", "set_by": "Hadi"}, headers=admin
+        )
+        unknown = await env.console.put(
+            f"/api/admin/operators/{uuid.uuid4()}/pin", json={"pin": PIN, "set_by": "Hadi"}, headers=admin
+        )
         listed = (await env.console.get("/api/operators")).json()
 
         wrong = await env.console.post("/api/session", json={"operator_id": sari, "pin": "000001"})
@@ -144,8 +156,9 @@ async def test_sign_in_with_pin_lockout_session_cookie_csrf_and_sign_out(databas
             by_handle = await other.post("/api/session", json={"handle": handle, "pin": PIN})
         signed_out = await env.console.delete("/api/session")
         after = await env.console.get("/api/session")
-        stranger = httpx.AsyncClient(transport=httpx.ASGITransport(app=env.app), base_url=CONSOLE,
-                                     cookies={"e112_console": token})  # fmt: skip
+        stranger = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=env.app), base_url=CONSOLE, cookies={"e112_console": token}
+        )
         replayed = await stranger.get("/api/session")
 
     assert no_key.status_code == 401
@@ -172,8 +185,9 @@ async def test_wrong_pins_lock_out_the_address_that_sent_them_not_the_operator(d
         sari = await operator_with_pin(env)
 
         async def attempt(pin: str, address: str) -> int:
-            answer = await env.console.post("/api/session", json={"operator_id": sari, "pin": pin},
-                                            headers={"X-Forwarded-For": address})  # fmt: skip
+            answer = await env.console.post(
+                "/api/session", json={"operator_id": sari, "pin": pin}, headers={"X-Forwarded-For": address}
+            )
             return answer.status_code
 
         # The test client's own address, 127.0.0.1, is a trusted proxy: X-Forwarded-For names the client.
@@ -195,8 +209,16 @@ async def test_a_call_is_filed_for_the_signed_in_operator_with_the_console_s_own
     async with services(database_url, broker.bootstrap) as env:
         sari = await operator_with_pin(env)
         await sign_in(env.console, sari)
-        call = {"category": "kebakaran", "subtype": "rumah", "kecamatan": "wlingi", "desa": "Beru", "casualties": None,
-                "phone": "0812-3456-7890", "caller_name": "", "description": "Rumah terbakar"}  # fmt: skip
+        call = {
+            "category": "kebakaran",
+            "subtype": "rumah",
+            "kecamatan": "wlingi",
+            "desa": "Beru",
+            "casualties": None,
+            "phone": "0812-3456-7890",
+            "caller_name": "",
+            "description": "Rumah terbakar",
+        }
         key = {"Idempotency-Key": "form-1"}
         first = await env.console.post("/api/calls", json=call, headers=key)
         again = await env.console.post("/api/calls", json=call, headers=key)  # Enter pressed twice
@@ -248,14 +270,20 @@ async def test_the_queue_lists_public_reports_and_takes_verdicts_in_one_action(d
         await sign_in(env.console, sari)
         riot = {"category": "kerusuhan", "kecamatan": "Srengat", "phone": "081234567890", "description": "Tawuran"}
         incident = (await env.console.post("/api/calls", json=riot)).json()
-        public = {"category": "kerusuhan", "description": "Tawuran pelajar", "location": {"kecamatan": "Srengat"},
-                  "caller": {"phone": "081255554444"}, "channel": "sms"}  # fmt: skip
+        public = {
+            "category": "kerusuhan",
+            "description": "Tawuran pelajar",
+            "location": {"kecamatan": "Srengat"},
+            "caller": {"phone": "081255554444"},
+            "channel": "sms",
+        }
         prank = (await env.intake.post("/v1/reports", json=public)).json()
         repeat = (await env.intake.post("/v1/reports", json={**public, "channel": "whatsapp"})).json()
         queue = (await env.console.get("/api/queue")).json()
         marked = await env.console.post(f"/api/reports/{prank['id']}/verification", json={"verdict": "prank"})
-        linked = await env.console.post(f"/api/reports/{repeat['id']}/verification",
-                                        json={"verdict": "duplicate", "duplicate_of": incident["id"]})  # fmt: skip
+        linked = await env.console.post(
+            f"/api/reports/{repeat['id']}/verification", json={"verdict": "duplicate", "duplicate_of": incident["id"]}
+        )
         no_target = await env.console.post(f"/api/reports/{repeat['id']}/verification", json={"verdict": "duplicate"})
         not_needed = await env.console.post(f"/api/reports/{incident['id']}/verification", json={"verdict": "genuine"})
         after = (await env.console.get("/api/queue")).json()
@@ -278,8 +306,13 @@ async def test_tasks_assigned_to_me_come_first_and_an_unrouted_one_is_closed_by_
         sari = await operator_with_pin(env)
         await sign_in(env.console, sari)
         assert (await env.console.post("/api/shift/check-in")).status_code == 200
-        public = {"category": "kerusuhan", "description": "Tawuran", "location": {"kecamatan": "Srengat"},
-                  "caller": {"phone": "081255554444"}, "channel": "sms"}  # fmt: skip
+        public = {
+            "category": "kerusuhan",
+            "description": "Tawuran",
+            "location": {"kecamatan": "Srengat"},
+            "caller": {"phone": "081255554444"},
+            "channel": "sms",
+        }
         held = (await env.intake.post("/v1/reports", json=public)).json()
         call = {"category": "kecelakaan", "kecamatan": "Talun", "phone": "081234567890", "description": "Tabrakan"}
         taken = (await env.console.post("/api/calls", json=call)).json()
@@ -319,12 +352,18 @@ async def test_an_agency_the_system_cannot_reach_is_my_task_to_phone_with_its_nu
         assert (await env.console.post("/api/shift/check-in")).status_code == 200
         # No channel the notifier can use (a webhook without a URL): each dispatch fails at once.
         for agency, phones in (("damkar", ["(0342) 801234", "+6281234500001"]), ("pmi", [])):
-            configured = await env.notifier.put(f"/v1/agencies/{agency}", json={
-                "channels": ["webhook"], "phones": phones, "updated_by": "test"})  # fmt: skip
+            configured = await env.notifier.put(
+                f"/v1/agencies/{agency}", json={"channels": ["webhook"], "phones": phones, "updated_by": "test"}
+            )
             assert configured.status_code == 200, configured.text
         bad_number = await env.notifier.put("/v1/agencies/pln", json={"phones": ["12"], "updated_by": "test"})
-        call = {"category": "kebakaran", "subtype": "rumah", "kecamatan": "Wlingi", "phone": "081234567890",
-                "description": "Rumah terbakar"}  # fmt: skip
+        call = {
+            "category": "kebakaran",
+            "subtype": "rumah",
+            "kecamatan": "Wlingi",
+            "phone": "081234567890",
+            "description": "Rumah terbakar",
+        }
         report = (await env.console.post("/api/calls", json=call)).json()
         fire, pmi = dispatch_to("damkar", report["id"]), dispatch_to("pmi", report["id"])
         await produce(env.bootstrap, [dispatch_record(fire), dispatch_record(pmi)])
@@ -337,12 +376,16 @@ async def test_an_agency_the_system_cannot_reach_is_my_task_to_phone_with_its_nu
         tasks = await eventually(phone_tasks, timeout=30)
         waiting = (await env.console.get("/api/queue")).json()["waiting"]
         refused = await env.console.post(f"/api/tasks/{tasks['damkar']['task']['task_id']}/close", json={})
-        reached = await env.console.post(f"/api/tasks/{tasks['damkar']['task']['task_id']}/phone-call",
-                                         json={"outcome": "reached", "note": "diterima Pak Joko"})  # fmt: skip
-        not_reached = await env.console.post(f"/api/tasks/{tasks['pmi']['task']['task_id']}/phone-call",
-                                             json={"outcome": "not_reached"})  # fmt: skip
-        again = await env.console.post(f"/api/tasks/{tasks['damkar']['task']['task_id']}/phone-call",
-                                       json={"outcome": "reached"})  # fmt: skip
+        reached = await env.console.post(
+            f"/api/tasks/{tasks['damkar']['task']['task_id']}/phone-call",
+            json={"outcome": "reached", "note": "diterima Pak Joko"},
+        )
+        not_reached = await env.console.post(
+            f"/api/tasks/{tasks['pmi']['task']['task_id']}/phone-call", json={"outcome": "not_reached"}
+        )
+        again = await env.console.post(
+            f"/api/tasks/{tasks['damkar']['task']['task_id']}/phone-call", json={"outcome": "reached"}
+        )
         fire_now = (await env.notifier.get(f"/v1/dispatches/{fire.dispatch_id}")).json()
         pmi_now = (await env.notifier.get(f"/v1/dispatches/{pmi.dispatch_id}")).json()
 
@@ -351,8 +394,10 @@ async def test_an_agency_the_system_cannot_reach_is_my_task_to_phone_with_its_nu
             return next((e for e in timeline if e["event"] == "acknowledged"), None)
 
         acknowledged = await eventually(acknowledged_on_the_timeline, timeout=30)
-        closed = {t["detail"]["agency"]: t for t in (await env.shifts.get(
-            "/v1/tasks", params={"report_id": report["id"], "state": "closed"})).json()}  # fmt: skip
+        closed = {
+            t["detail"]["agency"]: t
+            for t in (await env.shifts.get("/v1/tasks", params={"report_id": report["id"], "state": "closed"})).json()
+        }
 
     assert bad_number.status_code == 422 and "phones" in bad_number.text
     assert tasks["damkar"]["phones"] == ["+62342801234", "+6281234500001"] and tasks["pmi"]["phones"] == []
@@ -373,10 +418,19 @@ async def test_an_agency_the_system_cannot_reach_is_my_task_to_phone_with_its_nu
 def dispatch_to(agency: str, report_id: str) -> DispatchRequested:
     now = datetime.now(UTC)
     return DispatchRequested(
-        dispatch_id=uuid.uuid4(), report_id=uuid.UUID(report_id), agency=agency, role="primary", category="kebakaran",
-        subtype="rumah", description="Rumah terbakar", location=EventLocation(kecamatan="Wlingi"),
-        caller=EventCaller(phone="+6281234567890"), channel="call", received_at=now, requested_at=now,
-    )  # fmt: skip
+        dispatch_id=uuid.uuid4(),
+        report_id=uuid.UUID(report_id),
+        agency=agency,
+        role="primary",
+        category="kebakaran",
+        subtype="rumah",
+        description="Rumah terbakar",
+        location=EventLocation(kecamatan="Wlingi"),
+        caller=EventCaller(phone="+6281234567890"),
+        channel="call",
+        received_at=now,
+        requested_at=now,
+    )
 
 
 def dispatch_record(event: DispatchRequested):
@@ -387,24 +441,53 @@ async def test_the_board_shows_each_agency_s_state_its_steps_and_its_deadline(da
     async with services(database_url, broker.bootstrap) as env:
         sari = await operator_with_pin(env)
         await sign_in(env.console, sari)
-        await env.notifier.put("/v1/agencies/pln", json={"channels": ["webhook"], "ack_deadline_seconds": 60,
-                                                          "updated_by": "test"})  # fmt: skip
-        report = (await env.console.post("/api/calls", json={
-            "category": "kebakaran", "subtype": "rumah", "kecamatan": "Wlingi", "phone": "081234567890",
-            "description": "Rumah terbakar"})).json()  # fmt: skip
+        await env.notifier.put(
+            "/v1/agencies/pln", json={"channels": ["webhook"], "ack_deadline_seconds": 60, "updated_by": "test"}
+        )
+        report = (
+            await env.console.post(
+                "/api/calls",
+                json={
+                    "category": "kebakaran",
+                    "subtype": "rumah",
+                    "kecamatan": "Wlingi",
+                    "phone": "081234567890",
+                    "description": "Rumah terbakar",
+                },
+            )
+        ).json()
         waiting = (await env.console.get("/api/board")).json()
         damkar, pln = uuid.uuid4(), uuid.uuid4()
         now = datetime.now(UTC)
-        routed = [RoutedDispatch(dispatch_id=damkar, agency="damkar", role="primary"),
-                  RoutedDispatch(dispatch_id=pln, agency="pln", role="supporting")]  # fmt: skip
+        routed = [
+            RoutedDispatch(dispatch_id=damkar, agency="damkar", role="primary"),
+            RoutedDispatch(dispatch_id=pln, agency="pln", role="supporting"),
+        ]
         events = [
-            (topics.REPORTS, ReportRouted(report_id=report["id"], category="kebakaran", rule_version=1, routed_at=now,
-                                          dispatches=routed)),
-            (topics.DISPATCH_STATUS, DispatchDelivered(dispatch_id=damkar, report_id=report["id"], agency="damkar",
-                                                       channel="webhook", attempts=1, delivered_at=now)),
-            (topics.DISPATCH_STATUS, DispatchAcknowledged(dispatch_id=damkar, report_id=report["id"], agency="damkar",
-                                                          via="api", acknowledged_at=now)),
-        ]  # fmt: skip
+            (
+                topics.REPORTS,
+                ReportRouted(
+                    report_id=report["id"], category="kebakaran", rule_version=1, routed_at=now, dispatches=routed
+                ),
+            ),
+            (
+                topics.DISPATCH_STATUS,
+                DispatchDelivered(
+                    dispatch_id=damkar,
+                    report_id=report["id"],
+                    agency="damkar",
+                    channel="webhook",
+                    attempts=1,
+                    delivered_at=now,
+                ),
+            ),
+            (
+                topics.DISPATCH_STATUS,
+                DispatchAcknowledged(
+                    dispatch_id=damkar, report_id=report["id"], agency="damkar", via="api", acknowledged_at=now
+                ),
+            ),
+        ]
         await produce(env.bootstrap, [encode(e, topic=t, key=report["id"], source="test") for t, e in events])
 
         async def acknowledged():
@@ -430,11 +513,22 @@ async def test_the_board_pages_newest_first_with_filters_and_totals_that_count_e
     async with services(database_url, broker.bootstrap, board_page_size=3) as env:
         await sign_in(env.console, await operator_with_pin(env))
         filed = []
-        for i, (category, kecamatan) in enumerate([("kebakaran", "Wlingi"), ("kecelakaan", "Garum"),
-                                                   ("kebakaran", "Talun"), ("penyakit", "Garum"),
-                                                   ("kebakaran", "Garum")]):  # fmt: skip
-            call = {"category": category, "kecamatan": kecamatan, "desa": f"Desa {i}",
-                    "phone": f"08123456789{i}", "description": "Uji papan"}  # fmt: skip
+        for i, (category, kecamatan) in enumerate(
+            [
+                ("kebakaran", "Wlingi"),
+                ("kecelakaan", "Garum"),
+                ("kebakaran", "Talun"),
+                ("penyakit", "Garum"),
+                ("kebakaran", "Garum"),
+            ]
+        ):
+            call = {
+                "category": category,
+                "kecamatan": kecamatan,
+                "desa": f"Desa {i}",
+                "phone": f"08123456789{i}",
+                "description": "Uji papan",
+            }
             filed.append((await env.console.post("/api/calls", json=call)).json()["id"])
         first = (await env.console.get("/api/board")).json()
         second = (await env.console.get("/api/board", params={"cursor": first["next_cursor"]})).json()
@@ -456,8 +550,13 @@ async def test_the_board_pages_newest_first_with_filters_and_totals_that_count_e
 async def test_the_call_form_hears_of_a_likely_incident_and_of_the_caller_before_sending(database_url, broker):
     async with services(database_url, broker.bootstrap) as env:
         await sign_in(env.console, await operator_with_pin(env))
-        call = {"category": "kerusuhan", "kecamatan": "Garum", "desa": "Sumberdiren", "phone": "081277770000",
-                "description": "Tawuran"}  # fmt: skip
+        call = {
+            "category": "kerusuhan",
+            "kecamatan": "Garum",
+            "desa": "Sumberdiren",
+            "phone": "081277770000",
+            "description": "Tawuran",
+        }
         first = (await env.console.post("/api/calls", json=call)).json()
         draft = {"category": "kerusuhan", "kecamatan": "Garum", "desa": "sumberdiren"}
         suggested = (await env.console.get("/api/link-suggestions", params=draft)).json()
@@ -472,14 +571,25 @@ async def test_an_incident_is_closed_from_the_board_found_in_the_history_and_reo
     async with services(database_url, broker.bootstrap) as env:
         sari = await operator_with_pin(env)
         await sign_in(env.console, sari)
-        riot = {"category": "kerusuhan", "kecamatan": "Srengat", "desa": "Togogan", "phone": "081234567890",
-                "description": "Tawuran"}  # fmt: skip
+        riot = {
+            "category": "kerusuhan",
+            "kecamatan": "Srengat",
+            "desa": "Togogan",
+            "phone": "081234567890",
+            "description": "Tawuran",
+        }
         incident = (await env.console.post("/api/calls", json=riot)).json()
-        public = {"category": "kerusuhan", "description": "Tawuran pelajar", "location": {"kecamatan": "Srengat"},
-                  "caller": {"phone": "081255554444"}, "channel": "sms"}  # fmt: skip
+        public = {
+            "category": "kerusuhan",
+            "description": "Tawuran pelajar",
+            "location": {"kecamatan": "Srengat"},
+            "caller": {"phone": "081255554444"},
+            "channel": "sms",
+        }
         caller = (await env.intake.post("/v1/reports", json=public)).json()
-        await env.console.post(f"/api/reports/{caller['id']}/verification",
-                               json={"verdict": "duplicate", "duplicate_of": incident["id"]})  # fmt: skip
+        await env.console.post(
+            f"/api/reports/{caller['id']}/verification", json={"verdict": "duplicate", "duplicate_of": incident["id"]}
+        )
         held = (await env.intake.post("/v1/reports", json=public)).json()
 
         wrong_outcome = await env.console.post(f"/api/reports/{incident['id']}/close", json={"outcome": "done"})
@@ -532,11 +642,17 @@ async def test_the_history_reads_past_a_page_of_linked_callers_only(database_url
         riot = {"category": "kerusuhan", "kecamatan": "Wlingi", "description": "Tawuran"}
         older = (await env.console.post("/api/calls", json={**riot, "phone": "081234567890"})).json()["id"]
         newer = (await env.console.post("/api/calls", json={**riot, "phone": "081234567891"})).json()["id"]
-        public = {"category": "kerusuhan", "description": "Tawuran", "channel": "sms",
-                  "location": {"kecamatan": "Wlingi"}, "caller": {"phone": "081255554444"}}  # fmt: skip
+        public = {
+            "category": "kerusuhan",
+            "description": "Tawuran",
+            "channel": "sms",
+            "location": {"kecamatan": "Wlingi"},
+            "caller": {"phone": "081255554444"},
+        }
         caller = (await env.intake.post("/v1/reports", json=public)).json()["id"]  # the newest
-        await env.console.post(f"/api/reports/{caller}/verification", json={"verdict": "duplicate",
-                                                                             "duplicate_of": older})  # fmt: skip
+        await env.console.post(
+            f"/api/reports/{caller}/verification", json={"verdict": "duplicate", "duplicate_of": older}
+        )
         for report_id in (older, newer):
             closed = await env.console.post(f"/api/reports/{report_id}/close", json={"outcome": "resolved"})
             assert closed.status_code == 200, closed.text
@@ -570,8 +686,11 @@ async def test_check_in_break_and_check_out_are_the_signed_in_operator_s(databas
 
 
 async def test_an_unreachable_service_is_a_clear_503_naming_it(database_url, broker):
-    settings = ConsoleSettings(**common(database_url, broker.bootstrap), shifts_url=f"http://127.0.0.1:{free_port()}",
-                               upstream_timeout_seconds=2)  # fmt: skip
+    settings = ConsoleSettings(
+        **common(database_url, broker.bootstrap),
+        shifts_url=f"http://127.0.0.1:{free_port()}",
+        upstream_timeout_seconds=2,
+    )
     app = console_app(settings)
     async with running(app, API_KEY) as client:
         response = await client.get("/api/operators")
@@ -601,16 +720,26 @@ async def test_live_updates_reach_a_signed_in_browser_without_personal_data(data
                     report_id, dispatch_id = uuid.uuid4(), uuid.uuid4()
                     now = datetime.now(UTC)
                     received = ReportReceived(
-                        report_id=report_id, kind="emergency", category="kebakaran", subtype=None, channel="sms",
-                        description="Rumah Pak Budi terbakar", location=None, received_at=now,
+                        report_id=report_id,
+                        kind="emergency",
+                        category="kebakaran",
+                        subtype=None,
+                        channel="sms",
+                        description="Rumah Pak Budi terbakar",
+                        location=None,
+                        received_at=now,
                         caller={"name": "Budi", "phone": "+6281234567890"},
-                    )  # fmt: skip
-                    ack = DispatchAcknowledged(dispatch_id=dispatch_id, report_id=report_id, agency="damkar", via="api",
-                                               acknowledged_at=now)  # fmt: skip
-                    await produce(env.bootstrap, [
-                        encode(received, topic=topics.REPORTS, key=str(report_id), source="test"),
-                        encode(ack, topic=topics.DISPATCH_STATUS, key=str(report_id), source="test"),
-                    ])  # fmt: skip
+                    )
+                    ack = DispatchAcknowledged(
+                        dispatch_id=dispatch_id, report_id=report_id, agency="damkar", via="api", acknowledged_at=now
+                    )
+                    await produce(
+                        env.bootstrap,
+                        [
+                            encode(received, topic=topics.REPORTS, key=str(report_id), source="test"),
+                            encode(ack, topic=topics.DISPATCH_STATUS, key=str(report_id), source="test"),
+                        ],
+                    )
                     while not (any('"acknowledged"' in x for x in lines) and any('"received"' in x for x in lines)):
                         lines.append(await asyncio.wait_for(anext(reader), 30))
                     env.app.state.broadcaster.close()  # what SIGTERM does first: every stream ends

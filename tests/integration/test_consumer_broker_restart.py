@@ -26,10 +26,14 @@ TOPIC = "e112.test-restart"
 def events(n: int) -> list:
     now = datetime.now(UTC)
     return [
-        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="test", at=now),
-               topic=TOPIC, key="k", source="test")
+        encode(
+            ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="test", at=now),
+            topic=TOPIC,
+            key="k",
+            source="test",
+        )
         for _ in range(n)
-    ]  # fmt: skip
+    ]
 
 
 async def test_a_running_consumer_keeps_consuming_after_the_broker_restarts_empty(database_url, broker, tmp_path):
@@ -45,11 +49,16 @@ async def test_a_running_consumer_keeps_consuming_after_the_broker_restarts_empt
         seen.append(envelope.id)
 
     consumer = EventConsumer(
-        name="restart-test", pool=pool, handler=HandlerTable({ReportUnrouted: handler}),
-        bootstrap=broker.bootstrap, fetch_max_wait_ms=100, session_timeout_ms=6000,
-        metrics=ConsumerMetrics(CollectorRegistry()), topics_=[TOPIC],
+        name="restart-test",
+        pool=pool,
+        handler=HandlerTable({ReportUnrouted: handler}),
+        bootstrap=broker.bootstrap,
+        fetch_max_wait_ms=100,
+        session_timeout_ms=6000,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+        topics_=[TOPIC],
         partitions=1,
-    )  # fmt: skip
+    )
     task = asyncio.create_task(consumer.run())
     try:
         before = events(6)

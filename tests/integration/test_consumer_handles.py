@@ -25,12 +25,20 @@ TOPIC = "e112.test-handles"
 def unrouted_events(topic: str, count: int) -> list[KafkaRecord]:
     """`count` distinct report.unrouted events for `topic`, one key (one partition)."""
     now = datetime.now(UTC)
-    return [encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now), topic=topic, key="k",
-                   source="test") for _ in range(count)]  # fmt: skip
+    return [
+        encode(
+            ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=now),
+            topic=topic,
+            key="k",
+            source="test",
+        )
+        for _ in range(count)
+    ]
 
 
-async def recording_consumer(database_url, broker, tmp_path, *, schema: str, name: str, topic: str,
-                             cls=EventConsumer, **options):  # fmt: skip
+async def recording_consumer(
+    database_url, broker, tmp_path, *, schema: str, name: str, topic: str, cls=EventConsumer, **options
+):
     """A consumer on `topic` (one partition) in a fresh schema, whose handler records the
     ce_ids it is given: (consumer, pool, the ids seen)."""
     pool = await db.create_pool(database_url, schema=schema, min_size=1, max_size=4)
@@ -41,18 +49,29 @@ async def recording_consumer(database_url, broker, tmp_path, *, schema: str, nam
         seen.append(envelope.id)
 
     consumer = cls(
-        name=name, pool=pool, handler=HandlerTable({ReportUnrouted: handler}),
-        bootstrap=broker.bootstrap, fetch_max_wait_ms=100, session_timeout_ms=6000,
-        metrics=ConsumerMetrics(CollectorRegistry()), topics_=[topic],
-        partitions=1, **options,
-    )  # fmt: skip
+        name=name,
+        pool=pool,
+        handler=HandlerTable({ReportUnrouted: handler}),
+        bootstrap=broker.bootstrap,
+        fetch_max_wait_ms=100,
+        session_timeout_ms=6000,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+        topics_=[topic],
+        partitions=1,
+        **options,
+    )
     return consumer, pool, seen
 
 
 async def test_types_not_handled_are_skipped_without_a_transaction(database_url, broker, tmp_path):
     consumer, pool, seen = await recording_consumer(
-        database_url, broker, tmp_path, schema="htest", name="handles-test", topic=TOPIC,
-    )  # fmt: skip
+        database_url,
+        broker,
+        tmp_path,
+        schema="htest",
+        name="handles-test",
+        topic=TOPIC,
+    )
     metrics = consumer.metrics
     task = asyncio.create_task(consumer.run())
     try:
@@ -60,8 +79,10 @@ async def test_types_not_handled_are_skipped_without_a_transaction(database_url,
         unrouted = unrouted_events(TOPIC, 3)
         unlinked = encode(
             ReportUnlinked(report_id=uuid.uuid4(), incident_report_id=uuid.uuid4(), unlinked_by="x", unlinked_at=now),
-            topic=TOPIC, key="k", source="test",
-        )  # fmt: skip
+            topic=TOPIC,
+            key="k",
+            source="test",
+        )
         not_an_event = KafkaRecord(topic=TOPIC, key=b"k", headers=[], value=b"{}")
         await ensure_topics(broker.bootstrap, [TOPIC], 1)
         await produce(broker.bootstrap, [unrouted[0], unlinked, unrouted[1], not_an_event, unrouted[2]])
@@ -111,9 +132,14 @@ async def test_a_flood_of_copies_is_dropped_by_one_inbox_lookup_per_batch(databa
     """Copies of events already handled (a relay re-publishing what a broker lost) cost
     one inbox query or claim per fetched batch: no transaction and no handler call each."""
     consumer, pool, seen = await recording_consumer(
-        database_url, broker, tmp_path, schema="dtest", name="flood-test", topic="e112.test-flood",
+        database_url,
+        broker,
+        tmp_path,
+        schema="dtest",
+        name="flood-test",
+        topic="e112.test-flood",
         cls=CountingConsumer,
-    )  # fmt: skip
+    )
     metrics = consumer.metrics
     task = asyncio.create_task(consumer.run())
     try:
@@ -157,11 +183,16 @@ async def test_a_batch_is_one_transaction_and_a_poison_event_in_it_goes_alone_to
             raise ValueError("cannot be handled")
 
     consumer = CountingConsumer(
-        name="batch-test", pool=pool, handler=HandlerTable({ReportUnrouted: handler}),
-        bootstrap=broker.bootstrap, fetch_max_wait_ms=100, session_timeout_ms=6000,
-        metrics=ConsumerMetrics(CollectorRegistry()), topics_=[topic],
+        name="batch-test",
+        pool=pool,
+        handler=HandlerTable({ReportUnrouted: handler}),
+        bootstrap=broker.bootstrap,
+        fetch_max_wait_ms=100,
+        session_timeout_ms=6000,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+        topics_=[topic],
         partitions=1,
-    )  # fmt: skip
+    )
     await ensure_topics(broker.bootstrap, [topic], 1)
     await produce(broker.bootstrap, events)
     task = asyncio.create_task(consumer.run())
@@ -206,9 +237,14 @@ async def test_a_consumer_under_backpressure_takes_nothing_until_its_queue_has_r
     wait on the topic (the group's lag, which the watchdog reads) and come after."""
     full = [True]
     consumer, pool, seen = await recording_consumer(
-        database_url, broker, tmp_path, schema="bptest", name="backpressure-test", topic="e112.test-bp",
+        database_url,
+        broker,
+        tmp_path,
+        schema="bptest",
+        name="backpressure-test",
+        topic="e112.test-bp",
         pause_while=lambda: full[0],
-    )  # fmt: skip
+    )
     events = unrouted_events("e112.test-bp", 5)
     await ensure_topics(broker.bootstrap, ["e112.test-bp"], 1)
     task = asyncio.create_task(consumer.run())

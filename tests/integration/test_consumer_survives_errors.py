@@ -45,20 +45,26 @@ async def test_a_consumer_restarts_after_an_unexpected_error_and_handles_what_fo
         seen.append(envelope.id)
 
     consumer = DeadLetterFailsOnce(
-        name="errors-test", pool=pool, handler=HandlerTable({ReportUnrouted: handler}),
-        bootstrap=broker.bootstrap, fetch_max_wait_ms=100, session_timeout_ms=6000,
-        metrics=ConsumerMetrics(CollectorRegistry()), topics_=[TOPIC],
+        name="errors-test",
+        pool=pool,
+        handler=HandlerTable({ReportUnrouted: handler}),
+        bootstrap=broker.bootstrap,
+        fetch_max_wait_ms=100,
+        session_timeout_ms=6000,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+        topics_=[TOPIC],
         partitions=1,
-    )  # fmt: skip
+    )
     task = asyncio.create_task(consumer.run())
     try:
         now = datetime.now(UTC)
         reports = [poison] + [uuid.uuid4() for _ in range(3)]
         records = [
-            encode(ReportUnrouted(report_id=r, category=None, reason="test", at=now), topic=TOPIC, key="k",
-                   source="test")
+            encode(
+                ReportUnrouted(report_id=r, category=None, reason="test", at=now), topic=TOPIC, key="k", source="test"
+            )
             for r in reports
-        ]  # fmt: skip
+        ]
         await ensure_topics(broker.bootstrap, [TOPIC], 1)
         await produce(broker.bootstrap, records)
         wanted = {r.event_id for r in records[1:]}

@@ -27,8 +27,12 @@ BUSY, IDLE = 30, 900
 
 
 def event():
-    return encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="test", at=datetime.now(UTC)),
-                  topic=TOPIC, key="k", source="test")  # fmt: skip
+    return encode(
+        ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="test", at=datetime.now(UTC)),
+        topic=TOPIC,
+        key="k",
+        source="test",
+    )
 
 
 async def test_an_idle_consumer_asks_for_the_long_wait_and_an_event_brings_the_short_one_back(
@@ -51,10 +55,18 @@ async def test_an_idle_consumer_asks_for_the_long_wait_and_an_event_brings_the_s
         seen.append(envelope.id)
 
     consumer = EventConsumer(
-        name="pacing-test", pool=pool, handler=HandlerTable({ReportUnrouted: handler}),
-        bootstrap=broker.bootstrap, fetch_max_wait_ms=BUSY, idle_fetch_max_wait_ms=IDLE, idle_after_seconds=1.0,
-        session_timeout_ms=6000, metrics=ConsumerMetrics(CollectorRegistry()), topics_=[TOPIC], partitions=1,
-    )  # fmt: skip
+        name="pacing-test",
+        pool=pool,
+        handler=HandlerTable({ReportUnrouted: handler}),
+        bootstrap=broker.bootstrap,
+        fetch_max_wait_ms=BUSY,
+        idle_fetch_max_wait_ms=IDLE,
+        idle_after_seconds=1.0,
+        session_timeout_ms=6000,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+        topics_=[TOPIC],
+        partitions=1,
+    )
     await ensure_topics(broker.bootstrap, [TOPIC], 1)
     task = asyncio.create_task(consumer.run())
     try:

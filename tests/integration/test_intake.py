@@ -139,9 +139,10 @@ async def test_refused_input_stores_nothing_and_an_oversized_body_is_413_before_
     async with running(app, API_KEY) as client:
         nul = await client.post("/v1/reports", json={**FIRE_REPORT, "description": "a\u0000b"})
         huge = await client.post(
-            "/v1/reports", content=b'{"description": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+            "/v1/reports",
+            content=b'{"description": "' + b"x" * (2 * 1024 * 1024) + b'"}',
             headers={"content-type": "application/json", "Authorization": ""},
-        )  # fmt: skip
+        )
         nul_in_path = await client.get("/v1/reports/a%00b")
         nul_in_query = await client.get("/v1/reports", params={"kecamatan": "Wl\x00ingi"})
     assert nul.status_code == 422 and nul.json()["errors"][0]["field"] == "description"
@@ -226,7 +227,8 @@ async def test_two_intake_replicas_publish_each_report_once(database_url, broker
             response = await client.post("/v1/reports", json=FIRE_REPORT)
             assert response.status_code == 202
             ids.append(response.json()["id"])
-        messages = await read_topics(broker.bootstrap, [topics.REPORTS], timeout=30, settle=2.0,
-                                     until=lambda ms: len(ms) >= len(ids))  # fmt: skip
+        messages = await read_topics(
+            broker.bootstrap, [topics.REPORTS], timeout=30, settle=2.0, until=lambda ms: len(ms) >= len(ids)
+        )
     published = [m.data["report_id"] for m in messages if m.headers["ce_type"].endswith("report.received.v1")]
     assert sorted(published) == sorted(ids)  # each once: one relay publishes at a time

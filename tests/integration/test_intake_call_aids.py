@@ -14,13 +14,21 @@ pytestmark = pytest.mark.integration
 
 
 def settings_for(database_url, broker) -> IntakeSettings:
-    return IntakeSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-                          kafka_session_timeout_ms=2000)  # fmt: skip
+    return IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 def riot(kecamatan: str, desa: str, phone: str = "081234567890") -> dict:
-    return {**FIRE_REPORT, "category": "kerusuhan", "location": {"kecamatan": kecamatan, "desa": desa},
-            "caller": {"phone": phone}}  # fmt: skip
+    return {
+        **FIRE_REPORT,
+        "category": "kerusuhan",
+        "location": {"kecamatan": kecamatan, "desa": desa},
+        "caller": {"phone": phone},
+    }
 
 
 async def test_suggestions_are_open_incidents_of_the_category_nearby_with_the_rules_one_marked(database_url, broker):
@@ -28,18 +36,23 @@ async def test_suggestions_are_open_incidents_of_the_category_nearby_with_the_ru
         garum = (await client.post("/v1/reports", json=riot("Garum", "Sumberdiren"))).json()
         garum_other_desa = (await client.post("/v1/reports", json=riot("Garum", "Tingal"))).json()
         await client.post("/v1/reports", json=riot("Srengat", "Dandong"))  # another kecamatan
-        await client.post("/v1/reports", json={**FIRE_REPORT, "location": {"kecamatan": "Garum",
-                                                                           "desa": "Sumberdiren"}})  # fmt: skip
+        await client.post(
+            "/v1/reports", json={**FIRE_REPORT, "location": {"kecamatan": "Garum", "desa": "Sumberdiren"}}
+        )
         closed = (await client.post("/v1/reports", json=riot("Garum", "Karangrejo"))).json()
-        await client.post(f"/v1/reports/{closed['id']}/close", json={"outcome": "false_alarm"},
-                          headers={"E112-Operator-Id": "0b7e7a3c-52a8-4c62-9a5e-0d3e8e7c1f11"})  # fmt: skip
+        await client.post(
+            f"/v1/reports/{closed['id']}/close",
+            json={"outcome": "false_alarm"},
+            headers={"E112-Operator-Id": "0b7e7a3c-52a8-4c62-9a5e-0d3e8e7c1f11"},
+        )
         draft = {"category": "kerusuhan", "kecamatan": "garum", "desa": "Sumberdiren"}
         for_call = await client.get("/v1/link-suggestions", params=draft)
         for_other = await client.get(f"/v1/reports/{garum_other_desa['id']}/link-suggestions")
         bad = await client.get("/v1/link-suggestions", params={"category": "kerusuhan", "kecamatan": "Atlantis"})
         key = (await client.post("/v1/admin/api-keys", json={"name": "sms"})).json()["key"]
-        as_app = await client.get("/v1/link-suggestions", params={"category": "kerusuhan"},
-                                  headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        as_app = await client.get(
+            "/v1/link-suggestions", params={"category": "kerusuhan"}, headers={"Authorization": f"Bearer {key}"}
+        )
     assert for_call.status_code == 200, for_call.text
     ranked = for_call.json()
     assert [s["report_id"] for s in ranked] == [garum["id"], garum_other_desa["id"]]
@@ -55,10 +68,12 @@ async def test_the_callers_history_by_number_and_the_calls_start_time(database_u
     now = datetime.now(UTC)
     async with running(create_app(settings_for(database_url, broker)), API_KEY) as client:
         started = (now - timedelta(minutes=3)).isoformat()
-        first = await client.post("/v1/reports", json={**riot("Garum", "Tingal", "0812-7777-1111"),
-                                                       "call_started_at": started})  # fmt: skip
-        await client.post("/v1/reports", json={"kind": "prank", "channel": "call",
-                                               "caller": {"phone": "+6281277771111"}})  # fmt: skip
+        first = await client.post(
+            "/v1/reports", json={**riot("Garum", "Tingal", "0812-7777-1111"), "call_started_at": started}
+        )
+        await client.post(
+            "/v1/reports", json={"kind": "prank", "channel": "call", "caller": {"phone": "+6281277771111"}}
+        )
         history = await client.post("/v1/callers/lookup", json={"phone": "081277771111"})
         unknown = await client.post("/v1/callers/lookup", json={"phone": "085700000000"})
         bad_phone = await client.post("/v1/callers/lookup", json={"phone": "12ab"})

@@ -14,8 +14,12 @@ pytestmark = pytest.mark.integration
 
 
 def intake(database_url: str, bootstrap: str) -> IntakeSettings:
-    return IntakeSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-                          kafka_session_timeout_ms=2000)  # fmt: skip
+    return IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 async def test_an_app_key_is_created_once_stored_hashed_and_revocable(database_url, broker):
@@ -96,8 +100,9 @@ async def test_an_app_reads_back_only_its_own_reports_and_no_callers_of_others(d
         console = (await admin.post("/v1/admin/api-keys", json={"name": "console", "role": "console"})).json()["key"]
         app_a, app_b, as_console = ({"Authorization": f"Bearer {k}"} for k in (*keys_, console))
         mine = (await admin.post("/v1/reports", json=FIRE_REPORT, headers=app_a)).json()["id"]
-        theirs = (await admin.post("/v1/reports", json={**FIRE_REPORT, "location": {"kecamatan": "Garum"}},
-                                   headers=app_b)).json()["id"]  # fmt: skip
+        theirs = (
+            await admin.post("/v1/reports", json={**FIRE_REPORT, "location": {"kecamatan": "Garum"}}, headers=app_b)
+        ).json()["id"]
         own = await admin.get(f"/v1/reports/{mine}", headers=app_a)
         other = await admin.get(f"/v1/reports/{theirs}", headers=app_a)
         listed_by_a = (await admin.get("/v1/reports", headers=app_a)).json()["items"]

@@ -21,8 +21,12 @@ OPERATOR = str(uuid.uuid4())
 
 
 def settings_for(database_url, broker) -> IntakeSettings:
-    return IntakeSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-                          kafka_session_timeout_ms=2000)  # fmt: skip
+    return IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 def of_type(messages, suffix: str) -> list:
@@ -50,14 +54,19 @@ async def test_an_operator_closes_an_incident_with_its_callers_and_reopens_it(da
         reopened_caller = (await client.get(f"/v1/reports/{caller['id']}")).json()
         reopen_open = await client.post(f"/v1/reports/{first['id']}/reopen", json={"reason": "again"})
         stats = (await client.get("/v1/stats/contacts", params={"since": "2020-01-01T00:00:00Z"})).json()
-        messages = await read_topics(broker.bootstrap, [topics.REPORTS],
-                                     until=lambda ms: of_type(ms, "report.reopened.v1"))  # fmt: skip
+        messages = await read_topics(
+            broker.bootstrap, [topics.REPORTS], until=lambda ms: of_type(ms, "report.reopened.v1")
+        )
     assert caller["linked_to"] == first["id"]
     assert closing.status_code == 200, closing.text
     body = closing.json()
     assert body["status"] == "closed"
-    assert body["closure"] == {"outcome": "false_alarm", "note": "bakar sampah, bukan rumah", "operator_id": OPERATOR,
-                               "at": body["closure"]["at"]}  # fmt: skip
+    assert body["closure"] == {
+        "outcome": "false_alarm",
+        "note": "bakar sampah, bukan rumah",
+        "operator_id": OPERATOR,
+        "at": body["closure"]["at"],
+    }
     assert body["timeline"][-1]["event"] == "closed"
     assert body["timeline"][-1]["detail"]["callers"] == [caller["id"]]
     assert closed_caller["status"] == "closed" and closed_caller["closure"]["outcome"] == "false_alarm"
@@ -89,26 +98,39 @@ async def test_an_incident_closes_on_its_own_when_every_agency_is_done(database_
         now = datetime.now(UTC)
 
         def field(dispatch_id, agency, status, minutes):
-            event = DispatchFieldStatus(dispatch_id=dispatch_id, report_id=report_id, agency=agency, status=status,
-                                        at=now + timedelta(minutes=minutes))  # fmt: skip
+            event = DispatchFieldStatus(
+                dispatch_id=dispatch_id,
+                report_id=report_id,
+                agency=agency,
+                status=status,
+                at=now + timedelta(minutes=minutes),
+            )
             return encode(event, topic=topics.DISPATCH_STATUS, key=str(report_id), source="test")
 
-        dispatches = [RoutedDispatch(dispatch_id=damkar, agency="damkar", role="primary"),
-                      RoutedDispatch(dispatch_id=pln, agency="pln", role="supporting")]  # fmt: skip
-        routed = ReportRouted(report_id=report_id, category="kebakaran", rule_version=1, routed_at=now,
-                              dispatches=dispatches)  # fmt: skip
-        await produce(broker.bootstrap, [
-            encode(routed, topic=topics.REPORTS, key=str(report_id), source="test"),
-            field(damkar, "damkar", "done", 20), field(pln, "pln", "on_scene", 21),
-        ])  # fmt: skip
+        dispatches = [
+            RoutedDispatch(dispatch_id=damkar, agency="damkar", role="primary"),
+            RoutedDispatch(dispatch_id=pln, agency="pln", role="supporting"),
+        ]
+        routed = ReportRouted(
+            report_id=report_id, category="kebakaran", rule_version=1, routed_at=now, dispatches=dispatches
+        )
+        await produce(
+            broker.bootstrap,
+            [
+                encode(routed, topic=topics.REPORTS, key=str(report_id), source="test"),
+                field(damkar, "damkar", "done", 20),
+                field(pln, "pln", "on_scene", 21),
+            ],
+        )
         one_done = await eventually(lambda: _with_entries(client, report_id, 4))
         await produce(broker.bootstrap, [field(pln, "pln", "done", 30)])
         closed = await eventually(lambda: _with_entries(client, report_id, 6))
         # It closed when the last agency said done (the test's agencies report in the future).
         period = {"since": "2020-01-01T00:00:00Z", "until": (now + timedelta(hours=1)).isoformat()}
         stats = (await client.get("/v1/stats/contacts", params=period)).json()
-        messages = await read_topics(broker.bootstrap, [topics.REPORTS],
-                                     until=lambda ms: of_type(ms, "report.closed.v1"))  # fmt: skip
+        messages = await read_topics(
+            broker.bootstrap, [topics.REPORTS], until=lambda ms: of_type(ms, "report.closed.v1")
+        )
     assert one_done["status"] == "responding" and one_done["closure"] is None
     assert closed["status"] == "closed"
     assert closed["closure"]["outcome"] == "resolved" and closed["closure"]["operator_id"] is None
@@ -126,8 +148,12 @@ async def test_wrong_closings_are_clear_4xx(database_url, broker):
         admin.headers[OPERATOR_HEADER] = OPERATOR
         fire = (await admin.post("/v1/reports", json=FIRE_REPORT)).json()
         prank = (await admin.post("/v1/reports", json={**FIRE_REPORT, "kind": "prank"})).json()
-        held = (await admin.post("/v1/reports", json={**FIRE_REPORT, "channel": "sms", "category": "kerusuhan",
-                                                      "location": {"kecamatan": "Garum"}})).json()  # fmt: skip
+        held = (
+            await admin.post(
+                "/v1/reports",
+                json={**FIRE_REPORT, "channel": "sms", "category": "kerusuhan", "location": {"kecamatan": "Garum"}},
+            )
+        ).json()
         url = f"/v1/reports/{fire['id']}/close"
         answers = {
             "unknown outcome": await admin.post(url, json={"outcome": "finished"}),
@@ -136,13 +162,21 @@ async def test_wrong_closings_are_clear_4xx(database_url, broker):
             "no such report": await admin.post(f"/v1/reports/{uuid.uuid4()}/close", json={"outcome": "resolved"}),
             "not an emergency": await admin.post(f"/v1/reports/{prank['id']}/close", json={"outcome": "resolved"}),
             "awaiting a verdict": await admin.post(f"/v1/reports/{held['id']}/close", json={"outcome": "resolved"}),
-            "an app's key": await admin.post(url, json={"outcome": "resolved"},
-                                             headers={"Authorization": f"Bearer {app_key}"}),
-        }  # fmt: skip
+            "an app's key": await admin.post(
+                url, json={"outcome": "resolved"}, headers={"Authorization": f"Bearer {app_key}"}
+            ),
+        }
         untouched = (await admin.get(f"/v1/reports/{fire['id']}")).json()
     codes = {why: answer.status_code for why, answer in answers.items()}
-    assert codes == {"unknown outcome": 422, "extra field": 422, "empty reason": 422, "no such report": 404,
-                     "not an emergency": 409, "awaiting a verdict": 409, "an app's key": 403}  # fmt: skip
+    assert codes == {
+        "unknown outcome": 422,
+        "extra field": 422,
+        "empty reason": 422,
+        "no such report": 404,
+        "not an emergency": 409,
+        "awaiting a verdict": 409,
+        "an app's key": 403,
+    }
     assert all(a.headers["content-type"] == "application/problem+json" for a in answers.values())
     assert "outcome" in answers["unknown outcome"].text
     assert untouched["status"] == "received" and untouched["closure"] is None

@@ -15,14 +15,22 @@ pytestmark = pytest.mark.integration
 
 
 def fire(desa: str | None, lat: float | None = None, lon: float | None = None, category: str = "kebakaran") -> dict:
-    location = {"kecamatan": "Wlingi", **({"desa": desa} if desa else {}),
-                **({"lat": lat, "lon": lon} if lat is not None else {})}  # fmt: skip
+    location = {
+        "kecamatan": "Wlingi",
+        **({"desa": desa} if desa else {}),
+        **({"lat": lat, "lon": lon} if lat is not None else {}),
+    }
     return {**FIRE_REPORT, "category": category, "location": location}
 
 
 async def test_a_second_caller_for_the_same_fire_is_linked(database_url, broker):
-    settings = IntakeSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap,
-                              e112_api_key=API_KEY, link_related_reports=True, link_distance_m=500)  # fmt: skip
+    settings = IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        link_related_reports=True,
+        link_distance_m=500,
+    )
     async with running(create_app(settings), API_KEY) as client:
         first = (await client.post("/v1/reports", json=fire("Beru", -8.0780, 112.3180))).json()
         same_desa = (await client.post("/v1/reports", json=fire("beru"))).json()
@@ -43,8 +51,12 @@ async def test_a_second_caller_for_the_same_fire_is_linked(database_url, broker)
 
 
 async def test_an_operator_can_undo_a_link(database_url, broker):
-    settings = IntakeSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap,
-                              e112_api_key=API_KEY, link_related_reports=True)  # fmt: skip
+    settings = IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        link_related_reports=True,
+    )
     sari = str(uuid.uuid4())
     async with running(create_app(settings), API_KEY) as client:
         first = (await client.post("/v1/reports", json=fire("Beru"))).json()

@@ -25,24 +25,43 @@ pytestmark = pytest.mark.integration
 
 
 def intake(database_url: str, bootstrap: str, **extra) -> IntakeSettings:
-    return IntakeSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-                          kafka_session_timeout_ms=2000, link_related_reports=False, **extra)  # fmt: skip
+    return IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        kafka_session_timeout_ms=2000,
+        link_related_reports=False,
+        **extra,
+    )
 
 
 def emergency(category: str, kecamatan: str, phone: str = "081234567890", channel: str = "call") -> dict:
-    return {**FIRE_REPORT, "category": category, "location": {"kecamatan": kecamatan},
-            "caller": {"phone": phone}, "channel": channel}  # fmt: skip
+    return {
+        **FIRE_REPORT,
+        "category": category,
+        "location": {"kecamatan": kecamatan},
+        "caller": {"phone": phone},
+        "channel": channel,
+    }
 
 
 async def test_list_filters_and_pages_through_every_report_once(database_url, broker):
     async with running(create_app(intake(database_url, broker.bootstrap)), API_KEY) as client:
         posted = {}
-        for category, kecamatan in [("kebakaran", "Wlingi"), ("kecelakaan", "Talun"), ("kebakaran", "Talun"),
-                                    ("penyakit", "Garum"), ("kebakaran", "Wlingi")]:  # fmt: skip
+        for category, kecamatan in [
+            ("kebakaran", "Wlingi"),
+            ("kecelakaan", "Talun"),
+            ("kebakaran", "Talun"),
+            ("penyakit", "Garum"),
+            ("kebakaran", "Wlingi"),
+        ]:
             r = await client.post("/v1/reports", json=emergency(category, kecamatan))
             posted[r.json()["id"]] = (category, kecamatan)
-        prank = (await client.post("/v1/reports", json={"kind": "prank", "caller": {"phone": "081299900011"},
-                                                        "channel": "sms"})).json()["id"]  # fmt: skip
+        prank = (
+            await client.post(
+                "/v1/reports", json={"kind": "prank", "caller": {"phone": "081299900011"}, "channel": "sms"}
+            )
+        ).json()["id"]
         fires = (await client.get("/v1/reports", params={"category": "kebakaran"})).json()["items"]
         in_talun = (await client.get("/v1/reports", params={"kecamatan": "TALUN"})).json()["items"]
         pranks = (await client.get("/v1/reports", params={"kind": "prank"})).json()["items"]
@@ -71,9 +90,14 @@ async def test_list_filters_and_pages_through_every_report_once(database_url, br
 
 async def test_contact_statistics_per_kind_and_channel(database_url, broker):
     async with running(create_app(intake(database_url, broker.bootstrap)), API_KEY) as client:
-        for body in [emergency("kebakaran", "Wlingi"), emergency("penyakit", "Doko", channel="whatsapp"),
-                     {"kind": "prank", "channel": "call"}, {"kind": "prank", "channel": "call"},
-                     {"kind": "ghost", "channel": "call"}, {"kind": "information", "channel": "sms"}]:  # fmt: skip
+        for body in [
+            emergency("kebakaran", "Wlingi"),
+            emergency("penyakit", "Doko", channel="whatsapp"),
+            {"kind": "prank", "channel": "call"},
+            {"kind": "prank", "channel": "call"},
+            {"kind": "ghost", "channel": "call"},
+            {"kind": "information", "channel": "sms"},
+        ]:
             assert (await client.post("/v1/reports", json=body)).status_code == 202
         since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
         stats = (await client.get("/v1/stats/contacts", params={"since": since})).json()
@@ -113,20 +137,64 @@ async def test_the_timeline_follows_acknowledgement_field_status_and_escalation(
         def status(event, at):
             return encode(event, topic=topics.DISPATCH_STATUS, key=str(report_id), source="test", time=at)
 
-        await produce(broker.bootstrap, [
-            encode(ReportRouted(report_id=report_id, category="kebakaran", rule_version=1, routed_at=at[0],
-                                dispatches=[RoutedDispatch(dispatch_id=damkar, agency="damkar", role="primary"),
-                                            RoutedDispatch(dispatch_id=pln, agency="pln", role="supporting")]),
-                   topic=topics.REPORTS, key=str(report_id), source="test"),
-            status(DispatchDelivered(dispatch_id=damkar, report_id=report_id, agency="damkar", channel="webhook",
-                                     attempts=1, delivered_at=at[1]), now),
-            status(DispatchEscalated(dispatch_id=pln, report_id=report_id, agency="pln", step="resent",
-                                     reason="not acknowledged in 120 s", escalated_at=at[2]), now),
-            status(DispatchAcknowledged(dispatch_id=damkar, report_id=report_id, agency="damkar", via="api",
-                                        acknowledged_at=at[3]), now),
-            status(DispatchFieldStatus(dispatch_id=damkar, report_id=report_id, agency="damkar", status="on_scene",
-                                       at=now + timedelta(minutes=9)), now),
-        ])  # fmt: skip
+        await produce(
+            broker.bootstrap,
+            [
+                encode(
+                    ReportRouted(
+                        report_id=report_id,
+                        category="kebakaran",
+                        rule_version=1,
+                        routed_at=at[0],
+                        dispatches=[
+                            RoutedDispatch(dispatch_id=damkar, agency="damkar", role="primary"),
+                            RoutedDispatch(dispatch_id=pln, agency="pln", role="supporting"),
+                        ],
+                    ),
+                    topic=topics.REPORTS,
+                    key=str(report_id),
+                    source="test",
+                ),
+                status(
+                    DispatchDelivered(
+                        dispatch_id=damkar,
+                        report_id=report_id,
+                        agency="damkar",
+                        channel="webhook",
+                        attempts=1,
+                        delivered_at=at[1],
+                    ),
+                    now,
+                ),
+                status(
+                    DispatchEscalated(
+                        dispatch_id=pln,
+                        report_id=report_id,
+                        agency="pln",
+                        step="resent",
+                        reason="not acknowledged in 120 s",
+                        escalated_at=at[2],
+                    ),
+                    now,
+                ),
+                status(
+                    DispatchAcknowledged(
+                        dispatch_id=damkar, report_id=report_id, agency="damkar", via="api", acknowledged_at=at[3]
+                    ),
+                    now,
+                ),
+                status(
+                    DispatchFieldStatus(
+                        dispatch_id=damkar,
+                        report_id=report_id,
+                        agency="damkar",
+                        status="on_scene",
+                        at=now + timedelta(minutes=9),
+                    ),
+                    now,
+                ),
+            ],
+        )
         report = await eventually(lambda: _with_events(client, report_id, 5), timeout=20)
     states = {d["agency"]: (d["state"], d["escalated"]) for d in report["dispatches"]}
     assert states == {"damkar": ("on_scene", False), "pln": ("requested", True)}

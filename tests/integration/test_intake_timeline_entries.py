@@ -29,16 +29,19 @@ async def reports_in(database_url: str, schema: str, ids: list[uuid.UUID], at: d
 
 
 def routed(report_id, at, agencies: dict[str, uuid.UUID]) -> NewEntry:
-    dispatches = [{"dispatch_id": str(d), "agency": a, "role": "primary" if i == 0 else "support"}
-                  for i, (a, d) in enumerate(agencies.items())]  # fmt: skip
+    dispatches = [
+        {"dispatch_id": str(d), "agency": a, "role": "primary" if i == 0 else "support"}
+        for i, (a, d) in enumerate(agencies.items())
+    ]
     return NewEntry(report_id, at, "routed", detail={"rule_version": 1, "dispatches": dispatches})
 
 
 async def state_of(pool, ids):
     async with pool.acquire() as conn:
         statuses = {r: await conn.fetchval("SELECT status FROM reports WHERE id = $1", r) for r in ids}
-        timelines = {r: [(e.at, e.event, e.agency, e.dispatch_id) for e in await store.fetch_timeline(conn, r)]
-                     for r in ids}  # fmt: skip
+        timelines = {
+            r: [(e.at, e.event, e.agency, e.dispatch_id) for e in await store.fetch_timeline(conn, r)] for r in ids
+        }
     return statuses, timelines
 
 
@@ -70,18 +73,31 @@ async def test_entries_written_together_end_as_written_one_by_one(database_url):
         written_alone = []
         for entry in entries:
             async with one_by_one.acquire() as conn, conn.transaction():
-                written_alone.append(await store.add_timeline_entry(
-                    conn, report_id=entry.report_id, at=entry.at, event=entry.event, agency=entry.agency,
-                    dispatch_id=entry.dispatch_id, detail=entry.detail,
-                ))  # fmt: skip
+                written_alone.append(
+                    await store.add_timeline_entry(
+                        conn,
+                        report_id=entry.report_id,
+                        at=entry.at,
+                        event=entry.event,
+                        agency=entry.agency,
+                        dispatch_id=entry.dispatch_id,
+                        detail=entry.detail,
+                    )
+                )
         assert written_alone == [e.report_id != unknown for e in entries]
 
         statuses, timelines = await state_of(together, ids)
         assert (statuses, timelines) == await state_of(one_by_one, ids)
         # And what they end as: a delivered with one agency acknowledged; b failed; c routed.
         assert statuses == {a: "delivered", b: "delivery_failed", c: "routed", d: "received"}
-        assert [e[1] for e in timelines[a]] == ["received", "routed", "delivered", "escalated", "delivered",
-                                                "acknowledged"]  # fmt: skip
+        assert [e[1] for e in timelines[a]] == [
+            "received",
+            "routed",
+            "delivered",
+            "escalated",
+            "delivered",
+            "acknowledged",
+        ]
         assert [e[1] for e in timelines[d]] == ["received", "held"]
     finally:
         await together.close()

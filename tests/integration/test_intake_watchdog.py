@@ -36,24 +36,36 @@ BOUND = timedelta(seconds=60)
 
 def intake_settings(database_url: str, broker) -> IntakeSettings:
     return IntakeSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, kafka_session_timeout_ms=2000, link_related_reports=False,
-        watchdog_bound_seconds=BOUND.total_seconds(), watchdog_interval_seconds=600,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+        link_related_reports=False,
+        watchdog_bound_seconds=BOUND.total_seconds(),
+        watchdog_interval_seconds=600,
+    )
 
 
 def router_settings(database_url: str, broker) -> RouterSettings:
     return RouterSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, kafka_session_timeout_ms=2000,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 def shifts_settings(database_url: str, broker) -> ShiftsSettings:
     return ShiftsSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, coverage_check_interval=3600, kafka_session_timeout_ms=2000,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        coverage_check_interval=3600,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 def watchdog_at(app, at: datetime):
@@ -127,9 +139,11 @@ async def test_a_report_lost_with_the_broker_is_routed_by_the_watchdog_and_redri
             # Three dispatches; the relay's replay of the lost report.received may route it
             # too, before or after the re-drive: a copy then carries the same ce_id.
             seen = await read_topics(
-                broker.bootstrap, [topics.REPORTS, *FIRE_TOPICS], timeout=60,
+                broker.bootstrap,
+                [topics.REPORTS, *FIRE_TOPICS],
+                timeout=60,
                 until=lambda ms: distinct_ids(of(ms, DISPATCH, report_id)) == 3 and of(ms, STALLED, report_id),
-            )  # fmt: skip
+            )
             stalled = of(seen, STALLED, report_id)[0].data
             assert stalled["missing"] == ["routing"] and stalled["attempt"] == 1
             assert stalled["report"]["report_id"] == report_id
@@ -148,10 +162,14 @@ async def test_a_report_lost_with_the_broker_is_routed_by_the_watchdog_and_redri
             second = await round_at(intake, received_at + 3 * BOUND)
             assert [(r.missing, r.attempt) for r in second.redriven] == [(list(FIRE_AGENCIES), 2)]
             seen = await read_topics(
-                broker.bootstrap, [topics.REPORTS, *FIRE_TOPICS], timeout=60,
-                until=lambda ms: len(of(ms, STALLED, report_id)) == 2
-                and all(len(of_agency(ms, report_id, a)) >= 2 for a in FIRE_AGENCIES),
-            )  # fmt: skip
+                broker.bootstrap,
+                [topics.REPORTS, *FIRE_TOPICS],
+                timeout=60,
+                until=lambda ms: (
+                    len(of(ms, STALLED, report_id)) == 2
+                    and all(len(of_agency(ms, report_id, a)) >= 2 for a in FIRE_AGENCIES)
+                ),
+            )
             dispatches = of(seen, DISPATCH, report_id)
             for agency in FIRE_AGENCIES:
                 copies = [m for m in dispatches if m.topic == topics.dispatch_topic(agency)]
@@ -161,8 +179,9 @@ async def test_a_report_lost_with_the_broker_is_routed_by_the_watchdog_and_redri
                 assert copies[0].raw == copies[1].raw  # the very same event
             # The second attempt opens no second task while the first is open: once shifts
             # has handled it.
-            seen = await read_topics(broker.bootstrap, [topics.REPORTS], timeout=60,
-                                     until=lambda ms: stalled_attempt(ms, report_id, 2))  # fmt: skip
+            seen = await read_topics(
+                broker.bootstrap, [topics.REPORTS], timeout=60, until=lambda ms: stalled_attempt(ms, report_id, 2)
+            )
             second = stalled_attempt(seen, report_id, 2)[0].headers["ce_id"]
             await eventually(lambda: shifts_handled(database_url, second), timeout=60)
             assert [t["reason"] for t in await shifts_tasks(shifts, report_id)] == ["stalled"]
@@ -192,12 +211,25 @@ async def test_delivered_and_held_reports_are_left_alone(database_url, broker):
         await eventually(lambda: status_of(client, delivered, "routed"), timeout=60)
         # The notifier's word, as it publishes it: every dispatch delivered.
         now = datetime.now(UTC)
-        await produce(broker.bootstrap, [
-            encode(DispatchDelivered(dispatch_id=dispatch_id(uuid.UUID(delivered), a), report_id=delivered, agency=a,
-                                     channel="webhook", attempts=1, delivered_at=now),
-                   topic=topics.DISPATCH_STATUS, key=delivered, source="e112/notifier")
-            for a in FIRE_AGENCIES
-        ])  # fmt: skip
+        await produce(
+            broker.bootstrap,
+            [
+                encode(
+                    DispatchDelivered(
+                        dispatch_id=dispatch_id(uuid.UUID(delivered), a),
+                        report_id=delivered,
+                        agency=a,
+                        channel="webhook",
+                        attempts=1,
+                        delivered_at=now,
+                    ),
+                    topic=topics.DISPATCH_STATUS,
+                    key=delivered,
+                    source="e112/notifier",
+                )
+                for a in FIRE_AGENCIES
+            ],
+        )
         await eventually(lambda: status_of(client, delivered, "delivered"), timeout=60)
 
         for later in (BOUND * 2, BOUND * 30, timedelta(hours=6)):
@@ -227,8 +259,12 @@ async def test_two_intake_replicas_redrive_a_round_once(database_url, broker):
     assert len(of(seen, STALLED, report_id)) == 1
     conn = await asyncpg.connect(database_url)
     try:
-        assert await conn.fetchval("SELECT attempts FROM intake.watchdog_attempts WHERE report_id = $1",
-                                   uuid.UUID(report_id)) == 1  # fmt: skip
+        assert (
+            await conn.fetchval(
+                "SELECT attempts FROM intake.watchdog_attempts WHERE report_id = $1", uuid.UUID(report_id)
+            )
+            == 1
+        )
     finally:
         await conn.close()
 
@@ -249,8 +285,13 @@ async def test_another_callers_update_no_agency_heard_of_is_redriven_until_each_
         caller, received_at = caller["id"], datetime.now(UTC)
 
         def added(ms, agency=None):
-            return [m for m in ms if m.headers.get("ce_type") == CALLER_ADDED and m.data["new_report_id"] == caller
-                    and (agency is None or m.topic == topics.dispatch_topic(agency))]  # fmt: skip
+            return [
+                m
+                for m in ms
+                if m.headers.get("ce_type") == CALLER_ADDED
+                and m.data["new_report_id"] == caller
+                and (agency is None or m.topic == topics.dispatch_topic(agency))
+            ]
 
         await read_topics(broker.bootstrap, FIRE_TOPICS, timeout=60, until=lambda ms: len(added(ms)) == 3)
 
@@ -290,16 +331,22 @@ async def test_another_callers_update_no_agency_heard_of_is_redriven_until_each_
         report = (await client.get(f"/v1/reports/{caller}")).json()
         assert report["status"] == "linked"
         assert [e["detail"]["missing"] for e in report["timeline"] if e["event"] == "stalled"] == [
-            list(FIRE_AGENCIES), ["polres"]
-        ]  # fmt: skip
+            list(FIRE_AGENCIES),
+            ["polres"],
+        ]
 
 
 def update_outcome(incident: str, caller: str, agency: str, at: datetime, failed: bool = False):
     the_dispatch = dispatch_id(uuid.UUID(incident), agency)
     common = dict(
-        update_id=uuid.uuid5(the_dispatch, f"caller_added:{caller}"), update_type="caller_added",
-        dispatch_id=the_dispatch, report_id=incident, new_report_id=caller, agency=agency, attempts=1,
-    )  # fmt: skip
+        update_id=uuid.uuid5(the_dispatch, f"caller_added:{caller}"),
+        update_type="caller_added",
+        dispatch_id=the_dispatch,
+        report_id=incident,
+        new_report_id=caller,
+        agency=agency,
+        attempts=1,
+    )
     event = (
         DispatchUpdateFailed(**common, reason="HTTP 400", failed_at=at)
         if failed
@@ -319,8 +366,10 @@ async def test_while_the_router_is_behind_stalled_reports_wait_and_past_the_limi
     settings = intake_settings(database_url, broker).model_copy(update={"watchdog_hold_backlog": 0})
     intake = intake_app(settings)
     async with running(intake, API_KEY) as client:
-        ids = [(await client.post("/v1/reports", json={**FIRE_REPORT, "location": {"kecamatan": k}})).json()["id"]
-               for k in ("Wlingi", "Talun", "Garum", "Doko")]  # fmt: skip
+        ids = [
+            (await client.post("/v1/reports", json={**FIRE_REPORT, "location": {"kecamatan": k}})).json()["id"]
+            for k in ("Wlingi", "Talun", "Garum", "Doko")
+        ]
         await read_topics(broker.bootstrap, [topics.REPORTS], until=lambda ms: len(ms) >= 4, timeout=30)
         now = datetime.now(UTC)
         held = await round_at(intake, now + BOUND * 2)

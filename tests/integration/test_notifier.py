@@ -18,19 +18,34 @@ pytestmark = pytest.mark.integration
 
 def notifier(database_url: str, bootstrap: str) -> NotifierSettings:
     return NotifierSettings(
-        database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, kafka_session_timeout_ms=2000, delivery_backoff_base_seconds=0.05,
-        delivery_backoff_cap_seconds=0.2, delivery_max_attempts=4, webhook_timeout_seconds=2,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+        delivery_backoff_base_seconds=0.05,
+        delivery_backoff_cap_seconds=0.2,
+        delivery_max_attempts=4,
+        webhook_timeout_seconds=2,
+    )
 
 
 def dispatch(agency: str = "damkar") -> DispatchRequested:
     now = datetime.now(UTC)
     return DispatchRequested(
-        dispatch_id=uuid.uuid4(), report_id=uuid.uuid4(), agency=agency, role="primary", category="kebakaran",
-        subtype="rumah", description="uji", location=EventLocation(kecamatan="Wlingi"),
-        caller=EventCaller(name="Budi", phone="+6281234567890"), channel="call", received_at=now, requested_at=now,
-    )  # fmt: skip
+        dispatch_id=uuid.uuid4(),
+        report_id=uuid.uuid4(),
+        agency=agency,
+        role="primary",
+        category="kebakaran",
+        subtype="rumah",
+        description="uji",
+        location=EventLocation(kecamatan="Wlingi"),
+        caller=EventCaller(name="Budi", phone="+6281234567890"),
+        channel="call",
+        received_at=now,
+        requested_at=now,
+    )
 
 
 def record_of(event: DispatchRequested, event_id: str | None = None) -> KafkaRecord:

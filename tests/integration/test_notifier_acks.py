@@ -140,8 +140,9 @@ async def test_field_status_moves_forward_and_acknowledges(database_url, broker,
     assert [a.json()["changed"] for a in answers[:3]] == [True, False, True]
     assert answers[3].headers["content-type"] == PROBLEM and "cannot go back" in answers[3].json()["detail"]
     assert [(m.data["status"], m.data["note"]) for m in of_type(messages, FIELD)] == [
-        ("on_the_way", "Unit 2 dari pos Wlingi"), ("done", None),
-    ]  # fmt: skip
+        ("on_the_way", "Unit 2 dari pos Wlingi"),
+        ("done", None),
+    ]
     [ack] = of_type(messages, ACK)  # a unit on its way has the dispatch
     assert ack.data["via"] == "api"
     assert record["field_status"] == "done"

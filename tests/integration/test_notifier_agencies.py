@@ -36,9 +36,11 @@ async def test_an_agency_configuration_is_set_read_and_replaced(database_url, br
     body = put.json()
     assert body["webhook_secret"].startswith("whsec_")  # made now, shown this once
     assert {k: body[k] for k in ("channels", "webhook_url", "ack_deadline_seconds", "updated_by")} == {
-        "channels": ["webhook", "email"], "webhook_url": FULL["webhook_url"], "ack_deadline_seconds": 120,
+        "channels": ["webhook", "email"],
+        "webhook_url": FULL["webhook_url"],
+        "ack_deadline_seconds": 120,
         "updated_by": "operator-1",
-    }  # fmt: skip
+    }
     assert body["email"] == FULL["email"] and body["escalation_contacts"] == FULL["escalation_contacts"]
     assert read["webhook_secret"] is None and read["webhook_secret_set"] and read["webhook_breaker"] == "closed"
     assert put_again.json()["webhook_secret"] is None  # the same webhook keeps its secret
@@ -109,9 +111,14 @@ async def test_agency_keys_are_shown_once_and_listed_without_the_key(database_ur
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:8002/v1/routing-table", "http://169.254.169.254/", "http://[::1]/", "http://10.0.0.1/",
-     "http://0x7f000001/"],
-)  # fmt: skip
+    [
+        "http://127.0.0.1:8002/v1/routing-table",
+        "http://169.254.169.254/",
+        "http://[::1]/",
+        "http://10.0.0.1/",
+        "http://0x7f000001/",
+    ],
+)
 async def test_a_webhook_pointing_inside_is_refused(database_url, broker, url):
     settings = notifier_settings(database_url, broker.bootstrap, webhook_allowed_networks="")
     async with running(create_app(settings), API_KEY) as client:

@@ -41,10 +41,16 @@ async def _at_least(value, floor: float) -> bool:
 
 
 def cancel_record(dispatch: DispatchRequested, reason: str = "prank"):
-    event = DispatchCancelled(dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
-                              reason=reason, cancelled_at=datetime.now(UTC))  # fmt: skip
-    return encode(event, topic=topics.dispatch_topic(dispatch.agency), key=str(dispatch.report_id),
-                  source="e112/router")  # fmt: skip
+    event = DispatchCancelled(
+        dispatch_id=dispatch.dispatch_id,
+        report_id=dispatch.report_id,
+        agency=dispatch.agency,
+        reason=reason,
+        cancelled_at=datetime.now(UTC),
+    )
+    return encode(
+        event, topic=topics.dispatch_topic(dispatch.agency), key=str(dispatch.report_id), source="e112/router"
+    )
 
 
 async def test_a_delivered_dispatch_gets_one_signed_notice_and_no_escalation(database_url, broker, endpoint):
@@ -53,8 +59,9 @@ async def test_a_delivered_dispatch_gets_one_signed_notice_and_no_escalation(dat
     clock = OffsetClock()
     settings = notifier_settings(database_url, broker.bootstrap)
     async with running(create_app(settings, clock), API_KEY) as client:
-        secret = (await set_agency(client, "damkar", webhook_url=endpoint.url, channels=["webhook"],
-                                   ack_deadline_seconds=60))["webhook_secret"]  # fmt: skip
+        secret = (
+            await set_agency(client, "damkar", webhook_url=endpoint.url, channels=["webhook"], ack_deadline_seconds=60)
+        )["webhook_secret"]
         endpoint.secrets = [secret]
         await produce(broker.bootstrap, [record_of(dispatch)])
         await eventually(lambda: len(endpoint.accepted()) == 1)
@@ -78,8 +85,9 @@ async def test_a_delivered_dispatch_gets_one_signed_notice_and_no_escalation(dat
 async def test_a_dispatch_not_yet_delivered_is_never_delivered(database_url, broker, endpoint):
     dispatch = dispatch_event("bpbd")
     endpoint.status = 503  # the agency's system is down: the dispatch waits, retried
-    settings = notifier_settings(database_url, broker.bootstrap, delivery_max_attempts=50,
-                                 delivery_backoff_cap_seconds=0.3)  # fmt: skip
+    settings = notifier_settings(
+        database_url, broker.bootstrap, delivery_max_attempts=50, delivery_backoff_cap_seconds=0.3
+    )
     async with running(create_app(settings, OffsetClock()), API_KEY) as client:
         await set_agency(client, "bpbd", webhook_url=endpoint.url, channels=["webhook"], ack_deadline_seconds=600)
         await produce(broker.bootstrap, [record_of(dispatch)])
@@ -97,11 +105,21 @@ async def test_a_dispatch_not_yet_delivered_is_never_delivered(database_url, bro
 
 def test_the_cancellation_email_says_what_was_called_off_in_both_languages():
     dispatch = dispatch_event("damkar")
-    body = DispatchCancelled(dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency="damkar",
-                             reason="duplicate", duplicate_of=uuid.uuid4(), cancelled_at=datetime.now(UTC))  # fmt: skip
-    message = mail.cancellation_email(sender="112@blitarkab.go.id", to=["damkar@example"],
-                                      body=body.model_dump_json().encode(), notice_id=uuid.uuid4(),
-                                      now=datetime.now(UTC))  # fmt: skip
+    body = DispatchCancelled(
+        dispatch_id=dispatch.dispatch_id,
+        report_id=dispatch.report_id,
+        agency="damkar",
+        reason="duplicate",
+        duplicate_of=uuid.uuid4(),
+        cancelled_at=datetime.now(UTC),
+    )
+    message = mail.cancellation_email(
+        sender="112@blitarkab.go.id",
+        to=["damkar@example"],
+        body=body.model_dump_json().encode(),
+        notice_id=uuid.uuid4(),
+        now=datetime.now(UTC),
+    )
     text = text_of(message)
     assert message["Subject"] == "[112 DIBATALKAN / CANCELLED] DAMKAR: duplicate"
     assert "PEMBATALAN" in text and "CANCELLED" in text and str(dispatch.dispatch_id) in text

@@ -34,10 +34,21 @@ CLOSED = "id.go.blitarkab.e112.dispatch.closed.v1"
 UPDATE_DELIVERED = "id.go.blitarkab.e112.dispatch.update_delivered.v1"
 
 
-def closed_event(dispatch: DispatchRequested, *, outcome: str = "resolved", note: str | None = "Api sudah padam",
-                 closed_at: datetime | None = None) -> DispatchClosed:  # fmt: skip
-    return DispatchClosed(dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
-                          outcome=outcome, note=note, closed_at=closed_at or datetime.now(UTC))  # fmt: skip
+def closed_event(
+    dispatch: DispatchRequested,
+    *,
+    outcome: str = "resolved",
+    note: str | None = "Api sudah padam",
+    closed_at: datetime | None = None,
+) -> DispatchClosed:
+    return DispatchClosed(
+        dispatch_id=dispatch.dispatch_id,
+        report_id=dispatch.report_id,
+        agency=dispatch.agency,
+        outcome=outcome,
+        note=note,
+        closed_at=closed_at or datetime.now(UTC),
+    )
 
 
 def close_record(event: DispatchClosed):
@@ -62,8 +73,9 @@ async def test_a_delivered_dispatch_gets_a_signed_closing_notice_and_no_escalati
     clock = OffsetClock()
     settings = notifier_settings(database_url, broker.bootstrap)
     async with running(create_app(settings, clock), API_KEY) as client:
-        secret = (await set_agency(client, "damkar", webhook_url=endpoint.url, channels=["webhook"],
-                                   ack_deadline_seconds=60))["webhook_secret"]  # fmt: skip
+        secret = (
+            await set_agency(client, "damkar", webhook_url=endpoint.url, channels=["webhook"], ack_deadline_seconds=60)
+        )["webhook_secret"]
         # The notifier signs with its own clock's time, which the test moves on: the agency's
         # clock agrees with it, as a real agency's agrees with the real one.
         endpoint.secrets, endpoint.now = [secret], lambda: clock.now().timestamp()
@@ -78,9 +90,12 @@ async def test_a_delivered_dispatch_gets_a_signed_closing_notice_and_no_escalati
         # one's is the earlier): once `other` shows its step, the closed one has had its turn.
         clock.advance(1800)
         await eventually(lambda: _steps_are(client, other, ["resent"]))
-        messages = await status_events(broker.bootstrap, lambda ms: (
-            of_type(ms, UPDATE_DELIVERED, dispatch.dispatch_id) and of_type(ms, ESCALATED, other.dispatch_id)
-        ))  # fmt: skip
+        messages = await status_events(
+            broker.bootstrap,
+            lambda ms: (
+                of_type(ms, UPDATE_DELIVERED, dispatch.dispatch_id) and of_type(ms, ESCALATED, other.dispatch_id)
+            ),
+        )
         after = await dispatch_row(client, dispatch.dispatch_id)
 
     # Raises if not genuine, or if the notice's own Idempotency-Key is not the one signed.
@@ -106,12 +121,19 @@ async def test_a_dispatch_still_waiting_for_its_endpoint_is_never_delivered_once
     clock = OffsetClock()
     # One attempt at a time, in the order they come due, and a retry a minute away on
     # the notifier's clock: the test decides when the waiting dispatch would be due.
-    settings = notifier_settings(database_url, broker.bootstrap, delivery_concurrency=1, delivery_max_attempts=50,
-                                 delivery_backoff_base_seconds=60, delivery_backoff_cap_seconds=60)  # fmt: skip
+    settings = notifier_settings(
+        database_url,
+        broker.bootstrap,
+        delivery_concurrency=1,
+        delivery_max_attempts=50,
+        delivery_backoff_base_seconds=60,
+        delivery_backoff_cap_seconds=60,
+    )
     endpoint.status = 503  # the agency's system is down: the dispatch waits for its retry
     async with running(create_app(settings, clock), API_KEY) as client:
-        secret = (await set_agency(client, "bpbd", webhook_url=endpoint.url, channels=["webhook"],
-                                   ack_deadline_seconds=600))["webhook_secret"]  # fmt: skip
+        secret = (
+            await set_agency(client, "bpbd", webhook_url=endpoint.url, channels=["webhook"], ack_deadline_seconds=600)
+        )["webhook_secret"]
         endpoint.secrets, endpoint.now = [secret], lambda: clock.now().timestamp()
         await produce(broker.bootstrap, [record_of(dispatch)])
         # Its attempt recorded: nothing of it is in flight when it is closed.
@@ -141,8 +163,9 @@ async def test_a_closing_delivered_twice_is_one_notice_and_a_reclosing_another(d
     closing = closed_event(dispatch)
     again = close_record(closing)
     # The incident reopened and closed again later: a closing of its own.
-    reclosing = closed_event(dispatch, outcome="no_action_needed", note=None,
-                             closed_at=closing.closed_at + timedelta(minutes=20))  # fmt: skip
+    reclosing = closed_event(
+        dispatch, outcome="no_action_needed", note=None, closed_at=closing.closed_at + timedelta(minutes=20)
+    )
     first_key = str(closing_id(dispatch.dispatch_id, closing.closed_at))
     second_key = str(closing_id(dispatch.dispatch_id, reclosing.closed_at))
     settings = notifier_settings(database_url, broker.bootstrap, delivery_concurrency=1)

@@ -72,9 +72,13 @@ async def test_an_endpoint_down_for_a_while_gets_each_dispatch_once_after_it_rec
     ids = sorted(str(e.dispatch_id) for e in events)
     endpoint.status = 503
     settings = notifier_settings(
-        database_url, broker.bootstrap, delivery_max_attempts=100, breaker_failure_threshold=3,
-        breaker_cooldown_seconds=0.5, breaker_cooldown_cap_seconds=1.0,
-    )  # fmt: skip
+        database_url,
+        broker.bootstrap,
+        delivery_max_attempts=100,
+        breaker_failure_threshold=3,
+        breaker_cooldown_seconds=0.5,
+        breaker_cooldown_cap_seconds=1.0,
+    )
     async with running(create_app(settings), API_KEY) as client:
         secret = (await set_agency(client, "bpbd", webhook_url=endpoint.url, channels=["webhook"]))["webhook_secret"]
         endpoint.secrets = [secret]
@@ -104,8 +108,9 @@ async def test_an_endpoint_down_for_a_while_gets_each_dispatch_once_after_it_rec
 async def test_when_the_webhook_gives_up_the_dispatch_goes_by_email(database_url, broker, endpoint, smtp):
     endpoint.status = 500
     event = dispatch_event("pmi")
-    settings = notifier_settings(database_url, broker.bootstrap, delivery_max_attempts=2, smtp_port=smtp.port,
-                                 smtp_host="127.0.0.1")  # fmt: skip
+    settings = notifier_settings(
+        database_url, broker.bootstrap, delivery_max_attempts=2, smtp_port=smtp.port, smtp_host="127.0.0.1"
+    )
     async with running(create_app(settings), API_KEY) as client:
         await set_agency(client, "pmi", webhook_url=endpoint.url, email=["ops@pmi.blitarkab.go.id"])
         await produce(broker.bootstrap, [record_of(event)])
@@ -114,8 +119,10 @@ async def test_when_the_webhook_gives_up_the_dispatch_goes_by_email(database_url
 
     assert [m.data["channel"] for m in of_type(messages, DELIVERED)] == ["email"]
     assert [(a["channel"], a["outcome"]) for a in record["history"]] == [
-        ("webhook", "retry"), ("webhook", "gave_up"), ("email", "delivered"),
-    ]  # fmt: skip
+        ("webhook", "retry"),
+        ("webhook", "gave_up"),
+        ("email", "delivered"),
+    ]
     assert len(endpoint.hits) == 2
     [mail] = smtp.to("ops@pmi.blitarkab.go.id")
     text = text_of(mail)
@@ -136,8 +143,9 @@ async def test_an_agency_without_a_webhook_is_reached_by_email_at_once(database_
         record = (await client.get(f"/v1/dispatches/{event.dispatch_id}")).json()
     assert messages[0].data["channel"] == "email" and messages[0].data["attempts"] == 1
     assert [(a["channel"], a["outcome"], a["error"]) for a in record["history"]] == [
-        ("webhook", "skipped", "no webhook configured for this agency"), ("email", "delivered", None),
-    ]  # fmt: skip
+        ("webhook", "skipped", "no webhook configured for this agency"),
+        ("email", "delivered", None),
+    ]
     assert len(smtp.to("piket@pln.co.id")) == 1
 
 
@@ -160,9 +168,12 @@ async def test_a_dispatch_not_deliverable_in_time_is_announced_held_once_then_de
     event = dispatch_event("pmi")
     endpoint.status = 503
     settings = notifier_settings(
-        database_url, broker.bootstrap, delivery_max_attempts=100, breaker_failure_threshold=1000,
+        database_url,
+        broker.bootstrap,
+        delivery_max_attempts=100,
+        breaker_failure_threshold=1000,
         held_notice_seconds=0.3,
-    )  # fmt: skip
+    )
     async with running(create_app(settings), API_KEY) as client:
         endpoint.secrets = [(await set_agency(client, "pmi", webhook_url=endpoint.url))["webhook_secret"]]
         await produce(broker.bootstrap, [record_of(event)])
@@ -170,8 +181,9 @@ async def test_a_dispatch_not_deliverable_in_time_is_announced_held_once_then_de
         hits_when_held = len(endpoint.hits)
         await eventually(lambda: len(endpoint.hits) >= hits_when_held + 3)  # still failing, still trying
         endpoint.status = 200
-        messages = await status_events(broker.bootstrap, lambda ms: of_type(ms, DELIVERED, event.dispatch_id),
-                                       settle=1.0)  # fmt: skip
+        messages = await status_events(
+            broker.bootstrap, lambda ms: of_type(ms, DELIVERED, event.dispatch_id), settle=1.0
+        )
     [announced] = of_type(messages, HELD, event.dispatch_id)  # once, however many attempts failed after it
     assert announced.data["dispatch_id"] == str(event.dispatch_id) and announced.data["agency"] == "pmi"
     assert "503" in announced.data["reason"] and announced.data["next_attempt_at"]
@@ -185,9 +197,12 @@ async def test_one_dispatch_the_endpoint_keeps_refusing_does_not_hold_back_the_a
     bad, others = dispatch_event("dinkes"), [dispatch_event("dinkes") for _ in range(4)]
     endpoint.refused_keys[str(bad.dispatch_id)] = 503
     settings = notifier_settings(
-        database_url, broker.bootstrap, delivery_max_attempts=100, breaker_failure_threshold=3,
+        database_url,
+        broker.bootstrap,
+        delivery_max_attempts=100,
+        breaker_failure_threshold=3,
         breaker_cooldown_seconds=60,
-    )  # fmt: skip
+    )
     async with running(create_app(settings), API_KEY) as client:
         endpoint.secrets = [(await set_agency(client, "dinkes", webhook_url=endpoint.url))["webhook_secret"]]
         await produce(broker.bootstrap, [record_of(bad)])

@@ -52,9 +52,13 @@ async def test_an_unacknowledged_dispatch_is_resent_then_escalated_exactly_once(
     settings = notifier_settings(database_url, broker.bootstrap, smtp_host="127.0.0.1", smtp_port=smtp.port)
     async with running(create_app(settings, clock), API_KEY) as client:
         await set_agency(
-            client, "damkar", webhook_url=endpoint.url, email=["ops@damkar.blitarkab.go.id"],
-            ack_deadline_seconds=60, escalation_contacts=CONTACTS,
-        )  # fmt: skip
+            client,
+            "damkar",
+            webhook_url=endpoint.url,
+            email=["ops@damkar.blitarkab.go.id"],
+            ack_deadline_seconds=60,
+            escalation_contacts=CONTACTS,
+        )
         await produce(broker.bootstrap, [record_of(event)])
         await status_events(broker.bootstrap, lambda ms: of_type(ms, DELIVERED))
     # The notifier is down when the deadline passes; the stored timer is still there
@@ -68,9 +72,7 @@ async def test_an_unacknowledged_dispatch_is_resent_then_escalated_exactly_once(
         clock.advance(61)
         await eventually(lambda: len(smtp.messages) == 1)
         clock.advance(3600)  # nothing is left to fire
-        messages = await status_events(
-            broker.bootstrap, lambda ms: len(steps(ms, event.dispatch_id)) >= 2, settle=2.0
-        )  # fmt: skip
+        messages = await status_events(broker.bootstrap, lambda ms: len(steps(ms, event.dispatch_id)) >= 2, settle=2.0)
         record = (await client.get(f"/v1/dispatches/{event.dispatch_id}")).json()
 
     assert steps(messages, event.dispatch_id) == ["resent", "escalated"]
@@ -96,9 +98,12 @@ async def test_an_acknowledgement_stops_the_escalation(database_url, broker, end
     settings = notifier_settings(database_url, broker.bootstrap, smtp_host="127.0.0.1", smtp_port=smtp.port)
     async with running(create_app(settings, clock), API_KEY) as client:
         await set_agency(
-            client, "bpbd", webhook_url=endpoint.url, ack_deadline_seconds=30,
+            client,
+            "bpbd",
+            webhook_url=endpoint.url,
+            ack_deadline_seconds=30,
             escalation_contacts=["kalaksa@bpbd.blitarkab.go.id"],
-        )  # fmt: skip
+        )
         key = await agency_key(client, "bpbd")
         await produce(broker.bootstrap, [record_of(acked), record_of(silent)])
         await status_events(broker.bootstrap, lambda ms: len(of_type(ms, DELIVERED)) == 2)
@@ -135,10 +140,14 @@ async def _queued(database_url: str, clock: OffsetClock, count: int):
 
 def _escalator(pool, clock):
     return Escalator(
-        pool=pool, clock=clock, mailer=Mailer(host=None, port=25, sender="x@blitarkab.go.id"),
-        links=AckLinks("http://x", "s" * 32, 3600), policy=RetryPolicy(),
-        metrics=EscalationMetrics(CollectorRegistry()), on_resend=lambda: None,
-    )  # fmt: skip
+        pool=pool,
+        clock=clock,
+        mailer=Mailer(host=None, port=25, sender="x@blitarkab.go.id"),
+        links=AckLinks("http://x", "s" * 32, 3600),
+        policy=RetryPolicy(),
+        metrics=EscalationMetrics(CollectorRegistry()),
+        on_resend=lambda: None,
+    )
 
 
 async def _escalations_in_outbox(conn) -> list[tuple[str, dict]]:

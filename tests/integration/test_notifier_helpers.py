@@ -39,21 +39,38 @@ HELD = "id.go.blitarkab.e112.dispatch.held.v1"
 
 def notifier_settings(database_url: str, bootstrap: str, **overrides) -> NotifierSettings:
     values = dict(
-        database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, kafka_session_timeout_ms=2000, delivery_backoff_base_seconds=0.05,
-        delivery_backoff_cap_seconds=0.2, delivery_max_attempts=4, webhook_timeout_seconds=2,
-        smtp_timeout_seconds=2, delivery_poll_interval=0.2, escalation_poll_interval=0.1,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+        delivery_backoff_base_seconds=0.05,
+        delivery_backoff_cap_seconds=0.2,
+        delivery_max_attempts=4,
+        webhook_timeout_seconds=2,
+        smtp_timeout_seconds=2,
+        delivery_poll_interval=0.2,
+        escalation_poll_interval=0.1,
+    )
     return NotifierSettings(**(values | overrides))
 
 
 def dispatch_event(agency: str = "damkar") -> DispatchRequested:
     now = datetime.now(UTC)
     return DispatchRequested(
-        dispatch_id=uuid.uuid4(), report_id=uuid.uuid4(), agency=agency, role="primary", category="kebakaran",
-        subtype="rumah", description="Rumah terbakar dekat pasar", location=EventLocation(kecamatan="Wlingi"),
-        caller=EventCaller(name="Budi", phone="+6281234567890"), channel="call", received_at=now, requested_at=now,
-    )  # fmt: skip
+        dispatch_id=uuid.uuid4(),
+        report_id=uuid.uuid4(),
+        agency=agency,
+        role="primary",
+        category="kebakaran",
+        subtype="rumah",
+        description="Rumah terbakar dekat pasar",
+        location=EventLocation(kecamatan="Wlingi"),
+        caller=EventCaller(name="Budi", phone="+6281234567890"),
+        channel="call",
+        received_at=now,
+        requested_at=now,
+    )
 
 
 def record_of(event: DispatchRequested) -> KafkaRecord:
@@ -240,8 +257,9 @@ async def test_mailer_delivers_to_an_smtp_server(smtp):
     assert [m["Subject"] for m in smtp.to("ops@damkar.blitarkab.go.id")] == ["uji"]
 
 
-@pytest.mark.parametrize(("reply", "verdict"), [("550 no such user", Verdict.PERMANENT),
-                                                ("451 try again later", Verdict.RETRYABLE)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("reply", "verdict"), [("550 no such user", Verdict.PERMANENT), ("451 try again later", Verdict.RETRYABLE)]
+)
 async def test_mailer_sorts_refusals_by_kind(smtp, reply, verdict):
     smtp.rcpt_reply = reply
     mailer = Mailer(host="127.0.0.1", port=smtp.port, sender="e112@blitarkab.go.id", timeout=5)

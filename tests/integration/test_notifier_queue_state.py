@@ -27,10 +27,18 @@ async def test_nothing_due_is_none_and_a_passed_time_is_now(database_url):
             assert await store.seconds_until_next_timer(conn, now) is None
 
             queued = store.NewDispatch(
-                dispatch_id=uuid.uuid4(), report_id=uuid.uuid4(), agency="damkar", event_id="ce-1", event_type="t",
-                event_source="s", event_time=now, body=b"{}", received_at=now, ack_deadline_seconds=300,
+                dispatch_id=uuid.uuid4(),
+                report_id=uuid.uuid4(),
+                agency="damkar",
+                event_id="ce-1",
+                event_type="t",
+                event_source="s",
+                event_time=now,
+                body=b"{}",
+                received_at=now,
+                ack_deadline_seconds=300,
                 escalation_due_at=now + timedelta(seconds=40),
-            )  # fmt: skip
+            )
             await store.enqueue(conn, [queued], now - timedelta(seconds=5))
             due = await store.queue_state(conn, now)
             assert (due.pending, due.due) == (1, 1)
@@ -50,8 +58,17 @@ async def test_a_batch_holds_each_dispatch_and_update_once_however_often_it_come
         report, dispatch, update = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
         def row(ce_id: str, **kind) -> store.NewDispatch:
-            return store.NewDispatch(report_id=report, agency="damkar", event_id=ce_id, event_type="t",
-                                     event_source="s", event_time=now, body=b"{}", received_at=now, **kind)  # fmt: skip
+            return store.NewDispatch(
+                report_id=report,
+                agency="damkar",
+                event_id=ce_id,
+                event_type="t",
+                event_source="s",
+                event_time=now,
+                body=b"{}",
+                received_at=now,
+                **kind,
+            )
 
         first = row("ce-1", dispatch_id=dispatch, ack_deadline_seconds=120, escalation_due_at=now)
         added = row("ce-2", dispatch_id=update, update_of=dispatch, new_report_id=uuid.uuid4())
@@ -65,8 +82,10 @@ async def test_a_batch_holds_each_dispatch_and_update_once_however_often_it_come
         by_id = {r["dispatch_id"]: r for r in rows}
         assert len(rows) == 2
         assert (by_id[dispatch]["kind"], by_id[dispatch]["event_id"], by_id[dispatch]["ack_deadline_seconds"]) == (
-            "dispatch", "ce-1", 120,
-        )  # fmt: skip
+            "dispatch",
+            "ce-1",
+            120,
+        )
         assert by_id[dispatch]["next_attempt_at"] == now  # due at once
         assert (by_id[update]["kind"], by_id[update]["update_of"]) == ("update", dispatch)
     finally:

@@ -24,11 +24,18 @@ pytestmark = pytest.mark.integration
 
 def notifier_process(database_url: str, bootstrap: str, port: int, log_file) -> ServiceProcess:
     env = {
-        "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "E112_API_KEY": API_KEY,
-        "E112_ENV": "development", "KAFKA_SESSION_TIMEOUT_MS": "2000", "WEBHOOK_TIMEOUT_SECONDS": "2",
-        "SMTP_TIMEOUT_SECONDS": "1", "DELIVERY_POLL_INTERVAL": "0.2", "OUTBOX_POLL_INTERVAL": "0.2",
-        "DELIVERY_BACKOFF_BASE_SECONDS": "0.05", "DELIVERY_BACKOFF_CAP_SECONDS": "0.2",
-    }  # fmt: skip
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "E112_API_KEY": API_KEY,
+        "E112_ENV": "development",
+        "KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "SMTP_TIMEOUT_SECONDS": "1",
+        "DELIVERY_POLL_INTERVAL": "0.2",
+        "OUTBOX_POLL_INTERVAL": "0.2",
+        "DELIVERY_BACKOFF_BASE_SECONDS": "0.05",
+        "DELIVERY_BACKOFF_CAP_SECONDS": "0.2",
+    }
     return ServiceProcess("notifier", port, env, log_file)
 
 
@@ -57,7 +64,7 @@ async def test_a_notifier_killed_mid_delivery_loses_no_dispatch(database_url, br
         await asyncio.to_thread(second.wait_ready)
         messages = await status_events(
             broker.bootstrap, lambda ms: len(of_type(ms, DELIVERED)) >= 5, settle=1.0, timeout=60
-        )  # fmt: skip
+        )
     finally:
         first.kill()
         second.stop()

@@ -39,11 +39,17 @@ UPDATE_DELIVERED = "id.go.blitarkab.e112.dispatch.update_delivered.v1"
 
 def caller_added(dispatch: DispatchRequested, new_report_id: uuid.UUID | None = None) -> DispatchCallerAdded:
     return DispatchCallerAdded(
-        dispatch_id=dispatch.dispatch_id, report_id=dispatch.report_id, agency=dispatch.agency,
-        new_report_id=new_report_id or uuid.uuid4(), description="Api menjalar ke rumah sebelah",
-        location=EventLocation(kecamatan="Wlingi"), caller=EventCaller(name="Siti", phone="+6281111111111"),
-        channel="call", casualties=2, received_at=datetime.now(UTC),
-    )  # fmt: skip
+        dispatch_id=dispatch.dispatch_id,
+        report_id=dispatch.report_id,
+        agency=dispatch.agency,
+        new_report_id=new_report_id or uuid.uuid4(),
+        description="Api menjalar ke rumah sebelah",
+        location=EventLocation(kecamatan="Wlingi"),
+        caller=EventCaller(name="Siti", phone="+6281111111111"),
+        channel="call",
+        casualties=2,
+        received_at=datetime.now(UTC),
+    )
 
 
 def update_record(event: DispatchCallerAdded) -> KafkaRecord:
@@ -67,8 +73,9 @@ async def test_an_update_is_delivered_once_signed_under_its_own_type_and_key(dat
     clock = OffsetClock()
     settings = notifier_settings(database_url, broker.bootstrap)
     async with running(create_app(settings, clock), API_KEY) as client:
-        secret = (await set_agency(client, "damkar", webhook_url=endpoint.url, channels=["webhook"],
-                                   ack_deadline_seconds=600))["webhook_secret"]  # fmt: skip
+        secret = (
+            await set_agency(client, "damkar", webhook_url=endpoint.url, channels=["webhook"], ack_deadline_seconds=600)
+        )["webhook_secret"]
         endpoint.secrets = [secret]
         await produce(broker.bootstrap, [record_of(dispatch)])
         await eventually(lambda: len(endpoint.accepted()) == 1)
@@ -122,13 +129,23 @@ async def test_an_update_to_a_failing_endpoint_is_retried_recorded_and_never_esc
     update = caller_added(dispatch)
     clock = OffsetClock()
     settings = notifier_settings(
-        database_url, broker.bootstrap, delivery_max_attempts=100, breaker_cooldown_seconds=0.2,
+        database_url,
+        broker.bootstrap,
+        delivery_max_attempts=100,
+        breaker_cooldown_seconds=0.2,
         breaker_cooldown_cap_seconds=0.5,
-    )  # fmt: skip
+    )
     async with running(create_app(settings, clock), API_KEY) as client:
-        secret = (await set_agency(client, "bpbd", webhook_url=endpoint.url, channels=["webhook"],
-                                   ack_deadline_seconds=30,
-                                   escalation_contacts=["kalaksa@bpbd.blitarkab.go.id"]))["webhook_secret"]  # fmt: skip
+        secret = (
+            await set_agency(
+                client,
+                "bpbd",
+                webhook_url=endpoint.url,
+                channels=["webhook"],
+                ack_deadline_seconds=30,
+                escalation_contacts=["kalaksa@bpbd.blitarkab.go.id"],
+            )
+        )["webhook_secret"]
         endpoint.secrets, endpoint.now = [secret], lambda: clock.now().timestamp()
         key = await agency_key(client, "bpbd")
         await produce(broker.bootstrap, [record_of(dispatch)])

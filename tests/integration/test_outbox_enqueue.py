@@ -18,10 +18,14 @@ pytestmark = pytest.mark.integration
 async def test_enqueue_keeps_order_and_every_field(database_url, tmp_path):
     now = datetime.now(UTC)
     records = [
-        encode(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason=f"r{i}", at=now),
-               topic=f"e112.t{i % 3}", key=f"key-{i % 4}", source="test")
+        encode(
+            ReportUnrouted(report_id=uuid.uuid4(), category=None, reason=f"r{i}", at=now),
+            topic=f"e112.t{i % 3}",
+            key=f"key-{i % 4}",
+            source="test",
+        )
         for i in range(40)
-    ]  # fmt: skip
+    ]
     pool = await db.create_pool(database_url, schema="otest", min_size=1, max_size=2)
     try:
         await db.migrate(pool, "otest", tmp_path / "no-migrations")

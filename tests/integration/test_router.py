@@ -31,10 +31,16 @@ def router(database_url: str, bootstrap: str) -> RouterSettings:
 
 def received(category: str, report_id: uuid.UUID | None = None) -> ReportReceived:
     return ReportReceived(
-        report_id=report_id or uuid.uuid4(), kind="emergency", category=category, subtype=None,
-        description="uji", location=EventLocation(kecamatan="Talun"),
-        caller=EventCaller(name="Sri", phone="+6281234567890"), channel="call", received_at=datetime.now(UTC),
-    )  # fmt: skip
+        report_id=report_id or uuid.uuid4(),
+        kind="emergency",
+        category=category,
+        subtype=None,
+        description="uji",
+        location=EventLocation(kecamatan="Talun"),
+        caller=EventCaller(name="Sri", phone="+6281234567890"),
+        channel="call",
+        received_at=datetime.now(UTC),
+    )
 
 
 def record_of(event: ReportReceived, event_id: str | None = None) -> KafkaRecord:
@@ -58,9 +64,11 @@ async def test_a_redelivered_event_produces_nothing_new(database_url, broker):
         await produce(broker.bootstrap, [once, once, copy])
         await eventually(lambda: handled(database_url, once.event_id, copy.event_id))
         messages = await read_topics(
-            broker.bootstrap, [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")] + [topics.REPORTS],
-            until=lambda ms: sum(m.headers["ce_type"] == DISPATCH for m in ms) >= 3, settle=1.5,
-        )  # fmt: skip
+            broker.bootstrap,
+            [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")] + [topics.REPORTS],
+            until=lambda ms: sum(m.headers["ce_type"] == DISPATCH for m in ms) >= 3,
+            settle=1.5,
+        )
     dispatches = [m for m in messages if m.headers["ce_type"] == DISPATCH]
     assert sorted(m.topic for m in dispatches) == ["e112.dispatch.damkar", "e112.dispatch.pln", "e112.dispatch.polres"]
     routed = [m for m in messages if m.headers["ce_type"].endswith("report.routed.v1")]
@@ -73,9 +81,10 @@ async def test_an_unreadable_event_is_deadlettered_and_does_not_block_the_next(d
     async with running(create_app(router(database_url, broker.bootstrap)), API_KEY):
         await produce(broker.bootstrap, [garbage, record_of(report)])
         messages = await read_topics(
-            broker.bootstrap, [topics.DEADLETTER, topics.dispatch_topic("damkar")],
+            broker.bootstrap,
+            [topics.DEADLETTER, topics.dispatch_topic("damkar")],
             until=lambda ms: {m.topic for m in ms} == {topics.DEADLETTER, "e112.dispatch.damkar"},
-        )  # fmt: skip
+        )
     dead = [m for m in messages if m.topic == topics.DEADLETTER]
     assert len(dead) == 1
     assert dead[0].raw == b"not json" and dead[0].key == "x"

@@ -26,8 +26,9 @@ FIRE_TOPICS = [topics.dispatch_topic(a) for a in sorted(FIRE_AGENCIES)]
 
 
 def closing(of, outcome: str, note: str | None = None, operator_id=OPERATOR) -> ReportClosed:
-    return ReportClosed(report_id=of.report_id, outcome=outcome, note=note, operator_id=operator_id,
-                        closed_at=datetime.now(UTC))  # fmt: skip
+    return ReportClosed(
+        report_id=of.report_id, outcome=outcome, note=note, operator_id=operator_id, closed_at=datetime.now(UTC)
+    )
 
 
 async def test_each_agency_is_told_once_per_closing_and_again_after_a_reopening(database_url, broker):
@@ -39,8 +40,9 @@ async def test_each_agency_is_told_once_per_closing_and_again_after_a_reopening(
         )
         closed = record(closing(fire, "false_alarm", "bakar sampah, sudah padam"))
         await produce(broker.bootstrap, [closed, closed])  # redelivered: the same closing
-        reopened = ReportReopened(report_id=fire.report_id, reason="api menyala lagi", operator_id=OPERATOR,
-                                  reopened_at=datetime.now(UTC))  # fmt: skip
+        reopened = ReportReopened(
+            report_id=fire.report_id, reason="api menyala lagi", operator_id=OPERATOR, reopened_at=datetime.now(UTC)
+        )
         # Closed on its own this time: every agency reported done.
         again = record(closing(fire, "resolved", operator_id=None))
         # The same key, so one partition, handled in order: once the second closing's

@@ -26,16 +26,28 @@ FIRE_TOPICS = [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")]
 
 
 def settings(database_url: str, bootstrap: str) -> RouterSettings:
-    return RouterSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-                          outbox_poll_interval=0.2, kafka_session_timeout_ms=2000)  # fmt: skip
+    return RouterSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 def fire(linked_to: uuid.UUID | None = None, phone: str = "+6281234567890") -> ReportReceived:
     return ReportReceived(
-        report_id=uuid.uuid4(), kind="emergency", category="kebakaran", subtype="rumah", description="api besar",
-        location=EventLocation(kecamatan="Wlingi", desa="Beru"), caller=EventCaller(phone=phone), channel="call",
-        received_at=datetime.now(UTC), linked_to=linked_to,
-    )  # fmt: skip
+        report_id=uuid.uuid4(),
+        kind="emergency",
+        category="kebakaran",
+        subtype="rumah",
+        description="api besar",
+        location=EventLocation(kecamatan="Wlingi", desa="Beru"),
+        caller=EventCaller(phone=phone),
+        channel="call",
+        received_at=datetime.now(UTC),
+        linked_to=linked_to,
+    )
 
 
 def record(event) -> object:
@@ -59,8 +71,12 @@ async def test_a_linked_report_tells_the_incidents_agencies_and_is_not_dispatche
     second = fire(linked_to=incident.report_id, phone="+6285600001111")
     async with running(create_app(settings(database_url, broker.bootstrap)), API_KEY):
         await produce(broker.bootstrap, [record(incident), record(second)])
-        messages = await read_topics(broker.bootstrap, FIRE_TOPICS, settle=1.5,
-                                     until=lambda ms: len(of_type(ms, "dispatch.caller_added.v1")) >= 3)  # fmt: skip
+        messages = await read_topics(
+            broker.bootstrap,
+            FIRE_TOPICS,
+            settle=1.5,
+            until=lambda ms: len(of_type(ms, "dispatch.caller_added.v1")) >= 3,
+        )
         assert await outcome(database_url, second.report_id) == "linked"
     requested = of_type(messages, "dispatch.requested.v1")
     added = of_type(messages, "dispatch.caller_added.v1")
@@ -112,8 +128,9 @@ async def test_a_linked_report_waits_for_an_incident_decided_later(database_url,
         await produce(broker.bootstrap, [record(second)])  # the link arrives first: parked, not blocking
         await eventually(lambda: _is(database_url, second.report_id, "awaiting_incident"))
         await produce(broker.bootstrap, [record(incident)])
-        messages = await read_topics(broker.bootstrap, FIRE_TOPICS,
-                                     until=lambda ms: len(of_type(ms, "dispatch.caller_added.v1")) >= 3)  # fmt: skip
+        messages = await read_topics(
+            broker.bootstrap, FIRE_TOPICS, until=lambda ms: len(of_type(ms, "dispatch.caller_added.v1")) >= 3
+        )
     assert {m.data["report_id"] for m in of_type(messages, "dispatch.requested.v1")} == {str(incident.report_id)}
     assert await outcome(database_url, second.report_id) == "linked"
 
@@ -134,8 +151,12 @@ async def test_a_link_whose_incident_never_comes_is_routed_on_its_own(database_u
 async def test_unlinking_dispatches_the_report_on_its_own(database_url, broker):
     incident = fire()
     second = fire(linked_to=incident.report_id)
-    unlinked = ReportUnlinked(report_id=second.report_id, incident_report_id=incident.report_id,
-                              unlinked_by="Sari", unlinked_at=datetime.now(UTC))  # fmt: skip
+    unlinked = ReportUnlinked(
+        report_id=second.report_id,
+        incident_report_id=incident.report_id,
+        unlinked_by="Sari",
+        unlinked_at=datetime.now(UTC),
+    )
     async with running(create_app(settings(database_url, broker.bootstrap)), API_KEY):
         await produce(broker.bootstrap, [record(incident), record(second)])
         await eventually(lambda: _is(database_url, second.report_id, "linked"))

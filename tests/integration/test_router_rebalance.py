@@ -36,10 +36,16 @@ FIRE_AGENCIES = ("damkar", "pln", "polres")
 
 def fire_report() -> KafkaRecord:
     event = ReportReceived(
-        report_id=uuid.uuid4(), kind="emergency", category="kebakaran", subtype=None, description="uji",
-        location=EventLocation(kecamatan="Garum"), caller=EventCaller(name="Sri", phone="+6281234567890"),
-        channel="call", received_at=datetime.now(UTC),
-    )  # fmt: skip
+        report_id=uuid.uuid4(),
+        kind="emergency",
+        category="kebakaran",
+        subtype=None,
+        description="uji",
+        location=EventLocation(kecamatan="Garum"),
+        caller=EventCaller(name="Sri", phone="+6281234567890"),
+        channel="call",
+        received_at=datetime.now(UTC),
+    )
     return encode(event, topic=topics.REPORTS, key=str(event.report_id), source="test")
 
 
@@ -65,10 +71,14 @@ class Member:
     def __init__(self, database_url: str, bootstrap: str, grace: float):
         self.app = create_app(
             RouterSettings(
-                database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-                outbox_poll_interval=0.2, kafka_session_timeout_ms=2000, shutdown_grace_seconds=grace,
+                database_url=database_url,
+                kafka_bootstrap_servers=bootstrap,
+                e112_api_key=API_KEY,
+                outbox_poll_interval=0.2,
+                kafka_session_timeout_ms=2000,
+                shutdown_grace_seconds=grace,
             )
-        )  # fmt: skip
+        )
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self.task = asyncio.create_task(self._run())
@@ -161,9 +171,12 @@ async def test_a_router_leaving_mid_batch_loses_no_report_and_doubles_none(datab
     assert await decided(database_url) == len(sent)
 
     messages = await read_topics(
-        bootstrap, [topics.dispatch_topic(x) for x in FIRE_AGENCIES],
-        until=lambda ms: len(ms) >= 3 * len(sent), settle=2.0, timeout=60,
-    )  # fmt: skip
+        bootstrap,
+        [topics.dispatch_topic(x) for x in FIRE_AGENCIES],
+        until=lambda ms: len(ms) >= 3 * len(sent),
+        settle=2.0,
+        timeout=60,
+    )
     by_report: dict[str, list] = {}
     for m in messages:
         assert m.headers["ce_type"] == DISPATCH

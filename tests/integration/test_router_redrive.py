@@ -33,10 +33,20 @@ BROKEN_TABLE = '{"rules": {"kebakaran": {"primary": "tni"}}}'
 
 async def redrive_command(broker, database_url: str, *args: str) -> tuple[str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.common.redrive", "--bootstrap", broker.bootstrap,
-        "--database-url", database_url, "--consumer", "router", *args,
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "services.common.redrive",
+        "--bootstrap",
+        broker.bootstrap,
+        "--database-url",
+        database_url,
+        "--consumer",
+        "router",
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     return out.decode(), err.decode()
@@ -61,18 +71,33 @@ async def claims(database_url: str, ce_id: str) -> set[str]:
 
 async def test_a_report_that_cannot_be_routed_is_deadlettered_and_redriven_once_after_the_fix(database_url, broker):
     event = ReportReceived(
-        report_id=uuid.uuid4(), kind="emergency", category="kebakaran", subtype="gudang", description="uji",
-        location=EventLocation(kecamatan="Talun"), caller=EventCaller(name="Sri", phone="+6281234567890"),
-        channel="call", casualties=None, received_at=datetime.now(UTC),
-    )  # fmt: skip
+        report_id=uuid.uuid4(),
+        kind="emergency",
+        category="kebakaran",
+        subtype="gudang",
+        description="uji",
+        location=EventLocation(kecamatan="Talun"),
+        caller=EventCaller(name="Sri", phone="+6281234567890"),
+        channel="call",
+        casualties=None,
+        received_at=datetime.now(UTC),
+    )
     record = encode(event, topic=topics.REPORTS, key=str(event.report_id), source="test")
     ce_id, key = record.event_id, str(event.report_id)
     fire_topics = [topics.dispatch_topic(a) for a in FIRE_AGENCIES]
 
-    async with running(create_app(RouterSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, kafka_session_timeout_ms=2000,
-    )), API_KEY) as client:  # fmt: skip
+    async with running(
+        create_app(
+            RouterSettings(
+                database_url=database_url,
+                kafka_bootstrap_servers=broker.bootstrap,
+                e112_api_key=API_KEY,
+                outbox_poll_interval=0.2,
+                kafka_session_timeout_ms=2000,
+            )
+        ),
+        API_KEY,
+    ) as client:
         await query(
             database_url,
             "INSERT INTO router.routing_table_versions (version, rules, changed_by, reason) "
@@ -83,10 +108,12 @@ async def test_a_report_that_cannot_be_routed_is_deadlettered_and_redriven_once_
 
         # Dead-lettered with the error, and the operators told.
         seen = await read_topics(
-            broker.bootstrap, [topics.DEADLETTER, topics.REPORTS],
-            until=lambda ms: any(m.topic == topics.DEADLETTER for m in ms)
-            and any(m.headers.get("ce_type") == UNROUTED for m in ms),
-        )  # fmt: skip
+            broker.bootstrap,
+            [topics.DEADLETTER, topics.REPORTS],
+            until=lambda ms: (
+                any(m.topic == topics.DEADLETTER for m in ms) and any(m.headers.get("ce_type") == UNROUTED for m in ms)
+            ),
+        )
         dead = [m for m in seen if m.topic == topics.DEADLETTER]
         assert len(dead) == 1 and dead[0].key == key and dead[0].headers["ce_id"] == ce_id
         assert dead[0].headers["e112_consumer"] == "router"
@@ -102,9 +129,7 @@ async def test_a_report_that_cannot_be_routed_is_deadlettered_and_redriven_once_
         # Re-driven before the fix: it fails again and is dead-lettered again, not dropped.
         out, _ = await redrive_command(broker, database_url)
         assert out.startswith(f"redriven\t{ce_id}\t{topics.REPORTS}")
-        await read_topics(
-            broker.bootstrap, [topics.DEADLETTER], until=lambda ms: len(ms) == 2, timeout=20
-        )  # fmt: skip
+        await read_topics(broker.bootstrap, [topics.DEADLETTER], until=lambda ms: len(ms) == 2, timeout=20)
 
         # The fix: a valid table (version 1's rules) saved as a new version.
         shipped = (await client.get("/v1/routing-table/versions/1")).json()["table"]
@@ -130,9 +155,11 @@ async def test_a_report_that_cannot_be_routed_is_deadlettered_and_redriven_once_
         assert out.startswith(f"skipped_handled\t{ce_id}")
 
         messages = await read_topics(
-            broker.bootstrap, [*fire_topics, topics.REPORTS],
-            until=lambda ms: sum(m.headers.get("ce_type") == DISPATCH for m in ms) >= 3, settle=2.0,
-        )  # fmt: skip
+            broker.bootstrap,
+            [*fire_topics, topics.REPORTS],
+            until=lambda ms: sum(m.headers.get("ce_type") == DISPATCH for m in ms) >= 3,
+            settle=2.0,
+        )
     dispatches = [m for m in messages if m.headers.get("ce_type") == DISPATCH]
     assert sorted(m.topic for m in dispatches) == sorted(fire_topics)  # each agency once
     assert all(m.data["report_id"] == key for m in dispatches)
@@ -149,16 +176,26 @@ async def test_an_unreadable_report_is_deadlettered_and_the_operators_told(datab
 
     report_id = str(uuid.uuid4())
     garbage = KafkaRecord(topics.REPORTS, report_id.encode(), [("ce_id", b"junk-2")], b"not json")
-    async with running(create_app(RouterSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, kafka_session_timeout_ms=2000,
-    )), API_KEY) as client:  # fmt: skip
+    async with running(
+        create_app(
+            RouterSettings(
+                database_url=database_url,
+                kafka_bootstrap_servers=broker.bootstrap,
+                e112_api_key=API_KEY,
+                outbox_poll_interval=0.2,
+                kafka_session_timeout_ms=2000,
+            )
+        ),
+        API_KEY,
+    ) as client:
         await produce(broker.bootstrap, [garbage])
         seen = await read_topics(
-            broker.bootstrap, [topics.DEADLETTER, topics.REPORTS],
-            until=lambda ms: any(m.topic == topics.DEADLETTER for m in ms)
-            and any(m.headers.get("ce_type") == UNROUTED for m in ms),
-        )  # fmt: skip
+            broker.bootstrap,
+            [topics.DEADLETTER, topics.REPORTS],
+            until=lambda ms: (
+                any(m.topic == topics.DEADLETTER for m in ms) and any(m.headers.get("ce_type") == UNROUTED for m in ms)
+            ),
+        )
         decision = (await client.get(f"/v1/decisions/{report_id}")).json()
     notice = next(m for m in seen if m.headers.get("ce_type") == UNROUTED)
     assert notice.data["report_id"] == report_id and notice.data["category"] is None

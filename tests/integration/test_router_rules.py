@@ -24,17 +24,27 @@ UNROUTED = "id.go.blitarkab.e112.report.unrouted.v1"
 
 def settings(database_url: str, bootstrap: str) -> RouterSettings:
     return RouterSettings(
-        database_url=database_url, kafka_bootstrap_servers=bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, kafka_session_timeout_ms=2000,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 def report(category: str, kecamatan: str, *, casualties: int | None = None, subtype: str | None = None) -> KafkaRecord:
     event = ReportReceived(
-        report_id=uuid.uuid4(), kind="emergency", category=category, subtype=subtype, description="uji",
-        location=EventLocation(kecamatan=kecamatan), caller=EventCaller(name="Sri", phone="+6281234567890"),
-        channel="call", casualties=casualties, received_at=datetime.now(UTC),
-    )  # fmt: skip
+        report_id=uuid.uuid4(),
+        kind="emergency",
+        category=category,
+        subtype=subtype,
+        description="uji",
+        location=EventLocation(kecamatan=kecamatan),
+        caller=EventCaller(name="Sri", phone="+6281234567890"),
+        channel="call",
+        casualties=casualties,
+        received_at=datetime.now(UTC),
+    )
     return encode(event, topic=topics.REPORTS, key=str(event.report_id), source="test")
 
 
@@ -47,9 +57,11 @@ async def dispatches_of(bootstrap: str, record: KafkaRecord, count: int) -> dict
     agencies = ("damkar", "bpbd", "polres", "dinkes", "pmi", "pln", "telkom", "satpolpp")
     key = report_id(record)
     messages = await read_topics(
-        bootstrap, [topics.dispatch_topic(a) for a in agencies],
-        until=lambda ms: sum(m.key == key for m in ms) >= count, settle=1.0,
-    )  # fmt: skip
+        bootstrap,
+        [topics.dispatch_topic(a) for a in agencies],
+        until=lambda ms: sum(m.key == key for m in ms) >= count,
+        settle=1.0,
+    )
     mine = [m for m in messages if m.key == key]
     assert all(m.headers["ce_type"] == DISPATCH for m in mine)
     assert len(mine) == count, [m.topic for m in mine]  # nothing more
@@ -63,8 +75,11 @@ async def test_casualties_and_kecamatan_add_agencies_and_name_local_units(databa
         got = await dispatches_of(broker.bootstrap, fire, 4)
         decision = (await client.get(f"/v1/decisions/{report_id(fire)}")).json()
     assert {a: d["role"] for a, d in got.items()} == {
-        "damkar": "primary", "pln": "supporting", "polres": "supporting", "dinkes": "supporting",
-    }  # fmt: skip
+        "damkar": "primary",
+        "pln": "supporting",
+        "polres": "supporting",
+        "dinkes": "supporting",
+    }
     assert got["damkar"]["unit"] == {"code": "damkar-pos-srengat", "name": "Pos Damkar Srengat"}
     assert got["polres"]["unit"] == {"code": "polsek-srengat", "name": "Polsek Srengat"}
     assert got["dinkes"]["unit"]["code"] == "pkm-srengat"
@@ -97,16 +112,23 @@ async def test_rule_and_unit_changes_route_the_next_report_differently_without_a
         table["extra_rules"].append(kelud)
         changed = await client.put(
             "/v1/routing-table",
-            json={"table": table, "changed_by": "supervisor Ani", "reason": "Kelud alert level III",
-                  "expected_version": 1},
-        )  # fmt: skip
+            json={
+                "table": table,
+                "changed_by": "supervisor Ani",
+                "reason": "Kelud alert level III",
+                "expected_version": 1,
+            },
+        )
         assert changed.status_code == 200, changed.text
         assert changed.json()["version"] == 2
         unit = await client.put(
             "/v1/routing-table/units/polres/NGLEGOK",
-            json={"unit": {"code": "pos-kelud", "name": "Pos Pantau Kelud (Polsek Nglegok)"},
-                  "changed_by": "Pak Hadi", "reason": "post moved up the slope for the alert"},
-        )  # fmt: skip
+            json={
+                "unit": {"code": "pos-kelud", "name": "Pos Pantau Kelud (Polsek Nglegok)"},
+                "changed_by": "Pak Hadi",
+                "reason": "post moved up the slope for the alert",
+            },
+        )
         assert unit.status_code == 200, unit.text
         assert unit.json()["version"] == 3
         assert unit.json()["table"]["units"]["polres"]["Nglegok"]["code"] == "pos-kelud"
@@ -152,9 +174,11 @@ async def test_a_category_sent_to_the_operators_is_unrouted_never_dropped(databa
         assert changed.status_code == 200, changed.text
         await produce(broker.bootstrap, [riot])
         messages = await read_topics(
-            broker.bootstrap, [topics.REPORTS, topics.dispatch_topic("polres"), topics.dispatch_topic("satpolpp")],
-            until=lambda ms: any(m.headers.get("ce_type") == UNROUTED for m in ms), settle=1.0,
-        )  # fmt: skip
+            broker.bootstrap,
+            [topics.REPORTS, topics.dispatch_topic("polres"), topics.dispatch_topic("satpolpp")],
+            until=lambda ms: any(m.headers.get("ce_type") == UNROUTED for m in ms),
+            settle=1.0,
+        )
         decision = (await client.get(f"/v1/decisions/{report_id(riot)}")).json()
     unrouted = [m for m in messages if m.headers.get("ce_type") == UNROUTED]
     assert len(unrouted) == 1 and unrouted[0].key == report_id(riot)
@@ -168,17 +192,33 @@ async def test_a_category_sent_to_the_operators_is_unrouted_never_dropped(databa
     ("method", "path", "body", "field"),
     [
         ("put", "/v1/routing-table", {"table": {"rules": {}}, "changed_by": "x", "reason": "y"}, "table"),
-        ("put", "/v1/routing-table/units/polres/Kota%20Blitar",
-         {"unit": {"code": "a", "name": "A"}, "changed_by": "x", "reason": "y"}, "kecamatan"),
-        ("put", "/v1/routing-table/units/tni/Wlingi",
-         {"unit": {"code": "a", "name": "A"}, "changed_by": "x", "reason": "y"}, "agency"),
-        ("put", "/v1/routing-table/units/polres/Wlingi",
-         {"unit": {"code": "Not A Code", "name": "A"}, "changed_by": "x", "reason": "y"}, "unit.code"),
-        ("put", "/v1/routing-table/units/polres/Wlingi", {"unit": None, "changed_by": " ", "reason": "y"},
-         "changed_by"),
+        (
+            "put",
+            "/v1/routing-table/units/polres/Kota%20Blitar",
+            {"unit": {"code": "a", "name": "A"}, "changed_by": "x", "reason": "y"},
+            "kecamatan",
+        ),
+        (
+            "put",
+            "/v1/routing-table/units/tni/Wlingi",
+            {"unit": {"code": "a", "name": "A"}, "changed_by": "x", "reason": "y"},
+            "agency",
+        ),
+        (
+            "put",
+            "/v1/routing-table/units/polres/Wlingi",
+            {"unit": {"code": "Not A Code", "name": "A"}, "changed_by": "x", "reason": "y"},
+            "unit.code",
+        ),
+        (
+            "put",
+            "/v1/routing-table/units/polres/Wlingi",
+            {"unit": None, "changed_by": " ", "reason": "y"},
+            "changed_by",
+        ),
         ("get", "/v1/routing-table/versions/0", None, "version"),
     ],
-)  # fmt: skip
+)
 async def test_bad_changes_are_a_clear_4xx_and_change_nothing(database_url, broker, method, path, body, field):
     async with running(create_app(settings(database_url, broker.bootstrap)), API_KEY) as client:
         response = await client.request(method, path, json=body)
@@ -219,8 +259,12 @@ async def test_a_table_stored_by_the_first_router_gains_extra_rules_and_units_at
     assert live["version"] == 2 and live["changed_by"] == "system"
     assert live["table"]["rules"]["binatang_buas"]["supporting"] == ["satpolpp"]
     assert live["table"]["units"]["polres"]["Wlingi"]["code"] == "polsek-wlingi"
-    assert [r["id"] for r in live["table"]["extra_rules"]] == ["korban", "korban-massal", "jaringan-listrik",
-                                                               "jaringan-telkom"]  # fmt: skip
+    assert [r["id"] for r in live["table"]["extra_rules"]] == [
+        "korban",
+        "korban-massal",
+        "jaringan-listrik",
+        "jaringan-telkom",
+    ]
     assert again["version"] == 2  # upgraded once
 
 

@@ -26,23 +26,38 @@ FIRE_TOPICS = [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")]
 
 def settings(database_url, broker) -> RouterSettings:
     return RouterSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, kafka_session_timeout_ms=2000,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        kafka_session_timeout_ms=2000,
+    )
 
 
 def fire(**changes) -> ReportReceived:
     values = dict(
-        report_id=uuid.uuid4(), kind="emergency", category="kebakaran", subtype="rumah", description="uji",
-        location=EventLocation(kecamatan="Wlingi"), caller=EventCaller(name="Sri", phone="+6281234567890"),
-        channel="call", received_at=datetime.now(UTC),
-    )  # fmt: skip
+        report_id=uuid.uuid4(),
+        kind="emergency",
+        category="kebakaran",
+        subtype="rumah",
+        description="uji",
+        location=EventLocation(kecamatan="Wlingi"),
+        caller=EventCaller(name="Sri", phone="+6281234567890"),
+        channel="call",
+        received_at=datetime.now(UTC),
+    )
     return ReportReceived(**(values | changes))
 
 
 def stalled(report: ReportReceived, missing: list[str], attempt: int = 1):
-    event = ReportStalled(report_id=report.report_id, missing=missing, attempt=attempt, age_seconds=61,
-                          detected_at=datetime.now(UTC), report=report)  # fmt: skip
+    event = ReportStalled(
+        report_id=report.report_id,
+        missing=missing,
+        attempt=attempt,
+        age_seconds=61,
+        detected_at=datetime.now(UTC),
+        report=report,
+    )
     return encode(event, topic=topics.REPORTS, key=str(report.report_id), source="e112/intake")
 
 
@@ -51,8 +66,13 @@ def received(report: ReportReceived):
 
 
 def of(messages, ce_type, report: ReportReceived, topic: str | None = None) -> list:
-    return [m for m in messages if m.headers.get("ce_type") == ce_type and m.key == str(report.report_id)
-            and (topic is None or m.topic == topic)]  # fmt: skip
+    return [
+        m
+        for m in messages
+        if m.headers.get("ce_type") == ce_type
+        and m.key == str(report.report_id)
+        and (topic is None or m.topic == topic)
+    ]
 
 
 async def test_stalled_reports_are_redriven_from_the_decision_or_routed_now(database_url, broker):
@@ -71,15 +91,27 @@ async def test_stalled_reports_are_redriven_from_the_decision_or_routed_now(data
 
         # pln's dispatch was lost; intake's verdict on the held report too; the unknown
         # report's report.received never reached the router; the unrouted one's notice was lost.
-        await produce(broker.bootstrap, [
-            stalled(routed, ["pln"]), stalled(held, ["routing"]), stalled(unknown, ["routing"]),
-            stalled(nowhere, ["routing"]),
-        ])  # fmt: skip
+        await produce(
+            broker.bootstrap,
+            [
+                stalled(routed, ["pln"]),
+                stalled(held, ["routing"]),
+                stalled(unknown, ["routing"]),
+                stalled(nowhere, ["routing"]),
+            ],
+        )
         seen = await read_topics(
-            broker.bootstrap, everything, timeout=60, settle=2.0,
-            until=lambda ms: len(of(ms, DISPATCH, routed)) == 4 and len(of(ms, DISPATCH, held)) == 3
-            and len(of(ms, DISPATCH, unknown)) == 3 and len(of(ms, UNROUTED, nowhere)) == 2,
-        )  # fmt: skip
+            broker.bootstrap,
+            everything,
+            timeout=60,
+            settle=2.0,
+            until=lambda ms: (
+                len(of(ms, DISPATCH, routed)) == 4
+                and len(of(ms, DISPATCH, held)) == 3
+                and len(of(ms, DISPATCH, unknown)) == 3
+                and len(of(ms, UNROUTED, nowhere)) == 2
+            ),
+        )
 
     # Routed: only pln's dispatch again, the very same event.
     pln = of(seen, DISPATCH, routed, topics.dispatch_topic("pln"))
@@ -121,13 +153,20 @@ async def test_another_callers_lost_updates_are_sent_again_or_linked_now(databas
 
         await produce(broker.bootstrap, [stalled(linked, ["pln"]), stalled(unknown, ["damkar", "pln", "polres"])])
         seen = await read_topics(
-            broker.bootstrap, [*FIRE_TOPICS, topics.REPORTS], timeout=60, settle=2.0,
+            broker.bootstrap,
+            [*FIRE_TOPICS, topics.REPORTS],
+            timeout=60,
+            settle=2.0,
             until=lambda ms: len(added(ms)) == 7,
-        )  # fmt: skip
+        )
 
     def updates(report, agency=None):
-        return [m for m in added(seen) if m.data["new_report_id"] == str(report.report_id)
-                and (agency is None or m.topic == topics.dispatch_topic(agency))]  # fmt: skip
+        return [
+            m
+            for m in added(seen)
+            if m.data["new_report_id"] == str(report.report_id)
+            and (agency is None or m.topic == topics.dispatch_topic(agency))
+        ]
 
     pln = updates(linked, "pln")
     assert len(pln) == 2 and pln[0].raw == pln[1].raw

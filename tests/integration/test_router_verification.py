@@ -25,15 +25,29 @@ FIRE_TOPICS = [topics.dispatch_topic(a) for a in ("damkar", "pln", "polres")]
 
 def report(category: str, verification: str, channel: str = "sms", linked_to=None) -> ReportReceived:
     return ReportReceived(
-        report_id=uuid.uuid4(), kind="emergency", category=category, subtype=None, description="dilaporkan via SMS",
-        location=EventLocation(kecamatan="Wlingi", desa="Beru"), caller=EventCaller(phone="+6281234567890"),
-        channel=channel, received_at=datetime.now(UTC), verification=verification, linked_to=linked_to,
-    )  # fmt: skip
+        report_id=uuid.uuid4(),
+        kind="emergency",
+        category=category,
+        subtype=None,
+        description="dilaporkan via SMS",
+        location=EventLocation(kecamatan="Wlingi", desa="Beru"),
+        caller=EventCaller(phone="+6281234567890"),
+        channel=channel,
+        received_at=datetime.now(UTC),
+        verification=verification,
+        linked_to=linked_to,
+    )
 
 
 def verdict(of: ReportReceived, value: str, duplicate_of=None) -> ReportVerified:
-    return ReportVerified(report_id=of.report_id, verdict=value, duplicate_of=duplicate_of, operator_id=OPERATOR,
-                          verification=of.verification, verified_at=datetime.now(UTC))  # fmt: skip
+    return ReportVerified(
+        report_id=of.report_id,
+        verdict=value,
+        duplicate_of=duplicate_of,
+        operator_id=OPERATOR,
+        verification=of.verification,
+        verified_at=datetime.now(UTC),
+    )
 
 
 def record(event) -> object:
@@ -57,9 +71,11 @@ async def test_a_held_report_goes_out_on_genuine_and_a_prank_never(database_url,
         held = (await client.get(f"/v1/decisions/{genuine.report_id}")).json()
         await produce(broker.bootstrap, [record(verdict(genuine, "genuine")), record(verdict(prank, "prank"))])
         messages = await read_topics(
-            broker.bootstrap, [*RIOT_TOPICS, topics.REPORTS], settle=1.5,
+            broker.bootstrap,
+            [*RIOT_TOPICS, topics.REPORTS],
+            settle=1.5,
             until=lambda ms: len(of_type(ms, "dispatch.requested.v1")) >= 2,
-        )  # fmt: skip
+        )
         await eventually(lambda: _outcome_is(database_url, prank.report_id, "not_dispatched"))
     assert held["outcome"] == "awaiting_verification"
     dispatched = of_type(messages, "dispatch.requested.v1")
@@ -85,9 +101,11 @@ async def test_an_unverified_dispatch_found_false_is_cancelled_at_every_agency_o
         false_alarm = record(verdict(fire, "prank"))
         await produce(broker.bootstrap, [false_alarm, false_alarm])  # redelivered: cancels once
         messages = await read_topics(
-            broker.bootstrap, FIRE_TOPICS, settle=1.5,
+            broker.bootstrap,
+            FIRE_TOPICS,
+            settle=1.5,
             until=lambda ms: len(distinct(of_type(ms, "dispatch.cancelled.v1"))) >= 3,
-        )  # fmt: skip
+        )
         await eventually(lambda: _outcome_is(database_url, fire.report_id, "cancelled"))
     assert all(m.data["verified"] is False for m in of_type(first, "dispatch.requested.v1"))
     requested = {m.data["agency"]: m.data["dispatch_id"] for m in of_type(messages, "dispatch.requested.v1")}
@@ -106,8 +124,12 @@ async def test_a_genuine_verdict_on_an_unverified_dispatch_cancels_nothing(datab
         genuine = record(verdict(fire, "genuine"))
         await produce(broker.bootstrap, [genuine])
         await eventually(lambda: _consumed(database_url, genuine.event_id))
-        messages = await read_topics(broker.bootstrap, [*FIRE_TOPICS, topics.REPORTS], settle=1.0,
-                                     until=lambda ms: len(of_type(ms, "dispatch.requested.v1")) == 3)  # fmt: skip
+        messages = await read_topics(
+            broker.bootstrap,
+            [*FIRE_TOPICS, topics.REPORTS],
+            settle=1.0,
+            until=lambda ms: len(of_type(ms, "dispatch.requested.v1")) == 3,
+        )
     assert of_type(messages, "dispatch.cancelled.v1") == []
     assert await outcome(database_url, fire.report_id) == "routed"
 
@@ -120,9 +142,11 @@ async def test_a_held_duplicate_tells_the_incidents_agencies_instead_of_dispatch
         await eventually(lambda: _outcome_is(database_url, sms.report_id, "awaiting_verification"))
         await produce(broker.bootstrap, [record(verdict(sms, "duplicate", duplicate_of=incident.report_id))])
         messages = await read_topics(
-            broker.bootstrap, [*FIRE_TOPICS, *RIOT_TOPICS], settle=1.5,
+            broker.bootstrap,
+            [*FIRE_TOPICS, *RIOT_TOPICS],
+            settle=1.5,
             until=lambda ms: len(of_type(ms, "dispatch.caller_added.v1")) >= 3,
-        )  # fmt: skip
+        )
         await eventually(lambda: _outcome_is(database_url, sms.report_id, "linked"))
     assert {m.key for m in of_type(messages, "dispatch.requested.v1")} == {str(incident.report_id)}
     added = of_type(messages, "dispatch.caller_added.v1")

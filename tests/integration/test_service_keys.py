@@ -128,9 +128,11 @@ async def assert_keys(client: httpx.AsyncClient, table: dict, admin: str, other_
 
 async def test_shifts_takes_its_own_admin_key_and_the_console_s_only_for_the_console_s_work(database_url, broker):
     settings = ShiftsSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap,
-        admin_api_key=SHIFTS_ADMIN, console_api_key=CONSOLE,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        admin_api_key=SHIFTS_ADMIN,
+        console_api_key=CONSOLE,
+    )
     app = create_shifts(settings)
     async with running(app, SHIFTS_ADMIN) as client:
         assert routes_under_keys(app) == set(SHIFTS_ROUTES)
@@ -156,8 +158,12 @@ async def test_the_notifier_takes_its_own_admin_key_and_the_console_s_only_to_re
         assert routes_under_keys(app) == set(NOTIFIER_ROUTES)
         await assert_keys(client, NOTIFIER_ROUTES, NOTIFIER_ADMIN, SHIFTS_ADMIN)
         as_console = {"Authorization": f"Bearer {CONSOLE}"}
-        phones = {"channels": ["email"], "email": ["damkar@blitarkab.go.id"], "phones": ["+62342801112"],
-                  "updated_by": "supervisor"}  # fmt: skip
+        phones = {
+            "channels": ["email"],
+            "email": ["damkar@blitarkab.go.id"],
+            "phones": ["+62342801112"],
+            "updated_by": "supervisor",
+        }
         assert (await client.put("/v1/agencies/damkar", json=phones)).status_code == 200
         read = await client.get("/v1/agencies/damkar", headers=as_console)
         assert read.status_code == 200 and read.json()["phones"] == ["+62342801112"]
@@ -177,11 +183,19 @@ async def test_the_router_takes_its_own_admin_key_and_no_other(database_url, bro
     async with running(app, ROUTER_ADMIN) as client:
         routes = routes_under_keys(app)
         assert {path for _, path in routes} == {
-            "/v1/routing-table", "/v1/routing-table/versions", "/v1/routing-table/versions/{version}",
-            "/v1/routing-table/units/{agency}/{kecamatan}", "/v1/decisions/{report_id}",
-        }  # fmt: skip
-        keys = {"anonymous": None, "wrong": "x" * 40, "console": CONSOLE, "other admin": SHIFTS_ADMIN,
-                "admin": ROUTER_ADMIN}  # fmt: skip
+            "/v1/routing-table",
+            "/v1/routing-table/versions",
+            "/v1/routing-table/versions/{version}",
+            "/v1/routing-table/units/{agency}/{kecamatan}",
+            "/v1/decisions/{report_id}",
+        }
+        keys = {
+            "anonymous": None,
+            "wrong": "x" * 40,
+            "console": CONSOLE,
+            "other admin": SHIFTS_ADMIN,
+            "admin": ROUTER_ADMIN,
+        }
         await assert_reach(client, dict.fromkeys(routes, {"admin"}), keys)
 
 
@@ -192,9 +206,13 @@ APP = CONSOLE_ROLE | {"app"}
 INTAKE_ROUTES = {
     # An app files reports and reads back its own (others' are a 404, tested in
     # test_intake_clients.py), counts, and the policy that says which of its reports are held.
-    ("POST", "/v1/reports"): APP, ("GET", "/v1/reports"): APP, ("GET", "/v1/reports/{report_id}"): APP,
-    ("GET", "/v1/stats/reports"): APP, ("GET", "/v1/stats/contacts"): APP,
-    ("GET", "/v1/verification-policy"): APP, ("GET", "/v1/verification-policy/versions"): APP,
+    ("POST", "/v1/reports"): APP,
+    ("GET", "/v1/reports"): APP,
+    ("GET", "/v1/reports/{report_id}"): APP,
+    ("GET", "/v1/stats/reports"): APP,
+    ("GET", "/v1/stats/contacts"): APP,
+    ("GET", "/v1/verification-policy"): APP,
+    ("GET", "/v1/verification-policy/versions"): APP,
     # The console acts on reports for its operator and sees callers' history.
     ("POST", "/v1/reports/{report_id}/verification"): CONSOLE_ROLE,
     ("POST", "/v1/reports/{report_id}/unlink"): CONSOLE_ROLE,
@@ -202,16 +220,20 @@ INTAKE_ROUTES = {
     ("POST", "/v1/reports/{report_id}/reopen"): CONSOLE_ROLE,
     ("GET", "/v1/reports/{report_id}/link-suggestions"): CONSOLE_ROLE,
     ("GET", "/v1/link-suggestions"): CONSOLE_ROLE,
-    ("GET", "/v1/callers/flagged"): CONSOLE_ROLE, ("POST", "/v1/callers/lookup"): CONSOLE_ROLE,
+    ("GET", "/v1/callers/flagged"): CONSOLE_ROLE,
+    ("POST", "/v1/callers/lookup"): CONSOLE_ROLE,
     # Keys and the policy: the admin's, the configured one or one made with the admin role.
-    ("GET", "/v1/admin/api-keys"): ADMIN_ROLE, ("POST", "/v1/admin/api-keys"): ADMIN_ROLE,
-    ("DELETE", "/v1/admin/api-keys/{key_id}"): ADMIN_ROLE, ("PUT", "/v1/verification-policy"): ADMIN_ROLE,
-}  # fmt: skip
+    ("GET", "/v1/admin/api-keys"): ADMIN_ROLE,
+    ("POST", "/v1/admin/api-keys"): ADMIN_ROLE,
+    ("DELETE", "/v1/admin/api-keys/{key_id}"): ADMIN_ROLE,
+    ("PUT", "/v1/verification-policy"): ADMIN_ROLE,
+}
 
 
 async def test_intake_s_every_route_is_reached_by_the_roles_it_names_and_refused_to_the_others(database_url, broker):
-    settings = IntakeSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap,
-                              admin_api_key=INTAKE_ADMIN)  # fmt: skip
+    settings = IntakeSettings(
+        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, admin_api_key=INTAKE_ADMIN
+    )
     app = create_intake(settings)
     async with running(app, INTAKE_ADMIN) as client:
         made = {}
@@ -220,6 +242,13 @@ async def test_intake_s_every_route_is_reached_by_the_roles_it_names_and_refused
             assert answer.status_code == 201, answer.text
             made[role] = answer.json()["key"]
         assert set(routes_under_keys(app)) == set(INTAKE_ROUTES)  # a new route must say who reaches it
-        keys = {"anonymous": None, "wrong": "x" * 40, "other admin": ROUTER_ADMIN, "app": made["app"],
-                "console": made["console"], "made admin": made["admin"], "admin": INTAKE_ADMIN}  # fmt: skip
+        keys = {
+            "anonymous": None,
+            "wrong": "x" * 40,
+            "other admin": ROUTER_ADMIN,
+            "app": made["app"],
+            "console": made["console"],
+            "made admin": made["admin"],
+            "admin": INTAKE_ADMIN,
+        }
         await assert_reach(client, INTAKE_ROUTES, keys)

@@ -32,10 +32,17 @@ pytestmark = pytest.mark.integration
 
 def sms(category: str = "kerusuhan") -> ReportReceived:
     return ReportReceived(
-        report_id=uuid.uuid4(), kind="emergency", category=category, subtype=None, description="via SMS",
-        location=EventLocation(kecamatan="Talun"), caller=None, channel="sms", received_at=datetime.now(UTC),
+        report_id=uuid.uuid4(),
+        kind="emergency",
+        category=category,
+        subtype=None,
+        description="via SMS",
+        location=EventLocation(kecamatan="Talun"),
+        caller=None,
+        channel="sms",
+        received_at=datetime.now(UTC),
         verification="before_dispatch",
-    )  # fmt: skip
+    )
 
 
 def on_reports(event):
@@ -71,23 +78,40 @@ async def test_assigned_to_free_operators_balanced_queued_when_full_and_drained(
         after_check_in = {t["report_id"]: t["operator_id"] for t in await open_tasks(client, state="assigned")}
         # A verdict closes its verify task.
         first = next(t for t in assigned if t["operator_id"] == ani)
-        await produce(broker.bootstrap, [on_reports(ReportVerified(
-            report_id=first["report_id"], verdict="genuine", operator_id=ani, verification="before_dispatch",
-            verified_at=datetime.now(UTC)))])  # fmt: skip
+        await produce(
+            broker.bootstrap,
+            [
+                on_reports(
+                    ReportVerified(
+                        report_id=first["report_id"],
+                        verdict="genuine",
+                        operator_id=ani,
+                        verification="before_dispatch",
+                        verified_at=datetime.now(UTC),
+                    )
+                )
+            ],
+        )
         await eventually(lambda: _count(client, "closed", 1))
         closed = (await client.get("/v1/tasks", params={"state": "closed"})).json()
-        messages = await read_topics(broker.bootstrap, [topics.REPORTS, topics.SHIFTS],
-                                     until=lambda ms: len(_of(ms, "report.task_closed")) == 1)  # fmt: skip
-    assert {t["report_id"] for t in assigned} | {t["report_id"] for t in queue} == {str(r.report_id) for r in
-                                                                                     reports[:5]}  # fmt: skip
+        messages = await read_topics(
+            broker.bootstrap, [topics.REPORTS, topics.SHIFTS], until=lambda ms: len(_of(ms, "report.task_closed")) == 1
+        )
+    assert {t["report_id"] for t in assigned} | {t["report_id"] for t in queue} == {
+        str(r.report_id) for r in reports[:5]
+    }
     holders = [t["operator_id"] for t in assigned]
     assert sorted(holders) == sorted([ani, ani, budi, budi]), "two each: balanced, no one over capacity"
     (waiting,) = queue
     assert budi_status == "handling_report"
     assert "e112_tasks_queued 1.0" in metrics
     oldest = min(datetime.fromisoformat(t["created_at"]) for t in [*assigned, *queue]).timestamp()
-    oldest_open = {s.labels["reason"]: s.value for f in text_string_to_metric_families(metrics) for s in f.samples
-                   if s.name == "e112_tasks_oldest_open_timestamp_seconds"}  # fmt: skip
+    oldest_open = {
+        s.labels["reason"]: s.value
+        for f in text_string_to_metric_families(metrics)
+        for s in f.samples
+        if s.name == "e112_tasks_oldest_open_timestamp_seconds"
+    }
     assert oldest_open["verify"] == oldest and oldest_open["phone_agency"] == 0
     assert after_check_in[waiting["report_id"]] == citra
     assert closed[0]["outcome"] == "verified" and closed[0]["closed_by"] == ani
@@ -104,14 +128,22 @@ async def test_check_out_and_break_hand_tasks_to_colleagues_or_the_queue(databas
     clock = Clock(wib(2026, 3, 5, 16, 0))
     app = create_app(settings(database_url, broker), clock)
     unrouted = ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="no rule routes it", at=datetime.now(UTC))
-    escalated = DispatchEscalated(dispatch_id=uuid.uuid4(), report_id=uuid.uuid4(), agency="pln", step="escalated",
-                                  reason="not acknowledged within 120 s", escalated_at=datetime.now(UTC))  # fmt: skip
+    escalated = DispatchEscalated(
+        dispatch_id=uuid.uuid4(),
+        report_id=uuid.uuid4(),
+        agency="pln",
+        step="escalated",
+        reason="not acknowledged within 120 s",
+        escalated_at=datetime.now(UTC),
+    )
     resent = escalated.model_copy(update={"report_id": uuid.uuid4(), "step": "resent"})
     async with running(app, API_KEY) as client:
         (ani, budi) = await add_operators(client, "Ani", "Budi")
         await client.post(f"/v1/operators/{ani}/check-in")
-        status_records = [encode(e, topic=topics.DISPATCH_STATUS, key=str(e.report_id), source="e112/notifier")
-                          for e in (escalated, resent)]  # fmt: skip
+        status_records = [
+            encode(e, topic=topics.DISPATCH_STATUS, key=str(e.report_id), source="e112/notifier")
+            for e in (escalated, resent)
+        ]
         await produce(broker.bootstrap, [on_reports(unrouted), *status_records])
         await eventually(lambda: _count(client, "assigned", 2))
         await client.post(f"/v1/operators/{budi}/check-in")
@@ -147,9 +179,11 @@ async def test_at_shift_change_open_tasks_pass_to_the_incoming_operators_with_th
         clock.now = wib(2026, 3, 5, 15, 0, 5)  # siang has begun; Eko is still here
         await app.state.assigner.tick()
         after = await open_tasks(client)
-        messages = await read_topics(broker.bootstrap, [topics.REPORTS],
-                                     until=lambda ms: len([m for m in _of(ms, "report.assigned")
-                                                           if m.data["why"] == "handover"]) == 3)  # fmt: skip
+        messages = await read_topics(
+            broker.bootstrap,
+            [topics.REPORTS],
+            until=lambda ms: len([m for m in _of(ms, "report.assigned") if m.data["why"] == "handover"]) == 3,
+        )
     assert note.status_code == 201
     assert len(before_end) == 3, "not before the shift ends"
     assert {t["operator_id"] for t in after} == {ani, budi}
@@ -165,12 +199,21 @@ async def test_an_agency_not_reached_is_a_phone_task_first_even_past_capacity_an
     app = create_app(settings(database_url, broker, assign_capacity=1), clock)
     busy, fire = sms(), uuid.uuid4()
     now = datetime.now(UTC)
-    held = DispatchHeld(dispatch_id=uuid.uuid4(), report_id=fire, agency="damkar", reason="webhook: HTTP 503",
-                        attempts=3, held_at=now, next_attempt_at=now)  # fmt: skip
-    failed = DispatchFailed(dispatch_id=uuid.uuid4(), report_id=fire, agency="pmi", reason="webhook: no URL",
-                            attempts=0, failed_at=now)  # fmt: skip
-    delivered = DispatchDelivered(dispatch_id=held.dispatch_id, report_id=fire, agency="damkar", channel="webhook",
-                                  attempts=4, delivered_at=now)  # fmt: skip
+    held = DispatchHeld(
+        dispatch_id=uuid.uuid4(),
+        report_id=fire,
+        agency="damkar",
+        reason="webhook: HTTP 503",
+        attempts=3,
+        held_at=now,
+        next_attempt_at=now,
+    )
+    failed = DispatchFailed(
+        dispatch_id=uuid.uuid4(), report_id=fire, agency="pmi", reason="webhook: no URL", attempts=0, failed_at=now
+    )
+    delivered = DispatchDelivered(
+        dispatch_id=held.dispatch_id, report_id=fire, agency="damkar", channel="webhook", attempts=4, delivered_at=now
+    )
     async with running(app, API_KEY) as client:
         (ani,) = await add_operators(client, "Ani")
         await client.post(f"/v1/operators/{ani}/check-in")
@@ -184,8 +227,14 @@ async def test_an_agency_not_reached_is_a_phone_task_first_even_past_capacity_an
         closed = (await client.get("/v1/tasks", params={"state": "closed"})).json()
         # The operator reached the Red Cross by phone: her own close of the task (reached,
         # with her note) follows through the console; the acknowledgement must not beat it.
-        by_phone = DispatchAcknowledged(dispatch_id=failed.dispatch_id, report_id=fire, agency="pmi", via="phone",
-                                        operator_id=uuid.UUID(ani), acknowledged_at=now)  # fmt: skip
+        by_phone = DispatchAcknowledged(
+            dispatch_id=failed.dispatch_id,
+            report_id=fire,
+            agency="pmi",
+            via="phone",
+            operator_id=uuid.UUID(ani),
+            acknowledged_at=now,
+        )
         record = on_status(by_phone)
         await produce(broker.bootstrap, [record])
         await eventually(lambda: _handled(database_url, record.event_id))
@@ -195,7 +244,7 @@ async def test_an_agency_not_reached_is_a_phone_task_first_even_past_capacity_an
     assert {t["detail"]["failed"] for t in phone_tasks} == {True, False}
     assert [(t["reason"], t["detail"]["agency"], t["outcome"]) for t in closed] == [
         ("phone_agency", "damkar", "superseded")
-    ]  # fmt: skip
+    ]
     assert [t["detail"]["agency"] for t in still_open] == ["pmi"]
 
 

@@ -24,12 +24,18 @@ async def test_closing_an_incident_closes_every_open_task_of_it_and_of_its_calle
     now = datetime.now(UTC)
     # Dispatched at once, verified after: a verify task, and an agency not reached.
     incident = sms("kebakaran").model_copy(update={"channel": "whatsapp", "verification": "after_dispatch"})
-    held = DispatchHeld(dispatch_id=uuid.uuid4(), report_id=incident.report_id, agency="damkar",
-                        reason="webhook: HTTP 503", attempts=3, held_at=now, next_attempt_at=now)  # fmt: skip
+    held = DispatchHeld(
+        dispatch_id=uuid.uuid4(),
+        report_id=incident.report_id,
+        agency="damkar",
+        reason="webhook: HTTP 503",
+        attempts=3,
+        held_at=now,
+        next_attempt_at=now,
+    )
     # Another caller whose dispatch.caller_added never got through: the watchdog's task.
     caller = uuid.uuid4()
-    stalled = ReportStalled(report_id=caller, missing=["damkar"], attempt=1, age_seconds=300.0,
-                            detected_at=now)  # fmt: skip
+    stalled = ReportStalled(report_id=caller, missing=["damkar"], attempt=1, age_seconds=300.0, detected_at=now)
     other = sms()
     async with running(app, API_KEY) as client:
         (ani,) = await add_operators(client, "Ani")
@@ -41,14 +47,22 @@ async def test_closing_an_incident_closes_every_open_task_of_it_and_of_its_calle
         await produce(broker.bootstrap, [on_reports(stalled), on_reports(other)])
         await eventually(lambda: _open(client, 2, state="queued"))
         before = {t["id"]: t for t in await open_tasks(client)}
-        closing = ReportClosed(report_id=incident.report_id, outcome="false_alarm", note="bakar sampah",
-                               operator_id=ani, linked_reports=[caller], closed_at=now)  # fmt: skip
+        closing = ReportClosed(
+            report_id=incident.report_id,
+            outcome="false_alarm",
+            note="bakar sampah",
+            operator_id=ani,
+            linked_reports=[caller],
+            closed_at=now,
+        )
         await produce(broker.bootstrap, [on_reports(closing)])
         messages = await read_topics(
-            broker.bootstrap, [topics.REPORTS],
-            until=lambda ms: len([m for m in _of(ms, "report.task_closed") if m.data["outcome"] == "incident_closed"])
-            == 3,
-        )  # fmt: skip
+            broker.bootstrap,
+            [topics.REPORTS],
+            until=lambda ms: (
+                len([m for m in _of(ms, "report.task_closed") if m.data["outcome"] == "incident_closed"]) == 3
+            ),
+        )
         # The same transaction closed them and gave out what waited.
         after = {t["id"]: t for t in await open_tasks(client)}
         closed = {t["id"]: t for t in (await client.get("/v1/tasks", params={"state": "closed"})).json()}
@@ -57,9 +71,10 @@ async def test_closing_an_incident_closes_every_open_task_of_it_and_of_its_calle
     assert len(before) == 4
     assert {t["report_id"] for t in closed.values()} == {str(incident.report_id), str(caller)}
     assert {(t["reason"], t["outcome"], t["closed_by"]) for t in closed.values()} == {
-        ("verify", "incident_closed", ani), ("phone_agency", "incident_closed", ani),
+        ("verify", "incident_closed", ani),
+        ("phone_agency", "incident_closed", ani),
         ("stalled", "incident_closed", ani),
-    }  # fmt: skip
+    }
     (left,) = after.values()
     assert left["report_id"] == str(other.report_id)
     assert left["state"] == "assigned" and left["operator_id"] == ani, "the freed slot taken at once"

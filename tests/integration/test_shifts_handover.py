@@ -31,9 +31,12 @@ def wib(*args) -> datetime:
 async def test_notes_pass_from_the_night_to_the_morning_and_leavers_are_listed(database_url, broker):
     clock = Clock(wib(2026, 3, 31, 23, 0))
     settings = ShiftsSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, coverage_check_interval=3600,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        coverage_check_interval=3600,
+    )
     async with running(create_app(settings, clock), API_KEY) as client:
         ids = {}
         for name in ("Budi", "Cici", "Dewi"):

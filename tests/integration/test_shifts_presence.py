@@ -28,9 +28,12 @@ class Clock:
 async def test_status_changes_free_operators_events_and_metrics(database_url, broker):
     clock = Clock(datetime(2026, 3, 5, 7, 0, tzinfo=WIB))
     settings = ShiftsSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, coverage_check_interval=3600,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        coverage_check_interval=3600,
+    )
     report = str(uuid.uuid4())
     async with running(create_app(settings, clock), API_KEY) as client:
         ani = (await client.post("/v1/operators", json={"name": "Ani"})).json()["id"]

@@ -36,9 +36,12 @@ class Clock:
 
 def app_for(database_url, broker, clock):
     settings = ShiftsSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, e112_api_key=API_KEY,
-        outbox_poll_interval=0.2, coverage_check_interval=3600,
-    )  # fmt: skip
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        outbox_poll_interval=0.2,
+        coverage_check_interval=3600,
+    )
     return create_app(settings, clock)
 
 
@@ -188,8 +191,11 @@ async def test_swaps_and_take_overs_are_checked_recorded_and_published(database_
     assert good.status_code == 201, good.text
     change = good.json()
     assert (change["kind"], change["changed_by"], change["reason"], change["override"]) == (
-        "swap", "Pak Hadi", "permintaan operator", False,
-    )  # fmt: skip
+        "swap",
+        "Pak Hadi",
+        "permintaan operator",
+        False,
+    )
     assert change["violations"] == []
     assert after_good.shift_of(x["operator_id"], day) == "malam"
     assert after_good.shift_of(y["operator_id"], day) == "pagi"

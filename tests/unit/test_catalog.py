@@ -8,10 +8,29 @@ from schemas.catalog import AGENCIES, CATEGORIES, CHANNELS, CONTACT_KINDS, KECAM
 CONTRACT_CATEGORIES = {"kebakaran", "bencana_alam", "kerusuhan", "kecelakaan", "penyakit", "binatang_buas"}
 CONTRACT_AGENCIES = {"damkar", "bpbd", "polres", "dinkes", "pmi", "pln", "telkom", "satpolpp"}
 CONTRACT_KECAMATAN = [
-    "Bakung", "Binangun", "Doko", "Gandusari", "Garum", "Kademangan", "Kanigoro", "Kesamben",
-    "Nglegok", "Panggungrejo", "Ponggok", "Sanankulon", "Selopuro", "Selorejo", "Srengat",
-    "Sutojayan", "Talun", "Udanawu", "Wates", "Wlingi", "Wonodadi", "Wonotirto",
-]  # fmt: skip
+    "Bakung",
+    "Binangun",
+    "Doko",
+    "Gandusari",
+    "Garum",
+    "Kademangan",
+    "Kanigoro",
+    "Kesamben",
+    "Nglegok",
+    "Panggungrejo",
+    "Ponggok",
+    "Sanankulon",
+    "Selopuro",
+    "Selorejo",
+    "Srengat",
+    "Sutojayan",
+    "Talun",
+    "Udanawu",
+    "Wates",
+    "Wlingi",
+    "Wonodadi",
+    "Wonotirto",
+]
 
 
 def test_categories_are_exactly_the_contracts_six():

@@ -16,19 +16,35 @@ TREE = {"category": "bencana_alam", "subtype": "Pohon tumbang-kabel", "casualtie
 
 def accept(ledger: Ledger, facts: dict, at: float, linked_to: str | None = None) -> str:
     report_id = str(uuid.uuid4())
-    ledger.add("accepted", report_id=report_id, scenario="s", facts=facts, kind="emergency", linked_to=linked_to,
-               verification="not_required", at=at)  # fmt: skip
+    ledger.add(
+        "accepted",
+        report_id=report_id,
+        scenario="s",
+        facts=facts,
+        kind="emergency",
+        linked_to=linked_to,
+        verification="not_required",
+        at=at,
+    )
     return report_id
 
 
 def deliver(ledger: Ledger, report_id: str, agency: str, at: float, *, incident: str | None = None, ce_id=None):
     """What a correct pipeline makes the agency see, on the webhook and on the topic."""
     if incident:
-        fields = {"report_id": incident, "dispatch_id": str(dispatch_id(uuid.UUID(incident), agency)),
-                  "new_report_id": report_id, "ce_type": CALLER_ADDED}  # fmt: skip
+        fields = {
+            "report_id": incident,
+            "dispatch_id": str(dispatch_id(uuid.UUID(incident), agency)),
+            "new_report_id": report_id,
+            "ce_type": CALLER_ADDED,
+        }
     else:
-        fields = {"report_id": report_id, "dispatch_id": str(dispatch_id(uuid.UUID(report_id), agency)),
-                  "new_report_id": None, "ce_type": REQUESTED}  # fmt: skip
+        fields = {
+            "report_id": report_id,
+            "dispatch_id": str(dispatch_id(uuid.UUID(report_id), agency)),
+            "new_report_id": None,
+            "ce_type": REQUESTED,
+        }
     ce_id = ce_id or f"ce-{report_id}-{agency}"
     # The Idempotency-Key: the dispatch id, or for another caller the update's own id.
     key = fields["dispatch_id"]
@@ -81,9 +97,10 @@ def test_a_complete_ledger_passes_and_gives_the_recovery_time(ledger):
 def test_one_delivery_removed_is_missing(ledger, channel):
     tree = ledger.of("accepted")[2]["report_id"]
     ledger.records = [
-        r for r in ledger.records
+        r
+        for r in ledger.records
         if not (r["record"] == channel and r.get("report_id") == tree and r.get("agency") == "pln")
-    ]  # fmt: skip
+    ]
     result = check(ledger, DEFAULT_TABLE, scenario="s")
     assert not result.ok
     missing = getattr(result, channel).missing

@@ -14,33 +14,58 @@ def at(seconds: float) -> str:
 
 def report(report_id="r1", received=0, timeline=None, dispatches=None, **extra):
     return {
-        "id": report_id, "status": "routed", "category": "kebakaran", "subtype": "rumah", "channel": "call",
-        "location": {"kecamatan": "Wlingi", "desa": "Beru"}, "received_at": at(received),
-        "verification": {"required": "not_required", "state": "not_required"}, "linked_reports": [],
-        "timeline": timeline or [], "dispatches": dispatches or [], **extra,
-    }  # fmt: skip
+        "id": report_id,
+        "status": "routed",
+        "category": "kebakaran",
+        "subtype": "rumah",
+        "channel": "call",
+        "location": {"kecamatan": "Wlingi", "desa": "Beru"},
+        "received_at": at(received),
+        "verification": {"required": "not_required", "state": "not_required"},
+        "linked_reports": [],
+        "timeline": timeline or [],
+        "dispatches": dispatches or [],
+        **extra,
+    }
 
 
 def fire(acked_damkar=False, pln_state="delivered"):
     timeline = [
         {"at": at(0), "event": "received", "agency": None, "detail": {}},
-        {"at": at(2), "event": "routed", "agency": None, "detail": {"dispatches": [
-            {"dispatch_id": DAMKAR, "agency": "damkar", "role": "primary"},
-            {"dispatch_id": PLN, "agency": "pln", "role": "supporting"}]}},
+        {
+            "at": at(2),
+            "event": "routed",
+            "agency": None,
+            "detail": {
+                "dispatches": [
+                    {"dispatch_id": DAMKAR, "agency": "damkar", "role": "primary"},
+                    {"dispatch_id": PLN, "agency": "pln", "role": "supporting"},
+                ]
+            },
+        },
         {"at": at(3), "event": "delivered", "agency": "damkar", "detail": {"dispatch_id": DAMKAR}},
         {"at": at(4), "event": "delivered", "agency": "pln", "detail": {"dispatch_id": PLN}},
-    ]  # fmt: skip
+    ]
     if acked_damkar:
         timeline += [
             {"at": at(30), "event": "acknowledged", "agency": "damkar", "detail": {"dispatch_id": DAMKAR}},
-            {"at": at(60), "event": "field_status", "agency": "damkar",
-             "detail": {"dispatch_id": DAMKAR, "status": "on_the_way"}},
-        ]  # fmt: skip
+            {
+                "at": at(60),
+                "event": "field_status",
+                "agency": "damkar",
+                "detail": {"dispatch_id": DAMKAR, "status": "on_the_way"},
+            },
+        ]
     dispatches = [
-        {"dispatch_id": DAMKAR, "agency": "damkar", "role": "primary",
-         "state": "on_the_way" if acked_damkar else "delivered", "escalated": False},
+        {
+            "dispatch_id": DAMKAR,
+            "agency": "damkar",
+            "role": "primary",
+            "state": "on_the_way" if acked_damkar else "delivered",
+            "escalated": False,
+        },
         {"dispatch_id": PLN, "agency": "pln", "role": "supporting", "state": pln_state, "escalated": False},
-    ]  # fmt: skip
+    ]
     return report(timeline=timeline, dispatches=dispatches)
 
 

@@ -16,23 +16,45 @@ OPERATOR = uuid.UUID("aaaaaaaa-0000-0000-0000-000000000001")
 
 
 def test_a_call_becomes_a_call_channel_report_filed_by_the_operator():
-    call = CallIn(category="kebakaran", subtype="rumah", kecamatan="wlingi", desa="Beru", address="", phone="0812345",
-                  caller_name=" ", description="Rumah terbakar", casualties=2)  # fmt: skip
+    call = CallIn(
+        category="kebakaran",
+        subtype="rumah",
+        kecamatan="wlingi",
+        desa="Beru",
+        address="",
+        phone="0812345",
+        caller_name=" ",
+        description="Rumah terbakar",
+        casualties=2,
+    )
     body = report_create(call, OPERATOR)
     assert body == {
-        "kind": "emergency", "channel": "call", "operator_id": str(OPERATOR), "category": "kebakaran",
-        "subtype": "rumah", "description": "Rumah terbakar", "casualties": 2,
-        "location": {"kecamatan": "wlingi", "desa": "Beru"}, "caller": {"phone": "0812345"},
-    }  # fmt: skip
+        "kind": "emergency",
+        "channel": "call",
+        "operator_id": str(OPERATOR),
+        "category": "kebakaran",
+        "subtype": "rumah",
+        "description": "Rumah terbakar",
+        "casualties": 2,
+        "location": {"kecamatan": "wlingi", "desa": "Beru"},
+        "caller": {"phone": "0812345"},
+    }
 
 
 def test_noise_is_logged_with_what_was_learnt_only():
     body = report_create(CallIn(kind="prank", phone="081234567890"), OPERATOR)
-    assert body == {"kind": "prank", "channel": "call", "operator_id": str(OPERATOR),
-                    "caller": {"phone": "081234567890"}}  # fmt: skip
+    assert body == {
+        "kind": "prank",
+        "channel": "call",
+        "operator_id": str(OPERATOR),
+        "caller": {"phone": "081234567890"},
+    }
     ReportCreate.model_validate_json(__import__("json").dumps(body))  # intake takes it as it is
-    assert report_create(CallIn(kind="ghost"), OPERATOR) == {"kind": "ghost", "channel": "call",
-                                                             "operator_id": str(OPERATOR)}  # fmt: skip
+    assert report_create(CallIn(kind="ghost"), OPERATOR) == {
+        "kind": "ghost",
+        "channel": "call",
+        "operator_id": str(OPERATOR),
+    }
 
 
 def test_other_subtype_sends_no_subtype():
@@ -58,9 +80,16 @@ def test_the_form_refuses_what_intake_would_never_take():
 
 
 def test_intake_field_errors_name_the_form_fields():
-    problem = Problem(422, "Invalid report", "...", errors=[
-        {"field": "location.kecamatan", "message": "not a kecamatan"}, {"field": "caller.phone", "message": "bad"},
-        {"field": "description", "message": "required"}])  # fmt: skip
+    problem = Problem(
+        422,
+        "Invalid report",
+        "...",
+        errors=[
+            {"field": "location.kecamatan", "message": "not a kecamatan"},
+            {"field": "caller.phone", "message": "bad"},
+            {"field": "description", "message": "required"},
+        ],
+    )
     assert [e["field"] for e in form_errors(problem).extra["errors"]] == ["kecamatan", "phone", "description"]
 
 
@@ -85,12 +114,24 @@ def test_the_router_s_line_subtypes_can_be_chosen():
 
 def test_production_refuses_development_upstreams_and_an_insecure_cookie():
     with pytest.raises(ValidationError) as refused:
-        ConsoleSettings(e112_env="production", database_url="postgresql://db/e112", kafka_bootstrap_servers="k:9092",
-                        admin_api_key="k" * 40, console_api_key="c" * 40)  # fmt: skip
+        ConsoleSettings(
+            e112_env="production",
+            database_url="postgresql://db/e112",
+            kafka_bootstrap_servers="k:9092",
+            admin_api_key="k" * 40,
+            console_api_key="c" * 40,
+        )
     text = str(refused.value)
     assert "INTAKE_URL" in text and "INTAKE_API_KEY" in text and "COOKIE_SECURE" in text
     ConsoleSettings(
-        e112_env="production", database_url="postgresql://db/e112", kafka_bootstrap_servers="k:9092",
-        admin_api_key="k" * 40, console_api_key="c" * 40, intake_url="http://intake", shifts_url="http://shifts", notifier_url="http://notifier",
-        intake_api_key="e112_" + "c" * 40, cookie_secure=True,
-    )  # fmt: skip
+        e112_env="production",
+        database_url="postgresql://db/e112",
+        kafka_bootstrap_servers="k:9092",
+        admin_api_key="k" * 40,
+        console_api_key="c" * 40,
+        intake_url="http://intake",
+        shifts_url="http://shifts",
+        notifier_url="http://notifier",
+        intake_api_key="e112_" + "c" * 40,
+        cookie_secure=True,
+    )

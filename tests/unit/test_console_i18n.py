@@ -18,8 +18,12 @@ from services.intake.app import PIPELINE_GROUPS
 STATIC = Path(__file__).resolve().parents[2] / "services" / "console" / "static"
 LANGS = {name: json.loads((STATIC / "i18n" / f"{name}.json").read_text()) for name in ("id", "en")}
 # Everything wrong at once: every code the pipeline banner can show.
-TROUBLE = Readings(ready={"intake": None, "notifier": {"database": False, "broker": False}}, backlog={"g": 1.0},
-                   stalled=1, breaker_open=["pln"])  # fmt: skip
+TROUBLE = Readings(
+    ready={"intake": None, "notifier": {"database": False, "broker": False}},
+    backlog={"g": 1.0},
+    stalled=1,
+    breaker_open=["pln"],
+)
 BANNER_CODES = sorted({item["code"] for item in assess(TROUBLE, backlog_bound=0)})
 
 
@@ -32,15 +36,25 @@ def test_both_languages_have_the_same_keys_and_no_empty_string():
 @pytest.mark.parametrize(
     "prefix, codes",
     [
-        ("category", CATEGORIES), ("agency", AGENCIES), ("kind", CONTACT_KINDS), ("channel", CHANNELS),
-        ("reason", TASK_REASONS), ("verdict", VERDICTS), ("state", STEPS), ("status", REPORT_STATUSES),
+        ("category", CATEGORIES),
+        ("agency", AGENCIES),
+        ("kind", CONTACT_KINDS),
+        ("channel", CHANNELS),
+        ("reason", TASK_REASONS),
+        ("verdict", VERDICTS),
+        ("state", STEPS),
+        ("status", REPORT_STATUSES),
         ("outcome", CLOSE_OUTCOMES),
         ("subtype", sorted({s for subtypes in SUBTYPES.values() for s in subtypes})),
-        ("opstatus", ("available", "handling_report", "break", "offline")), ("shiftcode", ("pagi", "siang", "malam")),
-        ("status", BOARD_STATES), ("pipeline", BANNER_CODES), ("pipeline.service", WATCHED_SERVICES),
-        ("pipeline.check", ("database", "broker")), ("pipeline.group", [g.group_id for g in PIPELINE_GROUPS]),
+        ("opstatus", ("available", "handling_report", "break", "offline")),
+        ("shiftcode", ("pagi", "siang", "malam")),
+        ("status", BOARD_STATES),
+        ("pipeline", BANNER_CODES),
+        ("pipeline.service", WATCHED_SERVICES),
+        ("pipeline.check", ("database", "broker")),
+        ("pipeline.group", [g.group_id for g in PIPELINE_GROUPS]),
     ],
-)  # fmt: skip
+)
 def test_every_code_shown_has_a_label_in_both_languages(prefix, codes):
     for strings in LANGS.values():
         missing = [c for c in codes if f"{prefix}.{c}" not in strings]

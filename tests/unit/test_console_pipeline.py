@@ -6,8 +6,11 @@ from services.console.pipeline import Readings, assess, parse_metrics
 
 
 def test_all_well_is_no_item():
-    readings = Readings(ready={"intake": {"database": True}, "notifier": {"database": True, "broker": True}},
-                        backlog={"e112-router": 100, "e112-notifier": 3}, stalled=0)  # fmt: skip
+    readings = Readings(
+        ready={"intake": {"database": True}, "notifier": {"database": True, "broker": True}},
+        backlog={"e112-router": 100, "e112-notifier": 3},
+        stalled=0,
+    )
     assert assess(readings, backlog_bound=100) == []
 
 
@@ -15,8 +18,9 @@ def test_each_trouble_is_named_most_serious_first():
     readings = Readings(
         ready={"intake": {"database": True}, "notifier": {"database": True, "broker": False}, "shifts": None},
         backlog={"e112-router": 101, "e112-notifier": 4000.0, "e112-intake-timeline": 0},
-        stalled=7.0, breaker_open=["pln", "damkar"],
-    )  # fmt: skip
+        stalled=7.0,
+        breaker_open=["pln", "damkar"],
+    )
     assert assess(readings, backlog_bound=100) == [
         {"code": "service_not_ready", "service": "notifier", "checks": ["broker"]},
         {"code": "service_down", "service": "shifts"},
@@ -38,4 +42,6 @@ def test_the_services_metrics_are_read_with_their_labels():
     samples = parse_metrics(generate_latest(registry).decode())
     assert samples["e112_watchdog_consumer_backlog_events"] == [({"group": "e112-router"}, 250.0)]
     assert sorted(samples["e112_webhook_breaker_open"], key=lambda s: s[0]["agency"]) == [
-        ({"agency": "damkar"}, 0.0), ({"agency": "pln"}, 1.0)]  # fmt: skip
+        ({"agency": "damkar"}, 0.0),
+        ({"agency": "pln"}, 1.0),
+    ]

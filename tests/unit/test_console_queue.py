@@ -9,22 +9,38 @@ OTHER = "aaaaaaaa-0000-0000-0000-000000000002"
 
 
 def summary(report_id, received, *, verification="before_dispatch", verdict=None, assigned_to=None):
-    return {"id": report_id, "received_at": f"2026-11-28T08:{received:02d}:00+07:00", "category": "kerusuhan",
-            "subtype": None, "kecamatan": "Srengat", "desa": None, "channel": "sms", "kind": "emergency",
-            "status": "awaiting_verification", "verification": verification, "verdict": verdict,
-            "assigned_to": assigned_to}  # fmt: skip
+    return {
+        "id": report_id,
+        "received_at": f"2026-11-28T08:{received:02d}:00+07:00",
+        "category": "kerusuhan",
+        "subtype": None,
+        "kecamatan": "Srengat",
+        "desa": None,
+        "channel": "sms",
+        "kind": "emergency",
+        "status": "awaiting_verification",
+        "verification": verification,
+        "verdict": verdict,
+        "assigned_to": assigned_to,
+    }
 
 
 def test_mine_first_most_urgent_first_then_others_oldest_first():
-    pending = [summary("p-new", 30), summary("p-old", 5), summary("mine-verify", 20, assigned_to=ME),
-               summary("theirs", 1, assigned_to=OTHER)]  # fmt: skip
+    pending = [
+        summary("p-new", 30),
+        summary("p-old", 5),
+        summary("mine-verify", 20, assigned_to=ME),
+        summary("theirs", 1, assigned_to=OTHER),
+    ]
     tasks = [
         {"task_id": "t1", "report_id": "mine-verify", "reason": "verify"},
         {"task_id": "t2", "report_id": "escalated-one", "reason": "escalated"},
         {"task_id": "t3", "report_id": "unreached", "reason": "phone_agency"},
     ]
-    summaries = {"escalated-one": summary("escalated-one", 1, verification="not_required"),
-                 "unreached": summary("unreached", 50, verification="not_required")}  # fmt: skip
+    summaries = {
+        "escalated-one": summary("escalated-one", 1, verification="not_required"),
+        "unreached": summary("unreached", 50, verification="not_required"),
+    }
     items = queue_items(tasks, pending, summaries, ME)
     assert [i["report_id"] for i in items] == ["unreached", "mine-verify", "escalated-one", "theirs", "p-old", "p-new"]
     assert [i["mine"] for i in items] == [True, True, True, False, False, False]
@@ -38,8 +54,12 @@ def test_a_report_assigned_to_me_without_a_task_list_is_still_mine():
 
 
 def test_a_task_whose_report_cannot_be_read_still_shows():
-    items = queue_items([{"task_id": "t", "report_id": "gone", "reason": "unrouted", "created_at":
-                          "2026-11-28T08:00:00+07:00"}], [], {}, ME)  # fmt: skip
+    items = queue_items(
+        [{"task_id": "t", "report_id": "gone", "reason": "unrouted", "created_at": "2026-11-28T08:00:00+07:00"}],
+        [],
+        {},
+        ME,
+    )
     assert items[0]["report_id"] == "gone" and items[0]["category"] is None
 
 
@@ -51,12 +71,19 @@ def test_two_tasks_on_one_report_are_two_items_and_a_pending_report_with_my_task
     ]
     items = queue_items(tasks, [summary("p", 1, assigned_to=ME)], {"r": summary("r", 2)}, ME)
     assert [(i["key"], i["reason"]) for i in items] == [
-        ("task:t-verify", "verify"), ("task:t-stall", "stalled"), ("task:t-esc", "escalated")
-    ]  # fmt: skip
+        ("task:t-verify", "verify"),
+        ("task:t-stall", "stalled"),
+        ("task:t-esc", "escalated"),
+    ]
 
 
 def test_without_the_report_a_task_shows_what_shifts_knows():
-    task = {"task_id": "t", "report_id": "r", "reason": "escalated", "created_at": "2026-11-28T08:00:00+07:00",
-            "detail": {"category": "kebakaran", "kecamatan": "Wlingi", "channel": "call"}}  # fmt: skip
+    task = {
+        "task_id": "t",
+        "report_id": "r",
+        "reason": "escalated",
+        "created_at": "2026-11-28T08:00:00+07:00",
+        "detail": {"category": "kebakaran", "kecamatan": "Wlingi", "channel": "call"},
+    }
     item = queue_items([task], [], {}, ME)[0]
     assert (item["category"], item["kecamatan"], item["key"]) == ("kebakaran", "Wlingi", "task:t")

@@ -87,10 +87,16 @@ def test_the_runtime_subset_holds_every_dependency_of_what_it_holds():
     missing, or `pip install --require-hashes` would fail in the build."""
     kept = runtime_lock()
     environment = {
-        "python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux", "os_name": "posix",
-        "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
-        "platform_python_implementation": "CPython", "extra": "",
-    }  # fmt: skip
+        "python_version": "3.11",
+        "python_full_version": "3.11.0",
+        "sys_platform": "linux",
+        "os_name": "posix",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
     missing = []
     for name in kept:
         for requirement in importlib.metadata.requires(name) or []:
@@ -151,8 +157,14 @@ def test_every_module_the_manifests_and_image_run_exists():
     modules = commands_in_manifests()
     cmd = [arg for op, arg in final_stage() if op == "CMD"]
     modules |= set(re.findall(r'"(services\.[\w.]+)"', cmd[0]))
-    assert {"services.intake", "services.router", "services.notifier", "services.shifts", "services.console",
-            "services.common.redrive"} <= modules  # fmt: skip
+    assert {
+        "services.intake",
+        "services.router",
+        "services.notifier",
+        "services.shifts",
+        "services.console",
+        "services.common.redrive",
+    } <= modules
     for module in sorted(modules):
         path = REPO / module.replace(".", "/")
         assert (path / "__main__.py").exists() or path.with_suffix(".py").exists(), f"{module} does not exist"

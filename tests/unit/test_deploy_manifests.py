@@ -101,10 +101,22 @@ def one(overlay: str, kind: str, name: str) -> dict:
 def test_overlay_renders_every_part_of_the_system(overlay):
     kinds = {o["kind"] for o in render(overlay)}
     assert {
-        "Namespace", "Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-        "NetworkPolicy", "Ingress", "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster",
-        "ServiceMonitor", "PrometheusRule",
-    } <= kinds  # fmt: skip
+        "Namespace",
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "Ingress",
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaTopic",
+        "KafkaUser",
+        "Cluster",
+        "ServiceMonitor",
+        "PrometheusRule",
+    } <= kinds
     assert {d["metadata"]["name"] for d in objects(overlay, "Deployment")} == set(SERVICES)
     # Everything in the overlay's one namespace, which the overlay creates.
     (namespace,) = objects(overlay, "Namespace")
@@ -133,8 +145,14 @@ def test_core_objects_validate_strictly(overlay, version):
 def test_custom_resources_validate_against_their_crds(overlay):
     custom = [o for o in render(overlay) if (o["apiVersion"], o["kind"]) in crd_schemas()]
     assert {o["kind"] for o in custom} == {
-        "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster", "ServiceMonitor", "PrometheusRule",
-    }  # fmt: skip
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaTopic",
+        "KafkaUser",
+        "Cluster",
+        "ServiceMonitor",
+        "PrometheusRule",
+    }
     failures = {f"{o['kind']}/{o['metadata']['name']}": crd_errors(o) for o in custom}
     assert {name: errors for name, errors in failures.items() if errors} == {}
 
@@ -193,8 +211,9 @@ def test_kafka_is_a_replicated_kraft_cluster(overlay):
     assert kafka["config"]["default.replication.factor"] == 3
     assert kafka["config"]["auto.create.topics.enable"] is False
     assert kafka["authorization"]["type"] == "simple"
-    assert all(listener["tls"] and listener["authentication"]["type"] == "scram-sha-512" for listener in
-               kafka["listeners"])  # fmt: skip
+    assert all(
+        listener["tls"] and listener["authentication"]["type"] == "scram-sha-512" for listener in kafka["listeners"]
+    )
     pools = {p["metadata"]["name"]: p["spec"] for p in objects(overlay, "KafkaNodePool")}
     assert {tuple(p["roles"]): p["replicas"] for p in pools.values()} == {("controller",): 3, ("broker",): 3}
 
@@ -240,27 +259,47 @@ def test_each_agency_reads_its_own_topic_and_nothing_else(overlay):
 
 def test_an_agency_acl_check_that_could_pass_by_accident_fails_on_a_prefix():
     """acl_allows must not let a prefix ACL on e112.dispatch. pass as 'own topic only'."""
-    broad = {"spec": {"authorization": {"acls": [
-        {"resource": {"type": "topic", "name": "e112.dispatch.", "patternType": "prefix"}, "operations": ["Read"]}
-    ]}}}  # fmt: skip
+    broad = {
+        "spec": {
+            "authorization": {
+                "acls": [
+                    {
+                        "resource": {"type": "topic", "name": "e112.dispatch.", "patternType": "prefix"},
+                        "operations": ["Read"],
+                    }
+                ]
+            }
+        }
+    }
     assert [t for t in all_topics() if acl_allows(broad, "topic", t, "Read")] == [dispatch_topic(a) for a in AGENCIES]
 
 
 # What each service's code does with Kafka (its app.py: relay topics, consumer topics and
 # group e112-<consumer name>), written out here to check the ACLs against.
 SERVICE_ACCESS = {
-    "intake": {"read": ["e112.reports", "e112.dispatch-status"], "write": ["e112.reports", "e112.deadletter"],
-               "group": "e112-intake-timeline"},
-    "router": {"read": ["e112.reports"],
-               "write": ["e112.reports", "e112.deadletter", *(dispatch_topic(a) for a in AGENCIES)],
-               "group": "e112-router"},
-    "notifier": {"read": [dispatch_topic(a) for a in AGENCIES], "write": ["e112.dispatch-status", "e112.deadletter"],
-                 "group": "e112-notifier"},
-    "shifts": {"read": ["e112.reports", "e112.dispatch-status"],
-               "write": ["e112.shifts", "e112.reports", "e112.deadletter"], "group": "e112-shifts"},
+    "intake": {
+        "read": ["e112.reports", "e112.dispatch-status"],
+        "write": ["e112.reports", "e112.deadletter"],
+        "group": "e112-intake-timeline",
+    },
+    "router": {
+        "read": ["e112.reports"],
+        "write": ["e112.reports", "e112.deadletter", *(dispatch_topic(a) for a in AGENCIES)],
+        "group": "e112-router",
+    },
+    "notifier": {
+        "read": [dispatch_topic(a) for a in AGENCIES],
+        "write": ["e112.dispatch-status", "e112.deadletter"],
+        "group": "e112-notifier",
+    },
+    "shifts": {
+        "read": ["e112.reports", "e112.dispatch-status"],
+        "write": ["e112.shifts", "e112.reports", "e112.deadletter"],
+        "group": "e112-shifts",
+    },
     # The console reads from the end of each partition, without a group (live.py).
     "console": {"read": ["e112.reports", "e112.dispatch-status", "e112.shifts"], "write": [], "group": None},
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICE_ACCESS))
@@ -338,8 +377,9 @@ def test_service_pods_are_hardened_probed_and_spread(overlay):
         assert env["PORT"]["value"] == str(port)
         assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
         assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
-            "kubernetes.io/hostname", "topology.kubernetes.io/zone",
-        }  # fmt: skip
+            "kubernetes.io/hostname",
+            "topology.kubernetes.io/zone",
+        }
         service = one(overlay, "Service", name)
         assert service["spec"]["ports"][0]["port"] == port
         assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
@@ -386,9 +426,11 @@ def test_network_policies_shut_everything_but_the_flows_that_exist(overlay):
     backends = {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
     assert backends == {"intake", "console", "notifier"}
     notifier_paths = {
-        p["path"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]
+        p["path"]
+        for r in ingress["spec"]["rules"]
+        for p in r["http"]["paths"]
         if p["backend"]["service"]["name"] == "notifier"
-    }  # fmt: skip
+    }
     assert notifier_paths == {"/v1/dispatches/", "/v1/ack/"}
     # Strimzi's policy for the services' listener admits only labelled Kafka clients.
     tls = next(x for x in one(overlay, "Kafka", "e112-kafka")["spec"]["kafka"]["listeners"] if x["name"] == "tls")
@@ -403,15 +445,20 @@ def test_agencies_reach_the_notifier_at_its_public_address(overlay):
     notifier_host = next(
         r["host"] for r in ingress["spec"]["rules"] if r["http"]["paths"][0]["backend"]["service"]["name"] == "notifier"
     )
-    env = {e["name"]: e for e in one(overlay, "Deployment", "notifier")["spec"]["template"]["spec"]["containers"][0]
-           ["env"]}  # fmt: skip
+    env = {
+        e["name"]: e for e in one(overlay, "Deployment", "notifier")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["PUBLIC_BASE_URL"]["value"] == f"https://{notifier_host}"
 
 
 def redrive_job(consumer: str, service: str) -> dict:
     text = (K8S / "ops" / "redrive-job.yaml").read_text()
-    for placeholder, value in {"__CONSUMER__": consumer, "__SERVICE__": service, "__VERSION__": "0.1.0",
-                               "__ARGS__": '"--dry-run"'}.items():  # fmt: skip
+    for placeholder, value in {
+        "__CONSUMER__": consumer,
+        "__SERVICE__": service,
+        "__VERSION__": "0.1.0",
+        "__ARGS__": '"--dry-run"',
+    }.items():
         text = text.replace(placeholder, value)
     return yaml.safe_load(text)
 

@@ -36,10 +36,38 @@ EXTERNAL_METRICS = {
 # Grafana's variables, given values so the queries run on a bare Prometheus.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s", "$namespace": ".*"}
 PROMQL_WORDS = {
-    "sum", "max", "min", "avg", "count", "by", "without", "rate", "increase", "irate", "delta", "deriv", "absent",
-    "histogram_quantile", "time", "and", "or", "unless", "on", "ignoring", "group_left", "group_right", "bool",
-    "offset", "topk", "bottomk", "label_values", "vector", "scalar", "clamp_min", "clamp_max",
-}  # fmt: skip
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "by",
+    "without",
+    "rate",
+    "increase",
+    "irate",
+    "delta",
+    "deriv",
+    "absent",
+    "histogram_quantile",
+    "time",
+    "and",
+    "or",
+    "unless",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "topk",
+    "bottomk",
+    "label_values",
+    "vector",
+    "scalar",
+    "clamp_min",
+    "clamp_max",
+}
 
 
 def rules() -> dict:
@@ -137,9 +165,20 @@ def test_dashboard_queries_parse(tmp_path):
     query makes it parse every one (the e2e test then runs them on a real Prometheus)."""
     queries = panel_queries()
     rule_file = tmp_path / "queries.yaml"
-    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": [
-        {"record": f"dashboard:query{i}", "expr": expr} for i, (_, _, expr) in enumerate(queries)
-    ]}]}))  # fmt: skip
+    rule_file.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "dashboards",
+                        "rules": [
+                            {"record": f"dashboard:query{i}", "expr": expr} for i, (_, _, expr) in enumerate(queries)
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     out = subprocess.run([shutil.which("promtool"), "check", "rules", str(rule_file)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 

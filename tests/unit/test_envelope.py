@@ -261,8 +261,9 @@ def test_the_cloudevents_sdk_reads_what_encode_writes():
 
     event = requested()
     record = encode(event, topic="e112.dispatch.damkar", key=str(event.report_id), source="e112/router")
-    read = ce_kafka.from_binary(ce_kafka.KafkaMessage(headers=dict(record.headers), key=None, value=record.value),
-                                ce_kafka.JSONFormat())  # fmt: skip
+    read = ce_kafka.from_binary(
+        ce_kafka.KafkaMessage(headers=dict(record.headers), key=None, value=record.value), ce_kafka.JSONFormat()
+    )
     assert read.get_id() == record.event_id and read.get_type() == event.ce_type
     assert read.get_source() == "e112/router" and read.get_specversion() == "1.0"
     assert read.get_time() is not None and read.get_time().tzinfo is not None
@@ -274,13 +275,19 @@ def test_decode_reads_what_the_cloudevents_sdk_writes():
     from cloudevents.core.v1.event import CloudEvent
 
     event = requested()
-    attributes = {"specversion": "1.0", "id": "sdk-1", "source": "agency-test", "type": event.ce_type,
-                  "time": datetime(2026, 12, 1, 7, 30, tzinfo=timezone(timedelta(hours=7))),
-                  "datacontenttype": "application/json"}  # fmt: skip
+    attributes = {
+        "specversion": "1.0",
+        "id": "sdk-1",
+        "source": "agency-test",
+        "type": event.ce_type,
+        "time": datetime(2026, 12, 1, 7, 30, tzinfo=timezone(timedelta(hours=7))),
+        "datacontenttype": "application/json",
+    }
     message = ce_kafka.to_binary(
-        CloudEvent(attributes=attributes, data=event.model_dump_json().encode()), ce_kafka.JSONFormat(),
+        CloudEvent(attributes=attributes, data=event.model_dump_json().encode()),
+        ce_kafka.JSONFormat(),
         key_mapper=lambda _event: None,
-    )  # fmt: skip
+    )
     envelope = decode(list(message.headers.items()), message.value, b"k")
     assert (envelope.id, envelope.source, envelope.type) == ("sdk-1", "agency-test", event.ce_type)
     assert envelope.time == datetime(2026, 12, 1, 0, 30, tzinfo=UTC)

@@ -29,13 +29,15 @@ async def test_the_function_of_the_events_model_is_called_with_the_connection_an
     table = HandlerTable({ReportUnrouted: on_unrouted})
     unrouted = envelope_of(ReportUnrouted(report_id=uuid.uuid4(), category=None, reason="t", at=datetime.now(UTC)))
     unlinked = envelope_of(
-        ReportUnlinked(report_id=uuid.uuid4(), incident_report_id=uuid.uuid4(), unlinked_by="x",
-                       unlinked_at=datetime.now(UTC))
-    )  # fmt: skip
+        ReportUnlinked(
+            report_id=uuid.uuid4(), incident_report_id=uuid.uuid4(), unlinked_by="x", unlinked_at=datetime.now(UTC)
+        )
+    )
     await table("conn", unlinked)
     await table("conn", unrouted)
-    await table("conn", Envelope(id="u", type="id.go.blitar.e112.unknown.v1", source="t", time=None, key=None,
-                                 data=None))  # fmt: skip
+    await table(
+        "conn", Envelope(id="u", type="id.go.blitar.e112.unknown.v1", source="t", time=None, key=None, data=None)
+    )
     assert called == [("conn", unrouted.id)]
     assert table.handles == {ReportUnrouted.ce_type}
 
@@ -46,9 +48,10 @@ def unrouted() -> Envelope:
 
 def unlinked() -> Envelope:
     return envelope_of(
-        ReportUnlinked(report_id=uuid.uuid4(), incident_report_id=uuid.uuid4(), unlinked_by="x",
-                       unlinked_at=datetime.now(UTC))
-    )  # fmt: skip
+        ReportUnlinked(
+            report_id=uuid.uuid4(), incident_report_id=uuid.uuid4(), unlinked_by="x", unlinked_at=datetime.now(UTC)
+        )
+    )
 
 
 async def test_consecutive_events_of_a_batch_function_go_to_it_together_and_in_order():

@@ -70,8 +70,13 @@ def test_suggestions_put_the_rules_incident_first_then_the_nearest_and_leave_far
     same_kecamatan_far = candidate(5, Place("Garum", "Tingal", -8.1200, 112.2600))  # ~5.5 km, same kecamatan
     close_in_another = candidate(5, Place("Kanigoro", None, -8.0830, 112.2330))  # ~460 m over the border
     far_elsewhere = candidate(1, Place("Srengat", None, -8.0700, 112.0700))  # ~17 km: not the same incident
-    ranked = suggest(here, NOW, [far_elsewhere, same_kecamatan_far, close_in_another, nearer_but_outside_window,
-                                 linked], window=WINDOW, max_distance_m=500)  # fmt: skip
+    ranked = suggest(
+        here,
+        NOW,
+        [far_elsewhere, same_kecamatan_far, close_in_another, nearer_but_outside_window, linked],
+        window=WINDOW,
+        max_distance_m=500,
+    )
     assert [s.candidate for s in ranked] == [linked, nearer_but_outside_window, close_in_another, same_kecamatan_far]
     assert ranked[0].link is not None and ranked[0].link.reason == "within_distance"
     assert [s.link for s in ranked[1:]] == [None, None, None]  # nothing else is pre-selected

@@ -30,12 +30,21 @@ def resolver_of(answers: dict[str, list[str]]):
 @pytest.mark.parametrize(
     "url",
     [
-        "http://127.0.0.1:8002/v1/routing-table", "http://169.254.169.254/latest/meta-data/", "http://[::1]:8001/",
-        "http://10.0.0.1/", "http://0x7f000001/", "http://2130706433/", "http://192.168.1.10/", "http://[fd00::1]/",
-        "http://100.64.0.1/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://224.0.0.1/",
+        "http://127.0.0.1:8002/v1/routing-table",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:8001/",
+        "http://10.0.0.1/",
+        "http://0x7f000001/",
+        "http://2130706433/",
+        "http://192.168.1.10/",
+        "http://[fd00::1]/",
+        "http://100.64.0.1/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+        "http://224.0.0.1/",
         "http://inside.example/",
     ],
-)  # fmt: skip
+)
 async def test_internal_targets_are_refused_when_configured_and_when_sent(url):
     resolve = resolver_of({"inside.example": ["10.1.2.3"], "0x7f000001": ["127.0.0.1"], "2130706433": ["127.0.0.1"]})
     policy = EgressPolicy(require_https=False, resolver=resolve)

@@ -63,9 +63,19 @@ def test_channels_are_tried_in_the_agency_order():
     assert next_channel(["webhook", "email"], ["webhook", "email"]) is None
 
 
-@pytest.mark.parametrize(("code", "verdict"), [(250, "delivered"), (251, "delivered"), (421, "retryable"),
-                                               (450, "retryable"), (452, "retryable"), (550, "permanent"),
-                                               (553, "permanent"), (554, "permanent")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("code", "verdict"),
+    [
+        (250, "delivered"),
+        (251, "delivered"),
+        (421, "retryable"),
+        (450, "retryable"),
+        (452, "retryable"),
+        (550, "permanent"),
+        (553, "permanent"),
+        (554, "permanent"),
+    ],
+)
 def test_smtp_replies_are_sorted_by_kind(code, verdict):
     assert classify_smtp_code(code) == verdict
 
@@ -77,53 +87,84 @@ def test_only_retryable_failures_trip_the_breaker():
 
 def test_the_previous_secret_signs_only_during_its_grace_period():
     config = AgencyConfig(
-        agency="damkar", webhook_secret="new", previous_webhook_secret="old",
+        agency="damkar",
+        webhook_secret="new",
+        previous_webhook_secret="old",
         previous_secret_until=NOW + timedelta(hours=1),
-    )  # fmt: skip
+    )
     assert config.signing_secrets(NOW) == ["new", "old"]
     assert config.signing_secrets(NOW + timedelta(hours=2)) == ["new"]
     assert AgencyConfig(agency="pln").signing_secrets(NOW) == []
 
 
-BODY = json.dumps({
-    "dispatch_id": "7d3b5f4e-1111-4222-8333-944455556666", "report_id": "0c1d2e3f-1111-4222-8333-944455556666",
-    "agency": "dinkes", "role": "supporting", "category": "kecelakaan", "subtype": "lalu_lintas",
-    "description": "Tabrakan motor di jalan raya", "casualties": 2,
-    "location": {"kecamatan": "Talun", "desa": "Bendosewu", "address": "Jl. Raya Talun", "lat": -8.1, "lon": 112.3},
-    "caller": {"name": "Siti", "phone": "+6285645678901"}, "received_at": "2025-03-01T08:00:00Z",
-}).encode()  # fmt: skip
+BODY = json.dumps(
+    {
+        "dispatch_id": "7d3b5f4e-1111-4222-8333-944455556666",
+        "report_id": "0c1d2e3f-1111-4222-8333-944455556666",
+        "agency": "dinkes",
+        "role": "supporting",
+        "category": "kecelakaan",
+        "subtype": "lalu_lintas",
+        "description": "Tabrakan motor di jalan raya",
+        "casualties": 2,
+        "location": {"kecamatan": "Talun", "desa": "Bendosewu", "address": "Jl. Raya Talun", "lat": -8.1, "lon": 112.3},
+        "caller": {"name": "Siti", "phone": "+6285645678901"},
+        "received_at": "2025-03-01T08:00:00Z",
+    }
+).encode()
 
 
 def test_the_dispatch_email_carries_what_the_agency_needs():
     message = mail.dispatch_email(
-        sender="112 <noreply@blitarkab.go.id>", to=["psc@dinkes.blitarkab.go.id"], body=BODY, round_=1,
-        ack_url="https://112.blitarkab.go.id/v1/ack/tok", expires=NOW + timedelta(days=1), now=NOW,
-    )  # fmt: skip
+        sender="112 <noreply@blitarkab.go.id>",
+        to=["psc@dinkes.blitarkab.go.id"],
+        body=BODY,
+        round_=1,
+        ack_url="https://112.blitarkab.go.id/v1/ack/tok",
+        expires=NOW + timedelta(days=1),
+        now=NOW,
+    )
     text = message.get_body(("plain",)).get_content()
     assert message["Subject"] == "[112] kecelakaan/lalu_lintas - Kec. Talun"
     assert message["To"] == "psc@dinkes.blitarkab.go.id"
     assert message["Message-ID"] == "<7d3b5f4e-1111-4222-8333-944455556666.dispatch.1@e112.blitarkab.go.id>"
-    expected = ["DINKES", "Tabrakan motor", "Desa Bendosewu", "Kec. Talun", "Siti, +6285645678901",
-                "Korban / casualties : 2", "https://112.blitarkab.go.id/v1/ack/tok", "2025-03-02T08:00"]  # fmt: skip
+    expected = [
+        "DINKES",
+        "Tabrakan motor",
+        "Desa Bendosewu",
+        "Kec. Talun",
+        "Siti, +6285645678901",
+        "Korban / casualties : 2",
+        "https://112.blitarkab.go.id/v1/ack/tok",
+        "2025-03-02T08:00",
+    ]
     assert [e for e in expected if e not in text] == []
     [attachment] = message.iter_attachments()
     assert attachment.get_filename() == "dispatch.json" and attachment.get_content() == BODY
 
 
 def test_a_resent_email_says_so_and_is_a_new_message():
-    first = mail.dispatch_email(sender="a@b.go.id", to=["c@d.go.id"], body=BODY, round_=1, ack_url="u",
-                                expires=NOW, now=NOW)  # fmt: skip
-    again = mail.dispatch_email(sender="a@b.go.id", to=["c@d.go.id"], body=BODY, round_=2, ack_url="u",
-                                expires=NOW, now=NOW)  # fmt: skip
+    first = mail.dispatch_email(
+        sender="a@b.go.id", to=["c@d.go.id"], body=BODY, round_=1, ack_url="u", expires=NOW, now=NOW
+    )
+    again = mail.dispatch_email(
+        sender="a@b.go.id", to=["c@d.go.id"], body=BODY, round_=2, ack_url="u", expires=NOW, now=NOW
+    )
     assert "re-sent" in again["Subject"] and "re-sent" not in first["Subject"]
     assert again["Message-ID"] != first["Message-ID"]
 
 
 def test_the_escalation_email_says_how_long_it_waited():
     message = mail.escalation_email(
-        sender="a@b.go.id", to=["kepala@dinkes.blitarkab.go.id"], body=BODY, dispatch_id=uuid.uuid4(),
-        waited_seconds=600, ack_url="https://x/v1/ack/t", expires=NOW, now=NOW,
-    )  # fmt: skip
+        sender="a@b.go.id",
+        to=["kepala@dinkes.blitarkab.go.id"],
+        body=BODY,
+        dispatch_id=uuid.uuid4(),
+        waited_seconds=600,
+        ack_url="https://x/v1/ack/t",
+        expires=NOW,
+        now=NOW,
+    )
     text = message.get_body(("plain",)).get_content()
     assert message["Subject"].startswith("[112 ESKALASI] DINKES")
     assert "600 detik" in text and "600 s" in text and "https://x/v1/ack/t" in text
@@ -131,10 +172,15 @@ def test_the_escalation_email_says_how_long_it_waited():
 
 def production(**overrides) -> dict:
     return {
-        "e112_env": "production", "database_url": "postgresql://e112@db:5432/e112", "kafka_bootstrap_servers": "k:9092",
-        "admin_api_key": "k" * 40, "console_api_key": "c" * 40, "ack_link_secret": "l" * 40, "public_base_url": "https://112.blitarkab.go.id",
+        "e112_env": "production",
+        "database_url": "postgresql://e112@db:5432/e112",
+        "kafka_bootstrap_servers": "k:9092",
+        "admin_api_key": "k" * 40,
+        "console_api_key": "c" * 40,
+        "ack_link_secret": "l" * 40,
+        "public_base_url": "https://112.blitarkab.go.id",
         "webhook_secret_keys": "Z" * 43 + "=",
-    } | overrides  # fmt: skip
+    } | overrides
 
 
 def test_production_with_a_link_secret_and_a_public_url_is_accepted():

@@ -149,9 +149,16 @@ def test_a_malformed_ack_token_is_refused(token):
 
 @pytest.mark.parametrize(
     "junk",
-    [f"t={T},v1=é", "t=²,v1=" + "0" * 64, f"t={T},v1=" + "é" * 64, "t=" + "9" * 400 + ",v1=" + "0" * 64,
-     f"t={T},v1={'G' * 64}", "\x00", "t=,v1=,=,,,"],
-)  # fmt: skip
+    [
+        f"t={T},v1=é",
+        "t=²,v1=" + "0" * 64,
+        f"t={T},v1=" + "é" * 64,
+        "t=" + "9" * 400 + ",v1=" + "0" * 64,
+        f"t={T},v1={'G' * 64}",
+        "\x00",
+        "t=,v1=,=,,,",
+    ],
+)
 def test_junk_headers_are_a_bad_signature_never_another_exception(junk):
     with pytest.raises(InvalidSignature):
         verify_webhook(SECRET, junk, BODY, now=T)

@@ -23,11 +23,18 @@ def test_an_update_id_is_stable_per_dispatch_and_caller():
 
 def test_the_update_email_says_another_caller_reported_the_incident():
     dispatch_id, new_report, uid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    body = json.dumps({
-        "dispatch_id": str(dispatch_id), "report_id": str(uuid.uuid4()), "agency": "damkar",
-        "new_report_id": str(new_report), "description": "Api menjalar", "casualties": 2,
-        "caller": {"name": "Siti", "phone": "+6281111111111"}, "channel": "call",
-    }).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "dispatch_id": str(dispatch_id),
+            "report_id": str(uuid.uuid4()),
+            "agency": "damkar",
+            "new_report_id": str(new_report),
+            "description": "Api menjalar",
+            "casualties": 2,
+            "caller": {"name": "Siti", "phone": "+6281111111111"},
+            "channel": "call",
+        }
+    ).encode()
     now = datetime(2026, 1, 1, tzinfo=UTC)
     message = mail.update_email(
         sender="e112@x", to=["ops@damkar"], body=body, update_id=uid, ack_url="https://n/v1/ack/t", expires=now, now=now
@@ -58,11 +65,25 @@ def test_a_closing_notice_is_announced_as_a_closed_update():
     now = datetime(2026, 1, 1, tzinfo=UTC)
     dispatch_id, notice_id = uuid.uuid4(), uuid.uuid4()
     row = DueDispatch(
-        dispatch_id=notice_id, report_id=uuid.uuid4(), agency="damkar", event_id="e", event_type=DispatchClosed.ce_type,
-        event_source="e112/router", event_time=now, body=b"{}", received_at=now, attempts=0, channel="webhook",
-        channels_tried=[], channel_attempts=0, channel_errors=[], round=1, claim_token=uuid.uuid4(), kind="update",
+        dispatch_id=notice_id,
+        report_id=uuid.uuid4(),
+        agency="damkar",
+        event_id="e",
+        event_type=DispatchClosed.ce_type,
+        event_source="e112/router",
+        event_time=now,
+        body=b"{}",
+        received_at=now,
+        attempts=0,
+        channel="webhook",
+        channels_tried=[],
+        channel_attempts=0,
+        channel_errors=[],
+        round=1,
+        claim_token=uuid.uuid4(),
+        kind="update",
         update_of=dispatch_id,
-    )  # fmt: skip
+    )
     record = update_outcome_record(row, "delivered", "webhook", 1, None, now)
     data = json.loads(record.value)
     assert (data["update_type"], data["update_id"], data["dispatch_id"]) == ("closed", str(notice_id), str(dispatch_id))
@@ -71,8 +92,18 @@ def test_a_closing_notice_is_announced_as_a_closed_update():
 def test_the_closing_email_gives_the_outcome_and_note_in_both_languages():
     dispatch_id, report_id, notice_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    body = DispatchClosed(dispatch_id=dispatch_id, report_id=report_id, agency="bpbd", outcome="handed_over",
-                          note="Diserahkan ke Polres", closed_at=now).model_dump_json().encode()  # fmt: skip
+    body = (
+        DispatchClosed(
+            dispatch_id=dispatch_id,
+            report_id=report_id,
+            agency="bpbd",
+            outcome="handed_over",
+            note="Diserahkan ke Polres",
+            closed_at=now,
+        )
+        .model_dump_json()
+        .encode()
+    )
     message = mail.closing_email(sender="e112@x", to=["ops@bpbd"], body=body, notice_id=notice_id, now=now)
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert message["Subject"] == "[112 DITUTUP / CLOSED] BPBD: handed_over"

@@ -62,10 +62,15 @@ def test_keys_parse_strictly_and_the_error_never_shows_a_key():
 
 def production(**overrides) -> dict:
     return {
-        "e112_env": "production", "database_url": "postgresql://e112@db:5432/e112", "kafka_bootstrap_servers": "k:9092",
-        "admin_api_key": "k" * 40, "console_api_key": "c" * 40, "ack_link_secret": "l" * 40,
-        "public_base_url": "https://112.blitarkab.go.id", "webhook_secret_keys": NEW,
-    } | overrides  # fmt: skip
+        "e112_env": "production",
+        "database_url": "postgresql://e112@db:5432/e112",
+        "kafka_bootstrap_servers": "k:9092",
+        "admin_api_key": "k" * 40,
+        "console_api_key": "c" * 40,
+        "ack_link_secret": "l" * 40,
+        "public_base_url": "https://112.blitarkab.go.id",
+        "webhook_secret_keys": NEW,
+    } | overrides
 
 
 def test_production_refuses_the_public_development_key_even_beside_its_own(monkeypatch):

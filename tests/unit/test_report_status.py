@@ -142,8 +142,9 @@ def test_events_stored_before_their_routing_entry_still_count():
     from services.intake.status import Entry, summarise
 
     at = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
-    routed = Entry(at, "routed", None, None, {"dispatches": [{"dispatch_id": "d1", "agency": "damkar",
-                                                                "role": "primary"}]})  # fmt: skip
+    routed = Entry(
+        at, "routed", None, None, {"dispatches": [{"dispatch_id": "d1", "agency": "damkar", "role": "primary"}]}
+    )
     delivered = Entry(at, "delivered", "damkar", "d1", {})
     escalated = Entry(at, "escalated", "damkar", "d1", {"step": "resent"})
     status, dispatches = summarise("emergency", [delivered, escalated, routed])
@@ -173,8 +174,9 @@ def test_a_false_verdict_cancels_every_dispatch_not_done_and_a_genuine_one_nothi
 def _timelines() -> list[list[Entry]]:
     """Timelines in every state a report goes through, each agency's outcome varied."""
     timelines = [[received()], [received(), Entry(at(1), "unrouted", None, None, {"reason": "no rule"})]]
-    for states in itertools.product(["requested", "failed", "delivered", "acknowledged", "field:on_scene",
-                                     "field:done"], repeat=2):  # fmt: skip
+    for states in itertools.product(
+        ["requested", "failed", "delivered", "acknowledged", "field:on_scene", "field:done"], repeat=2
+    ):
         entries = [received(), routed((DAMKAR, "damkar", "primary"), (PLN, "pln", "supporting"))]
         for minute, (dispatch, agency, state) in enumerate(
             zip((DAMKAR, PLN), ("damkar", "pln"), states, strict=True), start=2
@@ -190,12 +192,19 @@ def _timelines() -> list[list[Entry]]:
 
 def _neutral(event: str) -> list[Entry]:
     """The entry as intake writes it, against each dispatch and against none."""
-    details = {"escalated": {"step": 1, "reason": "late"}, "held": {"reason": "503", "attempts": 1},
-               "update_delivered": {"update_type": "caller_added"}, "update_failed": {"reason": "x"},
-               "assigned": {"operator_id": "o"}, "task_closed": {"outcome": "done"}}  # fmt: skip
+    details = {
+        "escalated": {"step": 1, "reason": "late"},
+        "held": {"reason": "503", "attempts": 1},
+        "update_delivered": {"update_type": "caller_added"},
+        "update_failed": {"reason": "x"},
+        "assigned": {"operator_id": "o"},
+        "task_closed": {"outcome": "done"},
+    }
     detail = details.get(event, {"report_id": "r"})
-    return [Entry(at(10), event, agency, dispatch, detail) for agency, dispatch in
-            (("damkar", DAMKAR), ("pln", PLN), (None, None))]  # fmt: skip
+    return [
+        Entry(at(10), event, agency, dispatch, detail)
+        for agency, dispatch in (("damkar", DAMKAR), ("pln", PLN), (None, None))
+    ]
 
 
 def test_status_neutral_events_never_change_a_status():
@@ -212,16 +221,25 @@ def test_status_neutral_events_never_change_a_status():
 
 def test_the_events_that_change_a_status_are_not_neutral():
     # The check above could pass with a set that wrongly took in a status event.
-    assert not STATUS_NEUTRAL_EVENTS & {"routed", "unrouted", "delivered", "failed", "acknowledged", "field_status",
-                                        "verified", "unlinked"}  # fmt: skip
+    assert not STATUS_NEUTRAL_EVENTS & {
+        "routed",
+        "unrouted",
+        "delivered",
+        "failed",
+        "acknowledged",
+        "field_status",
+        "verified",
+        "unlinked",
+    }
     unrouted = Entry(at(1), "unrouted", None, None, {"reason": "no rule"})
     assert summarise("emergency", [received(), unrouted])[0] != summarise("emergency", [received()])[0]
 
 
 def test_a_closed_incident_and_its_callers_are_closed_whatever_their_dispatches_say():
     at = datetime(2026, 12, 2, tzinfo=UTC)
-    routed = Entry(at, "routed", None, None, {"dispatches": [{"dispatch_id": "d1", "agency": "damkar",
-                                                               "role": "primary"}]})  # fmt: skip
+    routed = Entry(
+        at, "routed", None, None, {"dispatches": [{"dispatch_id": "d1", "agency": "damkar", "role": "primary"}]}
+    )
     delivered = Entry(at, "delivered", "damkar", "d1", {})
     assert summarise("emergency", [routed, delivered], closed=True)[0] == "closed"
     assert summarise("emergency", [routed, delivered], closed=False)[0] == "delivered"

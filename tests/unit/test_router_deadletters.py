@@ -20,17 +20,32 @@ T0 = datetime(2026, 1, 31, 1, 0, tzinfo=UTC)
 
 def consumed(record: KafkaRecord, *, offset: int = 7, partition: int = 1, timestamp: datetime = T0) -> ConsumerRecord:
     return ConsumerRecord(
-        record.topic, partition, offset, int(timestamp.timestamp() * 1000), 0, record.key, record.value, None,
-        len(record.key), len(record.value), record.headers,
-    )  # fmt: skip
+        record.topic,
+        partition,
+        offset,
+        int(timestamp.timestamp() * 1000),
+        0,
+        record.key,
+        record.value,
+        None,
+        len(record.key),
+        len(record.value),
+        record.headers,
+    )
 
 
 def report(kind: str = "emergency", category: str | None = "kebakaran") -> KafkaRecord:
     event = ReportReceived(
-        report_id=REPORT, kind=kind, category=category, subtype=None, description="uji",
-        location=EventLocation(kecamatan="Talun"), caller=EventCaller(name="Sri", phone="+6281234567890"),
-        channel="call", received_at=T0,
-    )  # fmt: skip
+        report_id=REPORT,
+        kind=kind,
+        category=category,
+        subtype=None,
+        description="uji",
+        location=EventLocation(kecamatan="Talun"),
+        caller=EventCaller(name="Sri", phone="+6281234567890"),
+        channel="call",
+        received_at=T0,
+    )
     return encode(event, topic=topics.REPORTS, key=str(REPORT), source="test", event_id="ev-1")
 
 
@@ -97,10 +112,17 @@ def test_a_message_that_is_no_dead_letter_is_ignored():
 
 
 def test_selection_by_consumer_and_time_keeps_one_per_event_oldest_first():
-    later, first, other_event = report(), report(), encode(
-        ReportUnrouted(report_id=REPORT, category=None, reason="x", at=T0),
-        topic=topics.REPORTS, key=str(REPORT), source="t", event_id="ev-2",
-    )  # fmt: skip
+    later, first, other_event = (
+        report(),
+        report(),
+        encode(
+            ReportUnrouted(report_id=REPORT, category=None, reason="x", at=T0),
+            topic=topics.REPORTS,
+            key=str(REPORT),
+            source="t",
+            event_id="ev-2",
+        ),
+    )
     letters = [
         parse_deadletter(dead(later, at=T0 + timedelta(minutes=5), offset=9)),
         parse_deadletter(dead(first, at=T0, offset=2)),

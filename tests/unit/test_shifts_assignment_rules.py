@@ -64,7 +64,8 @@ def test_tasks_of_someone_who_left_or_took_a_break_go_to_others_never_back_to_th
     gone = op("ani", "offline", shift=None)
     result = run(tasks(2, holder=ani.operator_id), [gone, budi])
     assert [(m.operator_id, m.previous_operator_id, m.why) for m in result.moves] == [
-        (budi.operator_id, ani.operator_id, "reassigned")] * 2  # fmt: skip
+        (budi.operator_id, ani.operator_id, "reassigned")
+    ] * 2
     resting = op("budi", "break")
     alone = run(tasks(1, holder=budi.operator_id), [ani, resting])
     assert alone.moves[0].operator_id == ani.operator_id

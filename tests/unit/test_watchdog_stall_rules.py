@@ -27,11 +27,15 @@ def entry(event: str, at: datetime = T0, *, dispatch_id=None, agency=None, **det
 
 
 def routed(at: datetime = T0) -> Entry:
-    return entry("routed", at, dispatches=[
-        {"dispatch_id": str(D_PLN), "agency": "pln", "role": "supporting"},
-        {"dispatch_id": str(D_DAMKAR), "agency": "damkar", "role": "primary"},
-        {"dispatch_id": str(D_POLRES), "agency": "polres", "role": "supporting"},
-    ])  # fmt: skip
+    return entry(
+        "routed",
+        at,
+        dispatches=[
+            {"dispatch_id": str(D_PLN), "agency": "pln", "role": "supporting"},
+            {"dispatch_id": str(D_DAMKAR), "agency": "damkar", "role": "primary"},
+            {"dispatch_id": str(D_POLRES), "agency": "polres", "role": "supporting"},
+        ],
+    )
 
 
 def fire(**changes) -> Watched:
