@@ -142,7 +142,7 @@ def build_router(settings: IntakeSettings, metrics: IntakeMetrics) -> APIRouter:
                 errors=[{"field": "call_started_at", "message": message}],
             )
         filing = Filing(report_id, report, received_at, client, store.request_hash(report), idempotency_key)
-        match await request.app.state.filing.file(filing):
+        match await request.app.state.filing.submit(filing):
             case KeyReused():
                 metrics.rejected.labels("idempotency_conflict").inc()
                 raise Problem(

@@ -1,5 +1,5 @@
-"""The intake service, declared: the report API and its filing desk, the timeline consumer, the watchdog and
-the housekeeping of Idempotency-Keys (services/common/assembly.py runs them)."""
+"""The intake service, declared: the report API and its group commit of filed reports, the
+timeline consumer, the watchdog and the housekeeping of Idempotency-Keys (services/common/assembly.py runs them)."""
 
 import asyncio
 import logging
@@ -14,11 +14,12 @@ from schemas import topics
 from services.common.assembly import ConsumerSpec, Parts, Service, assemble
 from services.common.backlog import BacklogProbe, WatchedGroup
 from services.common.consumer import TRANSIENT_ERRORS
+from services.common.groupcommit import GroupCommit, GroupCommitMetrics
 from services.common.web import problem_response
 from services.intake import admin, call_aids_api, lifecycle_api, store, timeline, verification_api
 from services.intake.api import IntakeMetrics, build_router
 from services.intake.clients import Authenticator
-from services.intake.filing import FilingDesk, FilingMetrics, FilingRules
+from services.intake.filing import FilingRules, file_together
 from services.intake.settings import IntakeSettings
 from services.intake.watchdog import Watchdog, WatchdogMetrics
 
@@ -37,7 +38,7 @@ PIPELINE_GROUPS = [
 def create_app(settings: IntakeSettings) -> FastAPI:
     registry = CollectorRegistry()
     watchdog_metrics = WatchdogMetrics(registry)
-    filing_metrics = FilingMetrics(registry)
+    group_commit_metrics = GroupCommitMetrics(registry)
 
     def build(pool, app: FastAPI) -> Parts:
         backlog = BacklogProbe(settings.kafka_bootstrap_servers, PIPELINE_GROUPS)
@@ -50,16 +51,22 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             hold_backlog=settings.watchdog_hold_backlog,
             max_attempts=settings.watchdog_max_attempts,
         )
-        app.state.filing = desk = FilingDesk(
+        rules = FilingRules.of(settings)
+        app.state.filing = filing = GroupCommit(
+            "filing",
             pool,
-            FilingRules.of(settings),
-            filing_metrics,
+            lambda conn, filings: file_together(conn, filings, rules),
+            group_commit_metrics,
             writers=settings.filing_writers,
             batch_max=settings.filing_batch_max,
         )
         return Parts(
             consumer=ConsumerSpec(name="intake-timeline", handler=timeline.TABLE, topics=timeline.TOPICS),
-            loops={"filing": desk.run, "housekeeping": lambda: _housekeeping(pool, settings), "watchdog": watchdog.run},
+            loops={
+                "filing": filing.run,
+                "housekeeping": lambda: _housekeeping(pool, settings),
+                "watchdog": watchdog.run,
+            },
             closes=[backlog.close],
         )
 

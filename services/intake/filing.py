@@ -1,33 +1,24 @@
 """Filing reports: every POST's report stored together with those that arrive while a
-transaction is running (group commit).
+transaction is running (group commit: services/common/groupcommit.py runs `file_together`).
 
 In a surge dozens of POSTs are in flight at once. One transaction each cost about seven
 statements and a commit per report, the largest single share of the database's work
-(bench --profile). The desk queues each validated report; a few writers each take what
-is waiting and file it in one transaction: the Idempotency-Keys claimed in one
-statement, the linking locks taken in one, the open incidents near each report read in
-one, the reports, their timelines and their report.received events written in one. Each
-POST is answered only after the commit that holds its report, as before. Alone (a quiet
-night) a report is filed at once, by itself: nothing waits for a batch to fill.
+(bench --profile). Together, the Idempotency-Keys are claimed in one statement, the
+linking locks taken in one, the open incidents near each report read in one, the
+reports, their timelines and their report.received events written in one.
 
 Each report is decided as it would be if the batch's reports were filed one after the
 other, in the order they arrived: a second caller of a fire in the same batch is linked
-to the first, a key used twice in one batch files once. If a batch fails for anything
-but an unavailable database, its reports are filed again one per transaction, so that a
-report that cannot be stored fails alone."""
+to the first, a key used twice in one batch files once."""
 
-import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Histogram
 
 from schemas.catalog import Verification
 from schemas.reports import ReportCreate
-from services.common.consumer import TRANSIENT_ERRORS
 from services.intake import store
 from services.intake.clients import Client
 from services.intake.linking import Candidate, Link, Place, find_incident
@@ -35,8 +26,6 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import KeyClaim, Nearby, NewReport
 from services.intake.verification import PolicyRule, verification_for
 from services.intake.verification_api import live_rules
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,10 +63,6 @@ class KeyReused:
 
 
 Outcome = Filed | Replayed | KeyReused
-
-
-class DeskClosed(ConnectionError):
-    """The service is stopping: the report was not filed (answered 503, like a database away)."""
 
 
 @dataclass(frozen=True)
@@ -200,91 +185,3 @@ def _held_by_policy(report: ReportCreate) -> bool:
 def _place(f: Filing) -> Place:
     loc = f.report.location
     return Place(loc.kecamatan, loc.desa, loc.lat, loc.lon)
-
-
-class FilingMetrics:
-    def __init__(self, registry: CollectorRegistry):
-        self.batch_size = Histogram(
-            "e112_filing_batch_reports",
-            "Reports filed in one transaction (group commit)",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-            registry=registry,
-        )
-
-
-class FilingDesk:
-    """The queue of reports to file and the writers that file them (see the module)."""
-
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        rules: FilingRules,
-        metrics: FilingMetrics,
-        *,
-        writers: int = 2,
-        batch_max: int = 64,
-    ) -> None:
-        self.pool, self.rules, self.metrics = pool, rules, metrics
-        self.writers, self.batch_max = writers, batch_max
-        self._queue: asyncio.Queue[tuple[Filing, asyncio.Future]] = asyncio.Queue()
-        self._closed = False  # reports queued before the writers start wait for them
-
-    async def file(self, filing: Filing) -> Outcome:
-        """File the report; returns once the transaction that holds it has committed."""
-        if self._closed:
-            raise DeskClosed("not taking reports")
-        done = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((filing, done))
-        return await done
-
-    async def run(self) -> None:
-        """The writers, until cancelled; reports still queued then are answered DeskClosed."""
-        try:
-            await asyncio.gather(*(self._write() for _ in range(self.writers)))
-        finally:
-            self._closed = True
-            while not self._queue.empty():
-                _, done = self._queue.get_nowait()
-                if not done.done():
-                    done.set_exception(DeskClosed("the service is stopping"))
-
-    async def _write(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._file(batch, alone_on_failure=len(batch) > 1)
-            except asyncio.CancelledError:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(DeskClosed("the service is stopping"))
-                raise
-
-    async def _file(self, batch: list[tuple[Filing, asyncio.Future]], *, alone_on_failure: bool) -> None:
-        self.metrics.batch_size.observe(len(batch))
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                outcomes = await file_together(conn, [f for f, _ in batch], self.rules)
-        except TRANSIENT_ERRORS as exc:
-            _fail(batch, exc)
-        except Exception as exc:
-            if not alone_on_failure:
-                _fail(batch, exc)
-                return
-            log.warning(
-                "a batch of reports failed; filing them one by one",
-                extra={"fields": {"reports": len(batch), "error": type(exc).__name__}},
-            )
-            for item in batch:
-                await self._file([item], alone_on_failure=False)
-        else:
-            for (_, done), outcome in zip(batch, outcomes, strict=True):
-                if not done.done():
-                    done.set_result(outcome)
-
-
-def _fail(batch: list[tuple[Filing, asyncio.Future]], exc: BaseException) -> None:
-    for _, done in batch:
-        if not done.done():
-            done.set_exception(exc)

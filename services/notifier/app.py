@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas import topics
 from services.common.assembly import ConsumerSpec, Keys, Parts, Service, assemble
+from services.common.groupcommit import GroupCommit, GroupCommitMetrics
 from services.notifier import store
 from services.notifier.acks import AckMetrics
 from services.notifier.agency_api import build_agency_router, build_link_router
@@ -31,6 +32,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
     clock = clock or SystemClock()
     registry = CollectorRegistry()
     delivery_metrics = DeliveryMetrics(registry)
+    group_commit_metrics = GroupCommitMetrics(registry)
     escalation_metrics = EscalationMetrics(registry)
     ack_metrics = AckMetrics(registry)
     breakers = Breakers(
@@ -76,6 +78,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             poll_interval=settings.delivery_poll_interval,
             configs=configs,
             held_after=timedelta(seconds=settings.held_notice_seconds),
+            finisher=GroupCommit("delivered", pool, store.finish_delivered, group_commit_metrics, transaction=False),
         )
         escalator = Escalator(
             pool=pool,
@@ -94,7 +97,7 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
             consumer=ConsumerSpec(
                 name="notifier", handler=handler, pattern=topics.DISPATCH_PATTERN, pause_while=deliverer.overloaded
             ),
-            loops={"deliverer": deliverer.run, "escalator": escalator.run},
+            loops={"deliverer": deliverer.run, "finisher": deliverer.finisher.run, "escalator": escalator.run},
             drains=[deliverer.drain],
             closes=[session.close],
         )

@@ -50,6 +50,7 @@ from schemas.events import (
     DispatchUpdateFailed,
 )
 from services.common.consumer import TRANSIENT_ERRORS
+from services.common.groupcommit import GroupCommit
 from services.common.outbox import enqueue
 from services.notifier import store
 from services.notifier.agency_configs import AgencyConfigs
@@ -228,8 +229,12 @@ class Deliverer:
         configs: AgencyConfigs | None = None,
         backpressure_at: int | None = None,
         held_after: timedelta = timedelta(seconds=5),
+        finisher: GroupCommit[store.Delivered, bool],
     ):
         self.pool = pool
+        # Delivered attempts are recorded together with those finishing at the same moment
+        # (store.finish_delivered; its `run` is one of the service's loops).
+        self.finisher = finisher
         self.configs = configs or AgencyConfigs(ttl_seconds=0)
         self.dsn = dsn
         self.schema = schema
@@ -415,21 +420,19 @@ class Deliverer:
             announce = (update_outcome_record if dispatch.kind == "update" else outcome_record)(
                 dispatch, "delivered", channel, attempts, None, now
             )
-            async with self.pool.acquire() as conn:
-                finished = await store.finish_delivered(
-                    conn,
-                    dispatch,
-                    channel=channel,
-                    target=target,
-                    attempts=attempts,
-                    channel_errors=errors,
-                    started_at=now,
-                    duration_ms=duration_ms,
-                    status_code=result.status_code,
-                    announce=announce,
-                    now=now,
-                )
-            if finished:
+            delivered = store.Delivered(
+                dispatch.dispatch_id,
+                attempts,
+                channel,
+                target,
+                errors,
+                now,
+                duration_ms,
+                result.status_code,
+                announce,
+                now,
+            )
+            if await self.finisher.submit(delivered):
                 self._count_finished(dispatch, "delivered", channel, attempts, now)
             return
 

@@ -5,6 +5,7 @@ Every time written or compared here comes from the caller's clock (`now`), never
 PostgreSQL's `now()`, so tests can move time forward (see clock.py).
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -440,56 +441,67 @@ async def finish(
     return bool(done)
 
 
-async def finish_delivered(
-    conn: asyncpg.Connection,
-    dispatch: DueDispatch,
-    *,
-    channel: str,
-    target: str,
-    attempts: int,
-    channel_errors: list[str],
-    started_at: datetime,
-    duration_ms: int,
-    status_code: int | None,
-    announce: KafkaRecord,
-    now: datetime,
-) -> bool:
-    """The common end of an attempt, in one statement (its own transaction, no BEGIN or
-    COMMIT): the attempt recorded, the dispatch marked delivered, and `announce`
-    (dispatch.delivered) written to the outbox if this call is the one that finished
-    it. False if it was finished already (acknowledged meanwhile, or by another
-    worker). The same as record_attempt + finish + enqueue in a transaction, in one
-    round trip instead of five: the notifier's most frequent path (bench --profile)."""
-    done = await conn.fetchval(
+@dataclass(frozen=True)
+class Delivered:
+    """An attempt that delivered its dispatch, to be recorded (finish_delivered)."""
+
+    dispatch_id: UUID
+    attempts: int
+    channel: str
+    target: str
+    channel_errors: list[str]
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    announce: KafkaRecord  # dispatch.delivered
+    now: datetime
+
+
+async def finish_delivered(conn: asyncpg.Connection, delivered: list[Delivered]) -> list[bool]:
+    """The common end of attempts, in one statement (its own transaction, no BEGIN or
+    COMMIT) for however many: each attempt recorded, its dispatch marked delivered, and
+    its `announce` written to the outbox if this call is the one that finished it. False
+    for one finished already (acknowledged meanwhile, or by another worker). The same as
+    record_attempt + finish + enqueue in a transaction each: the notifier's most frequent
+    path (bench --profile). The dispatches must be distinct."""
+    finished = await conn.fetch(
         """
-        WITH attempt AS (
+        WITH d AS (
+            SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::int[],
+                                 $7::int[], $8::text[], $9::timestamptz[], $10::text[], $11::bytea[], $12::text[],
+                                 $13::bytea[])
+                WITH ORDINALITY AS d(dispatch_id, attempt, channel, target, started_at, duration_ms, status_code,
+                                     channel_errors, now, topic, key, headers, value, n)
+        ), attempt AS (
             INSERT INTO delivery_attempts (dispatch_id, attempt, channel, target, started_at, duration_ms,
                                            outcome, status_code, error)
-            VALUES ($1, $2, $3, $4, $5, $6, 'delivered', $7, NULL)
+            SELECT dispatch_id, attempt, channel, target, started_at, duration_ms, 'delivered', status_code, NULL
+            FROM d ORDER BY n
         ), finished AS (
-            UPDATE dispatches SET state = 'delivered', channel = $3, attempts = greatest(attempts, $2),
-                                  channel_errors = $8, last_error = NULL, finished_at = $9, claim_token = NULL
-            WHERE dispatch_id = $1 AND state = 'pending' RETURNING dispatch_id
+            UPDATE dispatches SET state = 'delivered', channel = d.channel, attempts = greatest(attempts, d.attempt),
+                                  channel_errors = ARRAY(SELECT jsonb_array_elements_text(d.channel_errors::jsonb)),
+                                  last_error = NULL, finished_at = d.now, claim_token = NULL
+            FROM d WHERE dispatches.dispatch_id = d.dispatch_id AND dispatches.state = 'pending'
+            RETURNING d.dispatch_id, d.n
         ), announced AS (
-            INSERT INTO outbox (topic, key, headers, value) SELECT $10, $11, $12::jsonb, $13 FROM finished
+            INSERT INTO outbox (topic, key, headers, value)
+            SELECT d.topic, d.key, d.headers::jsonb, d.value FROM d JOIN finished USING (n) ORDER BY d.n
         )
-        SELECT count(*) FROM finished
+        SELECT dispatch_id FROM finished
         """,
-        dispatch.dispatch_id,
-        attempts,
-        channel,
-        target,
-        started_at,
-        duration_ms,
-        status_code,
-        channel_errors,
-        now,
-        announce.topic,
-        announce.key,
-        headers_json(announce),
-        announce.value,
+        *(
+            [getattr(x, name) for x in delivered]
+            for name in ("dispatch_id", "attempts", "channel", "target", "started_at", "duration_ms", "status_code")
+        ),
+        [json.dumps(x.channel_errors) for x in delivered],
+        [x.now for x in delivered],
+        [x.announce.topic for x in delivered],
+        [x.announce.key for x in delivered],
+        [headers_json(x.announce) for x in delivered],
+        [x.announce.value for x in delivered],
     )
-    return bool(done)
+    done = {r["dispatch_id"] for r in finished}
+    return [x.dispatch_id in done for x in delivered]
 
 
 async def bring_forward(conn: asyncpg.Connection, agency: str, channel: str, now: datetime) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.envelope import KafkaRecord
 from services.common import db
 from services.notifier import store
 
@@ -88,5 +89,54 @@ async def test_a_batch_holds_each_dispatch_and_update_once_however_often_it_come
         )
         assert by_id[dispatch]["next_attempt_at"] == now  # due at once
         assert (by_id[update]["kind"], by_id[update]["update_of"]) == ("update", dispatch)
+    finally:
+        await pool.close()
+
+
+async def test_attempts_finished_together_end_as_finished_one_by_one(database_url):
+    """finish_delivered for several attempts in one statement: each its attempt row, its
+    dispatch delivered with its own channel errors, its dispatch.delivered in the outbox in
+    order; one finished already (acknowledged meanwhile) gets False and no announcement."""
+    pool = await db.create_pool(database_url, schema="notifier_finish", min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, "notifier_finish", MIGRATIONS)
+        now = datetime.now(UTC)
+        ids = [uuid.uuid4() for _ in range(3)]
+        queued = [
+            store.NewDispatch(
+                dispatch_id=d,
+                report_id=uuid.uuid4(),
+                agency="damkar",
+                event_id=f"ce-{i}",
+                event_type="t",
+                event_source="s",
+                event_time=now,
+                body=b"{}",
+                received_at=now,
+                ack_deadline_seconds=300,
+                escalation_due_at=now + timedelta(seconds=40),
+            )
+            for i, d in enumerate(ids)
+        ]
+        async with pool.acquire() as conn:
+            await store.enqueue(conn, queued, now)
+            await store.acknowledge(conn, ids[1], "api", now)
+
+            def delivered(i: int, errors: list[str]) -> store.Delivered:
+                announce = KafkaRecord("e112.dispatch-status", f"k{i}".encode(), [], f"v{i}".encode())
+                return store.Delivered(ids[i], 2, "webhook", "https://x", errors, now, 12, 200, announce, now)
+
+            finished = await store.finish_delivered(
+                conn, [delivered(0, ["email: down"]), delivered(1, []), delivered(2, ["a", "b"])]
+            )
+            assert finished == [True, False, True]
+            rows = {r["dispatch_id"]: r for r in await conn.fetch("SELECT * FROM dispatches")}
+            assert [rows[d]["state"] for d in ids] == ["delivered", "stopped", "delivered"]
+            assert rows[ids[0]]["channel_errors"] == ["email: down"] and rows[ids[2]]["channel_errors"] == ["a", "b"]
+            assert rows[ids[0]]["attempts"] == 2 and rows[ids[0]]["claim_token"] is None
+            attempts = await conn.fetch("SELECT dispatch_id, outcome FROM delivery_attempts ORDER BY id")
+            assert [(a["dispatch_id"], a["outcome"]) for a in attempts] == [(d, "delivered") for d in ids]
+            outbox = await conn.fetch("SELECT key, value FROM outbox ORDER BY id")
+            assert [(r["key"], r["value"]) for r in outbox] == [(b"k0", b"v0"), (b"k2", b"v2")]
     finally:
         await pool.close()
