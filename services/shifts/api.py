@@ -113,7 +113,7 @@ def build_router(keys: Keys, metrics: ShiftMetrics, clock, check_in_early) -> AP
     async def create_operator(body: OperatorCreate, request: Request) -> OperatorPublic:
         async with request.app.state.pool.acquire() as conn:
             operator_id = uuid.uuid4()
-            await conn.execute("INSERT INTO operators (id, name) VALUES ($1, $2)", operator_id, body.name)
+            await store.add_operator(conn, operator_id, body.name)
             return operator_public(await store.operator(conn, operator_id))
 
     @for_console.get("/operators", summary="Every operator, status and the shift checked in for")

@@ -175,7 +175,7 @@ def build_roster_router(auth, metrics: ShiftMetrics, clock, rule: RestRule) -> A
         return await one_change(conn, change_id)
 
     async def one_change(conn, change_id: int) -> RosterChangePublic:
-        row = await conn.fetchrow("SELECT * FROM roster_changes WHERE id = $1", change_id)
+        row = await store.roster_change(conn, change_id)
         return change_public(row)
 
     async def editable(conn, entry_id: int, now: datetime) -> store.StoredEntry:

@@ -2,6 +2,7 @@
 and handover notes. Events go out through the outbox in the caller's transaction."""
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
@@ -348,3 +349,89 @@ async def notes_for(conn: asyncpg.Connection, shift_starts_at: datetime, limit: 
         shift_starts_at,
         limit,
     )
+
+
+# --- tasks (tasks.py, tasks_api.py; the assignment's own SQL is in assigner.py) -----
+
+
+async def open_task(
+    conn: asyncpg.Connection, report_id: UUID, reason: str, detail: dict, now: datetime, agency: str = ""
+) -> UUID | None:
+    """A new task, or None when the report has an open one for this reason (and agency,
+    for a task about one agency) already."""
+    return await conn.fetchval(
+        """
+        INSERT INTO tasks (id, report_id, reason, detail, state, created_at, agency)
+        VALUES ($1, $2, $3, $4::jsonb, 'queued', $5, $6)
+        ON CONFLICT (report_id, reason, agency) WHERE state <> 'closed' DO NOTHING RETURNING id
+        """,
+        uuid.uuid4(),
+        report_id,
+        reason,
+        json.dumps(detail, default=str),
+        now,
+        agency,
+    )
+
+
+async def reports_with_open_task(conn: asyncpg.Connection, report_ids: list[UUID], reason: str) -> set[UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT report_id FROM tasks WHERE report_id = ANY($1::uuid[]) AND reason = $2 AND state <> 'closed'",
+        report_ids,
+        reason,
+    )
+    return {r["report_id"] for r in rows}
+
+
+async def open_tasks_for_update(conn: asyncpg.Connection, report_id: UUID, reason: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM tasks WHERE report_id = $1 AND reason = $2 AND state <> 'closed' FOR UPDATE", report_id, reason
+    )
+
+
+async def all_open_tasks_for_update(conn: asyncpg.Connection, report_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Locked in one order (their creation), so that two such closings never wait on
+    each other in a circle."""
+    return await conn.fetch(
+        "SELECT * FROM tasks WHERE report_id = ANY($1::uuid[]) AND state <> 'closed' ORDER BY created_at, seq "
+        "FOR UPDATE",
+        report_ids,
+    )
+
+
+async def task(conn: asyncpg.Connection, task_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM tasks WHERE id = $1{lock}", task_id)
+
+
+async def tasks(
+    conn: asyncpg.Connection, *, state: str | None, operator_id: UUID | None, report_id: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    """Newest first, filtered by whichever of state, operator and report are given."""
+    return await conn.fetch(
+        """
+        SELECT * FROM tasks WHERE ($1::text IS NULL OR state = $1) AND ($2::uuid IS NULL OR operator_id = $2)
+          AND ($3::uuid IS NULL OR report_id = $3)
+        ORDER BY created_at DESC, seq DESC LIMIT $4
+        """,
+        state,
+        operator_id,
+        report_id,
+        limit,
+    )
+
+
+async def queued_tasks(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM tasks WHERE state = 'queued' ORDER BY created_at, seq")
+
+
+async def operator_exists(conn: asyncpg.Connection, operator_id: UUID) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM operators WHERE id = $1", operator_id))
+
+
+async def add_operator(conn: asyncpg.Connection, operator_id: UUID, name: str) -> None:
+    await conn.execute("INSERT INTO operators (id, name) VALUES ($1, $2)", operator_id, name)
+
+
+async def roster_change(conn: asyncpg.Connection, change_id: int) -> asyncpg.Record:
+    return await conn.fetchrow("SELECT * FROM roster_changes WHERE id = $1", change_id)

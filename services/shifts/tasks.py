@@ -13,7 +13,6 @@ what needs a person then comes as before (the watchdog's stall, an escalation, a
 not reached). Runs in the consumer's transaction with the inbox row, and assigns at once."""
 
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
@@ -35,30 +34,11 @@ from schemas.events import (
     ReportVerified,
 )
 from services.common.handlers import HandlerTable
+from services.shifts import store
 from services.shifts.assigner import Assigner
 
 TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
 INCIDENT_CLOSED = "incident_closed"
-
-
-async def open_task(
-    conn: asyncpg.Connection, report_id: UUID, reason: str, detail: dict, now: datetime, agency: str = ""
-) -> UUID | None:
-    """A new task, or None when the report has an open one for this reason (and agency,
-    for a task about one agency) already."""
-    return await conn.fetchval(
-        """
-        INSERT INTO tasks (id, report_id, reason, detail, state, created_at, agency)
-        VALUES ($1, $2, $3, $4::jsonb, 'queued', $5, $6)
-        ON CONFLICT (report_id, reason, agency) WHERE state <> 'closed' DO NOTHING RETURNING id
-        """,
-        uuid.uuid4(),
-        report_id,
-        reason,
-        json.dumps(detail, default=str),
-        now,
-        agency,
-    )
 
 
 def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerTable:
@@ -79,19 +59,19 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             "verification": data.verification,
             "kecamatan": data.location.kecamatan if data.location else None,
         }
-        await reconcile(conn, now, await open_task(conn, data.report_id, "verify", detail, now))
+        await reconcile(conn, now, await store.open_task(conn, data.report_id, "verify", detail, now))
 
     async def on_unrouted(conn: asyncpg.Connection, envelope: Envelope) -> None:
         data: ReportUnrouted = envelope.data
         now = clock()
         detail = {"category": data.category, "why": data.reason}
-        await reconcile(conn, now, await open_task(conn, data.report_id, "unrouted", detail, now))
+        await reconcile(conn, now, await store.open_task(conn, data.report_id, "unrouted", detail, now))
 
     async def on_stalled(conn: asyncpg.Connection, envelope: Envelope) -> None:
         data: ReportStalled = envelope.data
         now = clock()
         detail = {"missing": data.missing, "attempt": data.attempt}
-        await reconcile(conn, now, await open_task(conn, data.report_id, "stalled", detail, now))
+        await reconcile(conn, now, await store.open_task(conn, data.report_id, "stalled", detail, now))
 
     async def on_escalated(conn: asyncpg.Connection, envelope: Envelope) -> None:
         data: DispatchEscalated = envelope.data
@@ -99,7 +79,7 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             return
         now = clock()
         detail = {"agency": data.agency, "dispatch_id": data.dispatch_id, "why": data.reason}
-        await reconcile(conn, now, await open_task(conn, data.report_id, "escalated", detail, now))
+        await reconcile(conn, now, await store.open_task(conn, data.report_id, "escalated", detail, now))
 
     async def on_not_reaching(conn: asyncpg.Connection, envelope: Envelope) -> None:
         """Held (not deliverable in time) or failed (given up, or no channel at all): a
@@ -113,7 +93,7 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             "attempts": data.attempts,
             "failed": isinstance(data, DispatchFailed),
         }
-        opened = await open_task(conn, data.report_id, "phone_agency", detail, now, agency=data.agency)
+        opened = await store.open_task(conn, data.report_id, "phone_agency", detail, now, agency=data.agency)
         await reconcile(conn, now, opened)
 
     async def on_reached(conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -140,14 +120,7 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         """A batch's deliveries in a row: nearly all have no phone task to close, so one
         look for all of them finds the few that have (one each was a statement per
         dispatch delivered, bench --profile)."""
-        calling = {
-            r["report_id"]
-            for r in await conn.fetch(
-                "SELECT DISTINCT report_id FROM tasks "
-                "WHERE report_id = ANY($1::uuid[]) AND reason = 'phone_agency' AND state <> 'closed'",
-                [e.data.report_id for e in envelopes],
-            )
-        }
+        calling = await store.reports_with_open_task(conn, [e.data.report_id for e in envelopes], "phone_agency")
         for envelope in envelopes:
             if envelope.data.report_id in calling:
                 await on_reached(conn, envelope)
@@ -194,9 +167,7 @@ async def close_open(
     """Close the report's open task for this reason (about this agency, if given);
     whether there was one."""
     closed = False
-    for task in await conn.fetch(
-        "SELECT * FROM tasks WHERE report_id = $1 AND reason = $2 AND state <> 'closed' FOR UPDATE", report_id, reason
-    ):
+    for task in await store.open_tasks_for_update(conn, report_id, reason):
         if agency is None or json.loads(task["detail"]).get("agency") == agency:
             await assigner.close(conn, task, outcome=outcome, by=by, note=None, now=now)
             closed = True
@@ -211,14 +182,8 @@ async def close_all_open(
     by: UUID | None,
     now: datetime,
 ) -> int:
-    """Close every open task of these reports, whatever its reason; how many. Locked in
-    one order (their creation), so that two such closings never wait on each other in a
-    circle."""
-    tasks = await conn.fetch(
-        "SELECT * FROM tasks WHERE report_id = ANY($1::uuid[]) AND state <> 'closed' ORDER BY created_at, seq "
-        "FOR UPDATE",
-        report_ids,
-    )
+    """Close every open task of these reports, whatever its reason; how many."""
+    tasks = await store.all_open_tasks_for_update(conn, report_ids)
     for task in tasks:
         await assigner.close(conn, task, outcome=outcome, by=by, note=None, now=now)
     return len(tasks)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.catalog import TaskReason
 from services.common.web import PROBLEM_RESPONSES, Problem
+from services.shifts import store
 from services.shifts.assigner import Assigner
 from services.shifts.assignment import urgency_of
 
@@ -68,17 +69,7 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[TaskPublic]:
         async with request.app.state.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """
-                SELECT * FROM tasks WHERE ($1::text IS NULL OR state = $1) AND ($2::uuid IS NULL OR operator_id = $2)
-                  AND ($3::uuid IS NULL OR report_id = $3)
-                ORDER BY created_at DESC, seq DESC LIMIT $4
-                """,
-                state,
-                operator_id,
-                report_id,
-                limit,
-            )
+            rows = await store.tasks(conn, state=state, operator_id=operator_id, report_id=report_id, limit=limit)
         return [task_public(r) for r in rows]
 
     @router.get(
@@ -86,7 +77,7 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
     )
     async def queue(request: Request) -> list[TaskPublic]:
         async with request.app.state.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT * FROM tasks WHERE state = 'queued' ORDER BY created_at, seq")
+            rows = await store.queued_tasks(conn)
         return [task_public(r) for r in sorted(rows, key=lambda r: urgency_of(r["reason"]))]
 
     @router.post(
@@ -98,10 +89,10 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
     async def close(task_id: UUID, body: TaskClose, request: Request) -> TaskPublic:
         now = clock()
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            task = await conn.fetchrow("SELECT * FROM tasks WHERE id = $1 FOR UPDATE", task_id)
+            task = await store.task(conn, task_id, for_update=True)
             if task is None:
                 raise Problem(404, "Not found", f"No task {task_id}.")
-            if not await conn.fetchval("SELECT true FROM operators WHERE id = $1", body.operator_id):
+            if not await store.operator_exists(conn, body.operator_id):
                 raise Problem(404, "Not found", f"No operator {body.operator_id}.")
             if task["state"] == "closed":
                 raise Problem(409, "Closed already", f"Closed at {task['closed_at'].isoformat()} ({task['outcome']}).")
@@ -119,6 +110,6 @@ def build_tasks_router(auth, assigner_of: Callable[[], Assigner], clock) -> APIR
             assigner = assigner_of()
             await assigner.close(conn, task, outcome=body.outcome, by=body.operator_id, note=body.note, now=now)
             await assigner.reconcile(conn, now)
-            return task_public(await conn.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id))
+            return task_public(await store.task(conn, task_id))
 
     return router
