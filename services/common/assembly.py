@@ -164,6 +164,7 @@ async def _running(app, pool, parts: Parts, service: Service, settings, outbox_m
             metrics=outbox_metrics,
             poll_interval=settings.outbox_poll_interval,
             retention_seconds=settings.outbox_retention_seconds,
+            security=settings.kafka_security,
         )
         relay_task = asyncio.create_task(relay.run(), name=f"{service.schema}-outbox-relay")
     consumer = consumer_task = None
@@ -192,6 +193,7 @@ def _make_consumer(spec: ConsumerSpec, pool, settings: ServiceSettings, metrics:
         pool=pool,
         handler=spec.handler,
         bootstrap=settings.kafka_bootstrap_servers,
+        security=settings.kafka_security,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from services.common.kafka import connection_options
+from services.common.kafka import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,11 @@ class WatchedGroup:
 
 
 class BacklogProbe:
-    def __init__(self, bootstrap: str, groups: list[WatchedGroup], *, timeout: float = 5.0):
+    def __init__(
+        self, bootstrap: str, groups: list[WatchedGroup], *, timeout: float = 5.0, security: KafkaSecurity = PLAINTEXT
+    ):
         self.bootstrap = bootstrap
+        self.security = security
         self.groups = groups
         self.timeout = timeout
         self._reader: AIOKafkaConsumer | None = None
@@ -77,7 +80,7 @@ class BacklogProbe:
         if existing is not None:
             return existing
         client = AIOKafkaConsumer(
-            **connection_options(),
+            **self.security.client_options(),
             bootstrap_servers=self.bootstrap,
             group_id=group_id,
             enable_auto_commit=False,

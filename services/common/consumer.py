@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from schemas import topics
 from schemas.envelope import Envelope, InvalidEvent, KafkaRecord, decode
 from services.common.handlers import HandlerTable
-from services.common.kafka import FetchPacing, broker_reachable, ensure_topics, new_consumer
+from services.common.kafka import PLAINTEXT, FetchPacing, KafkaSecurity, broker_reachable, ensure_topics, new_consumer
 from services.common.outbox import enqueue, wait_or_timeout
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class EventConsumer:
         max_records: int = 200,
         inbox_retention_days: float = 35,
         pause_while: Callable[[], bool] | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ):
         """`pause_while`: while it says so, the consumer keeps its group membership but
         fetches nothing (backpressure from the service's own queue)."""
@@ -124,6 +125,7 @@ class EventConsumer:
         self.pool = pool
         self.handler = handler
         self.bootstrap = bootstrap
+        self.security = security
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.idle_fetch_max_wait_ms = idle_fetch_max_wait_ms or fetch_max_wait_ms
         self.idle_after_seconds = idle_after_seconds
@@ -170,9 +172,10 @@ class EventConsumer:
                 f"e112-{self.name}",
                 self.fetch_max_wait_ms,
                 self.session_timeout_ms,
+                security=self.security,
             )
             try:
-                await ensure_topics(self.bootstrap, self.create_topics, self.partitions)
+                await ensure_topics(self.bootstrap, self.create_topics, self.partitions, security=self.security)
                 listener = _FinishBatchOnRevoke(self._batch_lock)
                 if self.pattern:
                     consumer.subscribe(pattern=self.pattern, listener=listener)

@@ -7,9 +7,10 @@ stable ce_id and every consumer deduplicates.
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import client as aiokafka_client
@@ -37,34 +38,74 @@ class _NoAutoCreateMetadataRequest(aiokafka_client.MetadataRequest):
 aiokafka_client.MetadataRequest = _NoAutoCreateMetadataRequest
 
 
-def connection_options(env: dict[str, str] | None = None) -> dict:
+Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
     """TLS and SASL for a production cluster (deploy/k8s: Strimzi's TLS listener, each
-    service its own SCRAM-SHA-512 KafkaUser); nothing for the development broker. Read
-    from the environment when a client is made, like KAFKA_BOOTSTRAP_SERVERS by the
-    redrive command, so that every client (relay, consumer, admin, redrive) gets them
-    without each caller passing them along:
-    KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), KAFKA_SSL_CAFILE,
-    KAFKA_SASL_MECHANISM (default SCRAM-SHA-512), KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD."""
-    env = os.environ if env is None else env
-    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
-    if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-        raise ValueError(f"KAFKA_SECURITY_PROTOCOL: unknown protocol {protocol!r}")
-    options: dict = {"security_protocol": protocol}
-    if protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context(cafile=env.get("KAFKA_SSL_CAFILE") or None)
-    if protocol.startswith("SASL_"):
-        missing = [n for n in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD") if not env.get(n)]
-        if missing:
-            raise ValueError(f"{protocol} needs {' and '.join(missing)}")
-        options["sasl_mechanism"] = env.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
-        options["sasl_plain_username"] = env["KAFKA_SASL_USERNAME"]
-        options["sasl_plain_password"] = env["KAFKA_SASL_PASSWORD"]
-    return options
+    service its own SCRAM-SHA-512 KafkaUser); nothing for the development broker. A
+    service's come from its settings (ServiceSettings.kafka_security, checked at start);
+    every client (relay, consumer, admin, backlog probe, console feed, redrive) is given
+    them where it is made."""
+
+    protocol: Protocol = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL: unknown protocol {self.protocol!r}")
+        if self.protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name, value in (
+                    ("KAFKA_SASL_USERNAME", self.sasl_username),
+                    ("KAFKA_SASL_PASSWORD", self.sasl_password),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"{self.protocol} needs {' and '.join(missing)}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "KafkaSecurity":
+        """For a command run beside the services (the redrive job): the same variables
+        as the services' settings: KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_CAFILE,
+        KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD."""
+        return cls(
+            protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),  # type: ignore[arg-type]
+            ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512",
+            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+            sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+        )
+
+    @property
+    def encrypted(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    def client_options(self) -> dict:
+        """The aiokafka client arguments."""
+        options: dict = {"security_protocol": self.protocol}
+        if self.encrypted:
+            options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        if self.protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password
+        return options
 
 
-def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+PLAINTEXT = KafkaSecurity()
+
+
+def new_producer(bootstrap: str, client_id: str, security: KafkaSecurity = PLAINTEXT) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        **connection_options(),
+        **security.client_options(),
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
@@ -75,10 +116,15 @@ def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
 
 
 def new_consumer(
-    bootstrap: str, group_id: str, client_id: str, fetch_max_wait_ms: int, session_timeout_ms: int = 6000
+    bootstrap: str,
+    group_id: str,
+    client_id: str,
+    fetch_max_wait_ms: int,
+    session_timeout_ms: int = 6000,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        **connection_options(),
+        **security.client_options(),
         bootstrap_servers=bootstrap,
         group_id=group_id,
         client_id=client_id,
@@ -142,9 +188,11 @@ class FetchPacing:
             self.wait_ms = wait_ms
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, replication: int = 1) -> None:
+async def ensure_topics(
+    bootstrap: str, topics: list[str], partitions: int, replication: int = 1, security: KafkaSecurity = PLAINTEXT
+) -> None:
     """Create the topics that are missing; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(**connection_options(), bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**security.client_options(), bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

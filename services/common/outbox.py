@@ -44,7 +44,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas.envelope import KafkaRecord
-from services.common.kafka import connection_options, ensure_topics, new_producer
+from services.common.kafka import PLAINTEXT, KafkaSecurity, ensure_topics, new_producer
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,10 @@ class OutboxRelay:
         retention_seconds: float = 600.0,
         cleanup_interval: float = 30.0,
         loss_check_interval: float = 2.0,
+        security: KafkaSecurity = PLAINTEXT,
     ):
         self.dsn = dsn
+        self.security = security
         self.schema = schema
         self.bootstrap = bootstrap
         self.topics = topics
@@ -181,12 +183,12 @@ class OutboxRelay:
                 await asyncio.sleep(self.poll_interval)  # another replica is publishing
             self.is_leader = True
             await conn.add_listener(f"{self.schema}_outbox", lambda *_: self._wake.set())
-            producer = new_producer(self.bootstrap, client_id=f"e112-{self.schema}-outbox")
+            producer = new_producer(self.bootstrap, client_id=f"e112-{self.schema}-outbox", security=self.security)
             await producer.start()
-            await ensure_topics(self.bootstrap, self.topics, self.partitions)
+            await ensure_topics(self.bootstrap, self.topics, self.partitions, security=self.security)
             # Asks the broker where the partitions end; no group, reads nothing.
             reader = AIOKafkaConsumer(
-                **connection_options(),
+                **self.security.client_options(),
                 bootstrap_servers=self.bootstrap,
                 group_id=None,
                 client_id=f"e112-{self.schema}-outbox-offsets",
@@ -361,7 +363,9 @@ class OutboxRelay:
         if not await producer.client._metadata_update(metadata, sorted(wanted)):
             raise KafkaError("no broker answered a metadata request")
         if not wanted <= metadata.topics():
-            await ensure_topics(self.bootstrap, sorted(wanted | set(self.topics)), self.partitions)
+            await ensure_topics(
+                self.bootstrap, sorted(wanted | set(self.topics)), self.partitions, security=self.security
+            )
         self._present |= wanted
         return metadata
 

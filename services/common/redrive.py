@@ -42,7 +42,7 @@ from aiokafka.structs import ConsumerRecord
 from schemas import topics
 from schemas.envelope import KafkaRecord
 from services.common.consumer import DEADLETTER_CLAIM_PREFIX, deadletter_claim  # noqa: F401 - re-exported
-from services.common.kafka import connection_options, new_producer
+from services.common.kafka import PLAINTEXT, KafkaSecurity, new_producer
 
 ORIGIN_HEADER_PREFIX = "e112_"
 
@@ -106,12 +106,12 @@ def select(
     return list(chosen.values())
 
 
-async def read_deadletters(bootstrap: str) -> list[DeadLetter]:
+async def read_deadletters(bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> list[DeadLetter]:
     """Every dead letter up to the topic's end now (later ones are not waited for).
     Read without a consumer group: the command keeps no position of its own, the
     filters and the inbox decide what is re-driven."""
     consumer = AIOKafkaConsumer(
-        **connection_options(),
+        **security.client_options(),
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -182,13 +182,16 @@ async def redrive(
     ce_ids: set[str] | None = None,
     dry_run: bool = False,
     force: bool = False,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[Outcome]:
-    letters = select(await read_deadletters(bootstrap), consumer=consumer, since=since, until=until, ce_ids=ce_ids)
+    letters = select(
+        await read_deadletters(bootstrap, security), consumer=consumer, since=since, until=until, ce_ids=ce_ids
+    )
     outcomes: list[Outcome] = []
     if not letters:
         return outcomes
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema or default_schema(consumer)})
-    producer = None if dry_run else new_producer(bootstrap, client_id=f"e112-redrive-{consumer}")
+    producer = None if dry_run else new_producer(bootstrap, client_id=f"e112-redrive-{consumer}", security=security)
     try:
         if producer is not None:
             await producer.start()
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             ce_ids=set(args.ce_ids) if args.ce_ids else None,
             dry_run=args.dry_run,
             force=args.force,
+            security=KafkaSecurity.from_env(os.environ),
         )
     )
     for o in outcomes:

@@ -7,8 +7,10 @@ stops the service at start instead of running it with a guessable key.
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.kafka import KafkaSecurity
 
 DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEV_BOOTSTRAP = "127.0.0.1:9092"
@@ -38,6 +40,13 @@ class ServiceSettings(BaseSettings):
     # How fast a dead consumer's partitions move to a live one. Apache Kafka's brokers
     # accept 6 s and up by default; Tansu also makes a group join wait half of it.
     kafka_session_timeout_ms: int = Field(6000, ge=1000, le=300_000)
+    # TLS and SASL (services/common/kafka.py KafkaSecurity): deploy/k8s talks SASL_SSL
+    # with SCRAM-SHA-512 to Strimzi's TLS listener, a KafkaUser per service.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: str | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     # How long the outbox relay keeps a published event, to publish it again if the
     # broker loses it after acknowledging it (services/common/outbox.py).
     outbox_retention_seconds: float = Field(600, ge=0, le=7 * 86400)
@@ -74,11 +83,23 @@ class ServiceSettings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 10
 
+    @field_validator("kafka_security_protocol", mode="before")
+    @classmethod
+    def _protocol_in_any_case(cls, value):
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> "ServiceSettings":
+        self.kafka_security  # noqa: B018 - raises (a ValueError naming what is missing) at start, not at the first client
+        return self
+
     @model_validator(mode="after")
     def _no_dev_defaults_in_production(self) -> "ServiceSettings":
         if self.e112_env != "production":
             return self
         problems = []
+        if not self.kafka_security.encrypted:
+            problems.append("KAFKA_SECURITY_PROTOCOL must be SSL or SASL_SSL (the cluster is reached over TLS)")
         if self.database_url == DEV_DATABASE_URL:
             problems.append("DATABASE_URL must be set")
         if self.kafka_bootstrap_servers == DEV_BOOTSTRAP:
@@ -96,6 +117,16 @@ class ServiceSettings(BaseSettings):
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            ssl_cafile=self.kafka_ssl_cafile,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=_value(self.kafka_sasl_password),
+        )
 
     def admin_secret(self) -> str | None:
         """The admin key this service admits: its own, or in development E112_API_KEY."""

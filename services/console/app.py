@@ -80,6 +80,7 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
             idle_after_seconds=settings.kafka_idle_after_seconds,
+            security=settings.kafka_security,
         )
 
         async def end_streams() -> None:

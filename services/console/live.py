@@ -46,7 +46,7 @@ from schemas.events import (
     ShiftCoverageAlert,
     ShiftCoverageRestored,
 )
-from services.common.kafka import FetchPacing, broker_reachable, connection_options, ensure_topics
+from services.common.kafka import PLAINTEXT, FetchPacing, KafkaSecurity, broker_reachable, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +280,10 @@ class LiveFeed:
         idle_fetch_max_wait_ms: int | None = None,
         idle_after_seconds: float = 5.0,
         check_every: float = 5.0,
+        security: KafkaSecurity = PLAINTEXT,
     ):
         self.bootstrap = bootstrap
+        self.security = security
         self.broadcaster = broadcaster
         self.partitions = partitions
         self.fetch_max_wait_ms = fetch_max_wait_ms
@@ -302,7 +304,7 @@ class LiveFeed:
                 backoff = min(backoff * 2, 10.0)
 
     async def _consume(self) -> None:
-        await ensure_topics(self.bootstrap, TOPICS, self.partitions)
+        await ensure_topics(self.bootstrap, TOPICS, self.partitions, security=self.security)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=None,
@@ -311,7 +313,7 @@ class LiveFeed:
             auto_offset_reset="latest",
             fetch_max_wait_ms=self.fetch_max_wait_ms,
             metadata_max_age_ms=5_000,
-            **connection_options(),
+            **self.security.client_options(),
         )
         await consumer.start()
         try:

@@ -41,7 +41,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     group_commit_metrics = GroupCommitMetrics(registry)
 
     def build(pool, app: FastAPI) -> Parts:
-        backlog = BacklogProbe(settings.kafka_bootstrap_servers, PIPELINE_GROUPS)
+        backlog = BacklogProbe(settings.kafka_bootstrap_servers, PIPELINE_GROUPS, security=settings.kafka_security)
         app.state.watchdog = watchdog = Watchdog(
             pool,
             bound=timedelta(seconds=settings.watchdog_bound_seconds),

@@ -12,7 +12,17 @@ from services.router.settings import RouterSettings
 from services.shifts.settings import ShiftsSettings
 
 GOOD_KEY = "k" * 40
-VARS = ("E112_ENV", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "E112_API_KEY", "ADMIN_API_KEY", "CONSOLE_API_KEY")
+VARS = (
+    "E112_ENV",
+    "DATABASE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "E112_API_KEY",
+    "ADMIN_API_KEY",
+    "CONSOLE_API_KEY",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +37,9 @@ def production_env(monkeypatch, **overrides):
         "DATABASE_URL": "postgresql://e112@db.internal:5432/e112",
         "KAFKA_BOOTSTRAP_SERVERS": "kafka-0.kafka:9092,kafka-1.kafka:9092",
         "ADMIN_API_KEY": GOOD_KEY,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_USERNAME": "e112-test",
+        "KAFKA_SASL_PASSWORD": "pw",
     } | overrides
     for name, value in values.items():
         if value is None:
@@ -63,6 +76,9 @@ def test_production_with_kwargs_is_accepted():
         database_url="postgresql://e112@db:5432/e112",
         kafka_bootstrap_servers="kafka:9092",
         admin_api_key=GOOD_KEY,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="e112-test",
+        kafka_sasl_password="pw",
     )
     assert settings.e112_env == "production"
 
@@ -138,6 +154,7 @@ def test_production_refuses_all_defaults_at_once():
         ServiceSettings(e112_env="production")
     text = str(exc.value)
     assert "DATABASE_URL" in text and "KAFKA_BOOTSTRAP_SERVERS" in text and "ADMIN_API_KEY" in text
+    assert "KAFKA_SECURITY_PROTOCOL" in text
 
 
 def test_unknown_environment_name_is_rejected(monkeypatch):
