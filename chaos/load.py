@@ -14,34 +14,10 @@ from aiokafka import AIOKafkaConsumer
 
 from chaos.ledger import Ledger
 from schemas import topics
-from schemas.catalog import AGENCIES, CATEGORIES
+from schemas.catalog import AGENCIES, CATEGORIES, KECAMATAN
 
 log = logging.getLogger(__name__)
 
-KECAMATAN = [
-    "Bakung",
-    "Binangun",
-    "Doko",
-    "Gandusari",
-    "Garum",
-    "Kademangan",
-    "Kanigoro",
-    "Kesamben",
-    "Nglegok",
-    "Panggungrejo",
-    "Ponggok",
-    "Sanankulon",
-    "Selopuro",
-    "Selorejo",
-    "Srengat",
-    "Sutojayan",
-    "Talun",
-    "Udanawu",
-    "Wates",
-    "Wlingi",
-    "Wonodadi",
-    "Wonotirto",
-]
 SUBTYPES = [None, "rumah", "pohon_tumbang_kabel", "Kabel-Telepon putus", "tiang_listrik_roboh", "lainnya"]
 # Calls are never held for verification; public channels dispatch at once (flagged
 # unverified) only for the life-threatening categories, so only those go by WhatsApp.

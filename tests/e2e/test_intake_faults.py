@@ -9,37 +9,13 @@ import pytest
 
 from devstack.processes import Stack, free_port
 from schemas import topics
-from schemas.catalog import AGENCIES
+from schemas.catalog import AGENCIES, KECAMATAN
 from tests.conftest import API_KEY
 from tests.support import FIRE_REPORT, WebhookReceiver, eventually, read_topics
 
 pytestmark = pytest.mark.e2e
 
 AGENCIES_OF = {"kebakaran": 3, "bencana_alam": 3, "kerusuhan": 2, "kecelakaan": 2, "penyakit": 2, "binatang_buas": 1}
-KECAMATAN = [
-    "Bakung",
-    "Binangun",
-    "Doko",
-    "Gandusari",
-    "Garum",
-    "Kademangan",
-    "Kanigoro",
-    "Kesamben",
-    "Nglegok",
-    "Panggungrejo",
-    "Ponggok",
-    "Sanankulon",
-    "Selopuro",
-    "Selorejo",
-    "Srengat",
-    "Sutojayan",
-    "Talun",
-    "Udanawu",
-    "Wates",
-    "Wlingi",
-    "Wonodadi",
-    "Wonotirto",
-]
 
 
 @pytest.fixture
