@@ -167,6 +167,18 @@ async def eventually(check, *, timeout: float = 20.0, interval: float = 0.1):
         await asyncio.sleep(interval)
 
 
+# Settings every service accepts with E112_ENV=production (a service's own extras aside).
+PRODUCTION_SETTINGS = {
+    "e112_env": "production",
+    "database_url": "postgresql://e112@db:5432/e112",
+    "kafka_bootstrap_servers": "k:9092",
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_username": "e112-test",
+    "kafka_sasl_password": "pw",
+    "admin_api_key": "k" * 40,
+    "console_api_key": "c" * 40,
+}
+
 FIRE_REPORT = {
     "category": "kebakaran",
     "subtype": "rumah",

@@ -11,6 +11,7 @@ from services.common.web import Problem
 from services.console.catalog import KIND_KEYS, SUBTYPES, form_catalog
 from services.console.settings import ConsoleSettings
 from services.console.work_api import CallIn, form_errors, report_create
+from tests.support import PRODUCTION_SETTINGS
 
 OPERATOR = uuid.UUID("aaaaaaaa-0000-0000-0000-000000000001")
 
@@ -114,27 +115,11 @@ def test_the_router_s_line_subtypes_can_be_chosen():
 
 def test_production_refuses_development_upstreams_and_an_insecure_cookie():
     with pytest.raises(ValidationError) as refused:
-        ConsoleSettings(
-            e112_env="production",
-            database_url="postgresql://db/e112",
-            kafka_bootstrap_servers="k:9092",
-            kafka_security_protocol="SASL_SSL",
-            kafka_sasl_username="e112-test",
-            kafka_sasl_password="pw",
-            admin_api_key="k" * 40,
-            console_api_key="c" * 40,
-        )
+        ConsoleSettings(**PRODUCTION_SETTINGS)
     text = str(refused.value)
     assert "INTAKE_URL" in text and "INTAKE_API_KEY" in text and "COOKIE_SECURE" in text
     ConsoleSettings(
-        e112_env="production",
-        database_url="postgresql://db/e112",
-        kafka_bootstrap_servers="k:9092",
-        kafka_security_protocol="SASL_SSL",
-        kafka_sasl_username="e112-test",
-        kafka_sasl_password="pw",
-        admin_api_key="k" * 40,
-        console_api_key="c" * 40,
+        **PRODUCTION_SETTINGS,
         intake_url="http://intake",
         shifts_url="http://shifts",
         notifier_url="http://notifier",

@@ -12,6 +12,7 @@ from services.notifier import escalation, field_status, mail
 from services.notifier.policy import Verdict, classify_smtp_code, next_channel, trips_breaker
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import AgencyConfig
+from tests.support import PRODUCTION_SETTINGS
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -171,19 +172,15 @@ def test_the_escalation_email_says_how_long_it_waited():
 
 
 def production(**overrides) -> dict:
-    return {
-        "e112_env": "production",
-        "database_url": "postgresql://e112@db:5432/e112",
-        "kafka_bootstrap_servers": "k:9092",
-        "kafka_security_protocol": "SASL_SSL",
-        "kafka_sasl_username": "e112-test",
-        "kafka_sasl_password": "pw",
-        "admin_api_key": "k" * 40,
-        "console_api_key": "c" * 40,
-        "ack_link_secret": "l" * 40,
-        "public_base_url": "https://112.blitarkab.go.id",
-        "webhook_secret_keys": "Z" * 43 + "=",
-    } | overrides
+    return (
+        PRODUCTION_SETTINGS
+        | {
+            "ack_link_secret": "l" * 40,
+            "public_base_url": "https://112.blitarkab.go.id",
+            "webhook_secret_keys": "Z" * 43 + "=",
+        }
+        | overrides
+    )
 
 
 def test_production_with_a_link_secret_and_a_public_url_is_accepted():

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from services.notifier.settings import NotifierSettings
 from services.notifier.signing import new_webhook_secret
 from services.notifier.vault import DEV_KEY, SEALED_PREFIX, SecretVault, VaultError, parse_keys
+from tests.support import PRODUCTION_SETTINGS
 
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
@@ -61,19 +62,15 @@ def test_keys_parse_strictly_and_the_error_never_shows_a_key():
 
 
 def production(**overrides) -> dict:
-    return {
-        "e112_env": "production",
-        "database_url": "postgresql://e112@db:5432/e112",
-        "kafka_bootstrap_servers": "k:9092",
-        "kafka_security_protocol": "SASL_SSL",
-        "kafka_sasl_username": "e112-test",
-        "kafka_sasl_password": "pw",
-        "admin_api_key": "k" * 40,
-        "console_api_key": "c" * 40,
-        "ack_link_secret": "l" * 40,
-        "public_base_url": "https://112.blitarkab.go.id",
-        "webhook_secret_keys": NEW,
-    } | overrides
+    return (
+        PRODUCTION_SETTINGS
+        | {
+            "ack_link_secret": "l" * 40,
+            "public_base_url": "https://112.blitarkab.go.id",
+            "webhook_secret_keys": NEW,
+        }
+        | overrides
+    )
 
 
 def test_production_refuses_the_public_development_key_even_beside_its_own(monkeypatch):
