@@ -46,9 +46,8 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
             capacity=settings.assign_capacity,
             interval=settings.coverage_check_interval,
         )
-        # A fetched batch in one transaction, like every consumer: each event's function
-        # names the task it opened to the assigner (`fresh`), so a task opened by an
-        # earlier event of the batch and still waiting counts as waiting, as it is.
+        # A fetched batch in one transaction, like every consumer: its functions say
+        # which tasks they opened, and the tasks are handed out once, at the batch's end.
         consumer = ConsumerSpec(name="shifts-tasks", handler=tasks.handler_table(assigner, clock), topics=tasks.TOPICS)
         return Parts(consumer=consumer, loops={"coverage-check": coverage.run, "assignment": assigner.run})
 

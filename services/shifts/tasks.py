@@ -10,10 +10,12 @@ An incident's closing (`report.closed`) closes every open task of its report and
 callers' reports, whatever the reason, as `incident_closed`: nobody verifies, phones or
 chases an incident that is over. Its reopening (`report.reopened`) opens none again:
 what needs a person then comes as before (the watchdog's stall, an escalation, an agency
-not reached). Runs in the consumer's transaction with the inbox row, and assigns at once."""
+not reached). Runs in the consumer's transaction with the inbox row; what waits is
+handed out once the transaction's events are done (`settle`), before its commit."""
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -41,17 +43,35 @@ TOPICS = [topics.REPORTS, topics.DISPATCH_STATUS]
 INCIDENT_CLOSED = "incident_closed"
 
 
+@dataclass(frozen=True)
+class Changed:
+    """What a function returns when it changed what there is to hand out: the task it
+    opened, if any (its wait starts now)."""
+
+    opened: UUID | None = None
+
+
+def opened(task_id: UUID | None) -> Changed | None:
+    """A task opened; None when the report had one open for this reason already."""
+    return Changed(task_id) if task_id is not None else None
+
+
 def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerTable:
-    """Each function opens or closes at most one task, then lets the assigner hand out
-    what waits (`fresh`: the task this very event opened)."""
+    """Each function opens or closes tasks and says so (`Changed`); once the transaction's
+    events are done the assigner hands out what waits, once for all of them.
 
-    async def reconcile(conn: asyncpg.Connection, now: datetime, opened: UUID | None) -> None:
-        await assigner.reconcile(conn, now, fresh=frozenset([opened]) if opened else frozenset())
+    Why once: a hand-out takes the assignment lock and reads every operator and open
+    task; one per event made shifts the surge's slowest consumer (bench --profile)."""
 
-    async def on_received(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def settle(conn: asyncpg.Connection, changes: list[Changed]) -> None:
+        if changes:
+            fresh = frozenset(c.opened for c in changes if c.opened is not None)
+            await assigner.reconcile(conn, clock(), fresh=fresh)
+
+    async def on_received(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportReceived = envelope.data
         if data.kind != "emergency" or data.verification == "not_required":
-            return
+            return None
         now = clock()
         detail = {
             "category": data.category,
@@ -59,29 +79,29 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             "verification": data.verification,
             "kecamatan": data.location.kecamatan if data.location else None,
         }
-        await reconcile(conn, now, await store.open_task(conn, data.report_id, "verify", detail, now))
+        return opened(await store.open_task(conn, data.report_id, "verify", detail, now))
 
-    async def on_unrouted(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_unrouted(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportUnrouted = envelope.data
         now = clock()
         detail = {"category": data.category, "why": data.reason}
-        await reconcile(conn, now, await store.open_task(conn, data.report_id, "unrouted", detail, now))
+        return opened(await store.open_task(conn, data.report_id, "unrouted", detail, now))
 
-    async def on_stalled(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_stalled(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportStalled = envelope.data
         now = clock()
         detail = {"missing": data.missing, "attempt": data.attempt}
-        await reconcile(conn, now, await store.open_task(conn, data.report_id, "stalled", detail, now))
+        return opened(await store.open_task(conn, data.report_id, "stalled", detail, now))
 
-    async def on_escalated(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_escalated(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: DispatchEscalated = envelope.data
         if data.step != "escalated":
-            return
+            return None
         now = clock()
         detail = {"agency": data.agency, "dispatch_id": data.dispatch_id, "why": data.reason}
-        await reconcile(conn, now, await store.open_task(conn, data.report_id, "escalated", detail, now))
+        return opened(await store.open_task(conn, data.report_id, "escalated", detail, now))
 
-    async def on_not_reaching(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_not_reaching(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         """Held (not deliverable in time) or failed (given up, or no channel at all): a
         person phones the agency now."""
         data: DispatchHeld | DispatchFailed = envelope.data
@@ -93,10 +113,9 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             "attempts": data.attempts,
             "failed": isinstance(data, DispatchFailed),
         }
-        opened = await store.open_task(conn, data.report_id, "phone_agency", detail, now, agency=data.agency)
-        await reconcile(conn, now, opened)
+        return opened(await store.open_task(conn, data.report_id, "phone_agency", detail, now, agency=data.agency))
 
-    async def on_reached(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_reached(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         """Delivered after all, or the agency acknowledged: no call needed any more, and an
         acknowledgement also ends an escalation's task."""
         data: DispatchDelivered | DispatchAcknowledged = envelope.data
@@ -113,30 +132,32 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             closed |= await close_open(
                 conn, assigner, data.report_id, "escalated", "superseded", None, now, agency=data.agency
             )
-        if closed:
-            await reconcile(conn, now, None)
+        return Changed() if closed else None
 
-    async def on_delivered(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+    async def on_delivered(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> Changed | None:
         """A batch's deliveries in a row: nearly all have no phone task to close, so one
         look for all of them finds the few that have (one each was a statement per
         dispatch delivered, bench --profile)."""
         calling = await store.reports_with_open_task(conn, [e.data.report_id for e in envelopes], "phone_agency")
+        changed = None
         for envelope in envelopes:
             if envelope.data.report_id in calling:
-                await on_reached(conn, envelope)
+                changed = await on_reached(conn, envelope) or changed
+        return changed
 
-    async def on_verified(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_verified(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportVerified = envelope.data
         now = clock()
-        await close_open(conn, assigner, data.report_id, "verify", "verified", data.operator_id, now)
-        await reconcile(conn, now, None)
+        closed = await close_open(conn, assigner, data.report_id, "verify", "verified", data.operator_id, now)
+        return Changed() if closed else None
 
-    async def on_closed(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_closed(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportClosed = envelope.data
         now = clock()
         reports = [data.report_id, *data.linked_reports]
         if await close_all_open(conn, assigner, reports, INCIDENT_CLOSED, data.operator_id, now):
-            await reconcile(conn, now, None)
+            return Changed()
+        return None
 
     return HandlerTable(
         {
@@ -151,6 +172,7 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
             ReportClosed: on_closed,
         },
         batched={DispatchDelivered: on_delivered},
+        settle=settle,
     )
 
 

@@ -98,3 +98,31 @@ def test_a_model_with_a_function_and_a_batch_function_is_refused():
 )
 def test_every_service_table_handles_known_types_only(table):
     assert table.handles and table.handles <= EVENT_MODELS.keys()
+
+
+async def test_settle_runs_once_after_the_events_with_what_the_functions_returned():
+    settled = []
+
+    async def on_unrouted(conn, envelope):
+        return envelope.id
+
+    async def on_unlinked(conn, envelope):
+        return None  # changed nothing: left out of what settle gets
+
+    async def on_unrouted_batch(conn, envelopes):
+        return [e.id for e in envelopes]
+
+    async def settle(conn, results):
+        settled.append((conn, results))
+
+    table = HandlerTable({ReportUnrouted: on_unrouted, ReportUnlinked: on_unlinked}, settle=settle)
+    u1, l1, u2 = unrouted(), unlinked(), unrouted()
+    await table.handle_all("conn", [u1, l1, u2])
+    assert settled == [("conn", [u1.id, u2.id])]
+    settled.clear()
+    await table("conn", l1)
+    assert settled == [("conn", [])], "settle runs after every call, even when nothing changed"
+    batched = HandlerTable({ReportUnlinked: on_unlinked}, batched={ReportUnrouted: on_unrouted_batch}, settle=settle)
+    settled.clear()
+    await batched.handle_all("conn", [u1, u2, l1])
+    assert settled == [("conn", [[u1.id, u2.id]])]
