@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy the services and pg_stat_statements during the surge",
+        help="py-spy the services and pg_stat_statements during each phase",
     )
     parser.add_argument("--surge", type=int, help="reports in the surge phase")
     parser.add_argument("--concurrency", type=int, help="concurrent clients in the surge phase")

@@ -203,12 +203,13 @@ def run_load(workdir: Path, name: str, url: str, keys: dict[str, str], phase: di
 
 
 class Profiler:
-    """py-spy record on the services while the surge runs (speedscope files), and
+    """py-spy record on the services while a phase runs (speedscope files), and
     PostgreSQL's statements over the same time (pg_stat_statements: calls and execution
-    time per statement, in `profile-postgres.md`)."""
+    time per statement, in `profile-<phase>-postgres.md`)."""
 
-    def __init__(self, out_dir: Path, pids: dict[str, int], database_url: str):
+    def __init__(self, out_dir: Path, phase: str, pids: dict[str, int], database_url: str):
         self.out_dir = out_dir
+        self.phase = phase
         self.pids = pids
         self.database_url = database_url
         self.processes: dict[str, subprocess.Popen] = {}
@@ -217,7 +218,7 @@ class Profiler:
         asyncio.run(_reset_statements(self.database_url))
         py_spy = str(Path(sys.executable).parent / "py-spy")
         for name, pid in self.pids.items():
-            out = self.out_dir / f"profile-{name}.speedscope.json"
+            out = self.out_dir / f"profile-{self.phase}-{name}.speedscope.json"
             self.processes[name] = subprocess.Popen(
                 [
                     py_spy,
@@ -244,9 +245,10 @@ class Profiler:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        statements = self.out_dir / "profile-postgres.md"
+        statements = self.out_dir / f"profile-{self.phase}-postgres.md"
         statements.write_text(asyncio.run(_statements_report(self.database_url)))
-        return [str(self.out_dir / f"profile-{n}.speedscope.json") for n in self.processes] + [str(statements)]
+        profiles = [self.out_dir / f"profile-{self.phase}-{n}.speedscope.json" for n in self.processes]
+        return [str(p) for p in [*profiles, statements]]
 
 
 async def _reset_statements(database_url: str) -> None:
@@ -406,9 +408,9 @@ def run_ours(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, seed: 
     profile_files: list[str] = []
     for phase in sizes.phases():
         profiler = None
-        if profile_dir is not None and phase["name"] == "surge":
+        if profile_dir is not None:  # every phase: the surge's costs are not the steady rate's
             pids = {n: stack.services[n].process.pid for n in SERVICES}
-            profiler = Profiler(profile_dir, pids, stack.database_url)
+            profiler = Profiler(profile_dir, phase["name"], pids, stack.database_url)
             profiler.start()
             time.sleep(1.0)
         before = sampler.cpu_seconds()
@@ -416,7 +418,7 @@ def run_ours(workdir: Path, stack: Stack, sizes: Sizes, sampler: Sampler, seed: 
         posted += [p[0] for p in load["posts"]]
         load["drain_seconds"] = round(wait_drained(expected, observer, sizes.drain_stall), 1)
         if profiler is not None:
-            profile_files = profiler.stop()
+            profile_files += profiler.stop()
         after = sampler.cpu_seconds()
         load["cpu_seconds"] = {n: round(after[n] - before.get(n, 0.0), 2) for n in after}
         phases.append(load)
