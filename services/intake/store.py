@@ -154,10 +154,13 @@ async def open_incidents_near(
     conn: asyncpg.Connection, looks: list[Nearby], max_distance_m: float
 ) -> list[list[Candidate]]:
     """For each look, the open incidents (as open_incidents) that could be the same
-    incident (linking.find_incident decides): in the same kecamatan (for the same-desa
-    rule) or within a box of `max_distance_m` around the place. In a disaster a category
-    has thousands of open reports within the window; a new one needs only its
-    neighbours. One statement for all the looks."""
+    incident (linking.find_incident decides): within a box of `max_distance_m` around
+    the place, or in the same kecamatan for the same-desa rule. That rule only decides
+    when one side has no coordinates (with both, distance alone does), so with both a
+    report elsewhere in the kecamatan is no candidate: in a surge the kecamatan-wide
+    match brought each new report dozens of rows to decode and drop (bench --profile).
+    In a disaster a category has thousands of open reports within the window; a new one
+    needs only its neighbours. One statement for all the looks."""
     args: list[list] = [[] for _ in range(7)]
     for look in looks:
         box = _box(look.place, max_distance_m)
@@ -172,7 +175,8 @@ async def open_incidents_near(
         CROSS JOIN LATERAL (
             SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
             WHERE {_OPEN_INCIDENT} AND category = q.category AND received_at >= q.since
-                  AND ((q.kecamatan IS NOT NULL AND kecamatan = q.kecamatan)
+                  AND ((q.kecamatan IS NOT NULL AND kecamatan = q.kecamatan
+                        AND (q.lat_min IS NULL OR lat IS NULL OR lon IS NULL))
                        OR (q.lat_min IS NOT NULL AND lat BETWEEN q.lat_min AND q.lat_max
                            AND lon BETWEEN q.lon_min AND q.lon_max))
         ) AS r

@@ -50,6 +50,24 @@ async def test_a_second_caller_for_the_same_fire_is_linked(database_url, broker)
     assert linked["timeline"][1]["detail"]["reason"] == "within_distance"
 
 
+async def test_the_same_desa_links_only_where_one_side_has_no_coordinates(database_url, broker):
+    settings = IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        e112_api_key=API_KEY,
+        link_related_reports=True,
+        link_distance_m=500,
+    )
+    async with running(create_app(settings), API_KEY) as client:
+        typed = (await client.post("/v1/reports", json=fire("Tangkil"))).json()  # a call, no coordinates
+        located = (await client.post("/v1/reports", json=fire("Tangkil", -8.0700, 112.3000))).json()
+        # Same desa, both with coordinates 3 km apart: two fires, distance decides.
+        other_fire = (await client.post("/v1/reports", json=fire("Sumberejo", -8.0500, 112.3000))).json()
+        same_desa_far = (await client.post("/v1/reports", json=fire("Sumberejo", -8.0770, 112.3000))).json()
+    assert located["linked_to"] == typed["id"]
+    assert other_fire["linked_to"] is None and same_desa_far["linked_to"] is None
+
+
 async def test_an_operator_can_undo_a_link(database_url, broker):
     settings = IntakeSettings(
         database_url=database_url,
