@@ -12,7 +12,7 @@ caller's name, number or the free text (the screens fetch those when they need t
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from schemas.events import (
     DispatchEscalated,
     DispatchFailed,
     DispatchFieldStatus,
+    Event,
     OperatorCheckedIn,
     OperatorCheckedOut,
     OperatorStatusChanged,
@@ -60,103 +61,8 @@ def _at(value: datetime) -> str:
 
 def translate(envelope: Envelope) -> Message | None:
     """The browser's message for an event, or None for events the screens ignore."""
-    data = envelope.data
-    match data:
-        case ReportReceived():
-            return {
-                "type": "report",
-                "event": "received",
-                "report_id": str(data.report_id),
-                "kind": data.kind,
-                "category": data.category,
-                "channel": data.channel,
-                "verification": data.verification,
-                "kecamatan": data.location.kecamatan if data.location else None,
-                "at": _at(data.received_at),
-            }
-        case ReportRouted():
-            return {
-                "type": "report",
-                "event": "routed",
-                "report_id": str(data.report_id),
-                "at": _at(data.routed_at),
-                "dispatches": [
-                    {"dispatch_id": str(d.dispatch_id), "agency": d.agency, "role": d.role} for d in data.dispatches
-                ],
-            }
-        case ReportUnrouted():
-            return _report(data.report_id, "unrouted", data.at)
-        case ReportLinked():
-            return _report(data.report_id, "linked", data.linked_at, incident_report_id=str(data.incident_report_id))
-        case ReportUnlinked():
-            return _report(data.report_id, "unlinked", data.unlinked_at)
-        case ReportVerified():
-            return _report(
-                data.report_id, "verified", data.verified_at, verdict=data.verdict, operator_id=str(data.operator_id)
-            )
-        case ReportAssigned():
-            return _report(
-                data.report_id,
-                "assigned",
-                data.assigned_at,
-                operator_id=str(data.operator_id),
-                task_id=str(data.task_id),
-                reason=data.reason,
-            )
-        case ReportTaskClosed():
-            return _report(
-                data.report_id,
-                "task_closed",
-                data.closed_at,
-                task_id=str(data.task_id),
-                operator_id=data.operator_id and str(data.operator_id),
-            )
-        case ReportStalled():
-            return _report(data.report_id, "stalled", data.detected_at)
-        case ReportClosed():
-            # No note: it is the operator's free text, fetched with the report when needed.
-            return _report(
-                data.report_id,
-                "closed",
-                data.closed_at,
-                outcome=data.outcome,
-                operator_id=data.operator_id and str(data.operator_id),
-                linked_reports=[str(r) for r in data.linked_reports],
-            )
-        case ReportReopened():
-            return _report(
-                data.report_id,
-                "reopened",
-                data.reopened_at,
-                operator_id=str(data.operator_id),
-                linked_reports=[str(r) for r in data.linked_reports],
-            )
-        case DispatchDelivered():
-            return _dispatch(data, "delivered", data.delivered_at)
-        case DispatchFailed():
-            return _dispatch(data, "failed", data.failed_at)
-        case DispatchAcknowledged():
-            return _dispatch(data, "acknowledged", data.acknowledged_at)
-        case DispatchFieldStatus() if data.status in ("on_the_way", "on_scene", "done"):
-            return _dispatch(data, data.status, data.at)
-        case DispatchEscalated():
-            return _dispatch(data, "resent" if data.step == "resent" else "escalated", data.escalated_at)
-        case OperatorCheckedIn() | OperatorCheckedOut() | OperatorStatusChanged() | OperatorStillCheckedIn():
-            event = envelope.type.removeprefix("id.go.blitarkab.e112.operator.").removesuffix(".v1")
-            return {"type": "shift", "event": event, "operator_id": str(data.operator_id), "at": _at(data.at)}
-        case ShiftCoverageAlert():
-            return {
-                "type": "shift",
-                "event": "coverage_alert",
-                "shift": data.shift,
-                "reason": data.reason,
-                "needed": data.needed,
-                "checked_in": data.checked_in,
-                "at": _at(data.at),
-            }
-        case ShiftCoverageRestored():
-            return {"type": "shift", "event": "coverage_restored", "shift": data.shift, "at": _at(data.at)}
-    return None
+    translation = _TRANSLATIONS.get(type(envelope.data))
+    return translation(envelope) if translation is not None else None
 
 
 def _report(report_id, event: str, at: datetime, **extra) -> Message:
@@ -172,6 +78,186 @@ def _dispatch(data, step: str, at: datetime) -> Message:
         "agency": data.agency,
         "at": _at(at),
     }
+
+
+def _report_received(envelope: Envelope) -> Message:
+    data = envelope.data
+    return {
+        "type": "report",
+        "event": "received",
+        "report_id": str(data.report_id),
+        "kind": data.kind,
+        "category": data.category,
+        "channel": data.channel,
+        "verification": data.verification,
+        "kecamatan": data.location.kecamatan if data.location else None,
+        "at": _at(data.received_at),
+    }
+
+
+def _report_routed(envelope: Envelope) -> Message:
+    data = envelope.data
+    return {
+        "type": "report",
+        "event": "routed",
+        "report_id": str(data.report_id),
+        "at": _at(data.routed_at),
+        "dispatches": [
+            {"dispatch_id": str(d.dispatch_id), "agency": d.agency, "role": d.role} for d in data.dispatches
+        ],
+    }
+
+
+def _report_unrouted(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _report(data.report_id, "unrouted", data.at)
+
+
+def _report_linked(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _report(data.report_id, "linked", data.linked_at, incident_report_id=str(data.incident_report_id))
+
+
+def _report_unlinked(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _report(data.report_id, "unlinked", data.unlinked_at)
+
+
+def _report_verified(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _report(
+        data.report_id, "verified", data.verified_at, verdict=data.verdict, operator_id=str(data.operator_id)
+    )
+
+
+def _report_assigned(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _report(
+        data.report_id,
+        "assigned",
+        data.assigned_at,
+        operator_id=str(data.operator_id),
+        task_id=str(data.task_id),
+        reason=data.reason,
+    )
+
+
+def _report_task_closed(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _report(
+        data.report_id,
+        "task_closed",
+        data.closed_at,
+        task_id=str(data.task_id),
+        operator_id=data.operator_id and str(data.operator_id),
+    )
+
+
+def _report_stalled(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _report(data.report_id, "stalled", data.detected_at)
+
+
+def _report_closed(envelope: Envelope) -> Message:
+    data = envelope.data
+    # No note: it is the operator's free text, fetched with the report when needed.
+    return _report(
+        data.report_id,
+        "closed",
+        data.closed_at,
+        outcome=data.outcome,
+        operator_id=data.operator_id and str(data.operator_id),
+        linked_reports=[str(r) for r in data.linked_reports],
+    )
+
+
+def _report_reopened(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _report(
+        data.report_id,
+        "reopened",
+        data.reopened_at,
+        operator_id=str(data.operator_id),
+        linked_reports=[str(r) for r in data.linked_reports],
+    )
+
+
+def _dispatch_delivered(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _dispatch(data, "delivered", data.delivered_at)
+
+
+def _dispatch_failed(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _dispatch(data, "failed", data.failed_at)
+
+
+def _dispatch_acknowledged(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _dispatch(data, "acknowledged", data.acknowledged_at)
+
+
+def _dispatch_field_status(envelope: Envelope) -> Message | None:
+    data = envelope.data
+    if data.status not in ("on_the_way", "on_scene", "done"):
+        return None
+    return _dispatch(data, data.status, data.at)
+
+
+def _dispatch_escalated(envelope: Envelope) -> Message:
+    data = envelope.data
+    return _dispatch(data, "resent" if data.step == "resent" else "escalated", data.escalated_at)
+
+
+def _operator_shift(envelope: Envelope) -> Message:
+    data = envelope.data
+    event = envelope.type.removeprefix("id.go.blitarkab.e112.operator.").removesuffix(".v1")
+    return {"type": "shift", "event": event, "operator_id": str(data.operator_id), "at": _at(data.at)}
+
+
+def _shift_coverage_alert(envelope: Envelope) -> Message:
+    data = envelope.data
+    return {
+        "type": "shift",
+        "event": "coverage_alert",
+        "shift": data.shift,
+        "reason": data.reason,
+        "needed": data.needed,
+        "checked_in": data.checked_in,
+        "at": _at(data.at),
+    }
+
+
+def _shift_coverage_restored(envelope: Envelope) -> Message:
+    data = envelope.data
+    return {"type": "shift", "event": "coverage_restored", "shift": data.shift, "at": _at(data.at)}
+
+
+# Event types not here (dispatch requests, holds, roster changes, ...) are not shown live.
+_TRANSLATIONS: dict[type[Event], Callable[[Envelope], Message | None]] = {
+    ReportReceived: _report_received,
+    ReportRouted: _report_routed,
+    ReportUnrouted: _report_unrouted,
+    ReportLinked: _report_linked,
+    ReportUnlinked: _report_unlinked,
+    ReportVerified: _report_verified,
+    ReportAssigned: _report_assigned,
+    ReportTaskClosed: _report_task_closed,
+    ReportStalled: _report_stalled,
+    ReportClosed: _report_closed,
+    ReportReopened: _report_reopened,
+    DispatchDelivered: _dispatch_delivered,
+    DispatchFailed: _dispatch_failed,
+    DispatchAcknowledged: _dispatch_acknowledged,
+    DispatchFieldStatus: _dispatch_field_status,
+    DispatchEscalated: _dispatch_escalated,
+    OperatorCheckedIn: _operator_shift,
+    OperatorCheckedOut: _operator_shift,
+    OperatorStatusChanged: _operator_shift,
+    OperatorStillCheckedIn: _operator_shift,
+    ShiftCoverageAlert: _shift_coverage_alert,
+    ShiftCoverageRestored: _shift_coverage_restored,
+}
 
 
 class Subscription:
