@@ -48,7 +48,51 @@ def documents() -> dict[str, dict]:
 
 
 def asyncapi() -> dict:
-    ce_headers = {
+    channels, operations, messages = {}, {}, {}
+    for address, models in EVENTS_BY_TOPIC.items():
+        channel_id = address.replace("{agency}", "agency").replace(".", "_").replace("-", "_")
+        channels[channel_id] = _event_channel(address, models)
+        operations[f"receive_{channel_id}"] = _receive(channel_id)
+        messages.update({model.__name__: _event_message(model) for model in models})
+    channels["e112_deadletter"] = {
+        "address": topics.DEADLETTER,
+        "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+    }
+    messages["DeadLetter"] = _deadletter_message()
+    operations["receive_e112_deadletter"] = _receive("e112_deadletter")
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Layanan 112 Kabupaten Blitar: events",
+            "version": "1.0.0",
+            "description": "CloudEvents 1.0 in Kafka binary content mode: attributes in ce_* headers, "
+            "the JSON data as the value. Delivery is at least once: deduplicate by ce_id. "
+            "Skip ce_types you do not know.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }
+
+
+def _receive(channel_id: str) -> dict:
+    return {"action": "receive", "channel": {"$ref": f"#/channels/{channel_id}"}}
+
+
+def _event_channel(address: str, models) -> dict:
+    channel = {
+        "address": address,
+        "messages": {model.__name__: {"$ref": f"#/components/messages/{model.__name__}"} for model in models},
+    }
+    if "{agency}" in address:
+        channel["parameters"] = {"agency": {"enum": list(AGENCIES), "description": "The agency's code"}}
+    return channel
+
+
+def _ce_headers() -> dict:
+    """The CloudEvents attributes every event carries in its Kafka headers."""
+    return {
         "type": "object",
         "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"],
         "properties": {
@@ -60,41 +104,33 @@ def asyncapi() -> dict:
             "content-type": {"const": "application/json"},
         },
     }
-    channels, operations, messages = {}, {}, {}
-    for address, models in EVENTS_BY_TOPIC.items():
-        channel_id = address.replace("{agency}", "agency").replace(".", "_").replace("-", "_")
-        channel = {"address": address, "messages": {}}
-        if "{agency}" in address:
-            channel["parameters"] = {"agency": {"enum": list(AGENCIES), "description": "The agency's code"}}
-        for model in models:
-            message_id = model.__name__
-            messages[message_id] = {
-                "name": model.ce_type,
-                "title": model.__name__,
-                "summary": (model.__doc__ or "").strip(),
-                "contentType": "application/json",
-                "headers": {
-                    **ce_headers,
-                    "properties": {**ce_headers["properties"], "ce_type": {"const": model.ce_type}},
-                },
-                "payload": {"$ref": f"json/{event_file_name(model)}"},
-                "bindings": {
-                    "kafka": {
-                        "key": {
-                            "type": "string",
-                            "description": "report id; on e112.shifts: operator id, `coverage` or `roster`",
-                        }
-                    }
-                },
+
+
+def _event_message(model) -> dict:
+    ce_headers = _ce_headers()
+    return {
+        "name": model.ce_type,
+        "title": model.__name__,
+        "summary": (model.__doc__ or "").strip(),
+        "contentType": "application/json",
+        "headers": {
+            **ce_headers,
+            "properties": {**ce_headers["properties"], "ce_type": {"const": model.ce_type}},
+        },
+        "payload": {"$ref": f"json/{event_file_name(model)}"},
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "description": "report id; on e112.shifts: operator id, `coverage` or `roster`",
+                }
             }
-            channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
-        channels[channel_id] = channel
-        operations[f"receive_{channel_id}"] = {"action": "receive", "channel": {"$ref": f"#/channels/{channel_id}"}}
-    channels["e112_deadletter"] = {
-        "address": topics.DEADLETTER,
-        "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+        },
     }
-    messages["DeadLetter"] = {
+
+
+def _deadletter_message() -> dict:
+    return {
         "name": "deadletter",
         "title": "DeadLetter",
         "summary": "An event a consumer could not process, unchanged (its headers, key and value), with "
@@ -119,21 +155,6 @@ def asyncapi() -> dict:
         },
         "payload": {"description": "The original value, byte for byte (it may not be valid JSON)"},
         "bindings": {"kafka": {"key": {"type": "string", "description": "The original key"}}},
-    }
-    operations["receive_e112_deadletter"] = {"action": "receive", "channel": {"$ref": "#/channels/e112_deadletter"}}
-    return {
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": "Layanan 112 Kabupaten Blitar: events",
-            "version": "1.0.0",
-            "description": "CloudEvents 1.0 in Kafka binary content mode: attributes in ce_* headers, "
-            "the JSON data as the value. Delivery is at least once: deduplicate by ce_id. "
-            "Skip ce_types you do not know.",
-        },
-        "defaultContentType": "application/json",
-        "channels": channels,
-        "operations": operations,
-        "components": {"messages": messages},
     }
 
 
