@@ -19,7 +19,7 @@ from schemas.reports import (
 from services.intake import store
 from services.intake.clients import Client
 from services.intake.settings import IntakeSettings
-from services.intake.status import summarise
+from services.intake.status import Entry, summarise
 
 
 async def report_public(
@@ -37,14 +37,25 @@ async def report_public(
     linked = await conn.fetch("SELECT id FROM reports WHERE linked_to = $1 ORDER BY received_at", report_id)
     history = None
     if row["caller_phone"] and every:
-        since = datetime.now(UTC) - timedelta(days=settings.prank_flag_days)
-        counts = await store.caller_history(conn, row["caller_phone"], since)
-        history = CallerHistory(
-            contacts=counts["contacts"],
-            pranks=counts["pranks"],
-            period_days=settings.prank_flag_days,
-            flagged=counts["pranks"] >= settings.prank_flag_threshold,
-        )
+        history = await _caller_history(conn, row["caller_phone"], settings)
+    return _public_report(row, timeline, [r["id"] for r in linked], history)
+
+
+async def _caller_history(conn: asyncpg.Connection, phone: str, settings: IntakeSettings) -> CallerHistory:
+    since = datetime.now(UTC) - timedelta(days=settings.prank_flag_days)
+    counts = await store.caller_history(conn, phone, since)
+    return CallerHistory(
+        contacts=counts["contacts"],
+        pranks=counts["pranks"],
+        period_days=settings.prank_flag_days,
+        flagged=counts["pranks"] >= settings.prank_flag_threshold,
+    )
+
+
+def _public_report(
+    row: asyncpg.Record, timeline: list[Entry], linked_reports: list[UUID], history: CallerHistory | None
+) -> ReportPublic:
+    """The report from what was read, its status and dispatch states derived from the timeline."""
     status, dispatches = summarise(
         row["kind"],
         timeline,
@@ -52,11 +63,6 @@ async def report_public(
         awaiting_verdict=store.awaiting_verdict(row),
         closed=row["closed_at"] is not None,
     )
-    closure = None
-    if row["closed_at"] is not None:
-        closure = Closure(
-            outcome=row["close_outcome"], note=row["close_note"], operator_id=row["closed_by"], at=row["closed_at"]
-        )
     return ReportPublic(
         id=row["id"],
         status=status,
@@ -73,15 +79,23 @@ async def report_public(
         received_at=row["received_at"],
         via=row["client_name"],
         linked_to=row["linked_to"],
-        linked_reports=[r["id"] for r in linked],
+        linked_reports=linked_reports,
         caller_history=history,
         verification=verification_state(row),
         operator_id=row["filed_by"],
         assigned_to=row["assigned_to"],
         call_started_at=row["call_started_at"],
-        closure=closure,
+        closure=_closure(row),
         dispatches=[DispatchState(**vars(d)) for d in dispatches],
         timeline=[_timeline_entry(e) for e in timeline],
+    )
+
+
+def _closure(row: asyncpg.Record) -> Closure | None:
+    if row["closed_at"] is None:
+        return None
+    return Closure(
+        outcome=row["close_outcome"], note=row["close_note"], operator_id=row["closed_by"], at=row["closed_at"]
     )
 
 
