@@ -12,6 +12,15 @@ from services.shifts.roster import shift_at
 
 class ShiftMetrics:
     def __init__(self, registry: CollectorRegistry):
+        # /metrics lists them in the order they are registered here.
+        self._register_presence(registry)
+        self._register_coverage(registry)
+        self._register_operator_changes(registry)
+        self._register_tasks(registry)
+        self._register_roster(registry)
+
+    def _register_presence(self, registry: CollectorRegistry) -> None:
+        """Who is checked in now (gauges set by refresh_gauges)."""
         self.on_duty = Gauge(
             "e112_operators_on_duty",
             "Operators checked in, by the shift they checked in for",
@@ -24,6 +33,9 @@ class ShiftMetrics:
             ["shift"],
             registry=registry,
         )
+
+    def _register_coverage(self, registry: CollectorRegistry) -> None:
+        """Whether the current shift has the operators it needs."""
         self.needed = Gauge("e112_operators_needed", "Operators the current shift needs", registry=registry)
         self.short = Gauge(
             "e112_shift_coverage_short",
@@ -36,6 +48,9 @@ class ShiftMetrics:
             ["shift", "reason"],
             registry=registry,
         )
+
+    def _register_operator_changes(self, registry: CollectorRegistry) -> None:
+        """What operators did: check-ins and check-outs, status changes, overstaying."""
         self.presence_changes = Counter(
             "e112_operator_presence_changes_total", "Check-ins and check-outs", ["change"], registry=registry
         )
@@ -47,6 +62,9 @@ class ShiftMetrics:
             "Operators reported still checked in after their shift",
             registry=registry,
         )
+
+    def _register_tasks(self, registry: CollectorRegistry) -> None:
+        """The operator tasks: how many wait, how long, how they are given and closed."""
         self.tasks_queued = Gauge(
             "e112_tasks_queued", "Reports that need an operator waiting in the queue (nobody free)", registry=registry
         )
@@ -76,6 +94,9 @@ class ShiftMetrics:
         self.tasks_closed = Counter(
             "e112_tasks_closed_total", "Tasks closed, by reason and outcome", ["reason", "outcome"], registry=registry
         )
+
+    def _register_roster(self, registry: CollectorRegistry) -> None:
+        """Changes to who is rostered for which shift."""
         self.roster_changes = Counter(
             "e112_roster_changes_total",
             "Roster generations and edits, by kind and whether overridden",
