@@ -4,6 +4,7 @@ CPU and memory, the ratios to the baseline and the targets; and the readable rep
 import platform
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -62,72 +63,12 @@ def _duplicates(messages: list[list], hooks: list[list]) -> dict[str, int]:
 
 def _ours(run: dict) -> dict:
     messages, hooks = run["observed"]["messages"], run["observed"]["webhooks"]
-    decisions = run["decisions"]
-    on_topic: dict[tuple[str, str], float] = {}
-    for topic, key, _ce_id, ce_type, _rid, _did, seen, *_ in messages:
-        if ce_type == REQUESTED:
-            agency = topic.removeprefix("e112.dispatch.")
-            on_topic[(key, agency)] = min(seen, on_topic.get((key, agency), seen))
-    at_hook: dict[str, float] = {}
-    for _path, idempotency_key, ce_type, _ce_id, _rid, _agency, _did, seen in hooks:
-        if ce_type == REQUESTED:
-            at_hook[idempotency_key] = min(seen, at_hook.get(idempotency_key, seen))
+    on_topic, at_hook = _first_on_topics(messages), _first_at_webhooks(hooks)
     phases = {}
     totals = {"expected_dispatches": 0, "lost_on_topic": 0, "lost_at_webhook": 0, "undecided_reports": 0}
     for phase in run["phases"]:
-        posts = phase["posts"]
-        span = phase["ended"] - phase["began"]
-        to_topic, to_hook, statuses = [], [], defaultdict(int)
-        expected = lost_topic = lost_hook = undecided = 0
-        last_arrival = phase["ended"]
-        for report_id, started, _answered, status, _related, _category in posts:
-            statuses[status] += 1
-            decision = decisions.get(report_id)
-            if decision is None:
-                undecided += 1
-                continue
-            if decision["outcome"] != "routed":
-                continue
-            for dispatch in decision["dispatches"]:
-                expected += 1
-                seen = on_topic.get((report_id, dispatch["agency"]))
-                if seen is None:
-                    lost_topic += 1
-                else:
-                    to_topic.append(seen - started)
-                    last_arrival = max(last_arrival, seen)
-                hooked = at_hook.get(dispatch["dispatch_id"])
-                if hooked is None:
-                    lost_hook += 1
-                else:
-                    to_hook.append(hooked - started)
-        through = last_arrival - phase["began"]
-        mine = {p[0] for p in posts}
-        records = {(m[0], m[7], m[8]): m for m in messages if m[1] in mine}  # a reader's re-read counts once
-        distinct = len({m[2] for m in records.values()})
-        phases[phase["phase"]] = {
-            "reports_posted": len(posts) + sum(phase["errors"].values()),
-            "reports_accepted": len(posts),
-            "errors": phase["errors"],
-            "seconds": round(span, 2),
-            "accepted_per_s": _rate(len(posts), span),
-            "through_to_topics_seconds": round(through, 2),
-            "reports_per_s_through_to_topics": _rate(len(posts), through),
-            "dispatches_per_s_on_topics": _rate(len(to_topic), through),
-            "answer_ms": percentiles([p[2] - p[1] for p in posts]),
-            "post_to_topic_ms": percentiles(to_topic),
-            "post_to_webhook_ms": percentiles(to_hook),
-            "statuses": dict(statuses),
-            "related_meant": sum(1 for p in posts if p[4]),
-            "expected_dispatches": expected,
-            "lost_on_topic": lost_topic,
-            "lost_at_webhook": lost_hook,
-            "undecided_reports": undecided,
-            "drain_seconds": phase.get("drain_seconds"),
-            "cpu_seconds": phase["cpu_seconds"],
-            "agency_topic_records": len(records),
-            "agency_topic_records_per_event": round(len(records) / distinct, 3) if distinct else None,
-        }
+        followed = _follow_dispatches(phase, run["decisions"], on_topic, at_hook)
+        phases[phase["phase"]] = _ours_phase(phase, followed, messages)
         for name in totals:
             totals[name] += phases[phase["phase"]][name]
     updates = sum(1 for m in messages if m[3] != REQUESTED)
@@ -138,6 +79,97 @@ def _ours(run: dict) -> dict:
         "updates_on_topics": updates,
         "profiles": run.get("profiles", []),
         "idle": run.get("idle"),
+    }
+
+
+def _first_on_topics(messages: list[list]) -> dict[tuple[str, str], float]:
+    """When each (report, agency)'s dispatch.requested was first read on its topic."""
+    on_topic: dict[tuple[str, str], float] = {}
+    for topic, key, _ce_id, ce_type, _rid, _did, seen, *_ in messages:
+        if ce_type == REQUESTED:
+            agency = topic.removeprefix("e112.dispatch.")
+            on_topic[(key, agency)] = min(seen, on_topic.get((key, agency), seen))
+    return on_topic
+
+
+def _first_at_webhooks(hooks: list[list]) -> dict[str, float]:
+    """When each dispatch.requested (by Idempotency-Key, the dispatch id) first reached a webhook."""
+    at_hook: dict[str, float] = {}
+    for _path, idempotency_key, ce_type, _ce_id, _rid, _agency, _did, seen in hooks:
+        if ce_type == REQUESTED:
+            at_hook[idempotency_key] = min(seen, at_hook.get(idempotency_key, seen))
+    return at_hook
+
+
+@dataclass
+class _Followed:
+    """A phase's reports followed to their dispatches on the topics and at the webhooks."""
+
+    last_arrival: float
+    statuses: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    to_topic: list[float] = field(default_factory=list)
+    to_hook: list[float] = field(default_factory=list)
+    expected: int = 0
+    lost_on_topic: int = 0
+    lost_at_webhook: int = 0
+    undecided: int = 0
+
+
+def _follow_dispatches(phase: dict, decisions: dict, on_topic: dict, at_hook: dict) -> _Followed:
+    followed = _Followed(last_arrival=phase["ended"])
+    for report_id, started, _answered, status, _related, _category in phase["posts"]:
+        followed.statuses[status] += 1
+        decision = decisions.get(report_id)
+        if decision is None:
+            followed.undecided += 1
+            continue
+        if decision["outcome"] != "routed":
+            continue
+        for dispatch in decision["dispatches"]:
+            followed.expected += 1
+            seen = on_topic.get((report_id, dispatch["agency"]))
+            if seen is None:
+                followed.lost_on_topic += 1
+            else:
+                followed.to_topic.append(seen - started)
+                followed.last_arrival = max(followed.last_arrival, seen)
+            hooked = at_hook.get(dispatch["dispatch_id"])
+            if hooked is None:
+                followed.lost_at_webhook += 1
+            else:
+                followed.to_hook.append(hooked - started)
+    return followed
+
+
+def _ours_phase(phase: dict, followed: _Followed, messages: list[list]) -> dict:
+    posts = phase["posts"]
+    span = phase["ended"] - phase["began"]
+    through = followed.last_arrival - phase["began"]
+    mine = {p[0] for p in posts}
+    records = {(m[0], m[7], m[8]): m for m in messages if m[1] in mine}  # a reader's re-read counts once
+    distinct = len({m[2] for m in records.values()})
+    return {
+        "reports_posted": len(posts) + sum(phase["errors"].values()),
+        "reports_accepted": len(posts),
+        "errors": phase["errors"],
+        "seconds": round(span, 2),
+        "accepted_per_s": _rate(len(posts), span),
+        "through_to_topics_seconds": round(through, 2),
+        "reports_per_s_through_to_topics": _rate(len(posts), through),
+        "dispatches_per_s_on_topics": _rate(len(followed.to_topic), through),
+        "answer_ms": percentiles([p[2] - p[1] for p in posts]),
+        "post_to_topic_ms": percentiles(followed.to_topic),
+        "post_to_webhook_ms": percentiles(followed.to_hook),
+        "statuses": dict(followed.statuses),
+        "related_meant": sum(1 for p in posts if p[4]),
+        "expected_dispatches": followed.expected,
+        "lost_on_topic": followed.lost_on_topic,
+        "lost_at_webhook": followed.lost_at_webhook,
+        "undecided_reports": followed.undecided,
+        "drain_seconds": phase.get("drain_seconds"),
+        "cpu_seconds": phase["cpu_seconds"],
+        "agency_topic_records": len(records),
+        "agency_topic_records_per_event": round(len(records) / distinct, 3) if distinct else None,
     }
 
 
