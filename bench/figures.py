@@ -220,48 +220,7 @@ def summarise(
     mb = 1024 * 1024
     o["peak_rss_mb"] = {n: round(v / mb, 1) for n, v in ours_rss.items() if n != "baseline"}
     b["peak_rss_mb"] = {n: round(v / mb, 1) for n, v in baseline_rss.items() if n in ("baseline", "postgres", "broker")}
-    os_, bs = o["phases"]["surge"], b["phases"]["surge"]
-    ot, bt = o["phases"]["steady"], b["phases"]["steady"]
-    ratios = {
-        "surge_accepted_per_s": _ratio(os_["accepted_per_s"], bs["accepted_per_s"]),
-        "surge_reports_per_s_through_to_topics": _ratio(
-            os_["reports_per_s_through_to_topics"], bs["reports_per_s_through_to_topics"]
-        ),
-        **{
-            f"steady_post_to_topic_{q}": _ratio(ot["post_to_topic_ms"][q], bt["post_to_topic_ms"][q])
-            for q in ("p50", "p95", "p99", "max")
-        },
-        "surge_cpu_seconds_per_report": _ratio(
-            sum(os_["cpu_seconds"].values()) / max(1, os_["reports_accepted"]),
-            sum(bs["cpu_seconds"].values()) / max(1, bs["reports_accepted"]),
-        ),
-    }
-    no_loss = not any(o["loss"].values()) and not b["loss"]["lost_on_topic"]
-    targets = {
-        "reports_per_s_through_to_topics": {
-            "target": f">= {TARGETS['reports_per_s']:.0f} with zero loss",
-            "value": os_["reports_per_s_through_to_topics"],
-            "zero_loss": no_loss,
-            "met": os_["reports_per_s_through_to_topics"] >= TARGETS["reports_per_s"] and no_loss,
-        },
-        "steady_post_to_topic_p99_ms": {
-            "target": f"<= {TARGETS['steady_p99_ms']:.0f} ms at {sizes['steady_rate']:g} reports/s",
-            "value": (p99 := ot["post_to_topic_ms"]["p99"]),
-            "met": p99 is not None and p99 <= TARGETS["steady_p99_ms"],
-        },
-        "service_peak_rss_mb": {
-            "target": f"<= {TARGETS['service_rss_mb']:.0f} MB each",
-            "value": {n: o["peak_rss_mb"].get(n) for n in SERVICES},
-            "met": all((o["peak_rss_mb"].get(n) or 0) <= TARGETS["service_rss_mb"] for n in SERVICES),
-        },
-    }
-    if o["idle"]:
-        idle = {n: o["idle"]["cpu_percent"].get(n) for n in SERVICES}
-        targets["idle_cpu_percent"] = {
-            "target": f"<= {TARGETS['idle_cpu_percent']:g}% of a core each service, at rest",
-            "value": idle,
-            "met": all(v is not None and v <= TARGETS["idle_cpu_percent"] for v in idle.values()),
-        }
+    ratios, targets = _ratios(o, b), _targets(o, b, sizes)
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": {
@@ -278,21 +237,102 @@ def summarise(
     }
 
 
+def _ratios(o: dict, b: dict) -> dict[str, float | None]:
+    os_, bs = o["phases"]["surge"], b["phases"]["surge"]
+    ot, bt = o["phases"]["steady"], b["phases"]["steady"]
+    return {
+        "surge_accepted_per_s": _ratio(os_["accepted_per_s"], bs["accepted_per_s"]),
+        "surge_reports_per_s_through_to_topics": _ratio(
+            os_["reports_per_s_through_to_topics"], bs["reports_per_s_through_to_topics"]
+        ),
+        **{
+            f"steady_post_to_topic_{q}": _ratio(ot["post_to_topic_ms"][q], bt["post_to_topic_ms"][q])
+            for q in ("p50", "p95", "p99", "max")
+        },
+        "surge_cpu_seconds_per_report": _ratio(
+            sum(os_["cpu_seconds"].values()) / max(1, os_["reports_accepted"]),
+            sum(bs["cpu_seconds"].values()) / max(1, bs["reports_accepted"]),
+        ),
+    }
+
+
+def _targets(o: dict, b: dict, sizes: dict) -> dict[str, dict]:
+    surge, steady = o["phases"]["surge"], o["phases"]["steady"]
+    no_loss = not any(o["loss"].values()) and not b["loss"]["lost_on_topic"]
+    targets = {
+        "reports_per_s_through_to_topics": {
+            "target": f">= {TARGETS['reports_per_s']:.0f} with zero loss",
+            "value": surge["reports_per_s_through_to_topics"],
+            "zero_loss": no_loss,
+            "met": surge["reports_per_s_through_to_topics"] >= TARGETS["reports_per_s"] and no_loss,
+        },
+        "steady_post_to_topic_p99_ms": {
+            "target": f"<= {TARGETS['steady_p99_ms']:.0f} ms at {sizes['steady_rate']:g} reports/s",
+            "value": (p99 := steady["post_to_topic_ms"]["p99"]),
+            "met": p99 is not None and p99 <= TARGETS["steady_p99_ms"],
+        },
+        "service_peak_rss_mb": {
+            "target": f"<= {TARGETS['service_rss_mb']:.0f} MB each",
+            "value": {n: o["peak_rss_mb"].get(n) for n in SERVICES},
+            "met": all((o["peak_rss_mb"].get(n) or 0) <= TARGETS["service_rss_mb"] for n in SERVICES),
+        },
+    }
+    if o["idle"]:
+        idle = {n: o["idle"]["cpu_percent"].get(n) for n in SERVICES}
+        targets["idle_cpu_percent"] = {
+            "target": f"<= {TARGETS['idle_cpu_percent']:g}% of a core each service, at rest",
+            "value": idle,
+            "met": all(v is not None and v <= TARGETS["idle_cpu_percent"] for v in idle.values()),
+        }
+    return targets
+
+
 def _ms(p: dict) -> str:
     return " / ".join("–" if p[q] is None else f"{p[q]:.0f}" for q in ("p50", "p95", "p99", "max"))
 
 
 def markdown(result: dict, command: str) -> str:
-    o, b, r = result["ours"], result["baseline"], result["ratios_to_baseline"]
+    """The readable report: its sections, a blank line between each two."""
+    o, b = result["ours"], result["baseline"]
+    sections = [
+        ["# e112 bench results"],
+        [
+            f"{result['when']}, {result['machine']['cpus']} CPUs, Python {result['machine']['python']}"
+            f"{' (quick sizes)' if result['quick'] else ''}. Command: `{command}`."
+        ],
+        [
+            "Latencies in ms as p50 / p95 / p99 / max, from the POST being sent to the dispatch on the agency's",
+            "topic (a plain reader) and at the agency's webhook.",
+        ],
+        _latency_table(o, b),
+        ["Ratios, ours / baseline: " + ", ".join(f"{k} {v}" for k, v in result["ratios_to_baseline"].items())],
+        _loss_table(o, b),
+        _process_table(o, b),
+        _copies_table(o),
+    ]
+    if o["idle"]:
+        sections.append(
+            [
+                f"At rest ({o['idle']['seconds']} s, nothing sent), CPU in % of one core: "
+                + ", ".join(f"{n} {v}" for n, v in o["idle"]["cpu_percent"].items())
+                + "."
+            ]
+        )
+    sections.append(_targets_table(result["targets"]))
+    surge = o["phases"]["surge"]
+    sections.append(
+        [
+            f"Surge statuses: {surge['statuses']} (related meant: {surge['related_meant']}); "
+            f"caller updates on topics: {o['updates_on_topics']}."
+        ]
+    )
+    if o["profiles"]:
+        sections.append(["Profiles (speedscope.app): " + ", ".join(o["profiles"])])
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+
+
+def _latency_table(o: dict, b: dict) -> list[str]:
     lines = [
-        "# e112 bench results",
-        "",
-        f"{result['when']}, {result['machine']['cpus']} CPUs, Python {result['machine']['python']}"
-        f"{' (quick sizes)' if result['quick'] else ''}. Command: `{command}`.",
-        "",
-        "Latencies in ms as p50 / p95 / p99 / max, from the POST being sent to the dispatch on the agency's",
-        "topic (a plain reader) and at the agency's webhook.",
-        "",
         "| phase | reports | accepted/s | through to topics, reports/s | POST answer | POST → topic | POST → webhook |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -308,42 +348,38 @@ def markdown(result: dict, command: str) -> str:
             f"{p['reports_per_s_through_to_topics']} | {_ms(p['answer_ms'])} | "
             f"{_ms(p['post_to_topic_ms'])} | – |"
         )
-    lines += ["", "Ratios, ours / baseline: " + ", ".join(f"{k} {v}" for k, v in r.items()), ""]
-    lines += ["| loss and duplicates | ours | baseline |", "|---|---|---|"]
+    return lines
+
+
+def _loss_table(o: dict, b: dict) -> list[str]:
+    lines = ["| loss and duplicates | ours | baseline |", "|---|---|---|"]
     for key, value in o["loss"].items():
         lines.append(f"| {key} | {value} | {b['loss'].get(key, '–')} |")
     for key, value in o["duplicates"].items():
         lines.append(f"| duplicates {key} | {value} | {b['duplicates'].get(key, '–')} |")
-    lines += ["", "| process | CPU s (surge) | CPU s (steady) | peak RSS MB |", "|---|---|---|---|"]
-    for name, mb in o["peak_rss_mb"].items():
-        lines.append(
-            f"| {name} | {o['phases']['surge']['cpu_seconds'].get(name, '–')} | "
-            f"{o['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |"
-        )
-    for name, mb in b["peak_rss_mb"].items():
-        lines.append(
-            f"| baseline: {name} | {b['phases']['surge']['cpu_seconds'].get(name, '–')} | "
-            f"{b['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |"
-        )
-    lines += ["", "| phase | records on agency topics | per distinct event (1.0: no copies) |", "|---|---|---|"]
+    return lines
+
+
+def _process_table(o: dict, b: dict) -> list[str]:
+    lines = ["| process | CPU s (surge) | CPU s (steady) | peak RSS MB |", "|---|---|---|---|"]
+    for label, run in (("", o), ("baseline: ", b)):
+        for name, mb in run["peak_rss_mb"].items():
+            lines.append(
+                f"| {label}{name} | {run['phases']['surge']['cpu_seconds'].get(name, '–')} | "
+                f"{run['phases']['steady']['cpu_seconds'].get(name, '–')} | {mb} |"
+            )
+    return lines
+
+
+def _copies_table(o: dict) -> list[str]:
+    lines = ["| phase | records on agency topics | per distinct event (1.0: no copies) |", "|---|---|---|"]
     for name, p in o["phases"].items():
         lines.append(f"| {name} | {p['agency_topic_records']} | {p['agency_topic_records_per_event']} |")
-    if o["idle"]:
-        lines += [
-            "",
-            f"At rest ({o['idle']['seconds']} s, nothing sent), CPU in % of one core: "
-            + ", ".join(f"{n} {v}" for n, v in o["idle"]["cpu_percent"].items())
-            + ".",
-        ]
-    lines += ["", "| target | value | met |", "|---|---|---|"]
-    for name, t in result["targets"].items():
+    return lines
+
+
+def _targets_table(targets: dict) -> list[str]:
+    lines = ["| target | value | met |", "|---|---|---|"]
+    for name, t in targets.items():
         lines.append(f"| {name} {t['target']} | {t['value']} | {'yes' if t['met'] else 'NO'} |")
-    surge = o["phases"]["surge"]
-    lines += [
-        "",
-        f"Surge statuses: {surge['statuses']} (related meant: {surge['related_meant']}); "
-        f"caller updates on topics: {o['updates_on_topics']}.",
-    ]
-    if o["profiles"]:
-        lines += ["", "Profiles (speedscope.app): " + ", ".join(o["profiles"])]
-    return "\n".join(lines) + "\n"
+    return lines
