@@ -17,19 +17,20 @@ from aiokafka import AIOKafkaConsumer
 from bench.http import serve
 
 
-async def run(config: dict) -> None:
-    messages: list[list] = []
-    hooks: list[list] = []
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+class Recorder:
+    """What arrived and when: a row per message read and per webhook request."""
 
-    async def on_webhook(method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+    def __init__(self) -> None:
+        self.messages: list[list] = []
+        self.hooks: list[list] = []
+
+    async def on_webhook(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
         seen = time.monotonic()
         try:
             data = json.loads(body)
         except ValueError:
             data = {}
-        hooks.append(
+        self.hooks.append(
             [
                 path,
                 headers.get("idempotency-key"),
@@ -43,7 +44,42 @@ async def run(config: dict) -> None:
         )
         return 200
 
-    server = await serve(on_webhook, port=config["webhook_port"])
+    def on_message(self, record, seen: float) -> None:
+        h = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+        try:
+            data = json.loads(record.value or b"")
+        except ValueError:
+            data = {}
+        self.messages.append(
+            [
+                record.topic,
+                (record.key or b"").decode(),
+                h.get("ce_id"),
+                h.get("ce_type"),
+                str(data.get("report_id", data.get("id"))),
+                str(data.get("dispatch_id")),
+                seen,
+                record.partition,
+                record.offset,
+            ]
+        )
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Messages and webhook requests so far, by CloudEvents type."""
+        by_type: dict[str, int] = {}
+        for m in self.messages:
+            by_type[m[3]] = by_type.get(m[3], 0) + 1
+        hooks_by_type: dict[str, int] = {}
+        for h in self.hooks:
+            hooks_by_type[h[2]] = hooks_by_type.get(h[2], 0) + 1
+        return {"messages": by_type, "webhooks": hooks_by_type}
+
+
+async def run(config: dict) -> None:
+    recorder = Recorder()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    server = await serve(recorder.on_webhook, port=config["webhook_port"])
     consumer = AIOKafkaConsumer(
         *config["topics"],
         bootstrap_servers=config["bootstrap"],
@@ -53,52 +89,33 @@ async def run(config: dict) -> None:
         metadata_max_age_ms=2000,
     )
     await consumer.start()
-
-    async def write_status() -> None:
-        while True:
-            by_type: dict[str, int] = {}
-            for m in messages:
-                by_type[m[3]] = by_type.get(m[3], 0) + 1
-            hooks_by_type: dict[str, int] = {}
-            for h in hooks:
-                hooks_by_type[h[2]] = hooks_by_type.get(h[2], 0) + 1
-            Path(config["status"] + ".tmp").write_text(json.dumps({"messages": by_type, "webhooks": hooks_by_type}))
-            os.replace(config["status"] + ".tmp", config["status"])
-            await asyncio.sleep(0.5)
-
-    async def read() -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-            seen = time.monotonic()
-            for records in batch.values():
-                for r in records:
-                    h = {k: v.decode(errors="replace") for k, v in r.headers or ()}
-                    try:
-                        data = json.loads(r.value or b"")
-                    except ValueError:
-                        data = {}
-                    messages.append(
-                        [
-                            r.topic,
-                            (r.key or b"").decode(),
-                            h.get("ce_id"),
-                            h.get("ce_type"),
-                            str(data.get("report_id", data.get("id"))),
-                            str(data.get("dispatch_id")),
-                            seen,
-                            r.partition,
-                            r.offset,
-                        ]
-                    )
-
-    tasks = [asyncio.create_task(read()), asyncio.create_task(write_status())]
+    tasks = [
+        asyncio.create_task(_read(consumer, recorder)),
+        asyncio.create_task(_write_status(recorder, config["status"])),
+    ]
     await stop.wait()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await consumer.stop()
     server.close()
-    Path(config["out"]).write_text(json.dumps({"messages": messages, "webhooks": hooks}))
+    Path(config["out"]).write_text(json.dumps({"messages": recorder.messages, "webhooks": recorder.hooks}))
+
+
+async def _read(consumer: AIOKafkaConsumer, recorder: Recorder) -> None:
+    while True:
+        batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+        seen = time.monotonic()
+        for records in batch.values():
+            for record in records:
+                recorder.on_message(record, seen)
+
+
+async def _write_status(recorder: Recorder, path: str) -> None:
+    while True:
+        Path(path + ".tmp").write_text(json.dumps(recorder.counts()))
+        os.replace(path + ".tmp", path)
+        await asyncio.sleep(0.5)
 
 
 def main() -> None:
