@@ -244,6 +244,11 @@ async def lock_decision(conn: asyncpg.Connection, report_id: UUID) -> None:
 
 async def fetch_decision(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
     await lock_decision(conn, report_id)  # a statement of its own: the SELECT sees what committed meanwhile
+    return await peek_decision(conn, report_id)
+
+
+async def peek_decision(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
+    """The decision as committed now, without waiting for a transaction deciding it."""
     return await conn.fetchrow(
         """
         SELECT d.*, v.changed_by AS rule_changed_by, v.reason AS rule_reason

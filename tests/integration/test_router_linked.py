@@ -1,6 +1,7 @@
 """Another caller for an open incident: the agencies hear of it, nobody is dispatched
 twice; an operator's unlink dispatches the report on its own."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from schemas import topics
 from schemas.envelope import decode, encode
 from schemas.events import EventCaller, EventLocation, ReportReceived, ReportUnlinked
-from services.router import linked
+from services.router import linked, store
 from services.router.app import create_app
 from services.router.handler import ReportHandler
 from services.router.metrics import RouterMetrics
@@ -133,6 +134,44 @@ async def test_a_linked_report_waits_for_an_incident_decided_later(database_url,
         )
     assert {m.data["report_id"] for m in of_type(messages, "dispatch.requested.v1")} == {str(incident.report_id)}
     assert await outcome(database_url, second.report_id) == "linked"
+
+
+async def test_a_caller_of_a_decided_incident_does_not_wait_for_its_decision_lock(database_url, broker):
+    """Callers of one incident arrive on every partition at once: one whose incident is
+    decided for good links without waiting for another transaction holding the
+    incident's decision lock; one whose incident is not decided yet still waits, so the
+    park and the decision cannot miss each other."""
+    decided, undecided = fire(), fire()
+    app = create_app(settings(database_url, broker.bootstrap))
+    async with running(app, API_KEY):
+        handler = ReportHandler(RouterMetrics(CollectorRegistry()))
+        async with app.state.pool.acquire() as conn, conn.transaction():
+            await handler.route_alone(conn, "e-decided", decided)
+        async with app.state.pool.acquire() as holder, app.state.pool.acquire() as conn:
+            holding = holder.transaction()
+            await holding.start()
+            await store.lock_decision(holder, decided.report_id)
+            await store.lock_decision(holder, undecided.report_id)
+            async with conn.transaction():
+                caller = fire(linked_to=decided.report_id, phone="+6285600001111")
+                await asyncio.wait_for(linked.handle_linked(conn, "e-caller", caller, handler.metrics), 10)
+                added = await conn.fetchval(
+                    "SELECT count(*) FROM outbox WHERE headers::text LIKE '%caller_added%' AND key = $1",
+                    str(decided.report_id).encode(),
+                )
+            other = fire(linked_to=undecided.report_id)
+            linking = conn.transaction()
+            await linking.start()
+            waiting = asyncio.create_task(linked.handle_linked(conn, "e-other", other, handler.metrics))
+            await asyncio.sleep(0.5)
+            blocked = not waiting.done()
+            await holding.commit()
+            await asyncio.wait_for(waiting, 10)
+            await linking.commit()
+        parked = await outcome(database_url, other.report_id)
+    assert added == 3, "the decided incident's three agencies hear of the caller"
+    assert blocked, "a caller of an undecided incident waits for the decision lock"
+    assert parked == "awaiting_incident"
 
 
 async def test_a_link_whose_incident_never_comes_is_routed_on_its_own(database_url, broker):
