@@ -46,14 +46,21 @@ def distance_m(a: Place, b: Place) -> float | None:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
 
 
+def desa_key(desa: str | None) -> str | None:
+    """What the same-desa rule compares: the name without case or spacing differences
+    ("Beru", " beru ", "BERU" are one desa); None for no name. Stored with each report,
+    so that the search for an incident compares it in the database."""
+    key = " ".join(desa.split()).casefold() if desa else ""
+    return key or None
+
+
 def _same_desa(a: Place, b: Place) -> bool:
     return bool(
-        a.desa
-        and b.desa
-        and a.kecamatan
+        a.kecamatan
         and b.kecamatan
         and a.kecamatan.casefold() == b.kecamatan.casefold()
-        and " ".join(a.desa.split()).casefold() == " ".join(b.desa.split()).casefold()
+        and desa_key(a.desa) is not None
+        and desa_key(a.desa) == desa_key(b.desa)
     )
 
 

@@ -27,7 +27,7 @@ from schemas.events import (
 )
 from schemas.reports import ReportCreate
 from services.common.outbox import enqueue, headers_json
-from services.intake.linking import Candidate, Link, Place
+from services.intake.linking import Candidate, Link, Place, desa_key
 from services.intake.status import STATUS_NEUTRAL_EVENTS, Entry, summarise
 
 SOURCE = "e112/intake"
@@ -160,25 +160,40 @@ async def open_incidents_near(
     report elsewhere in the kecamatan is no candidate: in a surge the kecamatan-wide
     match brought each new report dozens of rows to decode and drop (bench --profile).
     In a disaster a category has thousands of open reports within the window; a new one
-    needs only its neighbours. One statement for all the looks."""
-    args: list[list] = [[] for _ in range(7)]
+    needs only its neighbours, each part of the union through an index of its own (the
+    place's box; the desa's reports without coordinates; for a look without them, the
+    desa's located ones): the parts never return one report twice.
+    One statement for all the looks."""
+    args: list[list] = [[] for _ in range(8)]
     for look in looks:
         box = _box(look.place, max_distance_m)
-        kecamatan = look.place.kecamatan if look.place.desa else None
-        for column, value in zip(args, (look.category, look.since, kecamatan, *(box or (None,) * 4)), strict=True):
+        key = desa_key(look.place.desa)
+        kecamatan = look.place.kecamatan if key else None
+        values = (look.category, look.since, kecamatan, key, *(box or (None,) * 4))
+        for column, value in zip(args, values, strict=True):
             column.append(value)
     rows = await conn.fetch(
         f"""
         SELECT q.n, r.id, r.received_at, r.kecamatan, r.desa, r.lat, r.lon
-        FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
-             WITH ORDINALITY AS q(category, since, kecamatan, lat_min, lat_max, lon_min, lon_max, n)
+        FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::float8[], $6::float8[],
+                    $7::float8[], $8::float8[])
+             WITH ORDINALITY AS q(category, since, kecamatan, desa_key, lat_min, lat_max, lon_min, lon_max, n)
         CROSS JOIN LATERAL (
             SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
-            WHERE {_OPEN_INCIDENT} AND category = q.category AND received_at >= q.since
-                  AND ((q.kecamatan IS NOT NULL AND kecamatan = q.kecamatan
-                        AND (q.lat_min IS NULL OR lat IS NULL OR lon IS NULL))
-                       OR (q.lat_min IS NOT NULL AND lat BETWEEN q.lat_min AND q.lat_max
-                           AND lon BETWEEN q.lon_min AND q.lon_max))
+            WHERE q.lat_min IS NOT NULL AND {_OPEN_INCIDENT} AND lat IS NOT NULL AND lon IS NOT NULL
+                  AND point(lon, lat) <@ box(point(q.lon_min, q.lat_min), point(q.lon_max, q.lat_max))
+                  AND category = q.category AND received_at >= q.since
+            UNION ALL
+            SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
+            WHERE q.kecamatan IS NOT NULL AND {_OPEN_INCIDENT} AND (lat IS NULL OR lon IS NULL)
+                  AND category = q.category AND kecamatan = q.kecamatan AND desa_key = q.desa_key
+                  AND received_at >= q.since
+            UNION ALL
+            SELECT id, received_at, kecamatan, desa, lat, lon FROM reports
+            WHERE q.kecamatan IS NOT NULL AND q.lat_min IS NULL AND {_OPEN_INCIDENT}
+                  AND lat IS NOT NULL AND lon IS NOT NULL
+                  AND category = q.category AND kecamatan = q.kecamatan AND desa_key = q.desa_key
+                  AND received_at >= q.since
         ) AS r
         """,
         *args,
@@ -217,8 +232,8 @@ def link_lock_ids(category: str, place: Place, max_distance_m: float) -> list[in
     of the same kecamatan (one lock per desa). Sorted, so two transactions never wait
     on each other in a circle."""
     keys = []
-    if place.kecamatan and place.desa:
-        desa = " ".join(place.desa.split()).casefold()
+    desa = desa_key(place.desa)
+    if place.kecamatan and desa:
         keys.append(f"intake-link:{category}:desa:{place.kecamatan.casefold()}:{desa}")
     box = _box(place, max_distance_m)
     if box is not None:
@@ -260,6 +275,7 @@ REPORT_COLUMNS = (
     "filed_by",
     "client_id",
     "call_started_at",
+    "desa_key",
 )
 _N = len(REPORT_COLUMNS)
 
@@ -408,6 +424,7 @@ def _report_row(n: NewReport) -> dict[str, Any]:
         "description": report.description,
         "kecamatan": loc and loc.kecamatan,
         "desa": loc and loc.desa,
+        "desa_key": desa_key(loc and loc.desa),
         "address": loc and loc.address,
         "lat": loc and loc.lat,
         "lon": loc and loc.lon,

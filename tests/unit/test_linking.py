@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.intake.linking import Candidate, Place, distance_m, find_incident, suggest
+from services.intake.linking import Candidate, Place, desa_key, distance_m, find_incident, suggest
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=30)
@@ -30,6 +30,14 @@ def test_same_desa_links_any_case_and_spacing():
     first = candidate(10, Place("Wlingi", "Beru", None, None))
     found = link(Place("wlingi", "  beru ", None, None), [first])
     assert found.incident_report_id == first.report_id and found.reason == "same_desa"
+
+
+def test_the_desa_key_leaves_out_case_and_spacing_and_is_none_without_a_name():
+    assert desa_key("  Sumber   Agung ") == desa_key("sumber agung") == "sumber agung"
+    assert desa_key("Sumberagung") != desa_key("Sumber Agung")
+    assert desa_key(None) is desa_key("") is desa_key("   ") is None
+    blank = candidate(10, Place("Wlingi", " ", None, None))
+    assert link(Place("Wlingi", "", None, None), [blank]) is None, "no name is no desa in common"
 
 
 def test_same_desa_name_in_another_kecamatan_does_not_link():
