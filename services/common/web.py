@@ -5,11 +5,12 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -129,6 +130,14 @@ def new_app(
     # Outermost: everything inside sees the client's address, not the ingress's. In the
     # app rather than uvicorn's option so that every way of running it (tests too) agrees.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)
+    _add_error_handlers(app)
+    _add_ops_routes(app, registry, readiness)
+    _add_problem_schema(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as problem+json."""
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem):
@@ -148,6 +157,10 @@ def new_app(
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException):
         return problem_response(exc.status_code, _reason(exc.status_code), str(exc.detail), headers=exc.headers)
+
+
+def _add_ops_routes(app: FastAPI, registry: CollectorRegistry, readiness: Readiness) -> None:
+    """/healthz, /readyz and /metrics: for the platform, without a key."""
 
     @app.get("/healthz", tags=["ops"], summary="Alive")
     async def healthz() -> dict[str, str]:
@@ -169,9 +182,6 @@ def new_app(
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    _add_problem_schema(app)
-    return app
 
 
 def _reason(status: int) -> str:
@@ -245,3 +255,15 @@ def joined(*routers: APIRouter) -> APIRouter:
     for router in routers:
         whole.include_router(router)
     return whole
+
+
+async def connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from the app's pool for a route's run, released when the route returns,
+    before the answer is sent (scope "function"). A route takes it after its key check,
+    so that a refused request holds none."""
+    async with request.app.state.pool.acquire() as conn:
+        yield conn
+
+
+# A route that needs a transaction opens it: `async with conn.transaction():`.
+Connection = Annotated[asyncpg.Connection, Depends(connection, scope="function")]
