@@ -249,6 +249,15 @@ def require_api_key(*expected: Callable[[], str | None], refused: Sequence[Calla
     return check
 
 
+def admitting(key: Callable, *routers: APIRouter) -> APIRouter:
+    """`routers` behind the dependency `key`, which says whose key their routes take
+    (`Keys.admin`, `Keys.console`, …)."""
+    whole = APIRouter()
+    for router in routers:
+        whole.include_router(router, dependencies=[Depends(key)])
+    return whole
+
+
 def joined(*routers: APIRouter) -> APIRouter:
     """One router of several, each keeping its own dependencies (the keys it admits)."""
     whole = APIRouter()

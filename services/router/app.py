@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry
 
 from schemas import topics
 from services.common.assembly import ConsumerSpec, Parts, Service, admin_key, assemble
-from services.router import linked, store
-from services.router.api import build_router
+from services.common.web import admitting
+from services.router import api, linked, store
 from services.router.deadletters import RouterConsumer
 from services.router.handler import ReportHandler
 from services.router.metrics import RouterMetrics
@@ -39,7 +39,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
         schema="router",
         migrations=Path(__file__).parent / "migrations",
         publishes=topics.all_topics(),
-        routers=[build_router(admin_key(settings))],
+        routers=[admitting(admin_key(settings), api.router)],
         seed=store.seed_default_table,
         build=build,
     )
