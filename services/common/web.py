@@ -276,3 +276,13 @@ async def connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
 
 # A route that needs a transaction opens it: `async with conn.transaction():`.
 Connection = Annotated[asyncpg.Connection, Depends(connection, scope="function")]
+
+
+def from_state(name: str) -> Any:
+    """A dependency on what the service set on `app.state` as it was assembled, for
+    `Annotated[TheType, from_state("name")]`."""
+
+    async def read(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return Depends(read)

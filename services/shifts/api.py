@@ -5,16 +5,16 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from schemas.events import OperatorCheckedIn, OperatorCheckedOut, OperatorStatusChanged
-from services.common.assembly import Keys
 from services.common.outbox import enqueue
-from services.common.web import PROBLEM_RESPONSES, Problem, joined
+from services.common.web import PROBLEM_RESPONSES, Connection, Problem
 from services.shifts import store
 from services.shifts.coverage import shift_for_check_in
-from services.shifts.metrics import ShiftMetrics, refresh_gauges
+from services.shifts.dependencies import Assignments, CheckInEarly, Clock, Coverage, Metrics
+from services.shifts.metrics import refresh_gauges
 from services.shifts.presence import InvalidTransition, Status, check_transition
 from services.shifts.roster import ShiftOccurrence, shift_at
 
@@ -102,138 +102,144 @@ async def existing_operator(conn, operator_id: UUID):
     return row
 
 
-def build_router(keys: Keys, metrics: ShiftMetrics, clock, check_in_early) -> APIRouter:
-    # The console reads operators and works a shift for the one signed in to it; adding
-    # operators is the admin's.
-    common = {"prefix": "/v1", "tags": ["operators"], "responses": PROBLEM_RESPONSES}
-    router = APIRouter(dependencies=[Depends(keys.admin)], **common)
-    for_console = APIRouter(dependencies=[Depends(keys.console)], **common)
+# The console reads operators and works a shift for the one signed in to it; adding
+# operators is the admin's. app.py puts each behind its key.
+for_console = APIRouter(prefix="/v1", tags=["operators"], responses=PROBLEM_RESPONSES)
+for_admin = APIRouter(prefix="/v1", tags=["operators"], responses=PROBLEM_RESPONSES)
 
-    @router.post("/operators", status_code=201, summary="Add an operator")
-    async def create_operator(body: OperatorCreate, request: Request) -> OperatorPublic:
-        async with request.app.state.pool.acquire() as conn:
-            operator_id = uuid.uuid4()
-            await store.add_operator(conn, operator_id, body.name)
-            return operator_public(await store.operator(conn, operator_id))
 
-    @for_console.get("/operators", summary="Every operator, status and the shift checked in for")
-    async def list_operators(request: Request) -> list[OperatorPublic]:
-        async with request.app.state.pool.acquire() as conn:
-            return [operator_public(r) for r in await store.operators(conn)]
+@for_admin.post("/operators", status_code=201, summary="Add an operator")
+async def create_operator(body: OperatorCreate, conn: Connection) -> OperatorPublic:
+    operator_id = uuid.uuid4()
+    await store.add_operator(conn, operator_id, body.name)
+    return operator_public(await store.operator(conn, operator_id))
 
-    @for_console.get("/operators/{operator_id}", summary="One operator", responses=NOT_FOUND)
-    async def get_operator(operator_id: UUID, request: Request) -> OperatorPublic:
-        async with request.app.state.pool.acquire() as conn:
-            return operator_public(await existing_operator(conn, operator_id))
 
-    @for_console.post(
-        "/operators/{operator_id}/check-in",
-        summary="Start work (status available); up to 30 minutes early counts for the next shift",
-        responses={**NOT_FOUND, **CONFLICT},
+@for_console.get("/operators", summary="Every operator, status and the shift checked in for")
+async def list_operators(conn: Connection) -> list[OperatorPublic]:
+    return [operator_public(r) for r in await store.operators(conn)]
+
+
+@for_console.get("/operators/{operator_id}", summary="One operator", responses=NOT_FOUND)
+async def get_operator(operator_id: UUID, conn: Connection) -> OperatorPublic:
+    return operator_public(await existing_operator(conn, operator_id))
+
+
+@for_console.post(
+    "/operators/{operator_id}/check-in",
+    summary="Start work (status available); up to 30 minutes early counts for the next shift",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def check_in(
+    operator_id: UUID,
+    conn: Connection,
+    clock: Clock,
+    metrics: Metrics,
+    monitor: Coverage,
+    assigner: Assignments,
+    check_in_early: CheckInEarly,
+) -> OperatorPublic:
+    now = clock()
+    async with conn.transaction():
+        await existing_operator(conn, operator_id)
+        shift = shift_for_check_in(now, await store.load_templates(conn), check_in_early)
+        if not await store.open_presence(conn, operator_id, now, shift):
+            raise Problem(409, "Already checked in", "This operator is already on duty.")
+        event = OperatorCheckedIn(operator_id=operator_id, shift=shift.code, at=now)
+        await enqueue(conn, [store.record(event, key=operator_id, now=now)])
+        outcome = await monitor.evaluate(conn, now)
+        await assigner.reconcile(conn, now)  # the queue drains to them
+    metrics.presence_changes.labels("check_in").inc()
+    await monitor.settle(conn, outcome, now)
+    return operator_public(await store.operator(conn, operator_id))
+
+
+@for_console.post(
+    "/operators/{operator_id}/check-out", summary="Stop work (offline)", responses={**NOT_FOUND, **CONFLICT}
+)
+async def check_out(
+    operator_id: UUID, conn: Connection, clock: Clock, metrics: Metrics, monitor: Coverage, assigner: Assignments
+) -> OperatorPublic:
+    now = clock()
+    async with conn.transaction():
+        await existing_operator(conn, operator_id)
+        closed = await store.close_presence(conn, operator_id, now)
+        if closed is None:
+            raise Problem(409, "Not checked in", "This operator is not on duty.")
+        event = OperatorCheckedOut(operator_id=operator_id, shift=closed["shift"], at=now)
+        await enqueue(conn, [store.record(event, key=operator_id, now=now)])
+        outcome = await monitor.evaluate(conn, now)
+        await assigner.reconcile(conn, now)  # their tasks go to others
+    metrics.presence_changes.labels("check_out").inc()
+    await monitor.settle(conn, outcome, now)
+    return operator_public(await store.operator(conn, operator_id))
+
+
+@for_console.put(
+    "/operators/{operator_id}/status",
+    summary="Set the status of an operator at work: available, handling_report or break",
+    description="From available to break or handling_report and back; a report is finished before a break "
+    "and a break ended before a report. Offline is check-out. Setting the present status again changes nothing.",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def set_status(
+    operator_id: UUID, body: StatusChange, conn: Connection, clock: Clock, metrics: Metrics, assigner: Assignments
+) -> OperatorPublic:
+    now = clock()
+    async with conn.transaction():
+        await existing_operator(conn, operator_id)
+        presence = await store.lock_presence(conn, operator_id)
+        current = Status(presence["status"]) if presence else Status.OFFLINE
+        current_report = presence["report_id"] if presence else None
+        by_assignment = presence is not None and presence["status_by"] == "assignment"
+        try:
+            changed = check_transition(current, body.status, current_report, body.report_id, by_assignment)
+        except InvalidTransition as exc:
+            raise Problem(409, "Status change not allowed", str(exc), current_status=current.value) from None
+        if changed:
+            await store.set_status(conn, presence["id"], body.status.value, body.report_id, now)
+            event = OperatorStatusChanged(
+                operator_id=operator_id,
+                shift=presence["shift"],
+                status=body.status.value,
+                previous=current.value,
+                report_id=body.report_id,
+                at=now,
+            )
+            await enqueue(conn, [store.record(event, key=operator_id, now=now)])
+            await assigner.reconcile(conn, now)  # a break hands tasks on
+    if changed:
+        metrics.status_changes.labels(body.status.value).inc()
+        await refresh_gauges(conn, metrics, now)
+    return operator_public(await store.operator(conn, operator_id))
+
+
+@for_console.get("/on-duty", summary="The shift now: who is checked in, who is free, who is missing, who is leaving")
+async def on_duty(conn: Connection, clock: Clock) -> OnDutyPublic:
+    now = clock()
+    shift = shift_at(now, await store.load_templates(conn))
+    operators = [operator_public(r) for r in await store.checked_in(conn)]
+    day = shift.starts_at.date()
+    rostered_entries = await store.roster_entries(conn, day, day, starts_at=shift.starts_at)
+    episode = await store.open_episode(conn)
+    for_shift = [o for o in operators if o.shift_starts_at == shift.starts_at]
+    here = {o.id for o in for_shift}
+    rostered = [
+        RosteredPublic(operator_id=e.operator_id, name=e.operator_name, checked_in=e.operator_id in here)
+        for e in rostered_entries
+    ]
+    current_alert = episode is not None and episode["shift_starts_at"] == shift.starts_at
+    return OnDutyPublic(
+        now=now,
+        shift=ShiftPublic.of(shift),
+        operators=operators,
+        free=[o for o in for_shift if o.status is Status.AVAILABLE],
+        leaving=[o for o in operators if o.shift_ends_at is not None and o.shift_ends_at <= now],
+        rostered=rostered,
+        missing=[r for r in rostered if not r.checked_in],
+        checked_in_for_shift=len(for_shift),
+        understaffed=len(for_shift) < shift.template.operators_needed,
+        coverage_alert=CoverageAlertPublic(since=episode["started_at"], reason=episode["reason"])
+        if current_alert
+        else None,
     )
-    async def check_in(operator_id: UUID, request: Request) -> OperatorPublic:
-        now, monitor = clock(), request.app.state.coverage
-        async with request.app.state.pool.acquire() as conn:
-            async with conn.transaction():
-                await existing_operator(conn, operator_id)
-                shift = shift_for_check_in(now, await store.load_templates(conn), check_in_early)
-                if not await store.open_presence(conn, operator_id, now, shift):
-                    raise Problem(409, "Already checked in", "This operator is already on duty.")
-                event = OperatorCheckedIn(operator_id=operator_id, shift=shift.code, at=now)
-                await enqueue(conn, [store.record(event, key=operator_id, now=now)])
-                outcome = await monitor.evaluate(conn, now)
-                await request.app.state.assigner.reconcile(conn, now)  # the queue drains to them
-            metrics.presence_changes.labels("check_in").inc()
-            await monitor.settle(conn, outcome, now)
-            return operator_public(await store.operator(conn, operator_id))
-
-    @for_console.post(
-        "/operators/{operator_id}/check-out", summary="Stop work (offline)", responses={**NOT_FOUND, **CONFLICT}
-    )
-    async def check_out(operator_id: UUID, request: Request) -> OperatorPublic:
-        now, monitor = clock(), request.app.state.coverage
-        async with request.app.state.pool.acquire() as conn:
-            async with conn.transaction():
-                await existing_operator(conn, operator_id)
-                closed = await store.close_presence(conn, operator_id, now)
-                if closed is None:
-                    raise Problem(409, "Not checked in", "This operator is not on duty.")
-                event = OperatorCheckedOut(operator_id=operator_id, shift=closed["shift"], at=now)
-                await enqueue(conn, [store.record(event, key=operator_id, now=now)])
-                outcome = await monitor.evaluate(conn, now)
-                await request.app.state.assigner.reconcile(conn, now)  # their tasks go to others
-            metrics.presence_changes.labels("check_out").inc()
-            await monitor.settle(conn, outcome, now)
-            return operator_public(await store.operator(conn, operator_id))
-
-    @for_console.put(
-        "/operators/{operator_id}/status",
-        summary="Set the status of an operator at work: available, handling_report or break",
-        description="From available to break or handling_report and back; a report is finished before a break "
-        "and a break ended before a report. Offline is check-out. Setting the present status again changes nothing.",
-        responses={**NOT_FOUND, **CONFLICT},
-    )
-    async def set_status(operator_id: UUID, body: StatusChange, request: Request) -> OperatorPublic:
-        now = clock()
-        async with request.app.state.pool.acquire() as conn:
-            async with conn.transaction():
-                await existing_operator(conn, operator_id)
-                presence = await store.lock_presence(conn, operator_id)
-                current = Status(presence["status"]) if presence else Status.OFFLINE
-                current_report = presence["report_id"] if presence else None
-                by_assignment = presence is not None and presence["status_by"] == "assignment"
-                try:
-                    changed = check_transition(current, body.status, current_report, body.report_id, by_assignment)
-                except InvalidTransition as exc:
-                    raise Problem(409, "Status change not allowed", str(exc), current_status=current.value) from None
-                if changed:
-                    await store.set_status(conn, presence["id"], body.status.value, body.report_id, now)
-                    event = OperatorStatusChanged(
-                        operator_id=operator_id,
-                        shift=presence["shift"],
-                        status=body.status.value,
-                        previous=current.value,
-                        report_id=body.report_id,
-                        at=now,
-                    )
-                    await enqueue(conn, [store.record(event, key=operator_id, now=now)])
-                    await request.app.state.assigner.reconcile(conn, now)  # a break hands tasks on
-            if changed:
-                metrics.status_changes.labels(body.status.value).inc()
-                await refresh_gauges(conn, metrics, now)
-            return operator_public(await store.operator(conn, operator_id))
-
-    @for_console.get(
-        "/on-duty", summary="The shift now: who is checked in, who is free, who is missing, who is leaving"
-    )
-    async def on_duty(request: Request) -> OnDutyPublic:
-        now = clock()
-        async with request.app.state.pool.acquire() as conn:
-            shift = shift_at(now, await store.load_templates(conn))
-            operators = [operator_public(r) for r in await store.checked_in(conn)]
-            day = shift.starts_at.date()
-            rostered_entries = await store.roster_entries(conn, day, day, starts_at=shift.starts_at)
-            episode = await store.open_episode(conn)
-        for_shift = [o for o in operators if o.shift_starts_at == shift.starts_at]
-        here = {o.id for o in for_shift}
-        rostered = [
-            RosteredPublic(operator_id=e.operator_id, name=e.operator_name, checked_in=e.operator_id in here)
-            for e in rostered_entries
-        ]
-        current_alert = episode is not None and episode["shift_starts_at"] == shift.starts_at
-        return OnDutyPublic(
-            now=now,
-            shift=ShiftPublic.of(shift),
-            operators=operators,
-            free=[o for o in for_shift if o.status is Status.AVAILABLE],
-            leaving=[o for o in operators if o.shift_ends_at is not None and o.shift_ends_at <= now],
-            rostered=rostered,
-            missing=[r for r in rostered if not r.checked_in],
-            checked_in_for_shift=len(for_shift),
-            understaffed=len(for_shift) < shift.template.operators_needed,
-            coverage_alert=CoverageAlertPublic(since=episode["started_at"], reason=episode["reason"])
-            if current_alert
-            else None,
-        )
-
-    return joined(for_console, router)

@@ -11,16 +11,13 @@ from prometheus_client import CollectorRegistry
 
 from schemas import topics
 from services.common.assembly import ConsumerSpec, Keys, Parts, Service, assemble
-from services.shifts import tasks
-from services.shifts.api import build_router
+from services.common.web import admitting
+from services.shifts import api, handover_api, roster_api, tasks, tasks_api
 from services.shifts.assigner import Assigner
-from services.shifts.handover_api import build_handover_router
 from services.shifts.metrics import ShiftMetrics
 from services.shifts.monitor import CoverageMonitor
-from services.shifts.roster_api import build_roster_router
 from services.shifts.rotation import RestRule
 from services.shifts.settings import ShiftsSettings
-from services.shifts.tasks_api import build_tasks_router
 
 
 def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
@@ -60,12 +57,16 @@ def create_app(settings: ShiftsSettings, clock: Callable[[], datetime] = lambda:
         migrations=Path(__file__).parent / "migrations",
         publishes=[topics.SHIFTS, topics.REPORTS, topics.DEADLETTER],
         routers=[
-            build_router(keys, metrics, clock, timedelta(minutes=settings.check_in_early_minutes)),
-            build_roster_router(keys.admin, metrics, clock, RestRule(timedelta(hours=settings.roster_min_rest_hours))),
-            build_handover_router(keys.admin, clock),
+            admitting(keys.console, api.for_console),
+            admitting(keys.admin, api.for_admin, roster_api.router, handover_api.router),
+            admitting(keys.console, tasks_api.router),
         ],
         build=build,
     )
     app = assemble(service, settings, registry)
-    app.include_router(build_tasks_router(keys.console, lambda: app.state.assigner, clock))
+    # What the routes take (services/shifts/dependencies.py); `build` adds the rest.
+    app.state.clock = clock
+    app.state.metrics = metrics
+    app.state.rest_rule = RestRule(timedelta(hours=settings.roster_min_rest_hours))
+    app.state.check_in_early = timedelta(minutes=settings.check_in_early_minutes)
     return app
