@@ -286,3 +286,7 @@ def from_state(name: str) -> Any:
         return getattr(request.app.state, name)
 
     return Depends(read)
+
+
+# For a route that must not hold a connection for its whole run: it acquires its own.
+Pool = Annotated[asyncpg.Pool, from_state("pool")]

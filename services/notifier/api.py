@@ -1,23 +1,23 @@
 """Notifier's admin API (the Command Center's key): each agency's channels, webhook,
 signing secret, deadline, escalation contacts and API keys; each dispatch's record."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from schemas.catalog import AGENCIES, AGENCY_NAMES, Agency
 from schemas.events import TYPE_PREFIX
 from schemas.phone import to_e164
-from services.common.assembly import Keys
-from services.common.web import PROBLEM_RESPONSES, Problem, joined
+from services.common.web import PROBLEM_RESPONSES, Connection, Pool, Problem, from_state
 from services.notifier import acks, escalation, signing, store
-from services.notifier.acks import AckMetrics
+from services.notifier import clock as clocks
 from services.notifier.agency_configs import AgencyConfigs
 from services.notifier.breaker import Breakers
-from services.notifier.clock import Clock
+from services.notifier.dependencies import Clock, Configs, Egress, Metrics, Settings
 from services.notifier.egress import EgressPolicy
 from services.notifier.store import AgencyConfig
 
@@ -206,30 +206,24 @@ class DispatchPublic(BaseModel):
     )
 
 
-def build_router(
-    keys: Keys,
-    *,
-    clock: Clock,
-    breakers: Breakers,
-    default_deadline: int,
-    secret_grace_seconds: int,
-    egress: EgressPolicy,
-    configs: AgencyConfigs,
-    ack_metrics: AckMetrics,
-):
-    # The console reads the agencies (their numbers to phone), the late count, and records
-    # an operator's phone call; configuring agencies and their keys is the admin's.
-    router = APIRouter(prefix="/v1", dependencies=[Depends(keys.admin)], responses=PROBLEM_RESPONSES)
-    for_console = APIRouter(prefix="/v1", dependencies=[Depends(keys.console)], responses=PROBLEM_RESPONSES)
+# The console reads the agencies (their numbers to phone), the late count, and records
+# an operator's phone call; configuring agencies and their keys is the admin's. app.py
+# puts each behind its key, the console's first: its /dispatches/late before /dispatches/{id}.
+for_console = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+for_admin = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
-    async def refuse_internal(url: str | None, field: str) -> None:
-        problem = url and await egress.check_configured(url)
-        if problem:
-            message = f"refused: it {problem}"
-            raise Problem(422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message}])
 
-    def public(config: AgencyConfig, *, secret: str | None = None) -> AgencyPublic:
-        breaker = breakers.by_agency.get(config.agency)
+@dataclass(frozen=True)
+class AgencyAdmin:
+    """Agencies' configuration as the admin API shows and changes it."""
+
+    configs: AgencyConfigs
+    breakers: Breakers  # the deliverer's: a configuration shows this replica's breaker
+    clock: clocks.Clock
+    default_deadline: int
+
+    def public(self, config: AgencyConfig, *, secret: str | None = None) -> AgencyPublic:
+        breaker = self.breakers.by_agency.get(config.agency)
         return AgencyPublic(
             agency=config.agency,
             name=AGENCY_NAMES[config.agency],
@@ -240,237 +234,263 @@ def build_router(
             webhook_secret=secret,
             webhook_breaker=breaker.state if breaker else "closed",
             email=config.email_to,
-            ack_deadline_seconds=config.ack_deadline_seconds or default_deadline,
+            ack_deadline_seconds=config.ack_deadline_seconds or self.default_deadline,
             escalation_contacts=config.escalation_contacts,
             phones=config.phones,
             updated_by=config.updated_by,
             updated_at=config.updated_at,
         )
 
-    async def change(request: Request, agency: str, edit) -> AgencyPublic:
+    async def read(self, conn, agency: str) -> AgencyPublic:
+        return self.public(await store.agency_config(conn, agency, self.configs.vault))
+
+    async def change(self, pool, agency: str, edit) -> AgencyPublic:
         """Read, edit and save one agency's configuration under its lock. A webhook
         URL without a secret gets one, returned this once."""
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn, conn.transaction():
             await store.lock_agency(conn, agency)
-            config = edit(await store.agency_config(conn, agency, configs.vault))
+            config = edit(await store.agency_config(conn, agency, self.configs.vault))
             secret = None
             if config.webhook_url and not config.webhook_secret:
                 secret = signing.new_webhook_secret()
                 config = AgencyConfig(**{**config.__dict__, "webhook_secret": secret})
-            await store.save_agency_config(conn, config, clock.now(), configs.vault)
-            saved = public(await store.agency_config(conn, agency, configs.vault), secret=secret)
-        configs.forget()  # after the commit: a read in between must not keep the old row
+            await store.save_agency_config(conn, config, self.clock.now(), self.configs.vault)
+            saved = self.public(await store.agency_config(conn, agency, self.configs.vault), secret=secret)
+        self.configs.forget()  # after the commit: a read in between must not keep the old row
         return saved
 
-    @for_console.get("/agencies", tags=["agencies"], summary="Every agency and its configuration")
-    async def list_agencies(request: Request) -> list[AgencyPublic]:
-        async with request.app.state.pool.acquire() as conn:
-            return [public(await store.agency_config(conn, a, configs.vault)) for a in AGENCIES]
 
-    @for_console.get("/agencies/{agency}", tags=["agencies"], summary="One agency's configuration")
-    async def get_agency(agency: Agency, request: Request) -> AgencyPublic:
-        async with request.app.state.pool.acquire() as conn:
-            return public(await store.agency_config(conn, agency, configs.vault))
+Agencies = Annotated[AgencyAdmin, from_state("agencies")]
 
-    @router.put(
-        "/agencies/{agency}",
-        tags=["agencies"],
-        summary="Set an agency's channels, webhook, e-mail, acknowledgement deadline and escalation contacts",
+
+async def refuse_internal(egress: EgressPolicy, url: str | None, field: str) -> None:
+    problem = url and await egress.check_configured(url)
+    if problem:
+        message = f"refused: it {problem}"
+        raise Problem(422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+@for_console.get("/agencies", tags=["agencies"], summary="Every agency and its configuration")
+async def list_agencies(conn: Connection, agencies: Agencies) -> list[AgencyPublic]:
+    return [await agencies.read(conn, a) for a in AGENCIES]
+
+
+@for_console.get("/agencies/{agency}", tags=["agencies"], summary="One agency's configuration")
+async def get_agency(agency: Agency, conn: Connection, agencies: Agencies) -> AgencyPublic:
+    return await agencies.read(conn, agency)
+
+
+# put_agency and put_webhook resolve the webhook's host before they take a connection
+# (refuse_internal): a slow name server must not hold one of the pool's.
+
+
+@for_admin.put(
+    "/agencies/{agency}",
+    tags=["agencies"],
+    summary="Set an agency's channels, webhook, e-mail, acknowledgement deadline and escalation contacts",
+)
+async def put_agency(
+    agency: Agency, body: AgencyConfigChange, pool: Pool, agencies: Agencies, egress: Egress
+) -> AgencyPublic:
+    await refuse_internal(egress, body.webhook_url and str(body.webhook_url), "webhook_url")
+
+    def edit(old: AgencyConfig) -> AgencyConfig:
+        url = str(body.webhook_url) if body.webhook_url else None
+        return AgencyConfig(
+            **{
+                **old.__dict__,
+                "channels": list(body.channels),
+                "webhook_url": url,
+                "webhook_secret": old.webhook_secret if url else None,
+                "email_to": [str(e) for e in body.email],
+                "ack_deadline_seconds": body.ack_deadline_seconds,
+                "escalation_contacts": [str(e) for e in body.escalation_contacts],
+                "phones": list(body.phones),
+                "updated_by": body.updated_by,
+            }
+        )
+
+    return await agencies.change(pool, agency, edit)
+
+
+@for_admin.put("/agencies/{agency}/webhook", tags=["agencies"], summary="Set an agency's webhook URL only")
+async def put_webhook(
+    agency: Agency, body: WebhookChange, pool: Pool, agencies: Agencies, egress: Egress
+) -> AgencyPublic:
+    await refuse_internal(egress, str(body.url), "url")
+    return await agencies.change(
+        pool,
+        agency,
+        lambda old: AgencyConfig(**{**old.__dict__, "webhook_url": str(body.url), "updated_by": body.updated_by}),
     )
-    async def put_agency(agency: Agency, body: AgencyConfigChange, request: Request) -> AgencyPublic:
-        await refuse_internal(body.webhook_url and str(body.webhook_url), "webhook_url")
 
-        def edit(old: AgencyConfig) -> AgencyConfig:
-            url = str(body.webhook_url) if body.webhook_url else None
-            return AgencyConfig(
+
+@for_admin.delete(
+    "/agencies/{agency}/webhook", tags=["agencies"], summary="Remove an agency's webhook", status_code=204
+)
+async def delete_webhook(agency: Agency, conn: Connection, configs: Configs) -> None:
+    async with conn.transaction():
+        await store.lock_agency(conn, agency)
+        await conn.execute(
+            "UPDATE agencies SET webhook_url = NULL, webhook_secret = NULL, previous_webhook_secret = NULL, "
+            "previous_secret_until = NULL WHERE agency = $1",
+            agency,
+        )
+    configs.forget()
+
+
+@for_admin.post(
+    "/agencies/{agency}/webhook/secret",
+    tags=["agencies"],
+    responses=NOT_FOUND,
+    summary="Rotate the webhook signing secret (the previous one keeps signing for a grace period)",
+)
+async def rotate_secret(
+    agency: Agency, conn: Connection, clock: Clock, configs: Configs, settings: Settings
+) -> WebhookSecretPublic:
+    now = clock.now()
+    async with conn.transaction():
+        await store.lock_agency(conn, agency)
+        old = await store.agency_config(conn, agency, configs.vault)
+        if not old.webhook_url:
+            raise Problem(404, "Not found", f"{agency} has no webhook; set one first.")
+        secret = signing.new_webhook_secret()
+        until = now + timedelta(seconds=settings.webhook_secret_grace_seconds) if old.webhook_secret else None
+        await store.save_agency_config(
+            conn,
+            AgencyConfig(
                 **{
                     **old.__dict__,
-                    "channels": list(body.channels),
-                    "webhook_url": url,
-                    "webhook_secret": old.webhook_secret if url else None,
-                    "email_to": [str(e) for e in body.email],
-                    "ack_deadline_seconds": body.ack_deadline_seconds,
-                    "escalation_contacts": [str(e) for e in body.escalation_contacts],
-                    "phones": list(body.phones),
-                    "updated_by": body.updated_by,
+                    "webhook_secret": secret,
+                    "previous_webhook_secret": old.webhook_secret,
+                    "previous_secret_until": until,
                 }
-            )
-
-        return await change(request, agency, edit)
-
-    @router.put("/agencies/{agency}/webhook", tags=["agencies"], summary="Set an agency's webhook URL only")
-    async def put_webhook(agency: Agency, body: WebhookChange, request: Request) -> AgencyPublic:
-        await refuse_internal(str(body.url), "url")
-        return await change(
-            request,
-            agency,
-            lambda old: AgencyConfig(**{**old.__dict__, "webhook_url": str(body.url), "updated_by": body.updated_by}),
+            ),
+            now,
+            configs.vault,
         )
+    configs.forget()
+    return WebhookSecretPublic(agency=agency, webhook_secret=secret, previous_secret_valid_until=until)
 
-    @router.delete(
-        "/agencies/{agency}/webhook", tags=["agencies"], summary="Remove an agency's webhook", status_code=204
+
+@for_admin.post(
+    "/agencies/{agency}/api-keys",
+    tags=["agencies"],
+    status_code=201,
+    summary="Make an API key with which the agency acknowledges its dispatches and reports field status",
+)
+async def create_key(agency: Agency, body: ApiKeyCreate, conn: Connection, clock: Clock) -> ApiKeyCreated:
+    key = signing.new_api_key()
+    row = await store.add_api_key(
+        conn,
+        agency=agency,
+        key_hash=signing.hash_api_key(key),
+        label=body.label,
+        created_by=body.created_by,
+        now=clock.now(),
     )
-    async def delete_webhook(agency: Agency, request: Request) -> None:
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            await store.lock_agency(conn, agency)
-            await conn.execute(
-                "UPDATE agencies SET webhook_url = NULL, webhook_secret = NULL, previous_webhook_secret = NULL, "
-                "previous_secret_until = NULL WHERE agency = $1",
-                agency,
-            )
-        configs.forget()
+    return ApiKeyCreated(**dict(row), key=key)
 
-    @router.post(
-        "/agencies/{agency}/webhook/secret",
-        tags=["agencies"],
-        responses=NOT_FOUND,
-        summary="Rotate the webhook signing secret (the previous one keeps signing for a grace period)",
+
+@for_admin.get("/agencies/{agency}/api-keys", tags=["agencies"], summary="An agency's API keys (never the keys)")
+async def list_keys(agency: Agency, conn: Connection) -> list[ApiKeyPublic]:
+    return [ApiKeyPublic(**dict(r)) for r in await store.api_keys(conn, agency)]
+
+
+@for_admin.delete(
+    "/agencies/{agency}/api-keys/{key_id}",
+    tags=["agencies"],
+    status_code=204,
+    responses=NOT_FOUND,
+    summary="Revoke an agency API key",
+)
+async def revoke_key(agency: Agency, key_id: UUID, conn: Connection, clock: Clock) -> None:
+    if not await store.revoke_api_key(conn, agency, key_id, clock.now()):
+        raise Problem(404, "Not found", f"{agency} has no API key {key_id}.")
+
+
+@for_console.get(
+    "/dispatches/late", tags=["dispatches"], summary="How many dispatches are past their deadline, unacknowledged"
+)
+async def late(conn: Connection, clock: Clock) -> LatePublic:
+    rows = await store.late_by_agency(conn, clock.now())
+    reports = await store.late_reports(conn, clock.now(), LATE_REPORTS_SHOWN)
+    return LatePublic(
+        late=sum(r["late"] for r in rows), by_agency={r["agency"]: r["late"] for r in rows}, report_ids=reports
     )
-    async def rotate_secret(agency: Agency, request: Request) -> WebhookSecretPublic:
-        now = clock.now()
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            await store.lock_agency(conn, agency)
-            old = await store.agency_config(conn, agency, configs.vault)
-            if not old.webhook_url:
-                raise Problem(404, "Not found", f"{agency} has no webhook; set one first.")
-            secret = signing.new_webhook_secret()
-            until = now + timedelta(seconds=secret_grace_seconds) if old.webhook_secret else None
-            await store.save_agency_config(
-                conn,
-                AgencyConfig(
-                    **{
-                        **old.__dict__,
-                        "webhook_secret": secret,
-                        "previous_webhook_secret": old.webhook_secret,
-                        "previous_secret_until": until,
-                    }
-                ),
-                now,
-                configs.vault,
-            )
-        configs.forget()
-        return WebhookSecretPublic(agency=agency, webhook_secret=secret, previous_secret_valid_until=until)
 
-    @router.post(
-        "/agencies/{agency}/api-keys",
-        tags=["agencies"],
-        status_code=201,
-        summary="Make an API key with which the agency acknowledges its dispatches and reports field status",
+
+DISPATCH_FIELDS = (
+    "dispatch_id",
+    "report_id",
+    "agency",
+    "state",
+    "channel",
+    "round",
+    "attempts",
+    "last_error",
+    "finished_at",
+    "ack_deadline_seconds",
+    "acknowledged_at",
+    "acknowledged_via",
+    "escalation_due_at",
+    "field_status",
+)
+
+
+@for_admin.get(
+    "/dispatches/{dispatch_id}",
+    tags=["dispatches"],
+    responses=NOT_FOUND,
+    summary="A dispatch: delivery, every attempt, acknowledgement, escalation and field status",
+)
+async def get_dispatch(dispatch_id: UUID, conn: Connection) -> DispatchPublic:
+    row = await store.dispatch_row(conn, dispatch_id)
+    if row is None:
+        raise Problem(404, "Not found", f"No dispatch {dispatch_id}.")
+    attempts = await conn.fetch("SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY id", dispatch_id)
+    statuses = await store.field_statuses(conn, dispatch_id)
+    updates = [await _update_public(conn, u) for u in await store.updates_of(conn, dispatch_id)]
+    return DispatchPublic(
+        **{k: row[k] for k in DISPATCH_FIELDS},
+        next_attempt_at=row["next_attempt_at"] if row["state"] == "pending" else None,
+        escalation_steps=list(escalation.STEPS[: row["escalation_step"]]),
+        field_statuses=[FieldStatusEntry(**dict(s)) for s in statuses],
+        history=[AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in attempts],
+        updates=updates,
     )
-    async def create_key(agency: Agency, body: ApiKeyCreate, request: Request) -> ApiKeyCreated:
-        key = signing.new_api_key()
-        async with request.app.state.pool.acquire() as conn:
-            row = await store.add_api_key(
-                conn,
-                agency=agency,
-                key_hash=signing.hash_api_key(key),
-                label=body.label,
-                created_by=body.created_by,
-                now=clock.now(),
-            )
-        return ApiKeyCreated(**dict(row), key=key)
 
-    @router.get("/agencies/{agency}/api-keys", tags=["agencies"], summary="An agency's API keys (never the keys)")
-    async def list_keys(agency: Agency, request: Request) -> list[ApiKeyPublic]:
-        async with request.app.state.pool.acquire() as conn:
-            return [ApiKeyPublic(**dict(r)) for r in await store.api_keys(conn, agency)]
 
-    @router.delete(
-        "/agencies/{agency}/api-keys/{key_id}",
-        tags=["agencies"],
-        status_code=204,
-        responses=NOT_FOUND,
-        summary="Revoke an agency API key",
+async def _update_public(conn, update) -> UpdatePublic:
+    tried = await conn.fetch("SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY id", update["update_id"])
+    fields = {k: update[k] for k in UpdatePublic.model_fields if k not in ("history", "type")}
+    fields["type"] = update["event_type"].removeprefix(TYPE_PREFIX + "dispatch.").removesuffix(".v1")
+    history = [AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in tried]
+    return UpdatePublic(**fields, history=history)
+
+
+@for_console.post(
+    "/dispatches/{dispatch_id}/phone-call",
+    tags=["dispatches"],
+    responses=NOT_FOUND,
+    summary="An operator phoned the agency: reached (acknowledged via phone) or not reached (escalate now)",
+)
+async def phone_call(
+    dispatch_id: UUID, body: PhoneCall, conn: Connection, clock: Clock, metrics: Metrics
+) -> PhoneCallPublic:
+    now = clock.now()
+    async with conn.transaction():
+        row = await store.dispatch_row(conn, dispatch_id, for_update=True)
+        if row is None:
+            raise Problem(404, "Not found", f"No dispatch {dispatch_id}.")
+        if body.outcome == "reached":
+            await acks.acknowledge(conn, row, "phone", now, metrics, operator_id=body.operator_id)
+        else:
+            await store.escalate_now(conn, dispatch_id, now)
+        row = await store.dispatch_row(conn, dispatch_id)
+    return PhoneCallPublic(
+        dispatch_id=dispatch_id,
+        outcome=body.outcome,
+        acknowledged_at=row["acknowledged_at"],
+        escalation_due_at=row["escalation_due_at"],
     )
-    async def revoke_key(agency: Agency, key_id: UUID, request: Request) -> None:
-        async with request.app.state.pool.acquire() as conn:
-            if not await store.revoke_api_key(conn, agency, key_id, clock.now()):
-                raise Problem(404, "Not found", f"{agency} has no API key {key_id}.")
-
-    @for_console.get(
-        "/dispatches/late", tags=["dispatches"], summary="How many dispatches are past their deadline, unacknowledged"
-    )
-    async def late(request: Request) -> LatePublic:
-        async with request.app.state.pool.acquire() as conn:
-            rows = await store.late_by_agency(conn, clock.now())
-            reports = await store.late_reports(conn, clock.now(), LATE_REPORTS_SHOWN)
-        return LatePublic(
-            late=sum(r["late"] for r in rows), by_agency={r["agency"]: r["late"] for r in rows}, report_ids=reports
-        )
-
-    @router.get(
-        "/dispatches/{dispatch_id}",
-        tags=["dispatches"],
-        responses=NOT_FOUND,
-        summary="A dispatch: delivery, every attempt, acknowledgement, escalation and field status",
-    )
-    async def get_dispatch(dispatch_id: UUID, request: Request) -> DispatchPublic:
-        async with request.app.state.pool.acquire() as conn:
-            row = await store.dispatch_row(conn, dispatch_id)
-            if row is None:
-                raise Problem(404, "Not found", f"No dispatch {dispatch_id}.")
-            attempts = await conn.fetch(
-                "SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY id", dispatch_id
-            )
-            statuses = await store.field_statuses(conn, dispatch_id)
-            updates = []
-            for u in await store.updates_of(conn, dispatch_id):
-                tried = await conn.fetch(
-                    "SELECT * FROM delivery_attempts WHERE dispatch_id = $1 ORDER BY id", u["update_id"]
-                )
-                fields = {k: u[k] for k in UpdatePublic.model_fields if k not in ("history", "type")}
-                fields["type"] = u["event_type"].removeprefix(TYPE_PREFIX + "dispatch.").removesuffix(".v1")
-                history = [AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in tried]
-                updates.append(UpdatePublic(**fields, history=history))
-        return DispatchPublic(
-            **{
-                k: row[k]
-                for k in (
-                    "dispatch_id",
-                    "report_id",
-                    "agency",
-                    "state",
-                    "channel",
-                    "round",
-                    "attempts",
-                    "last_error",
-                    "finished_at",
-                    "ack_deadline_seconds",
-                    "acknowledged_at",
-                    "acknowledged_via",
-                    "escalation_due_at",
-                    "field_status",
-                )
-            },
-            next_attempt_at=row["next_attempt_at"] if row["state"] == "pending" else None,
-            escalation_steps=list(escalation.STEPS[: row["escalation_step"]]),
-            field_statuses=[FieldStatusEntry(**dict(s)) for s in statuses],
-            history=[AttemptPublic(**{k: a[k] for k in AttemptPublic.model_fields}) for a in attempts],
-            updates=updates,
-        )
-
-    @for_console.post(
-        "/dispatches/{dispatch_id}/phone-call",
-        tags=["dispatches"],
-        responses=NOT_FOUND,
-        summary="An operator phoned the agency: reached (acknowledged via phone) or not reached (escalate now)",
-    )
-    async def phone_call(dispatch_id: UUID, body: PhoneCall, request: Request) -> PhoneCallPublic:
-        now = clock.now()
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            row = await store.dispatch_row(conn, dispatch_id, for_update=True)
-            if row is None:
-                raise Problem(404, "Not found", f"No dispatch {dispatch_id}.")
-            if body.outcome == "reached":
-                await acks.acknowledge(conn, row, "phone", now, ack_metrics, operator_id=body.operator_id)
-            else:
-                await store.escalate_now(conn, dispatch_id, now)
-            row = await store.dispatch_row(conn, dispatch_id)
-        return PhoneCallPublic(
-            dispatch_id=dispatch_id,
-            outcome=body.outcome,
-            acknowledged_at=row["acknowledged_at"],
-            escalation_due_at=row["escalation_due_at"],
-        )
-
-    return joined(for_console, router)  # first: its /dispatches/late before /dispatches/{id}

@@ -2,6 +2,7 @@
 agency topics, the deliverer and the escalator (services/common/assembly.py runs them)."""
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,11 +12,10 @@ from prometheus_client import CollectorRegistry
 from schemas import topics
 from services.common.assembly import ConsumerSpec, Keys, Parts, Service, assemble
 from services.common.groupcommit import GroupCommit, GroupCommitMetrics
-from services.notifier import store
+from services.common.web import admitting
+from services.notifier import agency_api, api, store
 from services.notifier.acks import AckMetrics
-from services.notifier.agency_api import build_agency_router, build_link_router
 from services.notifier.agency_configs import AgencyConfigs
-from services.notifier.api import build_router
 from services.notifier.breaker import Breakers
 from services.notifier.channels import AckLinks, EmailChannel, Mailer, WebhookChannel, webhook_session
 from services.notifier.clock import Clock, SystemClock
@@ -28,90 +28,27 @@ from services.notifier.settings import NotifierSettings
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class WorkerMetrics:
+    delivery: DeliveryMetrics
+    group_commit: GroupCommitMetrics
+    escalation: EscalationMetrics
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> "WorkerMetrics":
+        return cls(DeliveryMetrics(registry), GroupCommitMetrics(registry), EscalationMetrics(registry))
+
+
 def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
     registry = CollectorRegistry()
-    delivery_metrics = DeliveryMetrics(registry)
-    group_commit_metrics = GroupCommitMetrics(registry)
-    escalation_metrics = EscalationMetrics(registry)
+    metrics = WorkerMetrics.of(registry)
     ack_metrics = AckMetrics(registry)
     breakers = Breakers(
         settings.breaker_failure_threshold, settings.breaker_cooldown_seconds, settings.breaker_cooldown_cap_seconds
     )
-    policy = RetryPolicy(
-        settings.delivery_max_attempts, settings.delivery_backoff_base_seconds, settings.delivery_backoff_cap_seconds
-    )
-    mailer = Mailer(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        sender=settings.smtp_from,
-        username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        starttls=settings.smtp_starttls,
-        tls=settings.smtp_tls,
-        timeout=settings.smtp_timeout_seconds,
-    )
-    link_secret = settings.ack_link_secret.get_secret_value()
-    links = AckLinks(str(settings.public_base_url), link_secret, settings.ack_link_ttl_seconds)
     configs = AgencyConfigs(settings.vault())
-
-    def build(pool, app: FastAPI) -> Parts:
-        session = webhook_session(settings.webhook_timeout_seconds)
-        channels = {"webhook": WebhookChannel(session, settings.egress_policy()), "email": EmailChannel(mailer, links)}
-        # A lease outlives the slowest attempt (webhook or SMTP), so only a dead worker's
-        # dispatch comes due again. Without an SMTP server no attempt waits on SMTP: the
-        # SMTP timeout must not stretch the lease (a SIGKILLed notifier's dispatches wait
-        # it out before they are delivered; found by `make chaos`).
-        smtp_timeout = settings.smtp_timeout_seconds if settings.smtp_host else 0.0
-        lease = 3 * max(settings.webhook_timeout_seconds, smtp_timeout)
-        deliverer = Deliverer(
-            pool=pool,
-            dsn=settings.database_url,
-            schema="notifier",
-            channels=channels,
-            metrics=delivery_metrics,
-            policy=policy,
-            breakers=breakers,
-            clock=clock,
-            concurrency=settings.delivery_concurrency,
-            lease_seconds=lease,
-            poll_interval=settings.delivery_poll_interval,
-            configs=configs,
-            held_after=timedelta(seconds=settings.held_notice_seconds),
-            finisher=GroupCommit("delivered", pool, store.finish_delivered, group_commit_metrics, transaction=False),
-        )
-        escalator = Escalator(
-            pool=pool,
-            clock=clock,
-            mailer=mailer,
-            links=links,
-            policy=policy,
-            metrics=escalation_metrics,
-            on_resend=deliverer.wake,
-            poll_interval=settings.escalation_poll_interval,
-            lease_seconds=lease,
-            configs=configs,
-        )
-        handler = handler_table(clock, settings.default_ack_deadline_seconds, configs)
-        return Parts(
-            consumer=ConsumerSpec(
-                name="notifier", handler=handler, pattern=topics.DISPATCH_PATTERN, pause_while=deliverer.overloaded
-            ),
-            loops={"deliverer": deliverer.run, "finisher": deliverer.finisher.run, "escalator": escalator.run},
-            drains=[deliverer.drain],
-            closes=[session.close],
-        )
-
-    api_routes = build_router(
-        Keys.of(settings),
-        clock=clock,
-        breakers=breakers,
-        default_deadline=settings.default_ack_deadline_seconds,
-        secret_grace_seconds=settings.webhook_secret_grace_seconds,
-        egress=settings.egress_policy(),
-        configs=configs,
-        ack_metrics=ack_metrics,
-    )
+    keys = Keys.of(settings)
     service = Service(
         title="e112 notifier",
         description=(
@@ -122,14 +59,92 @@ def create_app(settings: NotifierSettings, clock: Clock | None = None) -> FastAP
         migrations=Path(__file__).parent / "migrations",
         publishes=[topics.DISPATCH_STATUS, topics.DEADLETTER],
         routers=[
-            api_routes,
-            build_agency_router(clock=clock, metrics=ack_metrics),
-            build_link_router(clock=clock, metrics=ack_metrics, link_secret=link_secret),
+            admitting(keys.console, api.for_console),
+            admitting(keys.admin, api.for_admin),
+            agency_api.router,
+            agency_api.link_router,
         ],
         seed=lambda conn: reseal(conn, configs.vault),
-        build=build,
+        build=lambda pool, app: _workers(pool, settings, clock, breakers, configs, metrics),
     )
-    return assemble(service, settings, registry)
+    app = assemble(service, settings, registry)
+    # What the routes take (services/notifier/dependencies.py).
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.ack_metrics = ack_metrics
+    app.state.configs = configs
+    app.state.egress = settings.egress_policy()
+    app.state.agencies = api.AgencyAdmin(configs, breakers, clock, settings.default_ack_deadline_seconds)
+    return app
+
+
+def _mailer(settings: NotifierSettings) -> Mailer:
+    return Mailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        tls=settings.smtp_tls,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+
+def _workers(pool, settings: NotifierSettings, clock: Clock, breakers, configs, metrics: WorkerMetrics) -> Parts:
+    """The consumer, the deliverer and the escalator, once the pool is open."""
+    policy = RetryPolicy(
+        settings.delivery_max_attempts, settings.delivery_backoff_base_seconds, settings.delivery_backoff_cap_seconds
+    )
+    mailer = _mailer(settings)
+    links = AckLinks(
+        str(settings.public_base_url), settings.ack_link_secret.get_secret_value(), settings.ack_link_ttl_seconds
+    )
+    session = webhook_session(settings.webhook_timeout_seconds)
+    channels = {"webhook": WebhookChannel(session, settings.egress_policy()), "email": EmailChannel(mailer, links)}
+    # A lease outlives the slowest attempt (webhook or SMTP), so only a dead worker's
+    # dispatch comes due again. Without an SMTP server no attempt waits on SMTP: the
+    # SMTP timeout must not stretch the lease (a SIGKILLed notifier's dispatches wait
+    # it out before they are delivered; found by `make chaos`).
+    smtp_timeout = settings.smtp_timeout_seconds if settings.smtp_host else 0.0
+    lease = 3 * max(settings.webhook_timeout_seconds, smtp_timeout)
+    deliverer = Deliverer(
+        pool=pool,
+        dsn=settings.database_url,
+        schema="notifier",
+        channels=channels,
+        metrics=metrics.delivery,
+        policy=policy,
+        breakers=breakers,
+        clock=clock,
+        concurrency=settings.delivery_concurrency,
+        lease_seconds=lease,
+        poll_interval=settings.delivery_poll_interval,
+        configs=configs,
+        held_after=timedelta(seconds=settings.held_notice_seconds),
+        finisher=GroupCommit("delivered", pool, store.finish_delivered, metrics.group_commit, transaction=False),
+    )
+    escalator = Escalator(
+        pool=pool,
+        clock=clock,
+        mailer=mailer,
+        links=links,
+        policy=policy,
+        metrics=metrics.escalation,
+        on_resend=deliverer.wake,
+        poll_interval=settings.escalation_poll_interval,
+        lease_seconds=lease,
+        configs=configs,
+    )
+    handler = handler_table(clock, settings.default_ack_deadline_seconds, configs)
+    return Parts(
+        consumer=ConsumerSpec(
+            name="notifier", handler=handler, pattern=topics.DISPATCH_PATTERN, pause_while=deliverer.overloaded
+        ),
+        loops={"deliverer": deliverer.run, "finisher": deliverer.finisher.run, "escalator": escalator.run},
+        drains=[deliverer.drain],
+        closes=[session.close],
+    )
 
 
 async def reseal(conn, vault) -> None:
