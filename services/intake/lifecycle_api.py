@@ -11,17 +11,17 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from schemas.catalog import CloseOutcome
 from schemas.reports import OPERATOR_HEADER, ReportPublic
-from services.common.web import PROBLEM_RESPONSES, Problem
+from services.common.web import PROBLEM_RESPONSES, Connection, Problem, from_state
 from services.intake import store
 from services.intake.clients import OperatorAction
+from services.intake.dependencies import Settings
 from services.intake.reading import report_public
-from services.intake.settings import IntakeSettings
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
@@ -80,67 +80,71 @@ async def _locked_incident(conn: asyncpg.Connection, report_id: UUID) -> asyncpg
     return root
 
 
-def build_router(settings: IntakeSettings, metrics: LifecycleMetrics) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["incidents"], responses=PROBLEM_RESPONSES)
-    acting = f"Sent by the console for the operator signed in to it, named in `{OPERATOR_HEADER}`."
+Metrics = Annotated[LifecycleMetrics, from_state("lifecycle_metrics")]
+router = APIRouter(prefix="/v1", tags=["incidents"], responses=PROBLEM_RESPONSES)
+ACTING = f"Sent by the console for the operator signed in to it, named in `{OPERATOR_HEADER}`."
 
-    @router.post(
-        "/reports/{report_id}/close",
-        summary="Close an incident with its outcome (its linked callers close with it)",
-        description=acting + " The agencies it was dispatched to get a closing notice (`dispatch.closed`).",
-        responses={
-            403: _problem("Not a console key: an app's key may not close incidents"),
-            404: _problem("No such report"),
-            409: _problem(
-                "Not an incident (not an emergency, or another caller's report), awaiting a verdict, or closed already"
-            ),
-        },
-    )
-    async def close(report_id: UUID, body: CloseIn, actor: OperatorAction, request: Request) -> ReportPublic:
-        now = datetime.now(UTC)
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            root = await _locked_incident(conn, report_id)
-            if root["closed_at"] is not None:
-                raise Problem(
-                    409,
-                    "Already closed",
-                    f"Closed as {root['close_outcome']} at "
-                    f"{root['closed_at'].isoformat()}; reopen it first to close it again.",
-                    outcome=root["close_outcome"],
-                )
-            if store.awaiting_verdict(root):
-                raise Problem(
-                    409,
-                    "Awaiting a verdict",
-                    "This report waits for an operator's verdict before "
-                    "dispatch: give the verdict (information or prank ends it unsent).",
-                )
-            await store.close_incident(
-                conn, report_id, outcome=body.outcome, note=body.note, operator_id=actor.operator_id, at=now
+
+@router.post(
+    "/reports/{report_id}/close",
+    summary="Close an incident with its outcome (its linked callers close with it)",
+    description=ACTING + " The agencies it was dispatched to get a closing notice (`dispatch.closed`).",
+    responses={
+        403: _problem("Not a console key: an app's key may not close incidents"),
+        404: _problem("No such report"),
+        409: _problem(
+            "Not an incident (not an emergency, or another caller's report), awaiting a verdict, or closed already"
+        ),
+    },
+)
+async def close(
+    report_id: UUID, body: CloseIn, actor: OperatorAction, conn: Connection, settings: Settings, metrics: Metrics
+) -> ReportPublic:
+    now = datetime.now(UTC)
+    async with conn.transaction():
+        root = await _locked_incident(conn, report_id)
+        if root["closed_at"] is not None:
+            raise Problem(
+                409,
+                "Already closed",
+                f"Closed as {root['close_outcome']} at "
+                f"{root['closed_at'].isoformat()}; reopen it first to close it again.",
+                outcome=root["close_outcome"],
             )
-            report = await report_public(conn, report_id, settings)
-        metrics.closed.labels(body.outcome).inc()
-        return report
+        if store.awaiting_verdict(root):
+            raise Problem(
+                409,
+                "Awaiting a verdict",
+                "This report waits for an operator's verdict before "
+                "dispatch: give the verdict (information or prank ends it unsent).",
+            )
+        await store.close_incident(
+            conn, report_id, outcome=body.outcome, note=body.note, operator_id=actor.operator_id, at=now
+        )
+        report = await report_public(conn, report_id, settings)
+    metrics.closed.labels(body.outcome).inc()
+    return report
 
-    @router.post(
-        "/reports/{report_id}/reopen",
-        summary="Reopen a closed incident (with the callers that closed with it)",
-        description=acting + " It is open, watched and on the board again.",
-        responses={
-            403: _problem("Not a console key: an app's key may not reopen incidents"),
-            404: _problem("No such report"),
-            409: _problem("Not an incident (not an emergency, or another caller's report), or not closed"),
-        },
-    )
-    async def reopen(report_id: UUID, body: ReopenIn, actor: OperatorAction, request: Request) -> ReportPublic:
-        now = datetime.now(UTC)
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            root = await _locked_incident(conn, report_id)
-            if root["closed_at"] is None:
-                raise Problem(409, "Not closed", "This incident is open; there is nothing to reopen.")
-            await store.reopen_incident(conn, root, reason=body.reason, operator_id=actor.operator_id, at=now)
-            report = await report_public(conn, report_id, settings)
-        metrics.reopened.inc()
-        return report
 
-    return router
+@router.post(
+    "/reports/{report_id}/reopen",
+    summary="Reopen a closed incident (with the callers that closed with it)",
+    description=ACTING + " It is open, watched and on the board again.",
+    responses={
+        403: _problem("Not a console key: an app's key may not reopen incidents"),
+        404: _problem("No such report"),
+        409: _problem("Not an incident (not an emergency, or another caller's report), or not closed"),
+    },
+)
+async def reopen(
+    report_id: UUID, body: ReopenIn, actor: OperatorAction, conn: Connection, settings: Settings, metrics: Metrics
+) -> ReportPublic:
+    now = datetime.now(UTC)
+    async with conn.transaction():
+        root = await _locked_incident(conn, report_id)
+        if root["closed_at"] is None:
+            raise Problem(409, "Not closed", "This incident is open; there is nothing to reopen.")
+        await store.reopen_incident(conn, root, reason=body.reason, operator_id=actor.operator_id, at=now)
+        report = await report_public(conn, report_id, settings)
+    metrics.reopened.inc()
+    return report
