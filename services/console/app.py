@@ -11,23 +11,26 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from services.common.assembly import Parts, Service, admin_key, assemble
-from services.common.web import problem_response
-from services.console import store
-from services.console.board_api import build_board_router
-from services.console.call_aids_api import build_call_aids_router
-from services.console.events_api import build_events_router
-from services.console.incidents_api import build_incidents_router
+from services.common.web import admitting, problem_response
+from services.console import (
+    board_api,
+    call_aids_api,
+    events_api,
+    incidents_api,
+    pipeline_api,
+    shift_api,
+    signin_api,
+    store,
+    work_api,
+)
 from services.console.live import Broadcaster, LiveFeed, LiveMetrics
-from services.console.pipeline_api import build_pipeline_router
+from services.console.metrics import ConsoleMetrics
 from services.console.session import cross_site
 from services.console.settings import ConsoleSettings
-from services.console.shift_api import build_shift_router
-from services.console.signin_api import build_signin_router
 from services.console.upstream import Upstream
-from services.console.work_api import build_work_router
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -41,57 +44,11 @@ SECURITY_HEADERS = {
 }
 
 
-class ConsoleMetrics:
-    def __init__(self, registry: CollectorRegistry):
-        self.actions = Counter(
-            "e112_console_actions_total",
-            "What operators did in the console, by action and outcome",
-            ["action", "outcome"],
-            registry=registry,
-        )
-        self.signins = Counter(
-            "e112_console_signins_total",
-            "Sign-in attempts by outcome (ok, wrong, locked)",
-            ["outcome"],
-            registry=registry,
-        )
-        self.signin_lockouts = Counter(
-            "e112_console_signin_lockouts_total",
-            "Sign-in locks set after wrong PINs, by scope: source (one address "
-            "for one operator) or operator (the ceiling over every address)",
-            ["scope"],
-            registry=registry,
-        )
-
-
 def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
     """`transports` puts intake, shifts and notifier in-process for tests."""
     registry = CollectorRegistry()
     metrics = ConsoleMetrics(registry)
     broadcaster = Broadcaster(settings.live_queue_size, LiveMetrics(registry))
-
-    def build(pool, app: FastAPI) -> Parts:
-        app.state.upstream = upstream = Upstream.from_settings(settings, transports)
-        broadcaster.bind(asyncio.get_running_loop())
-        app.state.live = feed = LiveFeed(
-            bootstrap=settings.kafka_bootstrap_servers,
-            broadcaster=broadcaster,
-            partitions=settings.kafka_topic_partitions,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
-            idle_after_seconds=settings.kafka_idle_after_seconds,
-            security=settings.kafka_security,
-        )
-
-        async def end_streams() -> None:
-            broadcaster.close()
-
-        return Parts(
-            loops={"live-feed": feed.run, "housekeeping": lambda: _housekeeping(pool)},
-            drains=[end_streams],
-            closes=[upstream.close],
-        )
-
     # Ready with the database alone: without the broker the console still files calls and
     # shows every screen (refreshed periodically); the page says live updates are paused.
     service = Service(
@@ -100,39 +57,64 @@ def create_app(settings: ConsoleSettings, transports: dict[str, httpx.AsyncBaseT
         "The page's backend: it calls intake, shifts and notifier for the signed-in operator.",
         schema="console",
         migrations=Path(__file__).parent / "migrations",
-        build=build,
+        build=lambda pool, app: _workers(pool, app, settings, transports, broadcaster),
         ready_needs_broker=False,
     )
     app = assemble(service, settings, registry)
+    # What the routes take (services/console/dependencies.py); `build` adds the upstreams.
     app.state.broadcaster = broadcaster
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.url.path.startswith("/api/") and cross_site(request):
-            return problem_response(403, "Forbidden", "Requests from another site's page are refused.")
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
-    admin = admin_key(settings)
-    app.include_router(build_signin_router(settings, admin, metrics))
-    app.include_router(build_work_router(metrics))
-    app.include_router(build_board_router(settings.board_page_size))
-    app.include_router(build_call_aids_router())
-    app.include_router(build_incidents_router(metrics))
-    app.include_router(build_shift_router(metrics))
-    app.include_router(build_events_router())
-    app.include_router(build_pipeline_router(settings.pipeline_backlog_bound))
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.signin_rules = signin_api.SignInRules.of(settings)
+    app.state.pipeline_kept = pipeline_api.LastAnswer()
+    app.middleware("http")(_guard)
+    app.include_router(signin_api.router)
+    app.include_router(admitting(admin_key(settings), signin_api.for_admin))
+    for routes in (work_api, board_api, call_aids_api, incidents_api, shift_api, events_api, pipeline_api):
+        app.include_router(routes.router)
+    app.get("/", include_in_schema=False)(page)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _workers(pool, app: FastAPI, settings: ConsoleSettings, transports, broadcaster: Broadcaster) -> Parts:
+    """The upstream clients and the live feed, once the lifespan runs."""
+    app.state.upstream = upstream = Upstream.from_settings(settings, transports)
+    broadcaster.bind(asyncio.get_running_loop())
+    app.state.live = feed = LiveFeed(
+        bootstrap=settings.kafka_bootstrap_servers,
+        broadcaster=broadcaster,
+        partitions=settings.kafka_topic_partitions,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
+        idle_after_seconds=settings.kafka_idle_after_seconds,
+        security=settings.kafka_security,
+    )
+
+    async def end_streams() -> None:
+        broadcaster.close()
+
+    return Parts(
+        loops={"live-feed": feed.run, "housekeeping": lambda: _housekeeping(pool)},
+        drains=[end_streams],
+        closes=[upstream.close],
+    )
+
+
+async def _guard(request: Request, call_next):
+    """Another site's page's changes to /api/ are refused; every answer gets the security headers."""
+    if request.url.path.startswith("/api/") and cross_site(request):
+        return problem_response(403, "Forbidden", "Requests from another site's page are refused.")
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.url.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+async def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 async def _housekeeping(pool, every_seconds: float = 3600) -> None:

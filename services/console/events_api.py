@@ -4,21 +4,18 @@ keep-alive comments). The browser's EventSource reconnects by itself; on `hello`
 
 from collections.abc import AsyncIterable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from services.console.dependencies import Broadcaster
 from services.console.session import CurrentOperator
 
+router = APIRouter(prefix="/api", tags=["live"])
 
-def build_events_router() -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["live"])
 
-    @router.get("/events", response_class=EventSourceResponse, summary="Live updates (text/event-stream)")
-    async def events(operator: CurrentOperator, request: Request) -> AsyncIterable[ServerSentEvent]:
-        broadcaster = request.app.state.broadcaster
-        async with broadcaster.subscribe() as subscription:
-            yield ServerSentEvent(event="hello", data={"feed_live": broadcaster.feed_live}, retry=3000)
-            async for message in subscription:
-                yield ServerSentEvent(event=message["type"], data=message)
-
-    return router
+@router.get("/events", response_class=EventSourceResponse, summary="Live updates (text/event-stream)")
+async def events(operator: CurrentOperator, broadcaster: Broadcaster) -> AsyncIterable[ServerSentEvent]:
+    async with broadcaster.subscribe() as subscription:
+        yield ServerSentEvent(event="hello", data={"feed_live": broadcaster.feed_live}, retry=3000)
+        async for message in subscription:
+            yield ServerSentEvent(event=message["type"], data=message)

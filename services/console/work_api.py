@@ -14,6 +14,7 @@ from schemas.catalog import Category, ContactKind
 from schemas.reports import OPERATOR_HEADER
 from services.common.web import PROBLEM_RESPONSES, Problem
 from services.console.catalog import form_catalog
+from services.console.dependencies import Metrics, Upstream
 from services.console.queue import queue_items
 from services.console.session import ActingOperator, CurrentOperator
 
@@ -102,165 +103,175 @@ class PhoneCallIn(BaseModel):
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
 
 
-def build_work_router(metrics) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["work"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api", tags=["work"], responses=PROBLEM_RESPONSES)
 
-    @router.get("/catalog", summary="Categories with their keys and subtypes, kinds of contact, the 22 kecamatan")
-    async def catalog() -> dict:
-        return form_catalog()
 
-    @router.post("/calls", status_code=202, summary="Take a call: files it with intake as channel `call`, by me")
-    async def take_call(
-        call: CallIn,
-        operator: ActingOperator,
-        request: Request,
-        idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-    ) -> dict:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        try:
-            answer = await request.app.state.upstream.json(
-                "intake",
-                "POST",
-                "/v1/reports",
-                json=report_create(call, operator.id),
-                headers=headers,
-                request_id=request.state.request_id,
-            )
-        except Problem as problem:
-            metrics.actions.labels("call", "refused" if problem.status < 500 else "error").inc()
-            raise form_errors(problem) from None
-        metrics.actions.labels("call", call.kind).inc()
-        log.info(
-            "call filed",
-            extra={"fields": {"operator_id": str(operator.id), "report_id": answer["id"], "kind": call.kind}},
-        )
-        return answer
+@router.get("/catalog", summary="Categories with their keys and subtypes, kinds of contact, the 22 kecamatan")
+async def catalog() -> dict:
+    return form_catalog()
 
-    @router.get("/reports/{report_id}", summary="One report with caller, timeline and verification (intake's view)")
-    async def report(report_id: UUID, operator: CurrentOperator, request: Request) -> dict:
-        return await request.app.state.upstream.json("intake", "GET", f"/v1/reports/{report_id}")
 
-    @router.get("/queue", summary="My tasks and every report waiting for a verdict, what needs me first")
-    async def queue(operator: CurrentOperator, request: Request) -> dict:
-        upstream, me = request.app.state.upstream, str(operator.id)
-        tasks, tasks_known = await _my_tasks(upstream, me)
-        pending_page, mine_page = await asyncio.gather(
-            upstream.json("intake", "GET", "/v1/reports", params={"verification": "pending", "limit": 200}),
-            upstream.json("intake", "GET", "/v1/reports", params={"assigned_to": me, "limit": 100}),
-        )
-        mine = mine_page["items"]
-        summaries = {str(s["id"]): s for s in pending_page["items"] + mine}
-        missing = {str(t["report_id"]) for t in tasks} - summaries.keys()
-        for report in await asyncio.gather(*(_summary(upstream, r) for r in missing)):
-            if report:
-                summaries[str(report["id"])] = report
-        pseudo = [
-            {
-                "task_id": None,
-                "report_id": s["id"],
-                "reason": "verify"
-                if s.get("verdict") is None and s.get("verification") != "not_required"
-                else "unrouted",
-            }
-            for s in mine
-            if str(s["id"]) not in {str(t["report_id"]) for t in tasks}
-        ]
-        items = queue_items(tasks + pseudo, pending_page["items"], summaries, me)
-        phones = await _agency_phones(
-            upstream, {i["task"]["detail"]["agency"] for i in items if i["reason"] == "phone_agency" and i["task"]}
-        )
-        for item in items:
-            if item["reason"] == "phone_agency" and item["task"]:
-                item["phones"] = phones.get(item["task"]["detail"]["agency"], [])
-        return {
-            "items": items,
-            "tasks_available": tasks_known,
-            "waiting": await _waiting(upstream, tasks, tasks_known),
-            "now": datetime.now(UTC).isoformat(),
-        }
-
-    @router.post("/reports/{report_id}/verification", summary="My verdict: genuine, prank, duplicate (of another)")
-    async def verify(report_id: UUID, body: VerdictIn, operator: ActingOperator, request: Request) -> dict:
-        if body.verdict == "duplicate" and body.duplicate_of is None:
-            raise Problem(
-                422,
-                "Invalid request",
-                "duplicate_of: name the report this one repeats.",
-                errors=[{"field": "duplicate_of", "message": "required with verdict duplicate"}],
-            )
-        payload: dict = {"verdict": body.verdict}
-        if body.duplicate_of is not None and body.verdict == "duplicate":
-            payload["duplicate_of"] = str(body.duplicate_of)
-        if body.note:
-            payload["note"] = body.note
-        result = await request.app.state.upstream.json(
+@router.post("/calls", status_code=202, summary="Take a call: files it with intake as channel `call`, by me")
+async def take_call(
+    call: CallIn,
+    operator: ActingOperator,
+    request: Request,
+    upstream: Upstream,
+    metrics: Metrics,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> dict:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    try:
+        answer = await upstream.json(
             "intake",
             "POST",
-            f"/v1/reports/{report_id}/verification",
-            json=payload,
-            headers={OPERATOR_HEADER: str(operator.id)},
+            "/v1/reports",
+            json=report_create(call, operator.id),
+            headers=headers,
             request_id=request.state.request_id,
         )
-        metrics.actions.labels("verdict", body.verdict).inc()
-        log.info(
-            "verdict given",
-            extra={"fields": {"operator_id": str(operator.id), "report_id": str(report_id), "verdict": body.verdict}},
-        )
-        return result
-
-    @router.post("/tasks/{task_id}/close", summary="Mark my task on a report done")
-    async def close_task(task_id: UUID, body: TaskClose, operator: ActingOperator, request: Request) -> dict:
-        result = await request.app.state.upstream.json(
-            "shifts",
-            "POST",
-            f"/v1/tasks/{task_id}/close",
-            json={"operator_id": str(operator.id), "note": body.note},
-            request_id=request.state.request_id,
-        )
-        metrics.actions.labels("task_close", "done").inc()
-        return result
-
-    @router.post(
-        "/tasks/{task_id}/phone-call",
-        summary="My call to an agency the system cannot reach: reached (it has the dispatch) or not reached",
+    except Problem as problem:
+        metrics.actions.labels("call", "refused" if problem.status < 500 else "error").inc()
+        raise form_errors(problem) from None
+    metrics.actions.labels("call", call.kind).inc()
+    log.info(
+        "call filed",
+        extra={"fields": {"operator_id": str(operator.id), "report_id": answer["id"], "kind": call.kind}},
     )
-    async def phone_call(task_id: UUID, body: PhoneCallIn, operator: ActingOperator, request: Request) -> dict:
-        upstream, me = request.app.state.upstream, str(operator.id)
-        tasks, _ = await _my_tasks(upstream, me)
-        task = next((t for t in tasks if str(t["task_id"]) == str(task_id)), None)
-        if task is None or task["reason"] != "phone_agency":
-            raise Problem(404, "Not found", f"You hold no task {task_id} to phone an agency.")
-        # The notifier first: if it cannot record the call, the task stays open and the
-        # operator tries again; the other way round a reached agency could be escalated.
-        await upstream.json(
-            "notifier",
-            "POST",
-            f"/v1/dispatches/{task['detail']['dispatch_id']}/phone-call",
-            json={"outcome": body.outcome, "operator_id": me},
-            request_id=request.state.request_id,
-        )
-        result = await upstream.json(
-            "shifts",
-            "POST",
-            f"/v1/tasks/{task_id}/close",
-            json={"operator_id": me, "outcome": body.outcome, "note": body.note},
-            request_id=request.state.request_id,
-        )
-        metrics.actions.labels("phone_call", body.outcome).inc()
-        log.info(
-            "agency phoned",
-            extra={
-                "fields": {
-                    "operator_id": me,
-                    "task_id": str(task_id),
-                    "agency": task["detail"].get("agency"),
-                    "outcome": body.outcome,
-                }
-            },
-        )
-        return result
+    return answer
 
-    return router
+
+@router.get("/reports/{report_id}", summary="One report with caller, timeline and verification (intake's view)")
+async def report(report_id: UUID, operator: CurrentOperator, upstream: Upstream) -> dict:
+    return await upstream.json("intake", "GET", f"/v1/reports/{report_id}")
+
+
+@router.get("/queue", summary="My tasks and every report waiting for a verdict, what needs me first")
+async def queue(operator: CurrentOperator, upstream: Upstream) -> dict:
+    me = str(operator.id)
+    tasks, tasks_known = await _my_tasks(upstream, me)
+    pending_page, mine_page = await asyncio.gather(
+        upstream.json("intake", "GET", "/v1/reports", params={"verification": "pending", "limit": 200}),
+        upstream.json("intake", "GET", "/v1/reports", params={"assigned_to": me, "limit": 100}),
+    )
+    mine = mine_page["items"]
+    summaries = {str(s["id"]): s for s in pending_page["items"] + mine}
+    missing = {str(t["report_id"]) for t in tasks} - summaries.keys()
+    for report in await asyncio.gather(*(_summary(upstream, r) for r in missing)):
+        if report:
+            summaries[str(report["id"])] = report
+    pseudo = [
+        {
+            "task_id": None,
+            "report_id": s["id"],
+            "reason": "verify" if s.get("verdict") is None and s.get("verification") != "not_required" else "unrouted",
+        }
+        for s in mine
+        if str(s["id"]) not in {str(t["report_id"]) for t in tasks}
+    ]
+    items = queue_items(tasks + pseudo, pending_page["items"], summaries, me)
+    phones = await _agency_phones(
+        upstream, {i["task"]["detail"]["agency"] for i in items if i["reason"] == "phone_agency" and i["task"]}
+    )
+    for item in items:
+        if item["reason"] == "phone_agency" and item["task"]:
+            item["phones"] = phones.get(item["task"]["detail"]["agency"], [])
+    return {
+        "items": items,
+        "tasks_available": tasks_known,
+        "waiting": await _waiting(upstream, tasks, tasks_known),
+        "now": datetime.now(UTC).isoformat(),
+    }
+
+
+@router.post("/reports/{report_id}/verification", summary="My verdict: genuine, prank, duplicate (of another)")
+async def verify(
+    report_id: UUID, body: VerdictIn, operator: ActingOperator, request: Request, upstream: Upstream, metrics: Metrics
+) -> dict:
+    if body.verdict == "duplicate" and body.duplicate_of is None:
+        raise Problem(
+            422,
+            "Invalid request",
+            "duplicate_of: name the report this one repeats.",
+            errors=[{"field": "duplicate_of", "message": "required with verdict duplicate"}],
+        )
+    payload: dict = {"verdict": body.verdict}
+    if body.duplicate_of is not None and body.verdict == "duplicate":
+        payload["duplicate_of"] = str(body.duplicate_of)
+    if body.note:
+        payload["note"] = body.note
+    result = await upstream.json(
+        "intake",
+        "POST",
+        f"/v1/reports/{report_id}/verification",
+        json=payload,
+        headers={OPERATOR_HEADER: str(operator.id)},
+        request_id=request.state.request_id,
+    )
+    metrics.actions.labels("verdict", body.verdict).inc()
+    log.info(
+        "verdict given",
+        extra={"fields": {"operator_id": str(operator.id), "report_id": str(report_id), "verdict": body.verdict}},
+    )
+    return result
+
+
+@router.post("/tasks/{task_id}/close", summary="Mark my task on a report done")
+async def close_task(
+    task_id: UUID, body: TaskClose, operator: ActingOperator, request: Request, upstream: Upstream, metrics: Metrics
+) -> dict:
+    result = await upstream.json(
+        "shifts",
+        "POST",
+        f"/v1/tasks/{task_id}/close",
+        json={"operator_id": str(operator.id), "note": body.note},
+        request_id=request.state.request_id,
+    )
+    metrics.actions.labels("task_close", "done").inc()
+    return result
+
+
+@router.post(
+    "/tasks/{task_id}/phone-call",
+    summary="My call to an agency the system cannot reach: reached (it has the dispatch) or not reached",
+)
+async def phone_call(
+    task_id: UUID, body: PhoneCallIn, operator: ActingOperator, request: Request, upstream: Upstream, metrics: Metrics
+) -> dict:
+    me = str(operator.id)
+    tasks, _ = await _my_tasks(upstream, me)
+    task = next((t for t in tasks if str(t["task_id"]) == str(task_id)), None)
+    if task is None or task["reason"] != "phone_agency":
+        raise Problem(404, "Not found", f"You hold no task {task_id} to phone an agency.")
+    # The notifier first: if it cannot record the call, the task stays open and the
+    # operator tries again; the other way round a reached agency could be escalated.
+    await upstream.json(
+        "notifier",
+        "POST",
+        f"/v1/dispatches/{task['detail']['dispatch_id']}/phone-call",
+        json={"outcome": body.outcome, "operator_id": me},
+        request_id=request.state.request_id,
+    )
+    result = await upstream.json(
+        "shifts",
+        "POST",
+        f"/v1/tasks/{task_id}/close",
+        json={"operator_id": me, "outcome": body.outcome, "note": body.note},
+        request_id=request.state.request_id,
+    )
+    metrics.actions.labels("phone_call", body.outcome).inc()
+    log.info(
+        "agency phoned",
+        extra={
+            "fields": {
+                "operator_id": me,
+                "task_id": str(task_id),
+                "agency": task["detail"].get("agency"),
+                "outcome": body.outcome,
+            }
+        },
+    )
+    return result
 
 
 async def _my_tasks(upstream, me: str) -> tuple[list[dict], bool]:
