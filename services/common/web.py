@@ -258,14 +258,6 @@ def admitting(key: Callable, *routers: APIRouter) -> APIRouter:
     return whole
 
 
-def joined(*routers: APIRouter) -> APIRouter:
-    """One router of several, each keeping its own dependencies (the keys it admits)."""
-    whole = APIRouter()
-    for router in routers:
-        whole.include_router(router)
-    return whole
-
-
 async def connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
     """A connection from the app's pool for a route's run, released when the route returns,
     before the answer is sent (scope "function"). A route takes it after its key check,
