@@ -15,7 +15,7 @@ Policy, chosen on purpose (at-least-once with idempotent effects):
   add types), and so are known types missing from the service's handler table
   (services/common/handlers.py): read from the ce_type header before decoding, with no
   transaction and no inbox row. Most events on `e112.reports` and `e112.dispatch-status` are for someone
-  else, and each used to cost every consumer a commit (bench/).
+  else: handled, each would cost every consumer a commit (bench/).
 - On a rebalance, partitions being taken away wait for the batch in hand to finish
   and commit (the lock), so no other member redoes it.
 """
@@ -175,31 +175,9 @@ class EventConsumer:
                 security=self.security,
             )
             try:
-                await ensure_topics(self.bootstrap, self.create_topics, self.partitions, security=self.security)
-                listener = _FinishBatchOnRevoke(self._batch_lock)
-                if self.pattern:
-                    consumer.subscribe(pattern=self.pattern, listener=listener)
-                else:
-                    consumer.subscribe(self.topics, listener=listener)
-                await consumer.start()
-                self._consumer = consumer
-                log.info("consumer started", extra={"fields": {"consumer": self.name}})
+                await self._start(consumer)
                 backoff = 0.5
-                pacing = FetchPacing(
-                    consumer,
-                    busy_ms=self.fetch_max_wait_ms,
-                    idle_ms=self.idle_fetch_max_wait_ms,
-                    idle_after=self.idle_after_seconds,
-                )
-                while not self._stopping.is_set():
-                    self._apply_backpressure(consumer)
-                    batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
-                    pacing.saw(sum(map(len, batch.values())))
-                    if batch:
-                        await self._process_batch(consumer, batch)
-                    await rewind_past_end(consumer, self.name)
-                    self._restart_if_stranded(consumer)
-                    await self._prune_inbox()
+                await self._consume(consumer)
             except asyncio.CancelledError:
                 raise
             except (KafkaError, OSError) as exc:
@@ -211,9 +189,9 @@ class EventConsumer:
                 backoff = min(backoff * 2, 10)
             except Exception as exc:  # noqa: BLE001 - a consumer task must never end silently
                 # Anything else (an asyncpg client error while dead-lettering during a
-                # PostgreSQL restart, a client bug) used to end this task while /readyz
-                # only said "broker: false": the service stopped consuming for good. The
-                # uncommitted batch is fetched again after the restart; the inbox dedups.
+                # PostgreSQL restart, a client bug) would end this task while /readyz
+                # only said "broker: false": the service would stop consuming for good.
+                # The uncommitted batch is fetched again after the restart; the inbox dedups.
                 log.error(
                     "consumer failed; restarting it",
                     extra={
@@ -232,6 +210,35 @@ class EventConsumer:
                     await consumer.stop()
                 except Exception:  # noqa: BLE001 - stopping a broken client must not mask the cause
                     pass
+
+    async def _start(self, consumer) -> None:
+        await ensure_topics(self.bootstrap, self.create_topics, self.partitions, security=self.security)
+        listener = _FinishBatchOnRevoke(self._batch_lock)
+        if self.pattern:
+            consumer.subscribe(pattern=self.pattern, listener=listener)
+        else:
+            consumer.subscribe(self.topics, listener=listener)
+        await consumer.start()
+        self._consumer = consumer
+        log.info("consumer started", extra={"fields": {"consumer": self.name}})
+
+    async def _consume(self, consumer) -> None:
+        """Fetch and handle batches until stopped (or the client fails: run() restarts it)."""
+        pacing = FetchPacing(
+            consumer,
+            busy_ms=self.fetch_max_wait_ms,
+            idle_ms=self.idle_fetch_max_wait_ms,
+            idle_after=self.idle_after_seconds,
+        )
+        while not self._stopping.is_set():
+            self._apply_backpressure(consumer)
+            batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+            pacing.saw(sum(map(len, batch.values())))
+            if batch:
+                await self._process_batch(consumer, batch)
+            await rewind_past_end(consumer, self.name)
+            self._restart_if_stranded(consumer)
+            await self._prune_inbox()
 
     async def _process_batch(self, consumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         # The partitions of a batch are handled side by side, each in order (as replicas
@@ -330,9 +337,9 @@ class EventConsumer:
 
         Why: copies come in floods, not one by one: an outbox relay re-publishing what a
         broker lost (minutes of events at once), the watchdog re-driving every dispatch
-        of an agency that was down. Each copy used to cost a transaction to find its
-        inbox row; the chaos suite's broker restart left the notifier minutes behind
-        on them. An id found here was committed, so skipping it is safe; one that is not
+        of an agency that was down. Found one by one, each copy costs a transaction to
+        find its inbox row; the chaos suite's broker restart left the notifier minutes
+        behind on them that way. An id found here was committed, so skipping it is safe; one that is not
         (or a failed lookup) goes the usual way, where claim() still decides."""
         ids = [i for r in records if (i := _header(r, "ce_id")) and self._wanted(r)]
         if not ids:

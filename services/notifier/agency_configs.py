@@ -1,5 +1,5 @@
 """Agencies' configurations as the hot paths read them: a dispatch queued and each
-attempt delivered used to read the agency's row every time, two round trips per
+attempt delivered would read the agency's row every time, two round trips per
 dispatch for a row that changes a few times a year.
 
 A read is kept for `ttl_seconds`: a change made through this replica's API is seen at

@@ -38,11 +38,29 @@ def update_id(dispatch_id: uuid.UUID, new_report_id: uuid.UUID) -> uuid.UUID:
 def handler_table(
     clock: Clock, default_ack_deadline_seconds: int, configs: AgencyConfigs | None = None
 ) -> HandlerTable:
-    configs = configs or AgencyConfigs(ttl_seconds=0)
+    return DispatchQueue(clock, default_ack_deadline_seconds, configs).table()
 
-    async def queue(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+
+class DispatchQueue:
+    """What the notifier's consumer does with the agency topics' events: each dispatch,
+    caller added, cancellation and closing notice becomes a row of the delivery queue."""
+
+    def __init__(self, clock: Clock, default_ack_deadline_seconds: int, configs: AgencyConfigs | None = None):
+        self.clock = clock
+        self.default_ack_deadline_seconds = default_ack_deadline_seconds
+        self.configs = configs or AgencyConfigs(ttl_seconds=0)
+
+    def table(self) -> HandlerTable:
+        # A cancellation or a closing goes alone, in its place: it must follow the
+        # dispatch it stops.
+        return HandlerTable(
+            {DispatchCancelled: self.queue_cancellation, DispatchClosed: self.queue_closing},
+            batched={DispatchRequested: self.queue, DispatchCallerAdded: self.queue},
+        )
+
+    async def queue(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
         """Dispatches and callers added, a batch's consecutive ones, queued together."""
-        now = clock.now()
+        now = self.clock.now()
         rows = []
         for envelope in envelopes:
             data: DispatchRequested | DispatchCallerAdded = envelope.data
@@ -57,8 +75,8 @@ def handler_table(
                 received_at=data.received_at,
             )
             if isinstance(data, DispatchRequested):
-                config = await configs.get(conn, data.agency)
-                deadline = config.ack_deadline_seconds or default_ack_deadline_seconds
+                config = await self.configs.get(conn, data.agency)
+                deadline = config.ack_deadline_seconds or self.default_ack_deadline_seconds
                 rows.append(
                     store.NewDispatch(
                         dispatch_id=data.dispatch_id,
@@ -78,10 +96,12 @@ def handler_table(
                 )
         await store.enqueue(conn, rows, now)
 
-    async def stop_and_notify(conn: asyncpg.Connection, envelope: Envelope, notice_id: uuid.UUID, at: datetime) -> None:
+    async def stop_and_notify(
+        self, conn: asyncpg.Connection, envelope: Envelope, notice_id: uuid.UUID, at: datetime
+    ) -> None:
         """Stop the dispatch and queue the notice (`envelope`'s data) for the agency."""
         data: DispatchCancelled | DispatchClosed = envelope.data
-        now = clock.now()
+        now = self.clock.now()
         await store.stop_dispatch(conn, data.dispatch_id, now)
         # Sent even when the dispatch was stopped before delivery: a delivery may be in
         # flight at this moment, and a notice for a dispatch never seen is harmless.
@@ -99,20 +119,13 @@ def handler_table(
         )
         await store.enqueue(conn, [notice], now)
 
-    async def queue_cancellation(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def queue_cancellation(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         data: DispatchCancelled = envelope.data
-        await stop_and_notify(conn, envelope, cancellation_id(data.dispatch_id), data.cancelled_at)
+        await self.stop_and_notify(conn, envelope, cancellation_id(data.dispatch_id), data.cancelled_at)
 
-    async def queue_closing(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def queue_closing(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         data: DispatchClosed = envelope.data
-        await stop_and_notify(conn, envelope, closing_id(data.dispatch_id, data.closed_at), data.closed_at)
-
-    # A cancellation or a closing goes alone, in its place: it must follow the dispatch
-    # it stops.
-    return HandlerTable(
-        {DispatchCancelled: queue_cancellation, DispatchClosed: queue_closing},
-        batched={DispatchRequested: queue, DispatchCallerAdded: queue},
-    )
+        await self.stop_and_notify(conn, envelope, closing_id(data.dispatch_id, data.closed_at), data.closed_at)
 
 
 def cancellation_id(dispatch_id: uuid.UUID) -> uuid.UUID:

@@ -23,7 +23,7 @@ from schemas.envelope import encode
 from schemas.events import ReportAssigned, ReportTaskClosed, ShiftCoverageAlert, ShiftCoverageRestored
 from services.common.outbox import enqueue
 from services.shifts import store
-from services.shifts.assignment import Operator, Task, may_hold, plan, urgency_of
+from services.shifts.assignment import Move, Operator, Task, may_hold, plan, urgency_of
 from services.shifts.metrics import ShiftMetrics
 from services.shifts.roster import shift_at
 
@@ -89,9 +89,17 @@ class Assigner:
             for r in task_rows
         ]
         result = plan(tasks, operators, shift_starts_at=shift.starts_at, capacity=self.capacity, now=now)
-        by_task = {r["id"]: r for r in task_rows}
+        records = await self._apply(conn, result.moves, {r["id"]: r for r in task_rows}, now)
+        records += await self._sync_statuses(conn, operator_rows, shift.starts_at, now)
+        records += await self._queue_episode(conn, shift, len(result.queued) + waiting_unread, now)
+        await enqueue(conn, records)
+        await self._refresh_gauges(conn)
+
+    async def _apply(self, conn: asyncpg.Connection, moves: list[Move], by_task: dict, now: datetime) -> list:
+        """Write the plan's moves (a task given out, taken back, handed over); the
+        report.assigned events of the tasks given out."""
         records = []
-        for move in result.moves:
+        for move in moves:
             task = by_task[move.task_id]
             if move.operator_id is None:
                 if task["operator_id"] is not None:  # a new task waits where it was put: queued, nobody's
@@ -128,10 +136,7 @@ class Assigner:
                 assigned_at=now,
             )
             records.append(report_record(event, task["report_id"], now))
-        records += await self._sync_statuses(conn, operator_rows, shift.starts_at, now)
-        records += await self._queue_episode(conn, shift, len(result.queued) + waiting_unread, now)
-        await enqueue(conn, records)
-        await self._refresh_gauges(conn)
+        return records
 
     async def _handover_note(self, conn: asyncpg.Connection, leaving: UUID | None) -> str | None:
         if leaving is None:

@@ -57,22 +57,47 @@ def opened(task_id: UUID | None) -> Changed | None:
 
 
 def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerTable:
+    return TaskEvents(assigner, clock).table()
+
+
+class TaskEvents:
     """Each function opens or closes tasks and says so (`Changed`); once the transaction's
     events are done the assigner hands out what waits, once for all of them.
 
     Why once: a hand-out takes the assignment lock and reads every operator and open
     task; one per event made shifts the surge's slowest consumer (bench --profile)."""
 
-    async def settle(conn: asyncpg.Connection, changes: list[Changed]) -> None:
+    def __init__(self, assigner: Assigner, clock: Callable[[], datetime]):
+        self.assigner = assigner
+        self.clock = clock
+
+    def table(self) -> HandlerTable:
+        return HandlerTable(
+            {
+                ReportReceived: self.on_received,
+                ReportUnrouted: self.on_unrouted,
+                ReportStalled: self.on_stalled,
+                DispatchEscalated: self.on_escalated,
+                ReportVerified: self.on_verified,
+                DispatchHeld: self.on_not_reaching,
+                DispatchFailed: self.on_not_reaching,
+                DispatchAcknowledged: self.on_reached,
+                ReportClosed: self.on_closed,
+            },
+            batched={DispatchDelivered: self.on_delivered},
+            settle=self.settle,
+        )
+
+    async def settle(self, conn: asyncpg.Connection, changes: list[Changed]) -> None:
         if changes:
             fresh = frozenset(c.opened for c in changes if c.opened is not None)
-            await assigner.reconcile(conn, clock(), fresh=fresh)
+            await self.assigner.reconcile(conn, self.clock(), fresh=fresh)
 
-    async def on_received(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
+    async def on_received(self, conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportReceived = envelope.data
         if data.kind != "emergency" or data.verification == "not_required":
             return None
-        now = clock()
+        now = self.clock()
         detail = {
             "category": data.category,
             "channel": data.channel,
@@ -81,31 +106,31 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         }
         return opened(await store.open_task(conn, data.report_id, "verify", detail, now))
 
-    async def on_unrouted(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
+    async def on_unrouted(self, conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportUnrouted = envelope.data
-        now = clock()
+        now = self.clock()
         detail = {"category": data.category, "why": data.reason}
         return opened(await store.open_task(conn, data.report_id, "unrouted", detail, now))
 
-    async def on_stalled(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
+    async def on_stalled(self, conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportStalled = envelope.data
-        now = clock()
+        now = self.clock()
         detail = {"missing": data.missing, "attempt": data.attempt}
         return opened(await store.open_task(conn, data.report_id, "stalled", detail, now))
 
-    async def on_escalated(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
+    async def on_escalated(self, conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: DispatchEscalated = envelope.data
         if data.step != "escalated":
             return None
-        now = clock()
+        now = self.clock()
         detail = {"agency": data.agency, "dispatch_id": data.dispatch_id, "why": data.reason}
         return opened(await store.open_task(conn, data.report_id, "escalated", detail, now))
 
-    async def on_not_reaching(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
+    async def on_not_reaching(self, conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         """Held (not deliverable in time) or failed (given up, or no channel at all): a
         person phones the agency now."""
         data: DispatchHeld | DispatchFailed = envelope.data
-        now = clock()
+        now = self.clock()
         detail = {
             "agency": data.agency,
             "dispatch_id": data.dispatch_id,
@@ -115,26 +140,26 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         }
         return opened(await store.open_task(conn, data.report_id, "phone_agency", detail, now, agency=data.agency))
 
-    async def on_reached(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
+    async def on_reached(self, conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         """Delivered after all, or the agency acknowledged: no call needed any more, and an
         acknowledgement also ends an escalation's task."""
         data: DispatchDelivered | DispatchAcknowledged = envelope.data
-        now = clock()
+        now = self.clock()
         closed = False
         # Acknowledged by phone: the operator who made the call closes the phone task
         # (reached, with a note) right after; closing it here as superseded raced that
         # close and lost the operator's outcome and note.
         if not (isinstance(data, DispatchAcknowledged) and data.via == "phone"):
             closed = await close_open(
-                conn, assigner, data.report_id, "phone_agency", "superseded", None, now, agency=data.agency
+                conn, self.assigner, data.report_id, "phone_agency", "superseded", None, now, agency=data.agency
             )
         if isinstance(data, DispatchAcknowledged):
             closed |= await close_open(
-                conn, assigner, data.report_id, "escalated", "superseded", None, now, agency=data.agency
+                conn, self.assigner, data.report_id, "escalated", "superseded", None, now, agency=data.agency
             )
         return Changed() if closed else None
 
-    async def on_delivered(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> Changed | None:
+    async def on_delivered(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> Changed | None:
         """A batch's deliveries in a row: nearly all have no phone task to close, so one
         look for all of them finds the few that have (one each was a statement per
         dispatch delivered, bench --profile)."""
@@ -142,38 +167,22 @@ def handler_table(assigner: Assigner, clock: Callable[[], datetime]) -> HandlerT
         changed = None
         for envelope in envelopes:
             if envelope.data.report_id in calling:
-                changed = await on_reached(conn, envelope) or changed
+                changed = await self.on_reached(conn, envelope) or changed
         return changed
 
-    async def on_verified(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
+    async def on_verified(self, conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportVerified = envelope.data
-        now = clock()
-        closed = await close_open(conn, assigner, data.report_id, "verify", "verified", data.operator_id, now)
+        now = self.clock()
+        closed = await close_open(conn, self.assigner, data.report_id, "verify", "verified", data.operator_id, now)
         return Changed() if closed else None
 
-    async def on_closed(conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
+    async def on_closed(self, conn: asyncpg.Connection, envelope: Envelope) -> Changed | None:
         data: ReportClosed = envelope.data
-        now = clock()
+        now = self.clock()
         reports = [data.report_id, *data.linked_reports]
-        if await close_all_open(conn, assigner, reports, INCIDENT_CLOSED, data.operator_id, now):
+        if await close_all_open(conn, self.assigner, reports, INCIDENT_CLOSED, data.operator_id, now):
             return Changed()
         return None
-
-    return HandlerTable(
-        {
-            ReportReceived: on_received,
-            ReportUnrouted: on_unrouted,
-            ReportStalled: on_stalled,
-            DispatchEscalated: on_escalated,
-            ReportVerified: on_verified,
-            DispatchHeld: on_not_reaching,
-            DispatchFailed: on_not_reaching,
-            DispatchAcknowledged: on_reached,
-            ReportClosed: on_closed,
-        },
-        batched={DispatchDelivered: on_delivered},
-        settle=settle,
-    )
 
 
 async def close_open(
