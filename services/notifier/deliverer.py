@@ -28,9 +28,12 @@ watchdog then knows it is not lost, and an operator is given the agency to phone
 """
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -38,6 +41,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import topics
+from schemas.catalog import AGENCIES
 from schemas.envelope import KafkaRecord, derived_event_id, encode
 from schemas.events import (
     DispatchCallerAdded,
@@ -211,6 +215,49 @@ def _status_record(dispatch: DueDispatch, event, now: datetime) -> KafkaRecord:
     )
 
 
+@dataclass
+class Way:
+    """The channel an attempt goes by, and the ones passed over on the way to it."""
+
+    channel: str | None
+    target: str | None
+    channel_attempts: int
+    tried: list[str]
+    errors: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int  # of the dispatch's attempts, this one included
+    on_channel: int  # of this channel's attempts, this one included
+    result: Result
+    duration_ms: int
+    closed_breaker: bool
+
+
+def _choose_channel(dispatch: DueDispatch, config: AgencyConfig, channels: dict[str, Channel]) -> Way:
+    """The dispatch's current channel, or the next one the agency can be reached on.
+    Channels it cannot be reached on (no URL, no address, removed from its list) are
+    passed over without an attempt, each with why."""
+    tried, errors = list(dispatch.channels_tried), list(dispatch.channel_errors)
+    channel = dispatch.channel or next_channel(config.channels, tried)
+    way = Way(channel, None, dispatch.channel_attempts, tried, errors)
+    while way.channel is not None:
+        sender = channels.get(way.channel)
+        if sender is None or way.channel not in config.channels:
+            reason = "not one of the agency's channels"
+        else:
+            way.target, reason = sender.target(config)
+            if way.target:
+                return way
+        way.skipped.append((way.channel, reason))
+        way.errors.append(f"{way.channel}: {reason}")
+        way.tried.append(way.channel)
+        way.channel, way.channel_attempts = next_channel(config.channels, way.tried), 0
+    return way
+
+
 class Deliverer:
     def __init__(
         self,
@@ -223,7 +270,8 @@ class Deliverer:
         metrics: DeliveryMetrics,
         breakers: Breakers,
         clock: Clock,
-        concurrency: int = 16,
+        concurrency: int = 64,
+        concurrency_per_agency: int = 16,
         lease_seconds: float = 30.0,
         poll_interval: float = 1.0,
         configs: AgencyConfigs | None = None,
@@ -244,6 +292,10 @@ class Deliverer:
         self.breakers = breakers
         self.clock = clock
         self.concurrency = concurrency
+        # Each agency has its own share of the slots: an endpoint that answers slowly
+        # (or not at all, until the timeout) holds at most its share, never the others'.
+        self.concurrency_per_agency = min(concurrency_per_agency, concurrency)
+        self._in_flight_by_agency: collections.Counter[str] = collections.Counter()
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
@@ -287,7 +339,9 @@ class Deliverer:
                         self.metrics.pending.set(queue.pending)
                         self.due_backlog = queue.due
                         if nothing_due:
-                            next_due = queue.seconds_until_next_due
+                            # Due now yet not claimed: its agency's slots are all taken
+                            # (or another replica holds it). A slot that frees wakes the loop.
+                            next_due = queue.seconds_until_next_due or None
                         gauge_at = time.monotonic()
                     wait = self.poll_interval if next_due is None else min(self.poll_interval, next_due)
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
@@ -320,19 +374,24 @@ class Deliverer:
         if free <= 0:
             return 0, 0
         now = self.clock.now()
+        by_agency = {a: self.concurrency_per_agency - self._in_flight_by_agency[a] for a in AGENCIES}
         async with self.pool.acquire() as conn:
-            due = await store.claim_due(conn, free, now, now + timedelta(seconds=self.lease_seconds))
+            due = await store.claim_due(conn, by_agency, free, now, now + timedelta(seconds=self.lease_seconds))
         for dispatch in due:
             task = asyncio.create_task(self._deliver_safely(dispatch))
             self._in_flight.add(task)
-            task.add_done_callback(self._done)
+            self._in_flight_by_agency[dispatch.agency] += 1
+            task.add_done_callback(functools.partial(self._done, dispatch.agency))
         return free, len(due)
 
-    def _done(self, task: asyncio.Task) -> None:
+    def _done(self, agency: str, task: asyncio.Task) -> None:
         self._in_flight.discard(task)
+        self._in_flight_by_agency[agency] -= 1
         # A slot is free. Under load, claim for several slots at once rather than one
-        # query per finished attempt; when few are in flight, at once.
-        if len(self._in_flight) <= self.concurrency // 2:
+        # query per finished attempt: when half of them are free, overall or the agency's.
+        if len(self._in_flight) <= self.concurrency // 2 or self._in_flight_by_agency[agency] == (
+            self.concurrency_per_agency // 2
+        ):
             self._wake.set()
 
     async def drain(self) -> None:
@@ -353,150 +412,162 @@ class Deliverer:
     async def deliver(self, dispatch: DueDispatch) -> None:
         config = await self.configs.read(self.pool, dispatch.agency)
         now = self.clock.now()
-        tried, errors = list(dispatch.channels_tried), list(dispatch.channel_errors)
-        channel_attempts = dispatch.channel_attempts
-        channel = dispatch.channel or next_channel(config.channels, tried)
-        skipped: list[tuple[str, str]] = []
-        target = None
-        # Channels this agency cannot be reached on (no URL, no address, removed from
-        # its list) are passed over without an attempt, and said why.
-        while channel is not None:
-            sender = self.channels.get(channel)
-            if sender is None or channel not in config.channels:
-                reason = "not one of the agency's channels"
-            else:
-                target, reason = sender.target(config)
-                if target:
-                    break
-            skipped.append((channel, reason))
-            errors.append(f"{channel}: {reason}")
-            tried.append(channel)
-            channel, channel_attempts = next_channel(config.channels, tried), 0
-
-        if channel is None:
+        way = _choose_channel(dispatch, config, self.channels)
+        if way.channel is None:
             async with self.pool.acquire() as conn, conn.transaction():
-                await self._record_skipped(conn, dispatch, skipped, now)
-                await self._finish(conn, dispatch, "failed", None, dispatch.attempts, errors, now)
+                await self._record_skipped(conn, dispatch, way.skipped, now)
+                await self._finish(conn, dispatch, "failed", None, dispatch.attempts, way.errors, now)
             return
-
-        breaker = self.breakers[dispatch.agency] if channel == "webhook" else None
+        breaker = self.breakers[dispatch.agency] if way.channel == "webhook" else None
         if breaker is not None and not breaker.allow(now.timestamp()):
-            until = datetime.fromtimestamp(breaker.postpone_until(now.timestamp()), now.tzinfo)
-            self.metrics.postponed.labels(dispatch.agency).inc()
-            async with self.pool.acquire() as conn, conn.transaction():
-                await self._record_skipped(conn, dispatch, skipped, now)
-                await store.update_progress(
-                    conn,
-                    dispatch,
-                    channel=channel,
-                    channels_tried=tried,
-                    attempts=dispatch.attempts,
-                    channel_attempts=channel_attempts,
-                    channel_errors=errors,
-                    next_attempt_at=until,
-                    error=None,
-                )
-                await self._announce_if_held(conn, dispatch, "breaker open", dispatch.attempts, until, now)
+            await self._postpone(dispatch, way, breaker, now)
             return
 
         started = time.perf_counter()
-        result = await self.channels[channel].send(target, dispatch, config, now)
-        duration_ms = elapsed_ms(started)
-        closed_again = self._update_breaker(breaker, dispatch.agency, dispatch.dispatch_id, result.verdict, now)
-
-        attempts, channel_attempts = dispatch.attempts + 1, channel_attempts + 1
-        error = result.error
-        if result.verdict is Verdict.DELIVERED:
-            outcome = "delivered"
-        elif result.verdict is Verdict.RETRYABLE and not self.policy.gives_up(channel_attempts):
-            outcome = "retry"
-        elif result.verdict is Verdict.RETRYABLE:
-            outcome, error = "gave_up", f"{error} (after {channel_attempts} attempts)"
-        else:
-            outcome = "permanent"
-        self.metrics.attempts.labels(dispatch.agency, channel, outcome).inc()
-
-        if outcome == "delivered" and not skipped and not closed_again:
-            announce = (update_outcome_record if dispatch.kind == "update" else outcome_record)(
-                dispatch, "delivered", channel, attempts, None, now
-            )
-            delivered = store.Delivered(
-                dispatch.dispatch_id,
-                attempts,
-                channel,
-                target,
-                errors,
-                now,
-                duration_ms,
-                result.status_code,
-                announce,
-                now,
-            )
-            if await self.finisher.submit(delivered):
-                self._count_finished(dispatch, "delivered", channel, attempts, now)
+        result = await self.channels[way.channel].send(way.target, dispatch, config, now)
+        attempt = Attempt(
+            number=dispatch.attempts + 1,
+            on_channel=way.channel_attempts + 1,
+            result=result,
+            duration_ms=elapsed_ms(started),
+            closed_breaker=self._update_breaker(breaker, dispatch.agency, dispatch.dispatch_id, result.verdict, now),
+        )
+        outcome, error = self._outcome(attempt)
+        self.metrics.attempts.labels(dispatch.agency, way.channel, outcome).inc()
+        if outcome == "delivered" and not way.skipped and not attempt.closed_breaker:
+            await self._finish_delivered(dispatch, way, attempt, now)
             return
-
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._record_skipped(conn, dispatch, skipped, now)
+            await self._record_skipped(conn, dispatch, way.skipped, now)
             await store.record_attempt(
                 conn,
                 dispatch_id=dispatch.dispatch_id,
-                attempt=attempts,
-                channel=channel,
-                target=target,
+                attempt=attempt.number,
+                channel=way.channel,
+                target=way.target,
                 started_at=now,
-                duration_ms=duration_ms,
+                duration_ms=attempt.duration_ms,
                 outcome=outcome,
                 status_code=result.status_code,
                 error=error,
             )
             if outcome == "delivered":
-                await self._finish(conn, dispatch, "delivered", channel, attempts, errors, now)
+                await self._finish(conn, dispatch, "delivered", way.channel, attempt.number, way.errors, now)
             elif outcome == "retry":
-                retry_at = now + timedelta(seconds=self.policy.delay(channel_attempts))
-                await store.update_progress(
-                    conn,
-                    dispatch,
-                    channel=channel,
-                    channels_tried=tried,
-                    attempts=attempts,
-                    channel_attempts=channel_attempts,
-                    channel_errors=errors,
-                    next_attempt_at=retry_at,
-                    error=error,
-                )
-                await self._announce_if_held(conn, dispatch, f"{channel}: {error}", attempts, retry_at, now)
+                await self._retry_later(conn, dispatch, way, attempt, error, now)
             else:
-                errors.append(f"{channel}: {error}")
-                tried.append(channel)
-                following = next_channel(config.channels, tried)
-                if following is None:
-                    await self._finish(conn, dispatch, "failed", channel, attempts, errors, now)
-                else:
-                    await store.update_progress(
-                        conn,
-                        dispatch,
-                        channel=following,
-                        channels_tried=tried,
-                        attempts=attempts,
-                        channel_attempts=0,
-                        channel_errors=errors,
-                        next_attempt_at=now,
-                        error=error,
-                    )
-                    log.info(
-                        "channel gave up; trying the next",
-                        extra={
-                            "fields": {
-                                "dispatch_id": str(dispatch.dispatch_id),
-                                "agency": dispatch.agency,
-                                "channel": channel,
-                                "next_channel": following,
-                            }
-                        },
-                    )
-            if closed_again:
+                await self._next_channel_or_fail(conn, dispatch, config, way, attempt, error, now)
+            if attempt.closed_breaker:
                 await store.bring_forward(conn, dispatch.agency, "webhook", now)
+
+    def _outcome(self, attempt: Attempt) -> tuple[str, str | None]:
+        """delivered, retry (on this channel, later), gave_up or permanent (the next
+        channel); with the error to record."""
+        verdict, error = attempt.result.verdict, attempt.result.error
+        if verdict is Verdict.DELIVERED:
+            return "delivered", error
+        if verdict is Verdict.RETRYABLE and not self.policy.gives_up(attempt.on_channel):
+            return "retry", error
+        if verdict is Verdict.RETRYABLE:
+            return "gave_up", f"{error} (after {attempt.on_channel} attempts)"
+        return "permanent", error
+
+    async def _finish_delivered(self, dispatch: DueDispatch, way: Way, attempt: Attempt, now: datetime) -> None:
+        """The common end: recorded with the others finishing now, in one statement."""
+        announce = (update_outcome_record if dispatch.kind == "update" else outcome_record)(
+            dispatch, "delivered", way.channel, attempt.number, None, now
+        )
+        delivered = store.Delivered(
+            dispatch.dispatch_id,
+            attempt.number,
+            way.channel,
+            way.target,
+            way.errors,
+            now,
+            attempt.duration_ms,
+            attempt.result.status_code,
+            announce,
+            now,
+        )
+        if await self.finisher.submit(delivered):
+            self._count_finished(dispatch, "delivered", way.channel, attempt.number, now)
+
+    async def _postpone(self, dispatch: DueDispatch, way: Way, breaker, now: datetime) -> None:
+        """The agency's breaker is open: no attempt, the dispatch waits for its next trial."""
+        until = datetime.fromtimestamp(breaker.postpone_until(now.timestamp()), now.tzinfo)
+        self.metrics.postponed.labels(dispatch.agency).inc()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._record_skipped(conn, dispatch, way.skipped, now)
+            await store.update_progress(
+                conn,
+                dispatch,
+                channel=way.channel,
+                channels_tried=way.tried,
+                attempts=dispatch.attempts,
+                channel_attempts=way.channel_attempts,
+                channel_errors=way.errors,
+                next_attempt_at=until,
+                error=None,
+            )
+            await self._announce_if_held(conn, dispatch, "breaker open", dispatch.attempts, until, now)
+
+    async def _retry_later(
+        self, conn, dispatch: DueDispatch, way: Way, attempt: Attempt, error: str | None, now: datetime
+    ) -> None:
+        retry_at = now + timedelta(seconds=self.policy.delay(attempt.on_channel))
+        await store.update_progress(
+            conn,
+            dispatch,
+            channel=way.channel,
+            channels_tried=way.tried,
+            attempts=attempt.number,
+            channel_attempts=attempt.on_channel,
+            channel_errors=way.errors,
+            next_attempt_at=retry_at,
+            error=error,
+        )
+        await self._announce_if_held(conn, dispatch, f"{way.channel}: {error}", attempt.number, retry_at, now)
+
+    async def _next_channel_or_fail(
+        self,
+        conn,
+        dispatch: DueDispatch,
+        config: AgencyConfig,
+        way: Way,
+        attempt: Attempt,
+        error: str | None,
+        now: datetime,
+    ) -> None:
+        """This channel gave up (or refused for good): the agency's next one, due now, or
+        failed when there is none."""
+        way.errors.append(f"{way.channel}: {error}")
+        way.tried.append(way.channel)
+        following = next_channel(config.channels, way.tried)
+        if following is None:
+            await self._finish(conn, dispatch, "failed", way.channel, attempt.number, way.errors, now)
+            return
+        await store.update_progress(
+            conn,
+            dispatch,
+            channel=following,
+            channels_tried=way.tried,
+            attempts=attempt.number,
+            channel_attempts=0,
+            channel_errors=way.errors,
+            next_attempt_at=now,
+            error=error,
+        )
+        log.info(
+            "channel gave up; trying the next",
+            extra={
+                "fields": {
+                    "dispatch_id": str(dispatch.dispatch_id),
+                    "agency": dispatch.agency,
+                    "channel": way.channel,
+                    "next_channel": following,
+                }
+            },
+        )
 
     async def _announce_if_held(
         self, conn, dispatch: DueDispatch, reason: str, attempts: int, next_attempt_at: datetime, now: datetime

@@ -17,7 +17,10 @@ class NotifierSettings(ServiceSettings):
     delivery_max_attempts: int = Field(12, ge=1, le=100)
     delivery_backoff_base_seconds: float = Field(1.0, gt=0)
     delivery_backoff_cap_seconds: float = Field(120.0, gt=0)
-    delivery_concurrency: int = Field(16, ge=1, le=256)
+    # Attempts in flight at once, and of them at most this many to one agency: an
+    # endpoint that answers slowly (or only at the timeout) holds its share, not the others'.
+    delivery_concurrency: int = Field(64, ge=1, le=256)
+    delivery_concurrency_per_agency: int = Field(16, ge=1, le=256)
     delivery_poll_interval: float = Field(1.0, gt=0, le=60)
     # A dispatch that cannot be delivered within this many seconds of the report (its
     # endpoint fails, its breaker is open) is announced as held: an operator phones.

@@ -6,7 +6,7 @@ PostgreSQL's `now()`, so tests can move time forward (see clock.py).
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -277,23 +277,36 @@ _DUE_COLUMNS = """d.dispatch_id, d.report_id, d.agency, d.event_id, d.event_type
     d.claim_token, d.kind, d.update_of, d.new_report_id"""
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int, now: datetime, lease_until: datetime) -> list[DueDispatch]:
-    """Take up to `limit` due dispatches and lease them: each stays hidden until
-    `lease_until` and carries a fresh claim token. Only the token's holder moves the
-    dispatch on; a worker that died mid-attempt lets it come due again when the lease
-    ends, and its late answer, if any, can no longer reschedule it."""
+async def claim_due(
+    conn: asyncpg.Connection, free: Mapping[str, int], limit: int, now: datetime, lease_until: datetime
+) -> list[DueDispatch]:
+    """Take up to `limit` due dispatches, the earliest due first, and of each agency at
+    most its `free` slots, and lease them: each stays hidden until `lease_until` and
+    carries a fresh claim token. Only the token's holder moves the dispatch on; a worker
+    that died mid-attempt lets it come due again when the lease ends, and its late
+    answer, if any, can no longer reschedule it."""
+    agencies = [a for a, n in free.items() if n > 0]
+    if not agencies or limit <= 0:
+        return []
     rows = await conn.fetch(
         f"""
-        UPDATE dispatches d SET next_attempt_at = $3, claim_token = gen_random_uuid()
-        FROM (SELECT dispatch_id FROM dispatches
-              WHERE state = 'pending' AND next_attempt_at <= $2
-              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+        UPDATE dispatches d SET next_attempt_at = $4, claim_token = gen_random_uuid()
+        FROM (SELECT due.dispatch_id
+              FROM unnest($1::text[], $2::int[]) AS a(agency, free)
+              CROSS JOIN LATERAL (
+                  SELECT dispatch_id, next_attempt_at FROM dispatches
+                  WHERE state = 'pending' AND agency = a.agency AND next_attempt_at <= $3
+                  ORDER BY next_attempt_at LIMIT a.free FOR UPDATE SKIP LOCKED
+              ) AS due
+              ORDER BY due.next_attempt_at LIMIT $5) AS due
         WHERE d.dispatch_id = due.dispatch_id
         RETURNING {_DUE_COLUMNS}
         """,
-        limit,
+        agencies,
+        [free[a] for a in agencies],
         now,
         lease_until,
+        limit,
     )
     return [DueDispatch(**dict(r)) for r in rows]
 

@@ -13,6 +13,7 @@ from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
     DELIVERED,
     FAILED,
     HELD,
+    AgencyEndpoint,
     dispatch_event,
     endpoint_fixture,
     notifier_settings,
@@ -214,3 +215,34 @@ async def test_one_dispatch_the_endpoint_keeps_refusing_does_not_hold_back_the_a
     assert breaker == "closed"  # five refusals of one dispatch say nothing about the endpoint
     assert sorted(endpoint.accepted_keys()) == sorted(str(e.dispatch_id) for e in others)
     assert 'e112_dispatch_postponed_total{agency="dinkes"}' not in metrics
+
+
+async def test_an_agency_answering_slowly_holds_only_its_share_of_the_delivery_slots(database_url, broker):
+    """Six fire dispatches to an endpoint that takes 4 s to answer, then three to PLN's
+    quick one, with four slots and two per agency: PLN's go at once, beside the fire
+    brigade's two in flight, instead of waiting for them."""
+    slow, quick = AgencyEndpoint(delay=4.0), AgencyEndpoint()
+    fires = [dispatch_event("damkar") for _ in range(6)]
+    outages = [dispatch_event("pln") for _ in range(3)]
+    settings = notifier_settings(
+        database_url,
+        broker.bootstrap,
+        delivery_concurrency=4,
+        delivery_concurrency_per_agency=2,
+        webhook_timeout_seconds=10,
+    )
+    try:
+        async with running(create_app(settings), API_KEY) as client:
+            await set_agency(client, "damkar", webhook_url=slow.url, channels=["webhook"])
+            await set_agency(client, "pln", webhook_url=quick.url, channels=["webhook"])
+            await produce(broker.bootstrap, [record_of(e) for e in fires])
+            await eventually(lambda: slow.in_flight == 2)
+            await produce(broker.bootstrap, [record_of(e) for e in outages])
+            await eventually(lambda: len(quick.accepted()) == 3)
+            slow_answered_by_then = len(slow.hits)
+            await eventually(lambda: len(slow.accepted()) == 6, timeout=60)
+    finally:
+        slow.close()
+        quick.close()
+    assert slow_answered_by_then == 0, "PLN's dispatches did not wait for the fire brigade's slow answers"
+    assert slow.most_in_flight == 2, "the slow endpoint held its share of the slots, not all four"

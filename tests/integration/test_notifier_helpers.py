@@ -110,6 +110,7 @@ class AgencyEndpoint:
     now: object = time.time
     hits: list[Hit] = field(default_factory=list)
     in_flight: int = 0  # requests received and not answered yet
+    most_in_flight: int = 0  # the most at any one time
     refused_keys: dict[str, int] = field(default_factory=dict)  # Idempotency-Key -> the status it always gets
 
     def __post_init__(self):
@@ -121,6 +122,7 @@ class AgencyEndpoint:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with endpoint._lock:
                     endpoint.in_flight += 1
+                    endpoint.most_in_flight = max(endpoint.most_in_flight, endpoint.in_flight)
                 if endpoint.delay:
                     time.sleep(endpoint.delay)
                 status = endpoint.refused_keys.get(headers.get("idempotency-key", ""), endpoint.status)
