@@ -8,7 +8,7 @@ anything else (sign-in included, which has no session yet)."""
 
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -43,8 +43,9 @@ async def current_operator(request: Request) -> Operator:
     token = request.cookies.get(COOKIE)
     row = None
     if token:
+        idle = timedelta(minutes=request.app.state.settings.session_idle_minutes)
         async with request.app.state.pool.acquire() as conn:
-            row = await store.live_session(conn, auth.token_hash(token), datetime.now(UTC))
+            row = await store.live_session(conn, auth.token_hash(token), datetime.now(UTC), idle)
     if row is None:
         raise Problem(401, "Not signed in", "Sign in with your name and PIN.")
     return Operator(row["operator_id"], row["operator_name"], row["csrf_token"], row["token_hash"])

@@ -31,6 +31,9 @@ class ConsoleSettings(ServiceSettings):
     upstream_timeout_seconds: float = Field(10.0, gt=0, le=120)
     # A session outlives an 8-hour shift with room for a late handover, no more.
     session_hours: float = Field(10.0, gt=0, le=24)
+    # Without a request from its page this long, a session ends (an open console polls,
+    # so this ends the sessions of closed or abandoned ones, not of a quiet night).
+    session_idle_minutes: float = Field(30.0, gt=0, le=24 * 60)
     # Over plain http (development) a Secure cookie would never come back.
     cookie_secure: bool = False
     # Wrong PINs in a row before an operator's sign-in is locked, and for how long.

@@ -1,6 +1,6 @@
 """The console's own SQL (schema `console`): PINs and sessions."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -94,8 +94,8 @@ async def create_session(
     conn, token_hash: bytes, operator_id: UUID, name: str, csrf: str, now: datetime, expires: datetime
 ) -> None:
     await conn.execute(
-        "INSERT INTO sessions (token_hash, operator_id, operator_name, csrf_token, created_at, expires_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO sessions (token_hash, operator_id, operator_name, csrf_token, created_at, expires_at, "
+        "last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $5)",
         token_hash,
         operator_id,
         name,
@@ -105,9 +105,15 @@ async def create_session(
     )
 
 
-async def live_session(conn, token_hash: bytes, now: datetime):
+async def live_session(conn, token_hash: bytes, now: datetime, idle: timedelta):
+    """The session, if it is neither ended, expired nor idle longer than `idle`; seen now."""
     return await conn.fetchrow(
-        "SELECT * FROM sessions WHERE token_hash = $1 AND ended_at IS NULL AND expires_at > $2", token_hash, now
+        "UPDATE sessions SET last_seen_at = $2 "
+        "WHERE token_hash = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen_at > $2 - $3::interval "
+        "RETURNING *",
+        token_hash,
+        now,
+        idle,
     )
 
 

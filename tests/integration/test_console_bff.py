@@ -179,6 +179,26 @@ async def test_sign_in_with_pin_lockout_session_cookie_csrf_and_sign_out(databas
     assert signed_out.status_code == 204 and after.status_code == 401 and replayed.status_code == 401
 
 
+async def test_a_session_left_idle_ends_and_one_in_use_stays(database_url, broker):
+    """An open console polls, which keeps its session; one without a request for
+    SESSION_IDLE_MINUTES (closed, abandoned) ends, its cookie worth nothing after."""
+    async with services(database_url, broker.bootstrap, session_idle_minutes=30) as env:
+        sari = await operator_with_pin(env)
+        await sign_in(env.console, sari)
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute("UPDATE console.sessions SET last_seen_at = now() - interval '29 minutes'")
+            in_use = await env.console.get("/api/session")
+            seen = await conn.fetchval("SELECT now() - last_seen_at < interval '1 minute' FROM console.sessions")
+            await conn.execute("UPDATE console.sessions SET last_seen_at = now() - interval '31 minutes'")
+            idle = await env.console.get("/api/session")
+            acting = await env.console.post("/api/shift/check-in")
+        finally:
+            await conn.close()
+    assert in_use.status_code == 200 and seen, "a request keeps the session and counts as seen"
+    assert idle.status_code == 401 and acting.status_code == 401
+
+
 async def test_wrong_pins_lock_out_the_address_that_sent_them_not_the_operator(database_url, broker):
     """Five wrong PINs locked an operator for everyone: anyone could lock out every call taker."""
     async with services(database_url, broker.bootstrap, signin_max_failures=3, signin_operator_ceiling=7) as env:
