@@ -1,6 +1,6 @@
 """Intake's admin API: the apps' API keys."""
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -24,6 +24,20 @@ class ApiKeyCreate(BaseModel):
         "operator signed in to it; admin: manages keys and policy",
     )
     is_admin: bool = Field(False, description="Same as role admin (kept for existing scripts)")
+    expires_in_days: float | None = Field(
+        None, gt=0, le=3650, description="The key stops working this long after it is made; omitted: it does not expire"
+    )
+
+
+class ApiKeyRotate(BaseModel):
+    overlap_hours: float = Field(
+        24,
+        ge=0,
+        le=30 * 24,
+        description="The old key keeps working this long beside the new one (0: it stops now), while the app "
+        "switches over",
+    )
+    expires_in_days: float | None = Field(None, gt=0, le=3650, description="The new key's lifetime; omitted: none")
 
 
 class ApiKeyPublic(BaseModel):
@@ -36,6 +50,7 @@ class ApiKeyPublic(BaseModel):
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 class ApiKeyCreated(BaseModel):
@@ -45,6 +60,23 @@ class ApiKeyCreated(BaseModel):
     rate_per_minute: int
     role: Role
     is_admin: bool
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, new: clients.NewKey) -> "ApiKeyCreated":
+        return cls(
+            id=new.id,
+            name=new.name,
+            key=new.key,
+            rate_per_minute=new.rate_per_minute,
+            role=new.role,
+            is_admin=new.is_admin,
+            expires_at=new.expires_at,
+        )
+
+
+def _lifetime(days: float | None) -> datetime | None:
+    return None if days is None else datetime.now(UTC) + timedelta(days=days)
 
 
 router = APIRouter(
@@ -62,15 +94,9 @@ async def create(body: ApiKeyCreate, admin: AdminClient, conn: Connection) -> Ap
         rate_per_minute=body.rate_per_minute,
         role="admin" if body.is_admin else body.role,
         created_by=admin.name,
+        expires_at=_lifetime(body.expires_in_days),
     )
-    return ApiKeyCreated(
-        id=new.id,
-        name=new.name,
-        key=new.key,
-        rate_per_minute=new.rate_per_minute,
-        role=new.role,
-        is_admin=new.is_admin,
-    )
+    return ApiKeyCreated.of(new)
 
 
 @router.get("/api-keys", summary="Every API key (never the keys themselves)")
@@ -88,3 +114,23 @@ async def revoke(key_id: UUID, admin: AdminClient, conn: Connection, keys: Keys)
     if not await clients.revoke_key(conn, key_id):
         raise Problem(404, "Not found", f"No active API key {key_id}.")
     keys.forget()
+
+
+@router.post(
+    "/api-keys/{key_id}/rotate",
+    status_code=201,
+    summary="A new key for the same app; the old one works beside it for the overlap, then expires",
+    responses={404: {**PROBLEM_RESPONSES[401], "description": "No such active key"}},
+)
+async def rotate(key_id: UUID, body: ApiKeyRotate, admin: AdminClient, conn: Connection, keys: Keys) -> ApiKeyCreated:
+    new = await clients.rotate_key(
+        conn,
+        key_id,
+        overlap=timedelta(hours=body.overlap_hours),
+        created_by=admin.name,
+        expires_at=_lifetime(body.expires_in_days),
+    )
+    if new is None:
+        raise Problem(404, "Not found", f"No active API key {key_id}.")
+    keys.forget()  # an overlap of 0 ends the old key at once, here too
+    return ApiKeyCreated.of(new)

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -67,6 +68,7 @@ class NewKey:
     key_prefix: str
     rate_per_minute: int
     role: Role
+    expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -78,14 +80,21 @@ def hash_key(key: str) -> bytes:
 
 
 async def create_key(
-    conn: asyncpg.Connection, *, name: str, rate_per_minute: int, role: Role, created_by: str
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    rate_per_minute: int,
+    role: Role,
+    created_by: str,
+    expires_at: datetime | None = None,
 ) -> NewKey:
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     client_id = uuid.uuid4()
     await conn.execute(
         """
-        INSERT INTO api_clients (id, name, key_hash, key_prefix, rate_per_minute, is_admin, role, created_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO api_clients (id, name, key_hash, key_prefix, rate_per_minute, is_admin, role, created_by,
+                                 expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         """,
         client_id,
         name,
@@ -95,8 +104,12 @@ async def create_key(
         role == "admin",
         role,
         created_by,
+        expires_at,
     )
-    return NewKey(client_id, name, key, key[:12], rate_per_minute, role)
+    return NewKey(client_id, name, key, key[:12], rate_per_minute, role, expires_at)
+
+
+_ACTIVE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
 
 
 async def revoke_key(conn: asyncpg.Connection, client_id: UUID) -> bool:
@@ -107,9 +120,34 @@ async def revoke_key(conn: asyncpg.Connection, client_id: UUID) -> bool:
     )
 
 
+async def rotate_key(
+    conn: asyncpg.Connection, client_id: UUID, *, overlap: timedelta, created_by: str, expires_at: datetime | None
+) -> NewKey | None:
+    """A new key for the app of active key `client_id` (its name, role and rate), and
+    the old one expiring after `overlap` (sooner, if it expired sooner anyway): the app
+    switches to the new key meanwhile, with no request refused. None: no such active key."""
+    async with conn.transaction():
+        old = await conn.fetchrow(
+            f"UPDATE api_clients SET expires_at = least(coalesce(expires_at, 'infinity'), now() + $2::interval) "
+            f"WHERE id = $1 AND {_ACTIVE} RETURNING name, role, rate_per_minute",
+            client_id,
+            overlap,
+        )
+        if old is None:
+            return None
+        return await create_key(
+            conn,
+            name=old["name"],
+            rate_per_minute=old["rate_per_minute"],
+            role=old["role"],
+            created_by=created_by,
+            expires_at=expires_at,
+        )
+
+
 async def list_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT id, name, key_prefix, rate_per_minute, is_admin, role, created_by, created_at, revoked_at "
+        "SELECT id, name, key_prefix, rate_per_minute, is_admin, role, created_by, created_at, revoked_at, expires_at "
         "FROM api_clients ORDER BY created_at"
     )
 
@@ -139,16 +177,19 @@ class Authenticator:
             return cached[0]
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT id, name, role, rate_per_minute FROM api_clients WHERE key_hash = $1 AND revoked_at IS NULL",
+                f"SELECT id, name, role, rate_per_minute, extract(epoch FROM expires_at - now()) AS expires_in "
+                f"FROM api_clients WHERE key_hash = $1 AND {_ACTIVE}",
                 digest,
             )
-        if row is None:  # unknown or revoked: never cached, so a new key works at once
+        if row is None:  # unknown, revoked or expired: never cached, so a new key works at once
             self._cache.pop(digest, None)
             return None
         client = Client(str(row["id"]), row["name"], row["role"], row["rate_per_minute"])
         if len(self._cache) >= self.cache_limit:
             self._cache.clear()
-        self._cache[digest] = (client, now + self.cache_seconds)
+        # Kept no longer than the key lives: an expiring key is refused on the dot.
+        keep = self.cache_seconds if row["expires_in"] is None else min(self.cache_seconds, float(row["expires_in"]))
+        self._cache[digest] = (client, now + keep)
         return client
 
     def forget(self) -> None:

@@ -8,7 +8,7 @@ from services.intake import keys
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from tests.conftest import API_KEY
-from tests.support import FIRE_REPORT, running
+from tests.support import FIRE_REPORT, eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +20,52 @@ def intake(database_url: str, bootstrap: str) -> IntakeSettings:
         e112_api_key=API_KEY,
         kafka_session_timeout_ms=2000,
     )
+
+
+async def test_a_rotated_key_works_beside_the_new_one_for_the_overlap_then_expires(database_url, broker):
+    async with running(create_app(intake(database_url, broker.bootstrap)), API_KEY) as admin:
+        made = (await admin.post("/v1/admin/api-keys", json={"name": "sms-gateway", "rate_per_minute": 120})).json()
+        old = {"Authorization": f"Bearer {made['key']}"}
+        await admin.post("/v1/reports", json=FIRE_REPORT, headers=old)  # in use: looked up and cached
+        rotated = await admin.post(f"/v1/admin/api-keys/{made['id']}/rotate", json={"overlap_hours": 1})
+        new = {"Authorization": f"Bearer {rotated.json()['key']}"}
+        both = [(await admin.post("/v1/reports", json=FIRE_REPORT, headers=h)).status_code for h in (old, new)]
+        listed = {k["id"]: k for k in (await admin.get("/v1/admin/api-keys")).json()}
+        # The overlap ends (here: moved to a second from now): the old key is refused once
+        # it is past, even while this replica had it cached.
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                "UPDATE intake.api_clients SET expires_at = now() + interval '1 second' WHERE id = $1::uuid",
+                made["id"],
+            )
+        finally:
+            await conn.close()
+        await admin.post("/v1/reports", json=FIRE_REPORT, headers=old)
+        refused = await eventually(
+            lambda: _status(admin.post("/v1/reports", json=FIRE_REPORT, headers=old), 401), timeout=15
+        )
+        new_still = await admin.post("/v1/reports", json=FIRE_REPORT, headers=new)
+        rotate_expired = await admin.post(f"/v1/admin/api-keys/{made['id']}/rotate", json={"overlap_hours": 1})
+        short = await admin.post("/v1/admin/api-keys", json={"name": "pilot", "expires_in_days": 7})
+        at_once = await admin.post(f"/v1/admin/api-keys/{short.json()['id']}/rotate", json={"overlap_hours": 0})
+        pilot_old = await admin.post(
+            "/v1/reports", json=FIRE_REPORT, headers={"Authorization": f"Bearer {short.json()['key']}"}
+        )
+        bad = await admin.post(f"/v1/admin/api-keys/{made['id']}/rotate", json={"overlap_hours": -1})
+    assert rotated.status_code == 201 and rotated.json()["name"] == "sms-gateway"
+    assert rotated.json()["rate_per_minute"] == 120 and rotated.json()["role"] == "app"
+    assert both == [202, 202], "during the overlap both keys file reports"
+    assert listed[made["id"]]["expires_at"] is not None and listed[rotated.json()["id"]]["expires_at"] is None
+    assert refused and new_still.status_code == 202
+    assert rotate_expired.status_code == 404, "an expired key is no longer rotated"
+    assert short.json()["expires_at"] is not None and at_once.status_code == 201
+    assert pilot_old.status_code == 401, "an overlap of 0 ends the old key at once"
+    assert bad.status_code == 422
+
+
+async def _status(request, wanted: int) -> bool:
+    return (await request).status_code == wanted
 
 
 async def test_an_app_key_is_created_once_stored_hashed_and_revocable(database_url, broker):

@@ -226,6 +226,7 @@ INTAKE_ROUTES = {
     ("GET", "/v1/admin/api-keys"): ADMIN_ROLE,
     ("POST", "/v1/admin/api-keys"): ADMIN_ROLE,
     ("DELETE", "/v1/admin/api-keys/{key_id}"): ADMIN_ROLE,
+    ("POST", "/v1/admin/api-keys/{key_id}/rotate"): ADMIN_ROLE,
     ("PUT", "/v1/verification-policy"): ADMIN_ROLE,
 }
 

@@ -1,6 +1,6 @@
 """Intake's API key cache: a valid key costs one lookup per cache period; a revoked one
-(another replica revoked it) stops working when its period ends; unknown keys are never
-cached."""
+(another replica revoked it) stops working when its period ends, an expiring one when it
+expires; unknown keys are never cached."""
 
 import contextlib
 
@@ -30,7 +30,7 @@ KEY = "e112_" + "k" * 43
 async def test_a_valid_key_is_looked_up_once_per_period_and_a_revocation_holds_after_it():
     now = [100.0]
     table = Table()
-    table.rows[hash_key(KEY)] = {"id": "c1", "name": "sms-gateway", "role": "app", "rate_per_minute": 600}
+    table.rows[hash_key(KEY)] = {"id": "c1", "name": "sms-gateway", "role": "app", "rate_per_minute": 600, "expires_in": None}
     auth = Authenticator(None, clock=lambda: now[0], cache_seconds=5.0)
     assert (await auth.resolve(table, KEY)).name == "sms-gateway"
     now[0] += 4.9
@@ -47,9 +47,22 @@ async def test_unknown_keys_are_not_cached_and_forget_drops_everything():
     table = Table()
     auth = Authenticator(None, clock=lambda: now[0])
     assert await auth.resolve(table, KEY) is None
-    table.rows[hash_key(KEY)] = {"id": "c1", "name": "web", "role": "console", "rate_per_minute": 60}
+    table.rows[hash_key(KEY)] = {"id": "c1", "name": "web", "role": "console", "rate_per_minute": 60, "expires_in": None}
     assert (await auth.resolve(table, KEY)).role == "console"  # made just now: works at once
     auth.forget()
     del table.rows[hash_key(KEY)]
     assert await auth.resolve(table, KEY) is None
     assert await auth.resolve(table, "not-a-key") is None and table.lookups == 3
+
+
+async def test_a_key_about_to_expire_is_kept_no_longer_than_it_lives():
+    now = [0.0]
+    table = Table()
+    table.rows[hash_key(KEY)] = {"id": "c1", "name": "sms", "role": "app", "rate_per_minute": 60, "expires_in": 2.0}
+    auth = Authenticator(None, clock=lambda: now[0], cache_seconds=5.0)
+    assert await auth.resolve(table, KEY) is not None
+    now[0] += 1.9
+    assert await auth.resolve(table, KEY) is not None and table.lookups == 1
+    del table.rows[hash_key(KEY)]  # expired: the query finds it no more
+    now[0] += 0.2
+    assert await auth.resolve(table, KEY) is None and table.lookups == 2
