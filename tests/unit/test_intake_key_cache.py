@@ -27,10 +27,14 @@ class Table:
 KEY = "e112_" + "k" * 43
 
 
+def row(name: str, role: str, rate: int, expires_in: float | None = None) -> dict:
+    return {"id": "c1", "name": name, "role": role, "rate_per_minute": rate, "expires_in": expires_in}
+
+
 async def test_a_valid_key_is_looked_up_once_per_period_and_a_revocation_holds_after_it():
     now = [100.0]
     table = Table()
-    table.rows[hash_key(KEY)] = {"id": "c1", "name": "sms-gateway", "role": "app", "rate_per_minute": 600, "expires_in": None}
+    table.rows[hash_key(KEY)] = row("sms-gateway", "app", 600)
     auth = Authenticator(None, clock=lambda: now[0], cache_seconds=5.0)
     assert (await auth.resolve(table, KEY)).name == "sms-gateway"
     now[0] += 4.9
@@ -47,7 +51,7 @@ async def test_unknown_keys_are_not_cached_and_forget_drops_everything():
     table = Table()
     auth = Authenticator(None, clock=lambda: now[0])
     assert await auth.resolve(table, KEY) is None
-    table.rows[hash_key(KEY)] = {"id": "c1", "name": "web", "role": "console", "rate_per_minute": 60, "expires_in": None}
+    table.rows[hash_key(KEY)] = row("web", "console", 60)
     assert (await auth.resolve(table, KEY)).role == "console"  # made just now: works at once
     auth.forget()
     del table.rows[hash_key(KEY)]
@@ -58,7 +62,7 @@ async def test_unknown_keys_are_not_cached_and_forget_drops_everything():
 async def test_a_key_about_to_expire_is_kept_no_longer_than_it_lives():
     now = [0.0]
     table = Table()
-    table.rows[hash_key(KEY)] = {"id": "c1", "name": "sms", "role": "app", "rate_per_minute": 60, "expires_in": 2.0}
+    table.rows[hash_key(KEY)] = row("sms", "app", 60, expires_in=2.0)
     auth = Authenticator(None, clock=lambda: now[0], cache_seconds=5.0)
     assert await auth.resolve(table, KEY) is not None
     now[0] += 1.9
