@@ -66,6 +66,7 @@ class ReportHandler:
             elif data.report_id not in seen:  # a copy in the same batch would decide nothing
                 seen.add(data.report_id)
                 now_routed.append((envelope.id, data))
+        await lock_batch(conn, now_routed, later)
         if now_routed:
             await route_reports(conn, now_routed, self.metrics, self.cache)
         for envelope in later:
@@ -88,6 +89,19 @@ class ReportHandler:
 
     async def route_alone(self, conn: asyncpg.Connection, event_id: str, report: ReportReceived) -> None:
         await route_reports(conn, [(event_id, report)], self.metrics, self.cache)
+
+
+async def lock_batch(
+    conn: asyncpg.Connection, now_routed: list[tuple[str, ReportReceived]], later: list[Envelope]
+) -> None:
+    """The decision locks a batch of reports received needs, taken at once and in order:
+    its reports to route, and the incidents of its linked ones not decided for good
+    (those decided for good need none, linked.handle_linked)."""
+    incidents = list({e.data.linked_to for e in later if e.data.linked_to})
+    undecided = set(incidents) - await store.decided_for_good(conn, incidents) if incidents else set()
+    ids = [report.report_id for _, report in now_routed] + list(undecided)
+    if ids:
+        await store.lock_decisions(conn, ids)
 
 
 async def route_reports(

@@ -242,6 +242,28 @@ async def lock_decision(conn: asyncpg.Connection, report_id: UUID) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(112, hashtext($1::text))", str(report_id))
 
 
+async def lock_decisions(conn: asyncpg.Connection, report_ids: list[UUID]) -> None:
+    """lock_decision for many at once, in report id order, the order record_decisions
+    takes its own in: two batches whose reports and incidents overlap then wait for one
+    another, and never deadlock (each waiting on a lock the other took first, until
+    PostgreSQL aborts one after a second and its batch is redone one event at a time)."""
+    await conn.execute(
+        "SELECT count(pg_advisory_xact_lock(112, hashtext(id::text))) "
+        "FROM (SELECT DISTINCT unnest($1::uuid[]) AS id ORDER BY 1) AS ids",
+        report_ids,
+    )
+
+
+async def decided_for_good(conn: asyncpg.Connection, report_ids: list[UUID]) -> set[UUID]:
+    """Those of `report_ids` whose committed decision no later event changes."""
+    rows = await conn.fetch(
+        f"SELECT report_id FROM routing_decisions WHERE report_id = ANY($1::uuid[]) "
+        f"AND outcome NOT IN ({sql_list(REDECIDABLE)})",
+        report_ids,
+    )
+    return {r["report_id"] for r in rows}
+
+
 async def fetch_decision(conn: asyncpg.Connection, report_id: UUID) -> asyncpg.Record | None:
     await lock_decision(conn, report_id)  # a statement of its own: the SELECT sees what committed meanwhile
     return await peek_decision(conn, report_id)

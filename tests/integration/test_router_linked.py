@@ -174,6 +174,30 @@ async def test_a_caller_of_a_decided_incident_does_not_wait_for_its_decision_loc
     assert parked == "awaiting_incident"
 
 
+async def test_two_batches_each_with_the_other_s_incident_s_caller_both_finish_and_link(database_url, broker):
+    """Partition A's batch decides fire X and has a caller of fire Y; partition B's
+    decides Y and has a caller of X, handled side by side. Each takes every lock it
+    needs at once and in order, so one waits for the other instead of both waiting for
+    each other until PostgreSQL aborts one; both callers end linked."""
+    x, y = fire(), fire()
+    caller_of_y = fire(linked_to=y.report_id, phone="+6285600001111")
+    caller_of_x = fire(linked_to=x.report_id, phone="+6285600002222")
+    batch_a = [decode(*_parts_of(record(e))) for e in (x, caller_of_y)]
+    batch_b = [decode(*_parts_of(record(e))) for e in (y, caller_of_x)]
+    app = create_app(settings(database_url, broker.bootstrap))
+    async with running(app, API_KEY):
+        handler = ReportHandler(RouterMetrics(CollectorRegistry()))
+
+        async def handle(batch):
+            async with app.state.pool.acquire() as conn, conn.transaction():
+                await handler.table.handle_all(conn, batch)
+
+        results = await asyncio.gather(handle(batch_a), handle(batch_b), return_exceptions=True)
+        outcomes = [await outcome(database_url, r.report_id) for r in (x, y, caller_of_y, caller_of_x)]
+    assert [type(r).__name__ for r in results if r is not None] == []
+    assert outcomes == ["routed", "routed", "linked", "linked"]
+
+
 async def test_a_link_whose_incident_never_comes_is_routed_on_its_own(database_url, broker):
     orphan = fire(linked_to=uuid.uuid4())
     app = create_app(settings(database_url, broker.bootstrap))
@@ -215,3 +239,7 @@ async def test_unlinking_dispatches_the_report_on_its_own(database_url, broker):
 
 async def _is(database_url, report_id, expected):
     return await outcome(database_url, report_id) == expected
+
+
+def _parts_of(kafka_record):
+    return kafka_record.headers, kafka_record.value, kafka_record.key
