@@ -498,35 +498,43 @@ class Deliverer:
         self.metrics.postponed.labels(dispatch.agency).inc()
         async with self.pool.acquire() as conn, conn.transaction():
             await self._record_skipped(conn, dispatch, way.skipped, now)
-            await store.update_progress(
-                conn,
-                dispatch,
-                channel=way.channel,
-                channels_tried=way.tried,
-                attempts=dispatch.attempts,
-                channel_attempts=way.channel_attempts,
-                channel_errors=way.errors,
-                next_attempt_at=until,
-                error=None,
+            await self._wait(
+                conn, dispatch, way, dispatch.attempts, way.channel_attempts, until, None, "breaker open", now
             )
-            await self._announce_if_held(conn, dispatch, "breaker open", dispatch.attempts, until, now)
 
     async def _retry_later(
         self, conn, dispatch: DueDispatch, way: Way, attempt: Attempt, error: str | None, now: datetime
     ) -> None:
         retry_at = now + timedelta(seconds=self.policy.delay(attempt.on_channel))
+        why = f"{way.channel}: {error}"
+        await self._wait(conn, dispatch, way, attempt.number, attempt.on_channel, retry_at, error, why, now)
+
+    async def _wait(
+        self,
+        conn,
+        dispatch: DueDispatch,
+        way: Way,
+        attempts: int,
+        channel_attempts: int,
+        until: datetime,
+        error: str | None,
+        why: str,
+        now: datetime,
+    ) -> None:
+        """The dispatch stays on its channel until `until` (postponed, or a retry later),
+        announced held (saying `why`) if that is too late for a first delivery."""
         await store.update_progress(
             conn,
             dispatch,
             channel=way.channel,
             channels_tried=way.tried,
-            attempts=attempt.number,
-            channel_attempts=attempt.on_channel,
+            attempts=attempts,
+            channel_attempts=channel_attempts,
             channel_errors=way.errors,
-            next_attempt_at=retry_at,
+            next_attempt_at=until,
             error=error,
         )
-        await self._announce_if_held(conn, dispatch, f"{way.channel}: {error}", attempt.number, retry_at, now)
+        await self._announce_if_held(conn, dispatch, why, attempts, until, now)
 
     async def _next_channel_or_fail(
         self,

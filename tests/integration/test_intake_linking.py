@@ -23,14 +23,18 @@ def fire(desa: str | None, lat: float | None = None, lon: float | None = None, c
     return {**FIRE_REPORT, "category": category, "location": location}
 
 
-async def test_a_second_caller_for_the_same_fire_is_linked(database_url, broker):
-    settings = IntakeSettings(
+def linking(database_url, broker) -> IntakeSettings:
+    return IntakeSettings(
         database_url=database_url,
         kafka_bootstrap_servers=broker.bootstrap,
         e112_api_key=API_KEY,
         link_related_reports=True,
         link_distance_m=500,
     )
+
+
+async def test_a_second_caller_for_the_same_fire_is_linked(database_url, broker):
+    settings = linking(database_url, broker)
     async with running(create_app(settings), API_KEY) as client:
         first = (await client.post("/v1/reports", json=fire("Beru", -8.0780, 112.3180))).json()
         same_desa = (await client.post("/v1/reports", json=fire("beru"))).json()
@@ -51,13 +55,7 @@ async def test_a_second_caller_for_the_same_fire_is_linked(database_url, broker)
 
 
 async def test_the_same_desa_links_only_where_one_side_has_no_coordinates(database_url, broker):
-    settings = IntakeSettings(
-        database_url=database_url,
-        kafka_bootstrap_servers=broker.bootstrap,
-        e112_api_key=API_KEY,
-        link_related_reports=True,
-        link_distance_m=500,
-    )
+    settings = linking(database_url, broker)
     async with running(create_app(settings), API_KEY) as client:
         typed = (await client.post("/v1/reports", json=fire("Tangkil"))).json()  # a call, no coordinates
         located = (await client.post("/v1/reports", json=fire("Tangkil", -8.0700, 112.3000))).json()
