@@ -24,6 +24,9 @@ run: $(STAMP) ## start PostgreSQL, the broker and the five services (Ctrl-C stop
 test: $(STAMP) system-deps lint ## lint, then unit, integration and end-to-end tests (they start what they need)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+unit: $(STAMP) ## the unit tests alone: pure logic, no PostgreSQL or broker (seconds)
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
 system-deps: ## install the system packages the tests need (Prometheus, Chromium, curl) if missing
 	@bash tools/system-deps.sh
 
@@ -50,4 +53,4 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) .data
 
-.PHONY: help install run test system-deps lint bench chaos schemas monitoring lock clean
+.PHONY: help install run test unit system-deps lint bench chaos schemas monitoring lock clean
