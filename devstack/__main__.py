@@ -111,11 +111,12 @@ def print_welcome(stack: Stack, api_key: str, generated: bool, demo_pin: str) ->
 
 
 async def tail(topics: list[str], bootstrap: str) -> None:
-    from aiokafka import AIOKafkaConsumer
+    from services.common.kafka import new_reader
 
-    consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=100
-    )
+    # Made like the services' readers: a topic not created yet is waited for, not created
+    # with the broker's default partitions.
+    consumer = new_reader(bootstrap, "e112-tail", auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    consumer.subscribe(topics)
     await consumer.start()
     try:
         async for message in consumer:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from services.common.kafka import PLAINTEXT, KafkaSecurity
+from services.common.kafka import PLAINTEXT, KafkaSecurity, new_reader
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,11 @@ class BacklogProbe:
         existing = self._reader if group_id is None else self._committed.get(group_id)
         if existing is not None:
             return existing
-        client = AIOKafkaConsumer(
-            **self.security.client_options(),
-            bootstrap_servers=self.bootstrap,
+        client = new_reader(
+            self.bootstrap,
+            f"e112-backlog-{group_id or 'ends'}",
+            self.security,
             group_id=group_id,
-            enable_auto_commit=False,
-            client_id=f"e112-backlog-{group_id or 'ends'}",
             request_timeout_ms=5_000,
             metadata_max_age_ms=10_000,
         )

@@ -24,18 +24,22 @@ TOPIC_ALREADY_EXISTS = 36
 
 
 class _NoAutoCreateMetadataRequest(aiokafka_client.MetadataRequest):
+    def __init__(self, topics=None, allow_auto_topic_creation=False):
+        super().__init__(topics, allow_auto_topic_creation)
+
+
+def refuse_topic_auto_creation() -> None:
     """aiokafka asks the broker to auto-create every topic it looks up, and offers no
     setting to stop it. A client holding old metadata (after a broker restart, say)
     then creates topics with the broker's default partition count, racing the
     services' own creation; Tansu ends up with topics whose partitions disagree and
     messages no reader finds. Topics here are created only on purpose (ensure_topics,
-    or KafkaTopic resources in production), so every metadata request says no."""
+    or KafkaTopic resources in production), so every metadata request says no.
 
-    def __init__(self, topics=None, allow_auto_topic_creation=False):
-        super().__init__(topics, allow_auto_topic_creation)
-
-
-aiokafka_client.MetadataRequest = _NoAutoCreateMetadataRequest
+    aiokafka's client builds its metadata requests from a module-level name, so this
+    replaces that name for the process; every client factory below calls it before it
+    makes a client (idempotent), which is why the services make their clients there."""
+    aiokafka_client.MetadataRequest = _NoAutoCreateMetadataRequest
 
 
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -104,6 +108,7 @@ PLAINTEXT = KafkaSecurity()
 
 
 def new_producer(bootstrap: str, client_id: str, security: KafkaSecurity = PLAINTEXT) -> AIOKafkaProducer:
+    refuse_topic_auto_creation()
     return AIOKafkaProducer(
         **security.client_options(),
         bootstrap_servers=bootstrap,
@@ -123,6 +128,7 @@ def new_consumer(
     session_timeout_ms: int = 6000,
     security: KafkaSecurity = PLAINTEXT,
 ) -> AIOKafkaConsumer:
+    refuse_topic_auto_creation()
     return AIOKafkaConsumer(
         **security.client_options(),
         bootstrap_servers=bootstrap,
@@ -135,6 +141,21 @@ def new_consumer(
         max_poll_interval_ms=300_000,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(300, session_timeout_ms // 4),
+    )
+
+
+def new_reader(
+    bootstrap: str, client_id: str, security: KafkaSecurity = PLAINTEXT, **options: object
+) -> AIOKafkaConsumer:
+    """A consumer that only reads or looks (partitions, offsets): no group unless
+    `options` names one, never an auto commit."""
+    refuse_topic_auto_creation()
+    return AIOKafkaConsumer(
+        **security.client_options(),
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        enable_auto_commit=False,
+        **({"group_id": None} | options),
     )
 
 
@@ -192,6 +213,7 @@ async def ensure_topics(
     bootstrap: str, topics: list[str], partitions: int, replication: int = 1, security: KafkaSecurity = PLAINTEXT
 ) -> None:
     """Create the topics that are missing; existing ones are left as they are."""
+    refuse_topic_auto_creation()
     admin = AIOKafkaAdminClient(**security.client_options(), bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:

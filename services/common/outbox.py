@@ -44,7 +44,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas.envelope import KafkaRecord
-from services.common.kafka import PLAINTEXT, KafkaSecurity, ensure_topics, new_producer
+from services.common.kafka import PLAINTEXT, KafkaSecurity, ensure_topics, new_producer, new_reader
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +187,10 @@ class OutboxRelay:
             await producer.start()
             await ensure_topics(self.bootstrap, self.topics, self.partitions, security=self.security)
             # Asks the broker where the partitions end; no group, reads nothing.
-            reader = AIOKafkaConsumer(
-                **self.security.client_options(),
-                bootstrap_servers=self.bootstrap,
-                group_id=None,
-                client_id=f"e112-{self.schema}-outbox-offsets",
+            reader = new_reader(
+                self.bootstrap,
+                f"e112-{self.schema}-outbox-offsets",
+                self.security,
                 request_timeout_ms=10_000,
                 retry_backoff_ms=200,
             )

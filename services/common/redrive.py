@@ -36,13 +36,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from schemas import topics
 from schemas.envelope import KafkaRecord
 from services.common.consumer import DEADLETTER_CLAIM_PREFIX, deadletter_claim  # noqa: F401 - re-exported
-from services.common.kafka import PLAINTEXT, KafkaSecurity, new_producer
+from services.common.kafka import PLAINTEXT, KafkaSecurity, new_producer, new_reader
 
 ORIGIN_HEADER_PREFIX = "e112_"
 
@@ -110,13 +110,7 @@ async def read_deadletters(bootstrap: str, security: KafkaSecurity = PLAINTEXT) 
     """Every dead letter up to the topic's end now (later ones are not waited for).
     Read without a consumer group: the command keeps no position of its own, the
     filters and the inbox decide what is re-driven."""
-    consumer = AIOKafkaConsumer(
-        **security.client_options(),
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=100,
-    )
+    consumer = new_reader(bootstrap, "e112-redrive", security, fetch_max_wait_ms=100)
     await consumer.start()
     try:
         if topics.DEADLETTER not in await consumer.topics():

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -47,7 +47,7 @@ from schemas.events import (
     ShiftCoverageAlert,
     ShiftCoverageRestored,
 )
-from services.common.kafka import PLAINTEXT, FetchPacing, KafkaSecurity, broker_reachable, ensure_topics
+from services.common.kafka import PLAINTEXT, FetchPacing, KafkaSecurity, broker_reachable, ensure_topics, new_reader
 
 log = logging.getLogger(__name__)
 
@@ -391,15 +391,13 @@ class LiveFeed:
 
     async def _consume(self) -> None:
         await ensure_topics(self.bootstrap, TOPICS, self.partitions, security=self.security)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            client_id="e112-console",
+        consumer = new_reader(
+            self.bootstrap,
+            "e112-console",
+            self.security,
             auto_offset_reset="latest",
             fetch_max_wait_ms=self.fetch_max_wait_ms,
             metadata_max_age_ms=5_000,
-            **self.security.client_options(),
         )
         await consumer.start()
         try:
