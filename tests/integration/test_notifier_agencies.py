@@ -5,7 +5,7 @@ import pytest
 
 from services.notifier.app import create_app
 from tests.conftest import API_KEY
-from tests.integration.test_notifier_helpers import notifier_settings
+from tests.integration.notifier_support import notifier_settings
 from tests.support import running
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,8 @@ from services.notifier.app import create_app
 from services.notifier.clock import OffsetClock
 from services.notifier.handler import cancellation_id
 from tests.conftest import API_KEY
-from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
+from tests.integration.notifier_support import (
     dispatch_event,
-    endpoint_fixture,
     notifier_settings,
     record_of,
     set_agency,

@@ -15,15 +15,13 @@ from services.notifier.clock import OffsetClock
 from services.notifier.handler import closing_id
 from services.notifier.webhook_verify import verify_webhook
 from tests.conftest import API_KEY
-from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
+from tests.integration.notifier_support import (
     ESCALATED,
     dispatch_event,
-    endpoint_fixture,
     notifier_settings,
     of_type,
     record_of,
     set_agency,
-    smtp_fixture,
     status_events,
     text_of,
 )

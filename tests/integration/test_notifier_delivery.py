@@ -9,18 +9,16 @@ import pytest
 from services.notifier.app import create_app
 from services.notifier.clock import OffsetClock
 from tests.conftest import API_KEY
-from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
+from tests.integration.notifier_support import (
     DELIVERED,
     FAILED,
     HELD,
     AgencyEndpoint,
     dispatch_event,
-    endpoint_fixture,
     notifier_settings,
     of_type,
     record_of,
     set_agency,
-    smtp_fixture,
     status_events,
     text_of,
 )

@@ -22,17 +22,15 @@ from services.notifier.escalator import EscalationMetrics, Escalator
 from services.notifier.handler import handler_table
 from services.notifier.policy import RetryPolicy
 from tests.conftest import API_KEY
-from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
+from tests.integration.notifier_support import (
     DELIVERED,
     ESCALATED,
     agency_key,
     dispatch_event,
-    endpoint_fixture,
     notifier_settings,
     of_type,
     record_of,
     set_agency,
-    smtp_fixture,
     status_events,
     text_of,
 )

@@ -10,10 +10,9 @@ from cryptography.fernet import Fernet
 from services.notifier.app import create_app
 from services.notifier.vault import SEALED_PREFIX, SecretVault, VaultError
 from tests.conftest import API_KEY
-from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
+from tests.integration.notifier_support import (
     DELIVERED,
     dispatch_event,
-    endpoint_fixture,
     notifier_settings,
     of_type,
     record_of,

@@ -9,10 +9,9 @@ import pytest
 
 from devstack.processes import ServiceProcess, free_port
 from tests.conftest import API_KEY
-from tests.integration.test_notifier_helpers import (  # noqa: F401 - fixtures
+from tests.integration.notifier_support import (
     DELIVERED,
     dispatch_event,
-    endpoint_fixture,
     of_type,
     record_of,
     status_events,

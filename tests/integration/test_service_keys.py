@@ -17,7 +17,7 @@ from services.router.app import create_app as create_router
 from services.router.settings import RouterSettings
 from services.shifts.app import create_app as create_shifts
 from services.shifts.settings import ShiftsSettings
-from tests.integration.test_notifier_helpers import notifier_settings
+from tests.integration.notifier_support import notifier_settings
 from tests.support import running
 
 pytestmark = pytest.mark.integration

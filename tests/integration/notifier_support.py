@@ -1,10 +1,9 @@
 """What the notifier's integration tests share: a local agency endpoint that verifies
-signatures, a local SMTP server (aiosmtpd), settings and dispatch factories. The tests
-here check the e-mail adapter against that real SMTP server."""
+signatures, a local SMTP server (aiosmtpd), settings and dispatch factories (the
+`endpoint` and `smtp` fixtures are in conftest.py)."""
 
 import email
 import email.policy
-import socket
 import threading
 import time
 import uuid
@@ -13,21 +12,16 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from aiosmtpd.controller import Controller
 
 from devstack.processes import free_port
 from schemas import topics
 from schemas.envelope import KafkaRecord, encode
 from schemas.events import DispatchRequested, EventCaller, EventLocation
-from services.notifier.channels import Mailer
-from services.notifier.policy import Verdict
 from services.notifier.settings import NotifierSettings
 from services.notifier.webhook_verify import InvalidSignature, verify_webhook
 from tests.conftest import API_KEY
 from tests.support import read_topics
-
-pytestmark = pytest.mark.integration
 
 ACK = "id.go.blitarkab.e112.dispatch.acknowledged.v1"
 DELIVERED = "id.go.blitarkab.e112.dispatch.delivered.v1"
@@ -208,22 +202,6 @@ class SmtpSink:
         self._controller.stop()
 
 
-# Named *_fixture so that a test module can import them without shadowing the
-# argument names (pytest finds them by their `name`).
-@pytest.fixture(name="endpoint")
-def endpoint_fixture():
-    instance = AgencyEndpoint()
-    yield instance
-    instance.close()
-
-
-@pytest.fixture(name="smtp")
-def smtp_fixture():
-    instance = SmtpSink()
-    yield instance
-    instance.close()
-
-
 async def set_agency(client, agency: str, **config) -> dict:
     response = await client.put(f"/v1/agencies/{agency}", json={"updated_by": "test", **config})
     assert response.status_code == 200, response.text
@@ -238,49 +216,3 @@ async def agency_key(client, agency: str) -> str:
 
 def text_of(message: EmailMessage) -> str:
     return message.get_body(preferencelist=("plain",)).get_content()
-
-
-# --- the e-mail adapter against a real SMTP server ------------------------------
-
-
-def message_to(*addresses: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = "e112@blitarkab.go.id"
-    message["To"] = ", ".join(addresses)
-    message["Subject"] = "uji"
-    message.set_content("isi")
-    return message
-
-
-async def test_mailer_delivers_to_an_smtp_server(smtp):
-    mailer = Mailer(host="127.0.0.1", port=smtp.port, sender="e112@blitarkab.go.id", timeout=5)
-    result = await mailer.send(message_to("ops@damkar.blitarkab.go.id"))
-    assert result.verdict is Verdict.DELIVERED
-    assert [m["Subject"] for m in smtp.to("ops@damkar.blitarkab.go.id")] == ["uji"]
-
-
-@pytest.mark.parametrize(
-    ("reply", "verdict"), [("550 no such user", Verdict.PERMANENT), ("451 try again later", Verdict.RETRYABLE)]
-)
-async def test_mailer_sorts_refusals_by_kind(smtp, reply, verdict):
-    smtp.rcpt_reply = reply
-    mailer = Mailer(host="127.0.0.1", port=smtp.port, sender="e112@blitarkab.go.id", timeout=5)
-    result = await mailer.send(message_to("ops@damkar.blitarkab.go.id"))
-    assert result.verdict is verdict
-    assert result.status_code == int(reply[:3])
-    assert smtp.messages == []
-
-
-async def test_mailer_retries_a_server_that_is_not_there():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # bound, not listening: connections are refused
-        mailer = Mailer(host="127.0.0.1", port=port, sender="e112@blitarkab.go.id", timeout=2)
-        result = await mailer.send(message_to("ops@damkar.blitarkab.go.id"))
-    assert result.verdict is Verdict.RETRYABLE
-    assert "connection" in result.error.lower() or "timeout" in result.error.lower()
-
-
-async def test_mailer_without_a_server_is_a_permanent_failure():
-    result = await Mailer(host=None, port=25, sender="x@blitarkab.go.id").send(message_to("a@b.co.id"))
-    assert result.verdict is Verdict.PERMANENT and "no SMTP server" in result.error
