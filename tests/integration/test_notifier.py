@@ -1,16 +1,16 @@
 """Notifier against a real PostgreSQL and broker and a local webhook receiver."""
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
 from schemas import topics
 from schemas.envelope import KafkaRecord, encode
-from schemas.events import DispatchRequested, EventCaller, EventLocation
+from schemas.events import DispatchRequested
 from services.notifier.app import create_app
 from services.notifier.settings import NotifierSettings
 from tests.conftest import API_KEY
+from tests.integration.notifier_support import dispatch_event
 from tests.support import WebhookReceiver, produce, read_topics, running
 
 pytestmark = pytest.mark.integration
@@ -27,24 +27,6 @@ def notifier(database_url: str, bootstrap: str) -> NotifierSettings:
         delivery_backoff_cap_seconds=0.2,
         delivery_max_attempts=4,
         webhook_timeout_seconds=2,
-    )
-
-
-def dispatch(agency: str = "damkar") -> DispatchRequested:
-    now = datetime.now(UTC)
-    return DispatchRequested(
-        dispatch_id=uuid.uuid4(),
-        report_id=uuid.uuid4(),
-        agency=agency,
-        role="primary",
-        category="kebakaran",
-        subtype="rumah",
-        description="uji",
-        location=EventLocation(kecamatan="Wlingi"),
-        caller=EventCaller(name="Budi", phone="+6281234567890"),
-        channel="call",
-        received_at=now,
-        requested_at=now,
     )
 
 
@@ -72,7 +54,7 @@ async def configure(client, agency: str, url: str) -> None:
 
 async def test_retries_a_failing_endpoint_then_delivers_once(database_url, broker, receiver):
     receiver.responses = [503, 503, 200]
-    event = dispatch()
+    event = dispatch_event()
     async with running(create_app(notifier(database_url, broker.bootstrap)), API_KEY) as client:
         await configure(client, "damkar", f"{receiver.url}/112")
         await produce(broker.bootstrap, [record_of(event)])
@@ -93,7 +75,7 @@ async def test_retries_a_failing_endpoint_then_delivers_once(database_url, broke
 
 async def test_a_client_error_is_not_retried_and_is_reported_failed(database_url, broker, receiver):
     receiver.responses = [404]
-    event = dispatch("pmi")
+    event = dispatch_event("pmi")
     async with running(create_app(notifier(database_url, broker.bootstrap)), API_KEY) as client:
         await configure(client, "pmi", receiver.url)
         await produce(broker.bootstrap, [record_of(event)])
@@ -106,7 +88,7 @@ async def test_a_client_error_is_not_retried_and_is_reported_failed(database_url
 
 async def test_retries_are_bounded(database_url, broker, receiver):
     receiver.responses = [500]
-    event = dispatch("bpbd")
+    event = dispatch_event("bpbd")
     async with running(create_app(notifier(database_url, broker.bootstrap)), API_KEY) as client:
         await configure(client, "bpbd", receiver.url)
         await produce(broker.bootstrap, [record_of(event)])
@@ -117,7 +99,7 @@ async def test_retries_are_bounded(database_url, broker, receiver):
 
 
 async def test_a_duplicated_dispatch_is_delivered_once(database_url, broker, receiver):
-    event = dispatch("polres")
+    event = dispatch_event("polres")
     once = record_of(event)
     async with running(create_app(notifier(database_url, broker.bootstrap)), API_KEY) as client:
         await configure(client, "polres", receiver.url)
@@ -128,7 +110,7 @@ async def test_a_duplicated_dispatch_is_delivered_once(database_url, broker, rec
 
 
 async def test_an_agency_without_a_webhook_gets_a_failed_status_not_silence(database_url, broker):
-    event = dispatch("telkom")
+    event = dispatch_event("telkom")
     async with running(create_app(notifier(database_url, broker.bootstrap)), API_KEY):
         await produce(broker.bootstrap, [record_of(event)])
         status = await read_topics(broker.bootstrap, [topics.DISPATCH_STATUS], until=lambda ms: ms)
