@@ -96,12 +96,14 @@ async def lock_batch(
 ) -> None:
     """The decision locks a batch of reports received needs, taken at once and in order:
     its reports to route, and the incidents of its linked ones not decided for good
-    (those decided for good need none, linked.handle_linked)."""
+    (those decided for good need none, linked.handle_linked). Without such incidents
+    record_decisions takes the batch's own locks, in the same order: nothing to do here."""
     incidents = list({e.data.linked_to for e in later if e.data.linked_to})
-    undecided = set(incidents) - await store.decided_for_good(conn, incidents) if incidents else set()
-    ids = [report.report_id for _, report in now_routed] + list(undecided)
-    if ids:
-        await store.lock_decisions(conn, ids)
+    if not incidents:
+        return
+    undecided = set(incidents) - await store.decided_for_good(conn, incidents)
+    if undecided:
+        await store.lock_decisions(conn, [report.report_id for _, report in now_routed] + list(undecided))
 
 
 async def route_reports(
