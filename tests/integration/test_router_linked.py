@@ -163,8 +163,8 @@ async def test_a_caller_of_a_decided_incident_does_not_wait_for_its_decision_loc
             linking = conn.transaction()
             await linking.start()
             waiting = asyncio.create_task(linked.handle_linked(conn, "e-other", other, handler.metrics))
-            await asyncio.sleep(0.5)
-            blocked = not waiting.done()
+            # Waiting: PostgreSQL shows its advisory lock requested and not granted.
+            blocked = await eventually(lambda: _waits_for_a_lock(holder), timeout=10) and not waiting.done()
             await holding.commit()
             await asyncio.wait_for(waiting, 10)
             await linking.commit()
@@ -243,3 +243,7 @@ async def _is(database_url, report_id, expected):
 
 def _parts_of(kafka_record):
     return kafka_record.headers, kafka_record.value, kafka_record.key
+
+
+async def _waits_for_a_lock(conn) -> bool:
+    return bool(await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
